@@ -1,0 +1,88 @@
+# e2h — build, test, sanitize.
+#   make            build/e2h, build/libe2h.a, build/libe2h.so, tests, benches
+#   make test       build and run every test program (C), then the Python oracle tests
+#   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make model      fetch the default model (SmolLM2-135M-Instruct GGUF) into weights/
+#   make bench      build the benchmarks (run them from bench/, see bench/README.md)
+CC      ?= cc
+BUILD   ?= build
+OPT     ?= -O2
+SAN     ?=
+CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wno-format-truncation -fPIC -D_GNU_SOURCE -pthread \
+           -I. -Iinclude -I/usr/include/openblas $(SAN) $(EXTRA_CFLAGS)
+LDLIBS  := -lopenblas -lxxhash -lcjson -lpcre2-8 -lm -lpthread
+LDFLAGS := $(SAN) -pthread
+
+# per-file ISA flags: the runtime dispatcher only calls these when the CPU has the ISA
+AVX2_FLAGS   := -mavx2 -mfma -mf16c
+AVX512_FLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq \
+                -mavx512vnni -mavx512bf16
+
+LIB_SRC   := $(sort $(wildcard engine/*.c engine/prm/*.c engine/search/*.c kernels/*.c \
+                                kernels/ref/*.c kernels/x86/*.c tokenizer/*.c))
+CLI_SRC   := $(sort $(wildcard engine/cli/*.c))
+TEST_SRC  := $(sort $(wildcard tests/test_*.c))
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+HAVE_NVCC := $(shell command -v nvcc >/dev/null 2>&1 && echo yes || echo no)
+CPU_FLAGS := $(shell grep -o -w -E 'avx2|avx512f|avx512_vnni|avx512_bf16' /proc/cpuinfo 2>/dev/null | sort -u | tr '\n' ' ')
+
+.PHONY: all lib cli tests benches test asan model bench clean info
+all: info lib cli tests benches
+
+info:
+	@echo "e2h: cpu features: $(if $(CPU_FLAGS),$(CPU_FLAGS),none detected) (kernels are chosen at run time)"
+	@echo "e2h: nvcc: $(HAVE_NVCC) (CUDA backend not built by default)"
+
+lib: $(BUILD)/libe2h.a $(BUILD)/libe2h.so
+cli: $(BUILD)/e2h
+tests: $(TEST_BIN)
+benches: $(BENCH_BIN)
+
+$(BUILD)/obj/kernels/x86/%_avx2.o: kernels/x86/%_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX2_FLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/obj/kernels/x86/%_avx512.o: kernels/x86/%_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libe2h.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+$(BUILD)/libe2h.so: $(LIB_OBJ)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/e2h: $(CLI_OBJ) $(BUILD)/libe2h.a
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libe2h.a $(LDLIBS)
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libe2h.a tests/harness.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libe2h.a $(LDLIBS)
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libe2h.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libe2h.a $(LDLIBS)
+
+# Every test binary prints "N passed, N failed" last; tests/run_tests.sh sums them and fails
+# if any failed or if none ran.
+test: all
+	@BUILD=$(BUILD) bash tests/run_tests.sh
+
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" tests cli
+	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 BUILD=build-asan E2H_SKIP_PY=1 bash tests/run_tests.sh
+
+model:
+	@bash weights/fetch_default_model.sh
+
+bench: benches
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)

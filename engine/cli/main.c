@@ -1,0 +1,43 @@
+// engine/cli/main.c — `e2h CMD ...`: dispatch to one file per subcommand.
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} cli_cmds[] = {
+    {"info", cli_info, "show a model's architecture, shapes, dtypes, parameters, memory"},
+    {"logits", cli_logits, "write the float32 logits of every position to a .npy file"},
+    {"generate", cli_generate, "generate a continuation (or K samples through the shared cache)"},
+    {"tokenize", cli_tokenize, "print the token ids of a text as a JSON array"},
+    {"detokenize", cli_detokenize, "print the text of comma-separated token ids"},
+    {"bench", cli_bench, "prefill and decode tokens/s (llama-bench style)"},
+};
+
+static void cli_usage(FILE *f) {
+    fprintf(f, "usage: e2h CMD [options]   (e2h CMD --help for the options of CMD)\n\n"
+               "e2h — an inference engine for easy-to-hard reasoning (policy sampling and PRM\n"
+               "scoring over one paged KV cache).\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof cli_cmds / sizeof cli_cmds[0]; i++)
+        fprintf(f, "  %-11s %s\n", cli_cmds[i].name, cli_cmds[i].help);
+    fprintf(f, "\nMODEL is a Hugging Face model directory (config.json + safetensors) or a .gguf file.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        cli_usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        cli_usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof cli_cmds / sizeof cli_cmds[0]; i++)
+        if (!strcmp(argv[1], cli_cmds[i].name)) return cli_cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "e2h: unknown command '%s'\n\n", argv[1]);
+    cli_usage(stderr);
+    return 2;
+}

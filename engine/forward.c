@@ -1,0 +1,257 @@
+// engine/forward.c — the transformer forward pass (Llama family: RMSNorm, RoPE, grouped-
+// query attention, SwiGLU MLP; optional q/k/v bias for Qwen2) over a paged KV cache.
+#include "forward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+struct fwd_state {
+    const e2h_ops *ops;
+    int max_tokens, max_seqs, max_ctx;
+    float *x;        // (T, dim) residual stream
+    float *xb;       // (T, max(dim, qd)) normed input / projection output
+    float *q;        // (T, qd)
+    float *k;        // (T, kvd)
+    float *v;        // (T, kvd)
+    float *att;      // (T, qd) attention output
+    float *hb;       // (T, hidden_dim)
+    float *hb2;      // (T, hidden_dim)
+    int32_t *pos;    // (T)
+    e2h_attn_seq *aseq; // (max_seqs)
+    void *mm_scratch;
+    void *attn_scratch;
+};
+
+static void *fwd_alloc(size_t n) { return aligned_alloc(64, (n + 63) / 64 * 64); }
+
+static int64_t fwd_mm_scratch(const struct e2h_model *m, int T) {
+    const e2h_config *c = &m->cfg;
+    int64_t best = e2h_matmul_scratch_size(m->output.type, T, c->dim);
+    for (int l = 0; l < c->n_layers; l++) {
+        const e2h_layer *L = &m->layers[l];
+        const e2h_tensor *ts[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++) {
+            int64_t s = e2h_matmul_scratch_size(ts[i]->type, T, ts[i]->n_in);
+            if (s > best) best = s;
+        }
+    }
+    return best;
+}
+
+fwd_state *fwd_init(const struct e2h_model *m, const e2h_ops *ops, int max_tokens, int max_seqs,
+                    int max_ctx, int n_threads) {
+    const e2h_config *c = &m->cfg;
+    fwd_state *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    size_t T = (size_t)max_tokens;
+    size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    size_t wide = qd > (size_t)c->dim ? qd : (size_t)c->dim;
+    s->ops = ops;
+    s->max_tokens = max_tokens;
+    s->max_seqs = max_seqs;
+    s->max_ctx = max_ctx;
+    s->x = fwd_alloc(T * c->dim * sizeof(float));
+    s->xb = fwd_alloc(T * wide * sizeof(float));
+    s->q = fwd_alloc(T * qd * sizeof(float));
+    s->k = fwd_alloc(T * kvd * sizeof(float));
+    s->v = fwd_alloc(T * kvd * sizeof(float));
+    s->att = fwd_alloc(T * qd * sizeof(float));
+    s->hb = fwd_alloc(T * c->hidden_dim * sizeof(float));
+    s->hb2 = fwd_alloc(T * c->hidden_dim * sizeof(float));
+    s->pos = fwd_alloc(T * sizeof(int32_t));
+    s->aseq = fwd_alloc((size_t)max_seqs * sizeof(e2h_attn_seq));
+    s->mm_scratch = fwd_alloc((size_t)fwd_mm_scratch(m, max_tokens));
+    s->attn_scratch = fwd_alloc((size_t)e2h_attn_scratch_size(n_threads, c->n_heads, c->head_dim,
+                                                               max_ctx));
+    if (!s->x || !s->xb || !s->q || !s->k || !s->v || !s->att || !s->hb || !s->hb2 || !s->pos ||
+        !s->aseq || !s->mm_scratch || !s->attn_scratch) {
+        fwd_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void fwd_free(fwd_state *s) {
+    if (!s) return;
+    free(s->x); free(s->xb); free(s->q); free(s->k); free(s->v); free(s->att);
+    free(s->hb); free(s->hb2); free(s->pos); free(s->aseq);
+    free(s->mm_scratch); free(s->attn_scratch);
+    free(s);
+}
+
+int fwd_max_tokens(const fwd_state *s) { return s->max_tokens; }
+
+static void fwd_matmul(fwd_state *s, e2h_pool *pool, float *y, int64_t ldy, const float *x,
+                       const e2h_tensor *w, int64_t n_tok) {
+    s->ops->matmul(pool, y, ldy, x, w->data, w->type, n_tok, w->n_in, w->n_out, s->mm_scratch);
+}
+
+static void fwd_add_bias(float *y, const float *b, int64_t n, int64_t dim) {
+    if (!b) return;
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t i = 0; i < dim; i++) y[t * dim + i] += b[i];
+}
+
+static void fwd_add(float *x, const float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+// Stores this layer's new K/V rows (T, n_kv_heads*head_dim) into the paged cache.
+static void fwd_store_kv(fwd_state *s, kv_pool *kv, int layer, const fwd_seq *seqs, int n_seqs,
+                         int hd, int n_kv_heads) {
+    const kv_config *kc = kv_pool_config(kv);
+    int bs = kc->block_size, f16 = kc->kv_type == E2H_TYPE_F16;
+    int64_t kvd = (int64_t)n_kv_heads * hd, row = 0;
+    for (int si = 0; si < n_seqs; si++) {
+        const fwd_seq *q = &seqs[si];
+        for (int32_t i = 0; i < q->n; i++, row++) {
+            int32_t p = q->kv->n_tokens + i;
+            int32_t blk = q->kv->blocks[p / bs];
+            int slot = p % bs;
+            for (int h = 0; h < n_kv_heads; h++) {
+                const float *ks = s->k + row * kvd + (int64_t)h * hd;
+                const float *vs = s->v + row * kvd + (int64_t)h * hd;
+                void *kd = kv_pool_k_ptr(kv, layer, blk, h, slot);
+                void *vd = kv_pool_v_ptr(kv, layer, blk, h, slot);
+                if (f16) {
+                    e2h_f16 *kh = kd, *vh = vd;
+                    for (int d = 0; d < hd; d++) {
+                        kh[d] = e2h_f32_to_f16(ks[d]);
+                        vh[d] = e2h_f32_to_f16(vs[d]);
+                    }
+                } else {
+                    memcpy(kd, ks, (size_t)hd * sizeof(float));
+                    memcpy(vd, vs, (size_t)hd * sizeof(float));
+                }
+            }
+        }
+    }
+}
+
+static void fwd_layer(fwd_state *s, const struct e2h_model *m, int l, kv_pool *kv, e2h_pool *pool,
+                      const fwd_seq *seqs, int n_seqs, int64_t T) {
+    const e2h_config *c = &m->cfg;
+    const e2h_layer *L = &m->layers[l];
+    const e2h_ops *ops = s->ops;
+    int hd = c->head_dim;
+    int64_t qd = (int64_t)c->n_heads * hd, kvd = (int64_t)c->n_kv_heads * hd;
+
+    // attention block
+    ops->rmsnorm(s->xb, s->x, L->attn_norm, T, c->dim, c->norm_eps);
+    fwd_matmul(s, pool, s->q, qd, s->xb, &L->wq, T);
+    fwd_matmul(s, pool, s->k, kvd, s->xb, &L->wk, T);
+    fwd_matmul(s, pool, s->v, kvd, s->xb, &L->wv, T);
+    fwd_add_bias(s->q, L->bq, T, qd);
+    fwd_add_bias(s->k, L->bk, T, kvd);
+    fwd_add_bias(s->v, L->bv, T, kvd);
+    ops->rope(s->q, s->pos, T, c->n_heads, hd, m->inv_freq, c->rope_interleaved);
+    ops->rope(s->k, s->pos, T, c->n_kv_heads, hd, m->inv_freq, c->rope_interleaved);
+    fwd_store_kv(s, kv, l, seqs, n_seqs, hd, c->n_kv_heads);
+    e2h_kv_layer_view view = kv_pool_layer_view(kv, l);
+    ops->attention(pool, s->att, s->q, s->aseq, n_seqs, c->n_heads, &view,
+                   1.0f / sqrtf((float)hd), s->attn_scratch);
+    fwd_matmul(s, pool, s->xb, c->dim, s->att, &L->wo, T);
+    fwd_add(s->x, s->xb, T * c->dim);
+
+    // MLP block
+    ops->rmsnorm(s->xb, s->x, L->ffn_norm, T, c->dim, c->norm_eps);
+    fwd_matmul(s, pool, s->hb, c->hidden_dim, s->xb, &L->w_gate, T);
+    fwd_matmul(s, pool, s->hb2, c->hidden_dim, s->xb, &L->w_up, T);
+    ops->swiglu(s->hb, s->hb, s->hb2, T, c->hidden_dim);
+    fwd_matmul(s, pool, s->xb, c->dim, s->hb, &L->w_down, T);
+    fwd_add(s->x, s->xb, T * c->dim);
+}
+
+static e2h_status fwd_check(fwd_state *s, const struct e2h_model *m, kv_pool *kv,
+                            const fwd_seq *seqs, int n_seqs, int64_t *T_out, char *err,
+                            size_t err_len) {
+    int64_t T = 0;
+    int bs = kv_pool_config(kv)->block_size;
+    if (n_seqs < 1 || n_seqs > s->max_seqs) {
+        e2h_errf(err, err_len, "forward: %d sequences in one batch (max %d)", n_seqs, s->max_seqs);
+        return E2H_ERR_INVALID_ARG;
+    }
+    for (int i = 0; i < n_seqs; i++) {
+        const fwd_seq *q = &seqs[i];
+        if (q->n < 1 || q->n_logits < 0 || q->n_logits > q->n) {
+            e2h_errf(err, err_len, "forward: sequence %d: bad token count %d / logits %d", i, q->n,
+                     q->n_logits);
+            return E2H_ERR_INVALID_ARG;
+        }
+        int64_t end = (int64_t)q->kv->n_tokens + q->n;
+        if (end > s->max_ctx) {
+            e2h_errf(err, err_len, "sequence of %lld tokens exceeds the context of %d tokens",
+                     (long long)end, s->max_ctx);
+            return E2H_ERR_CONTEXT;
+        }
+        if ((int64_t)q->kv->n_blocks * bs < end) {
+            e2h_errf(err, err_len, "forward: sequence %d has no KV blocks reserved for position %lld",
+                     i, (long long)end - 1);
+            return E2H_ERR_INVALID_ARG;
+        }
+        for (int32_t j = 0; j < q->n; j++) {
+            if (q->tokens[j] < 0 || q->tokens[j] >= m->cfg.vocab_size) {
+                e2h_errf(err, err_len, "token id %d is outside the vocabulary [0, %d)", q->tokens[j],
+                         m->cfg.vocab_size);
+                return E2H_ERR_INVALID_ARG;
+            }
+        }
+        T += q->n;
+    }
+    if (T > s->max_tokens) {
+        e2h_errf(err, err_len, "forward: %lld tokens in one batch (max %d)", (long long)T,
+                 s->max_tokens);
+        return E2H_ERR_INVALID_ARG;
+    }
+    *T_out = T;
+    return E2H_OK;
+}
+
+// Token embeddings into x, positions into pos, attention descriptors into aseq.
+static void fwd_embed(fwd_state *s, const struct e2h_model *m, const fwd_seq *seqs, int n_seqs) {
+    const e2h_tensor *E = &m->tok_embd;
+    size_t row = e2h_type_row_size(E->type, E->n_in);
+    int64_t r = 0;
+    for (int i = 0; i < n_seqs; i++) {
+        const fwd_seq *q = &seqs[i];
+        s->aseq[i].block_table = q->kv->blocks;
+        s->aseq[i].n_past = q->kv->n_tokens;
+        s->aseq[i].n_q = q->n;
+        s->aseq[i].q_offset = (int32_t)r;
+        for (int32_t j = 0; j < q->n; j++, r++) {
+            s->pos[r] = q->kv->n_tokens + j;
+            s->ops->dequantize_row(E->type, (const uint8_t *)E->data + (size_t)q->tokens[j] * row,
+                                   s->x + r * m->cfg.dim, E->n_in);
+        }
+    }
+}
+
+e2h_status fwd_run(fwd_state *s, const struct e2h_model *m, kv_pool *kv, e2h_pool *pool,
+                   const fwd_seq *seqs, int n_seqs, float *logits, float *hidden, char *err,
+                   size_t err_len) {
+    int64_t T;
+    e2h_status st = fwd_check(s, m, kv, seqs, n_seqs, &T, err, err_len);
+    if (st) return st;
+    const e2h_config *c = &m->cfg;
+    fwd_embed(s, m, seqs, n_seqs);
+    for (int l = 0; l < c->n_layers; l++) fwd_layer(s, m, l, kv, pool, seqs, n_seqs, T);
+
+    // gather the rows that need logits, then final norm + output projection on those only
+    int64_t n_out = 0, r = 0;
+    for (int i = 0; i < n_seqs; i++) {
+        const fwd_seq *q = &seqs[i];
+        for (int32_t j = 0; j < q->n; j++, r++) {
+            if (j < q->n - q->n_logits) continue;
+            memmove(s->xb + n_out * c->dim, s->x + r * c->dim, (size_t)c->dim * sizeof(float));
+            n_out++;
+        }
+    }
+    if (n_out == 0) return E2H_OK;
+    s->ops->rmsnorm(s->xb, s->xb, m->output_norm, n_out, c->dim, c->norm_eps);
+    if (hidden) memcpy(hidden, s->xb, (size_t)(n_out * c->dim) * sizeof(float));
+    if (logits) fwd_matmul(s, pool, logits, c->vocab_size, s->xb, &m->output, n_out);
+    return E2H_OK;
+}

@@ -1,0 +1,104 @@
+// engine/model.h — the in-memory model: config, per-layer weight views, owned buffers.
+// Both loaders (safetensors + config.json in model.c, GGUF in load_gguf.c) fill this one
+// struct through the architecture adapter, so the forward pass never sees the file format.
+#ifndef E2H_ENGINE_MODEL_H
+#define E2H_ENGINE_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../include/e2h.h"
+#include "../kernels/ops.h"
+
+// A weight matrix (n_out rows of n_in elements) viewed in its stored type. `data` points
+// into an mmapped file or into an owned buffer of the model (quantize-on-load).
+typedef struct {
+    const void *data;
+    int type;      // e2h_type
+    int64_t n_in;  // ne[0], elements per row (reduction dimension)
+    int64_t n_out; // ne[1], rows
+} e2h_tensor;
+
+typedef enum { E2H_ROPE_NONE = 0, E2H_ROPE_LLAMA3 = 1, E2H_ROPE_LINEAR = 2 } e2h_rope_scaling;
+
+typedef struct {
+    char arch[64];        // "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"
+    int dim;              // hidden_size
+    int n_layers;
+    int n_heads;
+    int n_kv_heads;
+    int head_dim;
+    int hidden_dim;       // intermediate_size
+    int vocab_size;
+    int max_ctx;          // max_position_embeddings
+    float rope_theta;
+    float norm_eps;
+    int rope_scaling;     // e2h_rope_scaling
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_orig_max_pos;
+    int tie_embeddings;
+    int has_qkv_bias;     // Qwen2
+    int rope_interleaved; // 1 for Llama-family GGUF (Q/K rows permuted by the converter)
+    int sliding_window;   // Mistral; 0 = none (only matters beyond the window)
+    int bos_id;           // -1 if none
+    int eos_ids[8];       // eos token ids (config may list several)
+    int n_eos;
+} e2h_config;
+
+typedef struct {
+    float *attn_norm;     // (dim) f32, owned by the model
+    float *ffn_norm;      // (dim)
+    float *bq, *bk, *bv;  // (n_heads*head_dim), (n_kv_heads*head_dim) or NULL
+    e2h_tensor wq;        // (n_heads*head_dim, dim)
+    e2h_tensor wk;        // (n_kv_heads*head_dim, dim)
+    e2h_tensor wv;        // (n_kv_heads*head_dim, dim)
+    e2h_tensor wo;        // (dim, n_heads*head_dim)
+    e2h_tensor w_gate;    // (hidden_dim, dim)
+    e2h_tensor w_up;      // (hidden_dim, dim)
+    e2h_tensor w_down;    // (dim, hidden_dim)
+} e2h_layer;
+
+typedef struct {
+    void *addr;
+    size_t len;
+} e2h_mapping;
+
+struct e2h_model {
+    e2h_config cfg;
+    e2h_tensor tok_embd;  // (vocab, dim), any supported type; rows dequantized on lookup
+    e2h_tensor output;    // (vocab, dim); same data as tok_embd when tied
+    float *output_norm;   // (dim)
+    e2h_layer *layers;    // (n_layers)
+    float *inv_freq;      // (head_dim/2) rope inverse frequencies incl. scaling
+
+    e2h_mapping maps[64]; // mmapped files (unmapped at free)
+    int n_maps;
+    void **owned;         // buffers to free (converted norms, quantized-on-load weights)
+    int n_owned, cap_owned;
+
+    struct e2h_tokenizer *tok; // NULL if the model directory has no tokenizer
+    void *gguf;                // gguf_file kept open for the model's life when source is gguf
+                               // (weights point into its mapping); gguf_close at free
+    uint64_t model_id[2];      // identity for the KV prefix index
+    char path[1024];
+    char source[16];      // "safetensors" or "gguf"
+    int weight_type;      // dominant weight type (for info)
+    size_t weight_bytes;  // bytes of all weights as stored
+    int64_t n_params;
+};
+
+// Allocation helpers used by the loaders: buffers are freed with the model.
+void *model_alloc(struct e2h_model *m, size_t bytes);
+// Computes inv_freq from rope_theta and the rope scaling config. Returns 0 or -1 (ENOMEM).
+int model_init_rope(struct e2h_model *m);
+// Checks every tensor's shape against cfg and the supported types. err names the tensor.
+int model_validate(const struct e2h_model *m, char *err, size_t err_len);
+// Quantizes every linear weight to `type` into owned buffers (quantize-on-load).
+int model_quantize(struct e2h_model *m, int type, char *err, size_t err_len);
+
+// The GGUF loader (engine/load_gguf.c): fills m (cfg, tensors, norms, maps or gguf handle,
+// source, weight_type, weight_bytes, n_params) from a GGUF file. Returns E2H_OK or a status
+// (E2H_ERR_IO / FORMAT / UNSUPPORTED / SHAPE / NOMEM) with a message naming file and field.
+e2h_status model_load_gguf(struct e2h_model *m, const char *path, char *err, size_t err_len);
+
+#endif

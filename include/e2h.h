@@ -1,0 +1,177 @@
+// e2h.h — the one public C API of the e2h inference engine.
+//
+// Handles are opaque. Every call returns an e2h_status; E2H_OK is 0. Calls on a handle keep
+// the message of their last error in that handle (e2h_engine_last_error); calls that create
+// a handle take an (err, err_len) buffer instead. There is no global state: two engines in
+// one process do not interact.
+//
+// Ownership: whatever a *_load / *_init / *_create returns is owned by the caller and freed
+// with the matching *_free / *_release. Pointers returned by getters stay owned by the
+// handle and are valid until it is freed or changed.
+#ifndef E2H_H
+#define E2H_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    E2H_OK = 0,
+    E2H_ERR_INVALID_ARG = 1,  // a bad argument or option value
+    E2H_ERR_IO = 2,           // file missing or unreadable
+    E2H_ERR_FORMAT = 3,       // corrupt or truncated file, malformed JSON/JSONL
+    E2H_ERR_UNSUPPORTED = 4,  // unknown architecture, dtype, tensor type, config value
+    E2H_ERR_SHAPE = 5,        // tensor missing or of the wrong shape
+    E2H_ERR_NOMEM = 6,
+    E2H_ERR_CONTEXT = 7,      // prompt or sequence longer than the context
+    E2H_ERR_KV_FULL = 8,      // KV pool exhausted and nothing could be evicted
+    E2H_ERR_TOKENIZER = 9,    // tokenizer missing or invalid
+} e2h_status;
+
+// A short fixed name for a status ("E2H_ERR_FORMAT").
+const char *e2h_status_name(e2h_status s);
+
+typedef struct e2h_model e2h_model;
+typedef struct e2h_tokenizer e2h_tokenizer;
+typedef struct e2h_engine e2h_engine;
+typedef struct e2h_seq e2h_seq;
+
+// ---------------------------------------------------------------- model
+
+typedef struct {
+    const char *quant; // NULL: keep stored types; "q8_0", "q4_0", "q4_k": quantize on load
+} e2h_load_opts;
+
+// Loads a Hugging Face model directory (config.json + model.safetensors or sharded
+// safetensors with model.safetensors.index.json) or a .gguf file. Weights are mmapped and
+// kept in their stored type. opts may be NULL. On failure *out is NULL and err holds a
+// message naming the file and field. The caller owns *out (e2h_model_free).
+e2h_status e2h_model_load(const char *path, const e2h_load_opts *opts, e2h_model **out,
+                          char *err, size_t err_len);
+void e2h_model_free(e2h_model *m);
+
+typedef struct {
+    const char *arch;      // owned by the model
+    const char *source;    // "safetensors" or "gguf"
+    const char *weight_type; // dominant stored weight type ("bf16", "q4_1", ...)
+    int dim, n_layers, n_heads, n_kv_heads, head_dim, hidden_dim, vocab_size, max_ctx;
+    float rope_theta, norm_eps;
+    int tie_embeddings, has_qkv_bias;
+    int bos_id, eos_id;    // -1 if none
+    int64_t n_params;
+    size_t weight_bytes;   // bytes of weights as stored (mmapped)
+} e2h_model_info;
+void e2h_model_get_info(const e2h_model *m, e2h_model_info *info);
+// The model's tokenizer, or NULL when the model came without one. Owned by the model.
+const e2h_tokenizer *e2h_model_tokenizer(const e2h_model *m);
+
+// ---------------------------------------------------------------- tokenizer
+// (see tokenizer/README.md for the supported families)
+
+// Loads from a model directory (tokenizer.json [+ tokenizer_config.json]), a tokenizer.json
+// path, or a .gguf file (a vocabulary-only GGUF works). Caller owns *out.
+e2h_status e2h_tokenizer_load(const char *path, e2h_tokenizer **out, char *err, size_t err_len);
+void e2h_tokenizer_free(e2h_tokenizer *t);
+// Encodes len bytes of text. add_special: prepend BOS (etc.) the way the reference does by
+// default. Writes up to cap ids and sets *n_ids to the full count (call again with a larger
+// buffer if *n_ids > cap). Invalid UTF-8 is handled as the reference does.
+e2h_status e2h_tokenize(const e2h_tokenizer *t, const char *text, size_t len, int add_special,
+                        int32_t *ids, int32_t cap, int32_t *n_ids);
+// Decodes ids to text (NUL-terminated, truncated to cap; *len gets the full length).
+e2h_status e2h_detokenize(const e2h_tokenizer *t, const int32_t *ids, int32_t n, char *out,
+                          size_t cap, size_t *len);
+int32_t e2h_tokenizer_n_vocab(const e2h_tokenizer *t);
+int32_t e2h_tokenizer_bos(const e2h_tokenizer *t); // -1 if none
+int32_t e2h_tokenizer_eos(const e2h_tokenizer *t); // -1 if none
+// Text of one token id with byte tokens resolved (owned by the tokenizer), or NULL.
+const char *e2h_tokenizer_piece(const e2h_tokenizer *t, int32_t id, size_t *len);
+
+// ---------------------------------------------------------------- engine
+
+typedef struct {
+    int n_threads;        // 0: 1 thread
+    double kv_mem_gib;    // KV pool budget; 0: enough for one full context (+ margin)
+    int kv_f16;           // store K/V in f16 (default 0: f32)
+    int block_size;       // KV block size in tokens; 0: 16
+    int max_batch_tokens; // tokens per forward pass; 0: 512
+    const char *kernels;  // NULL/"auto", "ref", "avx2", "avx512"
+} e2h_engine_opts;
+
+// Creates an engine over a loaded model (the model must outlive it). Allocates the run
+// state, the KV pool and the thread pool once. Caller owns *out (e2h_engine_free).
+e2h_status e2h_engine_init(const e2h_model *m, const e2h_engine_opts *opts, e2h_engine **out,
+                           char *err, size_t err_len);
+void e2h_engine_free(e2h_engine *e);
+const char *e2h_engine_last_error(const e2h_engine *e);
+const e2h_model *e2h_engine_model(const e2h_engine *e);
+
+// KV pool occupancy: blocks referenced by live sequences, blocks kept only as cached
+// prefixes, the pool's size, bytes per block (all layers, K+V), and the bytes that the live
+// sequences would need without sharing (sum over sequences of their own block counts).
+typedef struct {
+    int32_t blocks_total, blocks_used, blocks_cached, block_size;
+    size_t block_bytes;
+    size_t independent_bytes;
+} e2h_kv_stats;
+void e2h_engine_get_kv_stats(const e2h_engine *e, e2h_kv_stats *out);
+
+// Logits of every position of ids[0..n) computed from scratch (no cache reuse).
+// logits: caller's buffer of (n, vocab) floats.
+e2h_status e2h_eval_logits(e2h_engine *e, const int32_t *ids, int32_t n, float *logits);
+
+// ---------------------------------------------------------------- sampling
+
+typedef struct {
+    float temperature; // 0: greedy
+    int top_k;         // 0: off
+    float top_p;       // 1: off
+    float min_p;       // 0: off
+    uint64_t seed;
+} e2h_sampling;
+e2h_sampling e2h_sampling_default(void); // greedy, seed 1
+
+typedef struct {
+    int32_t max_tokens;             // token budget of one extend call
+    const char *const *stop_strings;// stop when the decoded continuation contains one
+    int n_stop_strings;
+    int stop_at_eos;                // default 1
+} e2h_stop;
+
+// Why a sequence stopped.
+typedef enum {
+    E2H_STOP_NONE = 0, E2H_STOP_EOS = 1, E2H_STOP_STRING = 2, E2H_STOP_LENGTH = 3,
+    E2H_STOP_CONTEXT = 4
+} e2h_stop_reason;
+
+// ---------------------------------------------------------------- sequences (the tree API)
+
+// Creates a sequence holding ids[0..n) (prefilled; a cached prefix is reused). Its sampler
+// state starts from `sampling` (each sequence has its own RNG). Caller owns *out.
+e2h_status e2h_seq_create(e2h_engine *e, const int32_t *ids, int32_t n,
+                          const e2h_sampling *sampling, e2h_seq **out);
+// k children sharing every block of parent; child i's RNG is seeded from (seed, i).
+e2h_status e2h_seq_fork(e2h_engine *e, e2h_seq *parent, int k, e2h_seq **children);
+// Advances all seqs together (one batched forward pass per token) until each hits its stop.
+e2h_status e2h_seq_extend(e2h_engine *e, e2h_seq *const *seqs, int n, const e2h_stop *stop);
+// Appends given tokens (teacher forcing, e.g. a PRM step) without sampling.
+e2h_status e2h_seq_append(e2h_engine *e, e2h_seq *s, const int32_t *ids, int32_t n);
+e2h_status e2h_seq_truncate(e2h_engine *e, e2h_seq *s, int32_t n_tokens);
+void e2h_seq_release(e2h_engine *e, e2h_seq *s);
+
+int32_t e2h_seq_len(const e2h_seq *s);
+const int32_t *e2h_seq_tokens(const e2h_seq *s);        // (len), owned by the seq
+// Log-probabilities of the sampled tokens at positions [n_prompt, len) (NaN for appended
+// tokens), owned by the seq.
+const float *e2h_seq_logprobs(const e2h_seq *s);
+int32_t e2h_seq_n_prompt(const e2h_seq *s);
+e2h_stop_reason e2h_seq_stop_reason(const e2h_seq *s);
+// Logits (vocab) of the next token after the last one, owned by the seq.
+const float *e2h_seq_logits(const e2h_seq *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,56 @@
+// tests/harness.h — a tiny test harness. Each test program defines tests with TEST(name),
+// lists them in main with RUN(name), and ends with TEST_SUMMARY(), which prints
+// "N passed, N failed" as its last line and returns non-zero if anything failed.
+#ifndef E2H_TESTS_HARNESS_H
+#define E2H_TESTS_HARNESS_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int th_passed, th_failed, th_cur_failed;
+
+#define TEST(name) static void test_##name(void)
+#define RUN(name)                                                                      \
+    do {                                                                               \
+        th_cur_failed = 0;                                                             \
+        test_##name();                                                                 \
+        if (th_cur_failed) { th_failed++; printf("FAIL %s\n", #name); }                \
+        else { th_passed++; printf("ok   %s\n", #name); }                              \
+        fflush(stdout);                                                                \
+    } while (0)
+#define CHECK(cond)                                                                    \
+    do {                                                                               \
+        if (!(cond)) {                                                                 \
+            printf("  %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);          \
+            th_cur_failed = 1;                                                         \
+        }                                                                              \
+    } while (0)
+#define CHECKF(cond, ...)                                                              \
+    do {                                                                               \
+        if (!(cond)) {                                                                 \
+            printf("  %s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);          \
+            printf(__VA_ARGS__);                                                       \
+            printf("\n");                                                              \
+            th_cur_failed = 1;                                                         \
+        }                                                                              \
+    } while (0)
+#define TEST_SUMMARY()                                                                 \
+    (printf("%d passed, %d failed\n", th_passed, th_failed), th_failed ? 1 : 0)
+
+// Directory of shared data (../shared from the repo root), or NULL if absent: tests that
+// need it print a clear "skipped" line and do not count as passed.
+static inline const char *th_shared_dir(void) {
+    const char *d = getenv("E2H_SHARED");
+    if (!d) d = "../shared";
+    FILE *f;
+    char p[4096];
+    snprintf(p, sizeof p, "%s/README.md", d);
+    f = fopen(p, "r");
+    if (!f) return NULL;
+    fclose(f);
+    return d;
+}
+
+#endif

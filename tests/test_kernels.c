@@ -1,0 +1,530 @@
+// tests/test_kernels.c — float kernels, conversions and paged attention: every ops table this
+// CPU runs (ref, avx2, avx512) against independent double-precision oracles written here, on
+// random inputs with awkward shapes; plus the bit-exactness contracts (batch invariance,
+// thread-count invariance, ref == SIMD for matmul/rope, attention independent of batching).
+//
+// Tolerances (|got - oracle| <= abs + rel * |oracle|), inputs uniform in [-1, 1]:
+//   matmul (f32/f16/bf16 weights; the weights convert exactly): abs 1e-4, rel 1e-4
+//   rmsnorm: abs 1e-6, rel 1e-5     rope: abs 2e-6, rel 1e-5
+//   swiglu (gate in [-20, 20]): abs 1e-6, rel 1e-5
+//   attention (f32 or f16 K/V, oracle reads the same converted values): abs 2e-5, rel 1e-4
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "harness.h"
+#include "kernels/ops.h"
+#include "kernels/pool.h"
+
+// ---- helpers ----
+typedef struct { uint64_t s; } rng;
+static uint32_t rng_u32(rng *r) {
+    r->s ^= r->s << 13;
+    r->s ^= r->s >> 7;
+    r->s ^= r->s << 17;
+    return (uint32_t)(r->s >> 16);
+}
+static float rng_unif(rng *r, float lo, float hi) {
+    return lo + (hi - lo) * (float)(rng_u32(r) & 0xffffff) / (float)0x1000000;
+}
+static void fill(rng *r, float *x, int64_t n, float lo, float hi) {
+    for (int64_t i = 0; i < n; i++) x[i] = rng_unif(r, lo, hi);
+}
+
+static int close_enough(double got, double want, double abs_tol, double rel_tol) {
+    return fabs(got - want) <= abs_tol + rel_tol * fabs(want);
+}
+
+// The ops tables this CPU can run.
+static const e2h_ops *g_tables[3];
+static int g_n_tables;
+static e2h_pool *g_pool2;
+
+static void tables_init(void) {
+    const char *names[3] = {"ref", "avx2", "avx512"};
+    for (int i = 0; i < 3; i++) {
+        const e2h_ops *o = e2h_ops_get(names[i]);
+        if (o) g_tables[g_n_tables++] = o;
+        else printf("  (table %s not available on this CPU)\n", names[i]);
+    }
+}
+
+static uint32_t fbits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+// ---- conversions ----
+__attribute__((target("f16c"))) static float f16c_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+__attribute__((target("f16c"))) static uint16_t f16c_from_f32(float f) {
+    return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
+}
+
+TEST(f16_to_f32_all_values) {
+    if (!__builtin_cpu_supports("f16c")) { printf("  skipped: no F16C\n"); return; }
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float a = e2h_f16_to_f32((e2h_f16)h), b = f16c_to_f32((uint16_t)h);
+        if (fbits(a) != fbits(b) && !(isnan(a) && isnan(b))) bad++;
+    }
+    CHECKF(bad == 0, "%d halves differ from F16C", bad);
+}
+
+TEST(f32_to_f16_matches_f16c) {
+    if (!__builtin_cpu_supports("f16c")) { printf("  skipped: no F16C\n"); return; }
+    rng r = {0x1234567};
+    int bad = 0;
+    float specials[] = {0.0f, -0.0f, 65504.0f, 65519.99f, 65520.0f, 1e-8f, 5.96e-8f, 2.98e-8f,
+                        6.1e-5f, INFINITY, -INFINITY, 1.0f / 3.0f};
+    for (unsigned i = 0; i < sizeof specials / sizeof *specials; i++)
+        if (e2h_f32_to_f16(specials[i]) != f16c_from_f32(specials[i])) bad++;
+    for (int i = 0; i < 2000000; i++) {
+        uint32_t u = rng_u32(&r) | (rng_u32(&r) << 16 & 0xffff0000u);
+        // concentrate on the f16 range, including subnormals and overflow
+        u = (u & 0x807fffffu) | ((uint32_t)(100 + rng_u32(&r) % 50) << 23);
+        float f;
+        memcpy(&f, &u, 4);
+        if (e2h_f32_to_f16(f) != f16c_from_f32(f)) bad++;
+    }
+    CHECKF(bad == 0, "%d values differ from F16C", bad);
+    CHECK(isnan(e2h_f16_to_f32(e2h_f32_to_f16(NAN))));
+}
+
+// bf16 oracle: nearest of the two truncation neighbours by exact double distance, ties even.
+static uint16_t bf16_oracle(float f) {
+    uint32_t u = fbits(f), lo = u & 0xffff0000u, hi = lo + 0x10000u;
+    float flo, fhi;
+    memcpy(&flo, &lo, 4);
+    memcpy(&fhi, &hi, 4);
+    if (isinf(fhi)) return (uint16_t)(((u & 0xffff) >= 0x8000 ? hi : lo) >> 16); // max finite: tie goes up (odd)
+    double dl = fabs((double)f - flo), dh = fabs((double)fhi - f);
+    if (dl < dh || (dl == dh && !((lo >> 16) & 1))) return (uint16_t)(lo >> 16);
+    return (uint16_t)(hi >> 16);
+}
+
+TEST(bf16_conversions) {
+    rng r = {99};
+    int bad = 0;
+    for (int i = 0; i < 1000000; i++) {
+        uint32_t u = (rng_u32(&r) << 16) ^ rng_u32(&r);
+        u &= 0xff7fffffu; // finite values only
+        float f;
+        memcpy(&f, &u, 4);
+        if (e2h_f32_to_bf16(f) != bf16_oracle(f)) bad++;
+        uint16_t h = (uint16_t)rng_u32(&r);
+        if (fbits(e2h_bf16_to_f32(h)) != (uint32_t)h << 16) bad++;
+    }
+    CHECKF(bad == 0, "%d mismatches", bad);
+    CHECK(isnan(e2h_bf16_to_f32(e2h_f32_to_bf16(NAN))));
+    CHECK(e2h_f32_to_bf16(1.0f) == 0x3f80);
+}
+
+TEST(type_traits) {
+    CHECK(e2h_type_row_size(E2H_TYPE_F32, 72) == 288);
+    CHECK(e2h_type_row_size(E2H_TYPE_F16, 72) == 144);
+    CHECK(e2h_type_row_size(E2H_TYPE_BF16, 5) == 10);
+    CHECK(e2h_type_row_size(E2H_TYPE_Q4_0, 64) == 36);
+    CHECK(e2h_type_row_size(E2H_TYPE_Q4_0, 65) == 0);
+    CHECK(e2h_type_row_size(E2H_TYPE_Q4_K, 512) == 288);
+    CHECK(e2h_type_row_size(39, 32) == 0);
+    CHECK(e2h_type_row_size(-1, 32) == 0);
+    CHECK(e2h_type_traits_get(4) == NULL);
+    CHECK(e2h_type_traits_get(1000) == NULL);
+    CHECK(e2h_type_traits_get(E2H_TYPE_BF16)->supported == 1);
+    CHECK(!strcmp(e2h_type_traits_get(E2H_TYPE_Q6_K)->name, "q6_K"));
+    CHECK(e2h_ops_get("nope") == NULL);
+    CHECK(e2h_ops_get("auto") != NULL);
+    CHECK(e2h_ops_ref() == e2h_ops_get("ref"));
+}
+
+TEST(float_row_roundtrip) {
+    rng r = {7};
+    float x[37], y[37];
+    uint16_t h[37];
+    fill(&r, x, 37, -3, 3);
+    const e2h_ops *o = e2h_ops_ref();
+    o->quantize_row(E2H_TYPE_F16, x, h, 37);
+    o->dequantize_row(E2H_TYPE_F16, h, y, 37);
+    for (int i = 0; i < 37; i++) CHECK(fabsf(x[i] - y[i]) <= 1e-3f * fabsf(x[i]) + 1e-7f);
+    o->quantize_row(E2H_TYPE_BF16, x, h, 37);
+    o->dequantize_row(E2H_TYPE_BF16, h, y, 37);
+    for (int i = 0; i < 37; i++) CHECK(fabsf(x[i] - y[i]) <= 4e-3f * fabsf(x[i]));
+    o->quantize_row(E2H_TYPE_F32, x, y, 37);
+    CHECK(!memcmp(x, y, sizeof x));
+}
+
+// ---- matmul ----
+static void *make_weights(rng *r, int wtype, int64_t n_out, int64_t n_in, float *wf) {
+    size_t row = e2h_type_row_size(wtype, n_in);
+    char *w = malloc(row * n_out);
+    fill(r, wf, n_out * n_in, -1, 1);
+    for (int64_t i = 0; i < n_out; i++) {
+        e2h_ops_ref()->quantize_row(wtype, wf + i * n_in, w + i * row, n_in);
+        e2h_ops_ref()->dequantize_row(wtype, w + i * row, wf + i * n_in, n_in); // exact values
+    }
+    return w;
+}
+
+static const int k_wtypes[3] = {E2H_TYPE_F32, E2H_TYPE_F16, E2H_TYPE_BF16};
+
+TEST(matmul_vs_double_oracle) {
+    const int64_t shapes[][3] = {{1, 72, 37}, {9, 200, 45}, {7, 1000, 13}, {13, 31, 5},
+                                 {3, 16, 4},  {1, 1, 3},    {20, 130, 66}, {6, 576, 17}};
+    rng r = {42};
+    for (unsigned s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int wt = 0; wt < 3; wt++) {
+            const int64_t nt = shapes[s][0], ni = shapes[s][1], no = shapes[s][2], ldy = no + 3;
+            float *wf = malloc(sizeof(float) * no * ni), *x = malloc(sizeof(float) * nt * ni);
+            void *w = make_weights(&r, k_wtypes[wt], no, ni, wf);
+            fill(&r, x, nt * ni, -1, 1);
+            float *y0 = NULL;
+            for (int ti = 0; ti < g_n_tables; ti++) {
+                float *y = malloc(sizeof(float) * nt * ldy);
+                for (int64_t i = 0; i < nt * ldy; i++) y[i] = 12345.0f;
+                g_tables[ti]->matmul(g_pool2, y, ldy, x, w, k_wtypes[wt], nt, ni, no, NULL);
+                int bad = 0, pad_bad = 0;
+                for (int64_t t = 0; t < nt; t++) {
+                    for (int64_t o = 0; o < no; o++) {
+                        double want = 0;
+                        for (int64_t k = 0; k < ni; k++) want += (double)wf[o * ni + k] * x[t * ni + k];
+                        if (!close_enough(y[t * ldy + o], want, 1e-4, 1e-4)) bad++;
+                    }
+                    for (int64_t o = no; o < ldy; o++) pad_bad += y[t * ldy + o] != 12345.0f;
+                }
+                CHECKF(bad == 0 && pad_bad == 0, "%s wtype %d shape %ldx%ldx%ld: %d bad, %d pad",
+                       g_tables[ti]->name, k_wtypes[wt], (long)nt, (long)ni, (long)no, bad, pad_bad);
+                // the canonical reduction order makes every table give the same bits
+                if (y0) CHECKF(!memcmp(y0, y, sizeof(float) * nt * ldy), "%s != ref bits",
+                               g_tables[ti]->name);
+                if (!y0) y0 = y;
+                else free(y);
+            }
+            free(y0), free(wf), free(x), free(w);
+        }
+}
+
+// One token alone vs in a batch of 9, 1 thread vs 2: identical bits.
+TEST(matmul_batch_and_thread_invariance) {
+    rng r = {5};
+    const int64_t nt = 9, ni = 200, no = 71;
+    for (int wt = 0; wt < 3; wt++) {
+        float *wf = malloc(sizeof(float) * no * ni), *x = malloc(sizeof(float) * nt * ni);
+        void *w = make_weights(&r, k_wtypes[wt], no, ni, wf);
+        fill(&r, x, nt * ni, -1, 1);
+        for (int ti = 0; ti < g_n_tables; ti++) {
+            const e2h_ops *o = g_tables[ti];
+            float yb1[9 * 71], yb2[9 * 71], y1[71];
+            o->matmul(NULL, yb1, no, x, w, k_wtypes[wt], nt, ni, no, NULL);
+            o->matmul(g_pool2, yb2, no, x, w, k_wtypes[wt], nt, ni, no, NULL);
+            CHECKF(!memcmp(yb1, yb2, sizeof yb1), "%s wtype %d: 1 vs 2 threads", o->name, k_wtypes[wt]);
+            for (int64_t t = 0; t < nt; t++) {
+                o->matmul(t % 2 ? g_pool2 : NULL, y1, no, x + t * ni, w, k_wtypes[wt], 1, ni, no, NULL);
+                CHECKF(!memcmp(y1, yb1 + t * no, sizeof y1), "%s wtype %d token %ld alone != batched",
+                       o->name, k_wtypes[wt], (long)t);
+            }
+            // a sub-batch starting at token 4 (different tile alignment)
+            o->matmul(g_pool2, yb2, no, x + 4 * ni, w, k_wtypes[wt], 5, ni, no, NULL);
+            CHECK(!memcmp(yb2, yb1 + 4 * no, sizeof(float) * 5 * no));
+        }
+        free(wf), free(x), free(w);
+    }
+}
+
+TEST(matmul_large_prefill_invariance) {
+    // enough tokens to span several L2 token blocks of the tiled path
+    rng r = {11};
+    const int64_t nt = 77, ni = 2100, no = 37;
+    float *wf = malloc(sizeof(float) * no * ni), *x = malloc(sizeof(float) * nt * ni);
+    void *w = make_weights(&r, E2H_TYPE_F32, no, ni, wf);
+    fill(&r, x, nt * ni, -1, 1);
+    float *yb = malloc(sizeof(float) * nt * no), *y1 = malloc(sizeof(float) * no);
+    for (int ti = 0; ti < g_n_tables; ti++) {
+        g_tables[ti]->matmul(g_pool2, yb, no, x, w, E2H_TYPE_F32, nt, ni, no, NULL);
+        int bad = 0;
+        for (int64_t t = 0; t < nt; t += 19) {
+            g_tables[ti]->matmul(NULL, y1, no, x + t * ni, w, E2H_TYPE_F32, 1, ni, no, NULL);
+            bad += memcmp(y1, yb + t * no, sizeof(float) * no) != 0;
+        }
+        CHECKF(bad == 0, "%s: %d tokens differ", g_tables[ti]->name, bad);
+    }
+    free(wf), free(x), free(w), free(yb), free(y1);
+}
+
+// ---- rmsnorm / rope / swiglu ----
+TEST(rmsnorm_vs_oracle) {
+    const int64_t dims[] = {72, 200, 1000, 5, 16};
+    rng r = {3};
+    for (unsigned d = 0; d < sizeof dims / sizeof *dims; d++) {
+        const int64_t n = 3, dim = dims[d];
+        float *x = malloc(sizeof(float) * n * dim), *w = malloc(sizeof(float) * dim);
+        float *y = malloc(sizeof(float) * n * dim);
+        fill(&r, x, n * dim, -1, 1);
+        fill(&r, w, dim, 0.5f, 1.5f);
+        for (int ti = 0; ti < g_n_tables; ti++) {
+            g_tables[ti]->rmsnorm(y, x, w, n, dim, 1e-5f);
+            int bad = 0;
+            for (int64_t t = 0; t < n; t++) {
+                double ss = 0;
+                for (int64_t i = 0; i < dim; i++) ss += (double)x[t * dim + i] * x[t * dim + i];
+                double rs = 1.0 / sqrt(ss / dim + 1e-5);
+                for (int64_t i = 0; i < dim; i++)
+                    bad += !close_enough(y[t * dim + i], x[t * dim + i] * rs * w[i], 1e-6, 1e-5);
+            }
+            CHECKF(bad == 0, "%s dim %ld: %d bad", g_tables[ti]->name, (long)dim, bad);
+            // in place
+            float *xc = malloc(sizeof(float) * n * dim);
+            memcpy(xc, x, sizeof(float) * n * dim);
+            g_tables[ti]->rmsnorm(xc, xc, w, n, dim, 1e-5f);
+            CHECK(!memcmp(xc, y, sizeof(float) * n * dim));
+            free(xc);
+        }
+        free(x), free(w), free(y);
+    }
+}
+
+TEST(rope_vs_oracle) {
+    const int hds[] = {12, 64, 80, 2, 130};
+    rng r = {17};
+    for (unsigned hi = 0; hi < sizeof hds / sizeof *hds; hi++)
+        for (int il = 0; il < 2; il++) {
+            const int hd = hds[hi], nh = 6, half = hd / 2;
+            const int64_t n = 5, len = n * nh * hd;
+            float *x = malloc(sizeof(float) * len), *y = malloc(sizeof(float) * len);
+            float *y0 = malloc(sizeof(float) * len), inv[128];
+            int32_t pos[5] = {0, 1, 17, 999, 4097};
+            for (int i = 0; i < half; i++) inv[i] = (float)pow(10000.0, -2.0 * i / hd);
+            fill(&r, x, len, -1, 1);
+            for (int ti = 0; ti < g_n_tables; ti++) {
+                memcpy(y, x, sizeof(float) * len);
+                g_tables[ti]->rope(y, pos, n, nh, hd, inv, il);
+                int bad = 0;
+                for (int64_t t = 0; t < n; t++)
+                    for (int h = 0; h < nh; h++)
+                        for (int i = 0; i < half; i++) {
+                            const float *xv = x + (t * nh + h) * hd;
+                            const float *yv = y + (t * nh + h) * hd;
+                            int i0 = il ? 2 * i : i, i1 = il ? 2 * i + 1 : i + half;
+                            double th = (double)((float)pos[t] * inv[i]);
+                            double c = cos(th), s = sin(th);
+                            bad += !close_enough(yv[i0], xv[i0] * c - xv[i1] * s, 2e-6, 1e-5);
+                            bad += !close_enough(yv[i1], xv[i1] * c + xv[i0] * s, 2e-6, 1e-5);
+                        }
+                CHECKF(bad == 0, "%s hd %d interleaved %d: %d bad", g_tables[ti]->name, hd, il, bad);
+                if (ti == 0) memcpy(y0, y, sizeof(float) * len);
+                else CHECKF(!memcmp(y0, y, sizeof(float) * len), "%s != ref bits", g_tables[ti]->name);
+            }
+            free(x), free(y), free(y0);
+        }
+}
+
+TEST(swiglu_vs_oracle) {
+    const int64_t dims[] = {72, 200, 1000, 3, 17};
+    rng r = {23};
+    for (unsigned d = 0; d < sizeof dims / sizeof *dims; d++) {
+        const int64_t n = 2, dim = dims[d];
+        float *g = malloc(sizeof(float) * n * dim), *u = malloc(sizeof(float) * n * dim);
+        float *y = malloc(sizeof(float) * n * dim);
+        fill(&r, g, n * dim, -20, 20);
+        fill(&r, u, n * dim, -1, 1);
+        g[0] = -100.0f; // exp(-g) overflow side
+        g[1] = 100.0f;
+        for (int ti = 0; ti < g_n_tables; ti++) {
+            g_tables[ti]->swiglu(y, g, u, n, dim);
+            int bad = 0;
+            for (int64_t i = 0; i < n * dim; i++) {
+                double want = g[i] / (1.0 + exp(-(double)g[i])) * u[i];
+                bad += !close_enough(y[i], want, 1e-6, 1e-5);
+            }
+            CHECKF(bad == 0, "%s dim %ld: %d bad", g_tables[ti]->name, (long)dim, bad);
+        }
+        free(g), free(u), free(y);
+    }
+}
+
+// ---- attention ----
+typedef struct {
+    int hd, n_heads, n_kv, bs, kv_type;
+    int n_blocks;
+    void *k, *v;        // [block][kv_head][slot][hd]
+    int32_t *tables[8]; // per sequence
+    e2h_attn_seq seqs[8];
+    int n_seqs, n_tok;
+    float *q, *out;
+} attn_case;
+
+static float kv_get(const attn_case *c, const void *base, int64_t idx) {
+    return c->kv_type == E2H_TYPE_F16 ? e2h_f16_to_f32(((const e2h_f16 *)base)[idx])
+                                      : ((const float *)base)[idx];
+}
+
+static int64_t kv_index(const attn_case *c, int s, int kh, int64_t p, int d) {
+    int64_t blk = c->tables[s][p / c->bs];
+    return ((blk * c->n_kv + kh) * c->bs + p % c->bs) * c->hd + d;
+}
+
+// n_past[i], n_q[i] per sequence; seqs 'share_with' >= 0 reuse the first `share_blocks` block
+// ids of that sequence (a shared prefix).
+static void attn_case_init(attn_case *c, rng *r, int hd, int n_heads, int n_kv, int bs,
+                           int kv_type, int n_seqs, const int *n_past, const int *n_q,
+                           int share_blocks) {
+    memset(c, 0, sizeof *c);
+    c->hd = hd, c->n_heads = n_heads, c->n_kv = n_kv, c->bs = bs, c->kv_type = kv_type;
+    c->n_seqs = n_seqs;
+    int total_blocks = 0;
+    for (int s = 0; s < n_seqs; s++) total_blocks += (n_past[s] + n_q[s] + bs - 1) / bs;
+    c->n_blocks = total_blocks + 3;
+    // block ids handed out in a shuffled order so tables are not contiguous
+    int32_t *perm = malloc(sizeof(int32_t) * c->n_blocks);
+    for (int i = 0; i < c->n_blocks; i++) perm[i] = i;
+    for (int i = c->n_blocks - 1; i > 0; i--) {
+        int j = rng_u32(r) % (i + 1);
+        int32_t t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+    int next = 0, tok = 0;
+    for (int s = 0; s < n_seqs; s++) {
+        int nb = (n_past[s] + n_q[s] + bs - 1) / bs;
+        c->tables[s] = malloc(sizeof(int32_t) * nb);
+        for (int b = 0; b < nb; b++)
+            c->tables[s][b] = (s > 0 && b < share_blocks) ? c->tables[0][b] : perm[next++];
+        c->seqs[s] = (e2h_attn_seq){c->tables[s], n_past[s], n_q[s], tok};
+        tok += n_q[s];
+    }
+    free(perm);
+    c->n_tok = tok;
+    const int64_t kv_elems = (int64_t)c->n_blocks * n_kv * bs * hd;
+    const size_t es = kv_type == E2H_TYPE_F16 ? 2 : 4;
+    c->k = malloc(kv_elems * es);
+    c->v = malloc(kv_elems * es);
+    float *tmp = malloc(sizeof(float) * kv_elems);
+    fill(r, tmp, kv_elems, -1, 1);
+    e2h_ops_ref()->quantize_row(kv_type, tmp, c->k, kv_elems);
+    fill(r, tmp, kv_elems, -1, 1);
+    e2h_ops_ref()->quantize_row(kv_type, tmp, c->v, kv_elems);
+    free(tmp);
+    c->q = malloc(sizeof(float) * tok * n_heads * hd);
+    c->out = malloc(sizeof(float) * tok * n_heads * hd);
+    fill(r, c->q, (int64_t)tok * n_heads * hd, -2, 2);
+}
+
+static void attn_case_free(attn_case *c) {
+    for (int s = 0; s < c->n_seqs; s++) free(c->tables[s]);
+    free(c->k), free(c->v), free(c->q), free(c->out);
+}
+
+static void attn_run(const attn_case *c, const e2h_ops *o, e2h_pool *pool, float *out,
+                     const e2h_attn_seq *seqs, int n_seqs) {
+    e2h_kv_layer_view kv = {c->k, c->v, c->kv_type, c->bs, c->n_kv, c->hd};
+    int64_t sz = e2h_attn_scratch_size(e2h_pool_size(pool), c->n_heads, c->hd, 4096);
+    void *scratch = malloc(sz);
+    o->attention(pool, out, c->q, seqs, n_seqs, c->n_heads, &kv, 1.0f / sqrtf((float)c->hd),
+                 scratch);
+    free(scratch);
+}
+
+// Naive double-precision softmax(q k^T * scale) v over positions [0, n_past + i].
+static int attn_check_oracle(const attn_case *c, const float *out) {
+    int bad = 0;
+    const int group = c->n_heads / c->n_kv, hd = c->hd;
+    double *sc = malloc(sizeof(double) * 8192), *acc = malloc(sizeof(double) * hd);
+    for (int s = 0; s < c->n_seqs; s++)
+        for (int i = 0; i < c->seqs[s].n_q; i++)
+            for (int h = 0; h < c->n_heads; h++) {
+                const int kh = h / group;
+                const int64_t row = (int64_t)(c->seqs[s].q_offset + i) * c->n_heads * hd + h * hd;
+                const int np = c->seqs[s].n_past + i + 1;
+                double mx = -INFINITY, sum = 0;
+                for (int p = 0; p < np; p++) {
+                    double d = 0;
+                    for (int e = 0; e < hd; e++) d += (double)c->q[row + e] * kv_get(c, c->k, kv_index(c, s, kh, p, e));
+                    sc[p] = d / sqrt((double)hd);
+                    mx = fmax(mx, sc[p]);
+                }
+                for (int e = 0; e < hd; e++) acc[e] = 0;
+                for (int p = 0; p < np; p++) {
+                    double w = exp(sc[p] - mx);
+                    sum += w;
+                    for (int e = 0; e < hd; e++) acc[e] += w * kv_get(c, c->v, kv_index(c, s, kh, p, e));
+                }
+                for (int e = 0; e < hd; e++) bad += !close_enough(out[row + e], acc[e] / sum, 2e-5, 1e-4);
+            }
+    free(sc), free(acc);
+    return bad;
+}
+
+TEST(attention_vs_double_oracle) {
+    // (head_dim, n_heads, n_kv, block_size): awkward sizes, GQA, blocks not dividing contexts,
+    // and a block larger than the 64-slot chunk
+    const int cfg[][4] = {{12, 6, 2, 16}, {64, 6, 2, 7}, {80, 6, 2, 16}, {64, 4, 4, 100},
+                          {16, 3, 1, 5}};
+    const int n_past[] = {0, 13, 40, 5}, n_q[] = {9, 1, 20, 3};
+    rng r = {77};
+    for (unsigned ci = 0; ci < sizeof cfg / sizeof *cfg; ci++)
+        for (int kt = 0; kt < 2; kt++) {
+            attn_case c;
+            attn_case_init(&c, &r, cfg[ci][0], cfg[ci][1], cfg[ci][2], cfg[ci][3],
+                           kt ? E2H_TYPE_F16 : E2H_TYPE_F32, 4, n_past, n_q, 0);
+            for (int ti = 0; ti < g_n_tables; ti++) {
+                memset(c.out, 0, sizeof(float) * c.n_tok * c.n_heads * c.hd);
+                attn_run(&c, g_tables[ti], g_pool2, c.out, c.seqs, c.n_seqs);
+                int bad = attn_check_oracle(&c, c.out);
+                CHECKF(bad == 0, "%s hd %d heads %d/%d bs %d kv %s: %d bad", g_tables[ti]->name,
+                       c.hd, c.n_heads, c.n_kv, c.bs, kt ? "f16" : "f32", bad);
+            }
+            attn_case_free(&c);
+        }
+}
+
+// A sequence's bits do not depend on: thread count, other sequences in the batch, prefix
+// blocks shared with other sequences, or whether its tokens come in one call or one by one.
+TEST(attention_invariance) {
+    const int n_past[] = {37, 37, 37, 20}, n_q[] = {5, 1, 17, 4};
+    rng r = {91};
+    for (int ti = 0; ti < g_n_tables; ti++) {
+        attn_case c;
+        attn_case_init(&c, &r, 64, 6, 2, 7, E2H_TYPE_F16, 4, n_past, n_q, 5); // 35-token shared prefix
+        const int64_t ld = (int64_t)c.n_heads * c.hd, total = c.n_tok * ld;
+        float *all1 = malloc(sizeof(float) * total), *all2 = malloc(sizeof(float) * total);
+        float *one = malloc(sizeof(float) * total);
+        attn_run(&c, g_tables[ti], NULL, all1, c.seqs, c.n_seqs);
+        attn_run(&c, g_tables[ti], g_pool2, all2, c.seqs, c.n_seqs);
+        CHECKF(!memcmp(all1, all2, sizeof(float) * total), "%s: 1 vs 2 threads", g_tables[ti]->name);
+        for (int s = 0; s < c.n_seqs; s++) {
+            attn_run(&c, g_tables[ti], g_pool2, one, &c.seqs[s], 1); // alone
+            const int64_t off = c.seqs[s].q_offset * ld;
+            CHECKF(!memcmp(one + off, all1 + off, sizeof(float) * c.seqs[s].n_q * ld),
+                   "%s: seq %d alone != batched", g_tables[ti]->name, s);
+            for (int i = 0; i < c.seqs[s].n_q; i++) { // token by token (decode)
+                e2h_attn_seq d = c.seqs[s];
+                d.n_past += i, d.n_q = 1, d.q_offset += i;
+                attn_run(&c, g_tables[ti], NULL, one, &d, 1);
+                CHECKF(!memcmp(one + d.q_offset * ld, all1 + d.q_offset * ld, sizeof(float) * ld),
+                       "%s: seq %d token %d decode != prefill", g_tables[ti]->name, s, i);
+            }
+        }
+        CHECK(attn_check_oracle(&c, all1) == 0);
+        free(all1), free(all2), free(one);
+        attn_case_free(&c);
+    }
+}
+
+int main(void) {
+    tables_init();
+    g_pool2 = e2h_pool_init(2);
+    RUN(f16_to_f32_all_values);
+    RUN(f32_to_f16_matches_f16c);
+    RUN(bf16_conversions);
+    RUN(type_traits);
+    RUN(float_row_roundtrip);
+    RUN(matmul_vs_double_oracle);
+    RUN(matmul_batch_and_thread_invariance);
+    RUN(matmul_large_prefill_invariance);
+    RUN(rmsnorm_vs_oracle);
+    RUN(rope_vs_oracle);
+    RUN(swiglu_vs_oracle);
+    RUN(attention_vs_double_oracle);
+    RUN(attention_invariance);
+    e2h_pool_free(g_pool2);
+    return TEST_SUMMARY();
+}

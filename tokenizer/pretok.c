@@ -1,0 +1,222 @@
+// tokenizer/pretok.c — UTF-8 handling and the regex pre-tokenizers of byte-level BPE
+// vocabularies (PCRE2 with JIT; patterns are the ones in each model's tokenizer.json).
+#include <stdlib.h>
+#include <string.h>
+
+#include "tokenizer.h"
+
+// ---- UTF-8 ----
+
+// Valid range of the second byte for lead byte b (Unicode Table 3-7), and the length.
+static int utf8_lead(uint8_t b, uint8_t *lo, uint8_t *hi) {
+    *lo = 0x80;
+    *hi = 0xBF;
+    if (b < 0x80) return 1;
+    if (b >= 0xC2 && b <= 0xDF) return 2;
+    if (b == 0xE0) { *lo = 0xA0; return 3; }
+    if ((b >= 0xE1 && b <= 0xEC) || b == 0xEE || b == 0xEF) return 3;
+    if (b == 0xED) { *hi = 0x9F; return 3; }
+    if (b == 0xF0) { *lo = 0x90; return 4; }
+    if (b >= 0xF1 && b <= 0xF3) return 4;
+    if (b == 0xF4) { *hi = 0x8F; return 4; }
+    return 0;
+}
+
+// Returns the number of bytes of the longest valid prefix of a sequence (>= 1 when the lead
+// byte is valid), and sets *full when the whole sequence is valid.
+static int utf8_scan(const uint8_t *s, size_t n, int *full, uint32_t *cp) {
+    uint8_t lo, hi;
+    int len = utf8_lead(s[0], &lo, &hi);
+    *full = 0;
+    if (len == 0) return 0;
+    if (len == 1) { *full = 1; *cp = s[0]; return 1; }
+    uint32_t c = s[0] & (0xFF >> (len + 1));
+    int k = 1;
+    for (; k < len; k++) {
+        if ((size_t)k >= n) return k;
+        uint8_t b = s[k];
+        if (k == 1 ? (b < lo || b > hi) : (b & 0xC0) != 0x80) return k;
+        c = (c << 6) | (b & 0x3F);
+    }
+    *full = 1;
+    *cp = c;
+    return len;
+}
+
+int tok_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp) {
+    if (!n) return 0;
+    int full;
+    int l = utf8_scan(s, n, &full, cp);
+    return full ? l : 0;
+}
+
+// Python's bytes.decode("utf-8", errors="replace"): each maximal invalid subpart becomes one
+// U+FFFD. This is how a text that is not UTF-8 reaches the reference tokenizer.
+char *tok_utf8_sanitize(const char *s, size_t len, size_t *out_len) {
+    // worst case: every byte becomes 3 bytes
+    if (len > (SIZE_MAX - 1) / 3) return NULL;
+    char *o = malloc(len * 3 + 1);
+    if (!o) return NULL;
+    size_t n = 0;
+    const uint8_t *u = (const uint8_t *)s;
+    for (size_t i = 0; i < len;) {
+        int full;
+        uint32_t cp;
+        int l = utf8_scan(u + i, len - i, &full, &cp);
+        if (full) {
+            memcpy(o + n, s + i, (size_t)l);
+            n += (size_t)l;
+            i += (size_t)l;
+        } else {
+            memcpy(o + n, "\xEF\xBF\xBD", 3);
+            n += 3;
+            i += l ? (size_t)l : 1;
+        }
+    }
+    o[n] = 0;
+    *out_len = n;
+    return o;
+}
+
+// ---- regexes ----
+
+#define RE_GPT2 \
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
+#define RE_LLAMA3                                                                           \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "             \
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define RE_QWEN2                                                                            \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "                  \
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define RE_DEEPSEEK_LETTERS                                                                 \
+    "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-" \
+    "Ὅὐ-ὗὙὛὝὟ-ώᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-ΐῖ-Ίῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨK-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-" \
+    "ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+"
+
+typedef struct {
+    const char *names; // '|'-separated GGUF tokenizer.ggml.pre values
+    const char *re[TOK_MAX_REGEX];
+} pretok_def;
+
+static const pretok_def pretok_defs[] = {
+    {"|default|gpt-2|gpt2|mpt|olmo|jais|", {RE_GPT2}},
+    {"|starcoder|refact|smollm|codeshell|command-r|exaone|", {"\\p{N}", RE_GPT2}},
+    {"|falcon|", {"[\\p{P}\\$\\+<=>\\^~\\|`]+", RE_GPT2, "[0-9][0-9][0-9]"}},
+    {"|llama3|llama-bpe|llama-v3|dbrx|smaug-bpe|chatglm-bpe|", {RE_LLAMA3}},
+    {"|qwen2|stablelm2|hunyuan|megrez|", {RE_QWEN2}},
+    {"|deepseek-llm|",
+     {"[\r\n]", RE_DEEPSEEK_LETTERS, "\\s?[!-/:-~！-／：-～‘-‟　-。]+", "\\s+$",
+      "[一-龥ࠀ-一가-퟿]+", "\\p{N}+"}},
+    {"|deepseek-coder|", {"[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", "[一-龥ࠀ-一가-퟿]+", "\\p{N}"}},
+};
+
+int tok_pretok_add(e2h_tokenizer *t, const char *pattern, const char *path, char *err,
+                   size_t err_len) {
+    if (t->n_regex >= TOK_MAX_REGEX) {
+        tok_set_err(err, err_len, "%s: pre_tokenizer: more than %d split patterns", path,
+                    TOK_MAX_REGEX);
+        return -1;
+    }
+    int ec;
+    PCRE2_SIZE eo;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+                                   PCRE2_UTF | PCRE2_UCP, &ec, &eo, NULL);
+    if (!re) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(ec, msg, sizeof msg);
+        tok_set_err(err, err_len, "%s: pre_tokenizer: bad regex '%.80s' at %zu: %s", path,
+                    pattern, (size_t)eo, (const char *)msg);
+        return -1;
+    }
+    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); // falls back to the interpreter on failure
+    t->regex[t->n_regex++] = re;
+    return 0;
+}
+
+int tok_pretok_set_named(e2h_tokenizer *t, const char *name, const char *path, char *err,
+                         size_t err_len) {
+    char key[80];
+    snprintf(key, sizeof key, "|%s|", name && *name ? name : "default");
+    for (size_t i = 0; i < sizeof pretok_defs / sizeof pretok_defs[0]; i++) {
+        if (!strstr(pretok_defs[i].names, key)) continue;
+        for (int k = 0; k < TOK_MAX_REGEX && pretok_defs[i].re[k]; k++)
+            if (tok_pretok_add(t, pretok_defs[i].re[k], path, err, err_len)) return -1;
+        snprintf(t->pre_name, sizeof t->pre_name, "%s", name && *name ? name : "default");
+        return 0;
+    }
+    tok_set_err(err, err_len, "%s: tokenizer.ggml.pre: unsupported pre-tokenizer '%.60s'", path,
+                name);
+    return -1;
+}
+
+// ---- splitting ----
+
+typedef struct { size_t off, len; } span;
+typedef struct { span *v; size_t n, cap; } span_list;
+
+static int span_push(span_list *l, size_t off, size_t len) {
+    if (!len) return 0;
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 64;
+        span *nv = realloc(l->v, nc * sizeof *nv);
+        if (!nv) return -1;
+        l->v = nv;
+        l->cap = nc;
+    }
+    l->v[l->n++] = (span){off, len};
+    return 0;
+}
+
+// Splits s[sp] by re into matches and gaps (HF Split behaviour "Isolated").
+static int split_one(const pcre2_code *re, pcre2_match_data *md, pcre2_match_context *mc,
+                     const char *s, span sp, span_list *out) {
+    const char *sub = s + sp.off;
+    size_t pos = 0, gap = 0;
+    while (pos < sp.len) {
+        int rc = pcre2_match(re, (PCRE2_SPTR)sub, sp.len, pos, PCRE2_NO_UTF_CHECK, md, mc);
+        if (rc == PCRE2_ERROR_NOMATCH) break;
+        if (rc < 0) return -1;
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        size_t ms = ov[0], me = ov[1];
+        if (me == ms) { // empty match: step one character and keep it in the gap
+            pos = ms + 1;
+            while (pos < sp.len && ((uint8_t)sub[pos] & 0xC0) == 0x80) pos++;
+            continue;
+        }
+        if (span_push(out, sp.off + gap, ms - gap) || span_push(out, sp.off + ms, me - ms))
+            return -1;
+        gap = pos = me;
+    }
+    return span_push(out, sp.off + gap, sp.len - gap);
+}
+
+int tok_pretok_split(const e2h_tokenizer *t, const char *s, size_t len, tok_word_fn fn,
+                     void *ctx) {
+    if (!len) return 0;
+    if (t->n_regex == 0) return fn(ctx, s, len);
+    span_list a = {0}, b = {0};
+    int rc = -1;
+    pcre2_match_data *md = pcre2_match_data_create(16, NULL);
+    pcre2_match_context *mc = pcre2_match_context_create(NULL);
+    pcre2_jit_stack *js = pcre2_jit_stack_create(32 * 1024, 64 * 1024 * 1024, NULL);
+    if (!md || !mc || !js) goto done;
+    pcre2_jit_stack_assign(mc, NULL, js);
+    if (span_push(&a, 0, len)) goto done;
+    for (int r = 0; r < t->n_regex; r++) {
+        b.n = 0;
+        for (size_t i = 0; i < a.n; i++)
+            if (split_one(t->regex[r], md, mc, s, a.v[i], &b)) goto done;
+        span_list tmp = a;
+        a = b;
+        b = tmp;
+    }
+    rc = 0;
+    for (size_t i = 0; i < a.n && rc == 0; i++) rc = fn(ctx, s + a.v[i].off, a.v[i].len);
+done:
+    free(a.v);
+    free(b.v);
+    pcre2_match_data_free(md);
+    pcre2_match_context_free(mc);
+    pcre2_jit_stack_free(js);
+    return rc;
+}
