@@ -3,6 +3,8 @@
 #   make test       build and run every test program (C), then the Python oracle tests
 #   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make model      fetch the default model (SmolLM2-135M-Instruct GGUF) into weights/
+#   make check      install dependencies if missing, build, fetch the model, run all tests
+#   make demo       install, build, fetch, and run the default job on the default model
 #   make bench      build the benchmarks (run them from bench/, see bench/README.md)
 CC      ?= cc
 BUILD   ?= build
@@ -32,7 +34,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 HAVE_NVCC := $(shell command -v nvcc >/dev/null 2>&1 && echo yes || echo no)
 CPU_FLAGS := $(shell grep -o -w -E 'avx2|avx512f|avx512_vnni|avx512_bf16' /proc/cpuinfo 2>/dev/null | sort -u | tr '\n' ' ')
 
-.PHONY: all lib cli tests benches test asan model bench clean info
+.PHONY: all lib cli tests benches test asan model bench clean info deps check demo
 all: info lib cli tests benches
 
 info:
@@ -79,6 +81,21 @@ asan:
 
 model:
 	@bash weights/fetch_default_model.sh
+
+deps:
+	@bash tools/install_deps.sh
+
+# The README's two commands: `make check` (CI runs it) and `make demo`.
+check: deps
+	$(MAKE) -j2 all
+	$(MAKE) model
+	$(MAKE) test
+
+DEMO_MODEL ?= weights/SmolLM2-135M-Instruct.Q4_1.gguf
+demo: deps
+	$(MAKE) -j2 all
+	$(MAKE) model
+	@bash tools/demo.sh $(BUILD)/e2h $(DEMO_MODEL)
 
 bench: benches
 

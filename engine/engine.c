@@ -342,6 +342,9 @@ e2h_status e2h_seq_extend(e2h_engine *e, e2h_seq *const *seqs, int n, const e2h_
         n_active = m;
         if (!st && n_active) st = eng_sync(e, active, n_active);
     }
+    // The last sampled token of each stopped sequence is still pending: compute them all in
+    // one pass so e2h_seq_logits is current, as the API promises.
+    if (!st) st = eng_sync(e, seqs, n);
     free(active);
     return st;
 }

@@ -88,6 +88,23 @@ int32_t e2h_tokenizer_bos(const e2h_tokenizer *t); // -1 if none
 int32_t e2h_tokenizer_eos(const e2h_tokenizer *t); // -1 if none
 // Text of one token id with byte tokens resolved (owned by the tokenizer), or NULL.
 const char *e2h_tokenizer_piece(const e2h_tokenizer *t, int32_t id, size_t *len);
+// Id of a token given its exact text (added/special tokens such as "<|im_start|>" first, then
+// the vocabulary form, e.g. "\u0120the" for byte-level vocabularies), or -1.
+int32_t e2h_tokenizer_find(const e2h_tokenizer *t, const char *text, size_t len);
+// Notes on e2h_detokenize (as the Hugging Face decoder does): special tokens render as their
+// text ("<s>", "<|im_end|>"); the space that a SentencePiece dummy prefix added before the
+// first word is removed; byte tokens that do not form valid UTF-8 become U+FFFD.
+
+// Streaming decoder: feed ids one at a time; each push writes only whole UTF-8 characters
+// (an unfinished multi-byte character is held until its last byte arrives). out is
+// NUL-terminated, truncated to cap; *len gets the full length. Caller owns the stream.
+typedef struct e2h_detok_stream e2h_detok_stream;
+e2h_detok_stream *e2h_detok_stream_new(const e2h_tokenizer *t);
+e2h_status e2h_detok_stream_push(e2h_detok_stream *s, int32_t id, char *out, size_t cap,
+                                 size_t *len);
+// Emits what is still held (an unfinished character becomes U+FFFD).
+e2h_status e2h_detok_stream_flush(e2h_detok_stream *s, char *out, size_t cap, size_t *len);
+void e2h_detok_stream_free(e2h_detok_stream *s);
 
 // ---------------------------------------------------------------- engine
 

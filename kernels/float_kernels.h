@@ -69,10 +69,12 @@ void e2h_attn_chunk_avx512(const float *q, const int64_t *r_off, const int *n_va
                            int n_rows, const void *k, const void *v, int kv_type, int head_dim,
                            float scale, float *m, float *l, float *acc, float *scores);
 
-// The attention driver (kernels/ref/attn.c): block tables, causal masks, per-block merging
-// and threading, with the chunk kernel of one ISA.
-void e2h_attention_run(e2h_attn_chunk_fn chunk, e2h_pool *pool, float *out, const float *q,
-                       const e2h_attn_seq *seqs, int n_seqs, int n_heads,
+// The attention driver (kernels/ref/attn.c): block tables, causal limits, per-block merging
+// and threading, with the chunk kernel of one ISA. cascade = 1: sequences whose block tables
+// start with the same block ids have those blocks processed once for all of them (same bits
+// as cascade = 0, which exists for benchmarks).
+void e2h_attention_run(e2h_attn_chunk_fn chunk, int cascade, e2h_pool *pool, float *out,
+                       const float *q, const e2h_attn_seq *seqs, int n_seqs, int n_heads,
                        const e2h_kv_layer_view *kv, float scale, void *scratch);
 void e2h_attention_ref(e2h_pool *pool, float *out, const float *q, const e2h_attn_seq *seqs,
                        int n_seqs, int n_heads, const e2h_kv_layer_view *kv, float scale,

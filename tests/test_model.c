@@ -216,6 +216,40 @@ TEST(logits_independent_of_threads) {
     e2h_model_free(m);
 }
 
+// Sampled tokens with a seed are the same whatever the thread count, and differ by seed.
+static void sample_run(e2h_model *m, int threads, uint64_t seed, int32_t *out, int n) {
+    char err[256];
+    e2h_engine *e = NULL;
+    e2h_engine_opts eo = {0};
+    eo.n_threads = threads;
+    CHECK(e2h_engine_init(m, &eo, &e, err, sizeof err) == E2H_OK);
+    if (!e) return;
+    int32_t prompt[5] = {1, 17, 42, 99, 7};
+    e2h_sampling sp = {0.9f, 40, 0.95f, 0.02f, seed};
+    e2h_stop stop = {n, NULL, 0, 0};
+    e2h_seq *s = NULL;
+    CHECK(e2h_seq_create(e, prompt, 5, &sp, &s) == E2H_OK);
+    if (s && e2h_seq_extend(e, &s, 1, &stop) == E2H_OK && e2h_seq_len(s) == 5 + n)
+        memcpy(out, e2h_seq_tokens(s) + 5, (size_t)n * sizeof *out);
+    const float *lp = e2h_seq_logprobs(s);
+    for (int i = 5; s && i < e2h_seq_len(s); i++) CHECK(lp[i] <= 0 && lp[i] > -100);
+    e2h_seq_release(e, s);
+    e2h_engine_free(e);
+}
+
+TEST(sampling_reproducible_across_threads) {
+    char err[256];
+    e2h_model *m = NULL;
+    if (e2h_model_load(FIX_DIR "/qwen2_bf16", NULL, &m, err, sizeof err)) { CHECKF(0, "%s", err); return; }
+    int32_t a[48] = {0}, b[48] = {1}, c[48] = {2};
+    sample_run(m, 1, 7, a, 48);
+    sample_run(m, 2, 7, b, 48);
+    sample_run(m, 2, 8, c, 48);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    CHECK(memcmp(a, c, sizeof a) != 0);
+    e2h_model_free(m);
+}
+
 // ------------------------------------------------------------------ bad input
 
 static char tmpdir[256];
@@ -382,6 +416,7 @@ int main(void) {
     RUN(logits_match_transformers);
     RUN(greedy_matches_transformers);
     RUN(logits_independent_of_threads);
+    RUN(sampling_reproducible_across_threads);
     RUN(bad_config_missing_field);
     RUN(bad_config_ill_typed);
     RUN(bad_config_not_json);

@@ -1,5 +1,6 @@
 // tokenizer/load_gguf.c — builds a tokenizer from GGUF metadata (tokenizer.ggml.*), as
 // written by llama.cpp's converter; a vocabulary-only GGUF works.
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -115,6 +115,9 @@ int tok_pretok_add(e2h_tokenizer *t, const char *pattern, const char *path, char
 // Decodes one UTF-8 sequence at s (n bytes left). Returns its length (1..4) and the code
 // point, or 0 if the sequence is invalid or truncated.
 int tok_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp);
+// Length of the longest valid prefix of the sequence at s (0 if the lead byte is invalid);
+// *full is 1 when that prefix is a whole character.
+int tok_utf8_prefix(const uint8_t *s, size_t n, int *full);
 // Splits text (valid UTF-8) with the regex list, each regex splitting the pieces of the
 // previous one into matches and the gaps between them. Calls fn for each final piece.
 typedef int (*tok_word_fn)(void *ctx, const char *s, size_t len);

@@ -365,12 +365,18 @@ int tok_finalize(e2h_tokenizer *t, const char *path, char *err, size_t err_len) 
 int tok_add_merge(e2h_tokenizer *t, const char *a, size_t alen, const char *b, size_t blen,
                   int32_t rank, const char *path, char *err, size_t err_len) {
     int32_t ia = tok_lookup(t, a, alen), ib = tok_lookup(t, b, blen);
-    char buf[512];
+    char small[256];
     int32_t ir = -1;
-    if (ia >= 0 && ib >= 0 && alen + blen <= sizeof buf) {
+    if (ia >= 0 && ib >= 0) {
+        char *buf = alen + blen <= sizeof small ? small : malloc(alen + blen);
+        if (!buf) {
+            tok_set_err(err, err_len, "%s: out of memory", path);
+            return -1;
+        }
         memcpy(buf, a, alen);
         memcpy(buf + alen, b, blen);
         ir = tok_lookup(t, buf, alen + blen);
+        if (buf != small) free(buf);
     }
     if (ia < 0 || ib < 0 || ir < 0) {
         tok_set_err(err, err_len, "%s: merges[%d] '%.*s %.*s' names a token not in the vocabulary",

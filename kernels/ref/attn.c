@@ -19,14 +19,18 @@ typedef struct {
     float *scores;          // (E2H_ATTN_SCHUNK)
     int64_t *r_off;         // (rows) q/out offset of each row
     int *n_valid;           // (rows)
+    int32_t *limit;         // (rows) last position each row sees
 } attn_thread_buf;
 
-static int64_t attn_max_rows(int n_heads) { return (int64_t)E2H_ATTN_QCHUNK * n_heads; }
+// Rows of one work item: up to E2H_ATTN_MAX_TOKENS query tokens x every head of a group
+// (bounded by n_heads).
+#define E2H_ATTN_MAX_TOKENS 64
+static int64_t attn_max_rows(int n_heads) { return (int64_t)E2H_ATTN_MAX_TOKENS * n_heads; }
 
 static int64_t attn_per_thread_bytes(int n_heads, int head_dim) {
     int64_t rows = attn_max_rows(n_heads);
     int64_t floats = rows * (2 * (int64_t)head_dim + 4) + E2H_ATTN_SCHUNK;
-    return (floats * 4 + rows * (8 + 4) + 63) / 64 * 64;
+    return (floats * 4 + rows * (8 + 4 + 4) + 63) / 64 * 64;
 }
 
 int64_t e2h_attn_scratch_size(int n_threads, int n_heads, int head_dim, int max_ctx) {
@@ -47,12 +51,26 @@ static attn_thread_buf attn_buf(void *scratch, int ith, int n_heads, int head_di
     b.mb = b.l + rows;
     b.lb = b.mb + rows;
     b.scores = b.lb + rows;
-    b.r_off = (int64_t *)(void *)(b.scores + E2H_ATTN_SCHUNK + (E2H_ATTN_SCHUNK & 1));
+    b.r_off = (int64_t *)(void *)(b.scores + E2H_ATTN_SCHUNK); // 8-byte aligned: even count
     b.n_valid = (int *)(b.r_off + rows);
+    b.limit = (int32_t *)(b.n_valid + rows);
     return b;
 }
 
 // ---- driver ----
+// A work item: KV head kh, a list of segments (sequence, query range) whose rows are laid
+// out one after another, and the number of leading blocks all its segments share (their
+// block tables hold the same ids there, and every row sees those blocks completely). The
+// shared blocks are processed once for all rows; each segment then continues alone. A row's
+// arithmetic is the same either way, so results do not depend on how items are formed.
+#define ATTN_MAX_SEGS 64
+typedef struct {
+    int kh;
+    int n_segs;
+    int32_t shared_blocks;
+    int32_t seg_seq[ATTN_MAX_SEGS], seg_i0[ATTN_MAX_SEGS], seg_i1[ATTN_MAX_SEGS];
+} attn_item_desc;
+
 typedef struct {
     e2h_attn_chunk_fn chunk;
     float *out;
@@ -62,11 +80,13 @@ typedef struct {
     const e2h_kv_layer_view *kv;
     float scale;
     void *scratch;
+    const int32_t *cascade_group; // (n_seqs) group leader of each sequence, or NULL
+    const int32_t *cascade_shared;// (n_seqs) shared leading blocks of each leader's group
 } attn_ctx;
 
-// Merges a chunk's partial state into the running state of each row (in chunk order).
-static void attn_merge(const attn_thread_buf *b, int n_rows, int head_dim) {
-    for (int r = 0; r < n_rows; r++) {
+// Merges a chunk's partial state into the running state of rows [r0, r1) (in chunk order).
+static void attn_merge(const attn_thread_buf *b, int r0, int r1, int head_dim) {
+    for (int r = r0; r < r1; r++) {
         if (b->n_valid[r] == 0) continue;
         float *acc = b->acc + (int64_t)r * head_dim;
         const float *accb = b->accb + (int64_t)r * head_dim;
@@ -84,38 +104,57 @@ static void attn_merge(const attn_thread_buf *b, int n_rows, int head_dim) {
     }
 }
 
-// One work item: sequence s, KV head kh, its queries [i0, i1).
-static void attn_item(const attn_ctx *c, attn_thread_buf *b, int s, int kh, int i0, int i1) {
+// Blocks [blk0, blk1) of `table` for rows [r0, r1), chunk by chunk, merged in order.
+static void attn_blocks(const attn_ctx *c, attn_thread_buf *b, int kh, const int32_t *table,
+                        int64_t blk0, int64_t blk1, int r0, int r1) {
     const e2h_kv_layer_view *kv = c->kv;
-    const e2h_attn_seq *sq = &c->seqs[s];
-    const int hd = kv->head_dim, bs = kv->block_size, group = c->n_heads / kv->n_kv_heads;
+    const int hd = kv->head_dim, bs = kv->block_size;
     const size_t esize = kv->kv_type == E2H_TYPE_F16 ? 2 : 4;
-    const int n_rows = (i1 - i0) * group;
-    const int64_t ld = (int64_t)c->n_heads * hd;
-    for (int i = i0; i < i1; i++)
-        for (int g = 0; g < group; g++) {
-            int r = (i - i0) * group + g;
-            b->r_off[r] = (sq->q_offset + i) * ld + (int64_t)(kh * group + g) * hd;
-            b->m[r] = -INFINITY;
-            b->l[r] = 0.0f;
-        }
-    const int64_t last = (int64_t)sq->n_past + i1 - 1; // highest position any row sees
-    for (int64_t blk = 0; blk <= last / bs; blk++) {
-        const int64_t id = sq->block_table[blk];
-        const size_t off = (size_t)((id * kv->n_kv_heads + kh) * bs) * hd * esize;
+    int32_t last = -1;
+    for (int r = r0; r < r1; r++) last = b->limit[r] > last ? b->limit[r] : last;
+    for (int64_t blk = blk0; blk < blk1 && blk * bs <= last; blk++) {
+        const size_t off = (size_t)(((int64_t)table[blk] * kv->n_kv_heads + kh) * bs) * hd * esize;
         for (int c0 = 0; c0 < bs && blk * bs + c0 <= last; c0 += E2H_ATTN_SCHUNK) {
             const int clen = bs - c0 < E2H_ATTN_SCHUNK ? bs - c0 : E2H_ATTN_SCHUNK;
             const int64_t p0 = blk * bs + c0; // position of the chunk's first slot
-            for (int r = 0; r < n_rows; r++) {
-                int64_t nv = (int64_t)sq->n_past + i0 + r / group + 1 - p0;
+            for (int r = r0; r < r1; r++) {
+                int64_t nv = b->limit[r] + 1 - p0;
                 b->n_valid[r] = nv < 0 ? 0 : nv > clen ? clen : (int)nv;
             }
             const size_t coff = off + (size_t)c0 * hd * esize;
-            c->chunk(c->q, b->r_off, b->n_valid, n_rows, (const char *)kv->k + coff,
-                     (const char *)kv->v + coff, kv->kv_type, hd, c->scale, b->mb, b->lb,
-                     b->accb, b->scores);
-            attn_merge(b, n_rows, hd);
+            c->chunk(c->q, b->r_off + r0, b->n_valid + r0, r1 - r0, (const char *)kv->k + coff,
+                     (const char *)kv->v + coff, kv->kv_type, hd, c->scale, b->mb + r0,
+                     b->lb + r0, b->accb + (int64_t)r0 * hd, b->scores);
+            attn_merge(b, r0, r1, hd);
         }
+    }
+}
+
+static void attn_item(const attn_ctx *c, attn_thread_buf *b, const attn_item_desc *it) {
+    const int hd = c->kv->head_dim, bs = c->kv->block_size;
+    const int group = c->n_heads / c->kv->n_kv_heads;
+    const int64_t ld = (int64_t)c->n_heads * hd;
+    int seg_r0[ATTN_MAX_SEGS + 1], n_rows = 0;
+    for (int sg = 0; sg < it->n_segs; sg++) {
+        const e2h_attn_seq *sq = &c->seqs[it->seg_seq[sg]];
+        seg_r0[sg] = n_rows;
+        for (int i = it->seg_i0[sg]; i < it->seg_i1[sg]; i++)
+            for (int g = 0; g < group; g++, n_rows++) {
+                b->r_off[n_rows] = (sq->q_offset + i) * ld + (int64_t)(it->kh * group + g) * hd;
+                b->limit[n_rows] = sq->n_past + i;
+                b->m[n_rows] = -INFINITY;
+                b->l[n_rows] = 0.0f;
+            }
+    }
+    seg_r0[it->n_segs] = n_rows;
+    if (it->shared_blocks > 0) // read once for every row of every segment
+        attn_blocks(c, b, it->kh, c->seqs[it->seg_seq[0]].block_table, 0, it->shared_blocks,
+                    0, n_rows);
+    for (int sg = 0; sg < it->n_segs; sg++) {
+        const e2h_attn_seq *sq = &c->seqs[it->seg_seq[sg]];
+        const int64_t n_blocks = ((int64_t)sq->n_past + it->seg_i1[sg] - 1) / bs + 1;
+        attn_blocks(c, b, it->kh, sq->block_table, it->shared_blocks, n_blocks, seg_r0[sg],
+                    seg_r0[sg + 1]);
     }
     for (int r = 0; r < n_rows; r++) {
         const float inv = 1.0f / b->l[r];
@@ -124,30 +163,115 @@ static void attn_item(const attn_ctx *c, attn_thread_buf *b, int s, int kh, int 
     }
 }
 
-// Work items (seq, kv_head, query chunk) are dealt round-robin to threads; each item's
-// result does not depend on which thread runs it.
-static void attn_worker(void *p, int ith, int nth) {
-    const attn_ctx *c = p;
-    attn_thread_buf b = attn_buf(c->scratch, ith, c->n_heads, c->kv->head_dim);
-    int64_t item = 0;
+// Calls fn(item) for every work item, in a fixed order. Sequences outside cascade groups
+// give items (seq, kv_head, E2H_ATTN_QCHUNK queries); a cascade group gives, per kv_head,
+// items of up to E2H_ATTN_MAX_TOKENS queries drawn from its sequences in order.
+typedef void (*attn_item_visit)(const attn_ctx *c, const attn_item_desc *it, void *arg);
+
+static void attn_for_items(const attn_ctx *c, int nth, attn_item_visit fn, void *arg) {
+    const int n_kv = c->kv->n_kv_heads;
     for (int s = 0; s < c->n_seqs; s++) {
         const int nq = c->seqs[s].n_q;
-        for (int kh = 0; kh < c->kv->n_kv_heads; kh++)
-            for (int i0 = 0; i0 < nq; i0 += E2H_ATTN_QCHUNK, item++) {
-                if (item % nth != ith) continue;
-                int i1 = i0 + E2H_ATTN_QCHUNK < nq ? i0 + E2H_ATTN_QCHUNK : nq;
-                attn_item(c, &b, s, kh, i0, i1);
+        if (c->cascade_group && c->cascade_group[s] >= 0) {
+            if (c->cascade_group[s] != s) continue; // handled with its leader
+            int64_t total = 0;
+            for (int t = s; t < c->n_seqs; t++)
+                if (c->cascade_group[t] == s) total += c->seqs[t].n_q;
+            // enough items per kv head to keep every thread busy
+            int64_t n_items = (total + E2H_ATTN_MAX_TOKENS - 1) / E2H_ATTN_MAX_TOKENS;
+            int64_t want = (2 * nth + n_kv - 1) / n_kv;
+            if (n_items < want) n_items = want < total ? want : total;
+            const int64_t per = (total + n_items - 1) / n_items;
+            for (int kh = 0; kh < n_kv; kh++) {
+                attn_item_desc it = {kh, 0, c->cascade_shared[s], {0}, {0}, {0}};
+                int64_t used = 0;
+                for (int t = s; t < c->n_seqs; t++) {
+                    if (c->cascade_group[t] != s) continue;
+                    for (int i0 = 0; i0 < c->seqs[t].n_q;) {
+                        int take = (int)(per - used);
+                        if (take > c->seqs[t].n_q - i0) take = c->seqs[t].n_q - i0;
+                        it.seg_seq[it.n_segs] = t, it.seg_i0[it.n_segs] = i0;
+                        it.seg_i1[it.n_segs] = i0 + take;
+                        it.n_segs++, used += take, i0 += take;
+                        if (used == per || it.n_segs == ATTN_MAX_SEGS) {
+                            fn(c, &it, arg);
+                            it.n_segs = 0, used = 0;
+                        }
+                    }
+                }
+                if (it.n_segs) fn(c, &it, arg);
+            }
+            continue;
+        }
+        for (int kh = 0; kh < n_kv; kh++)
+            for (int i0 = 0; i0 < nq; i0 += E2H_ATTN_QCHUNK) {
+                attn_item_desc it = {kh, 1, 0, {s}, {i0}, {0}};
+                it.seg_i1[0] = i0 + E2H_ATTN_QCHUNK < nq ? i0 + E2H_ATTN_QCHUNK : nq;
+                fn(c, &it, arg);
             }
     }
 }
 
-void e2h_attention_run(e2h_attn_chunk_fn chunk, e2h_pool *pool, float *out, const float *q,
-                       const e2h_attn_seq *seqs, int n_seqs, int n_heads,
+typedef struct {
+    attn_thread_buf buf;
+    int ith, nth;
+    int64_t next;
+} attn_worker_state;
+
+static void attn_visit_run(const attn_ctx *c, const attn_item_desc *it, void *arg) {
+    attn_worker_state *w = arg;
+    if (w->next++ % w->nth == w->ith) attn_item(c, &w->buf, it);
+}
+
+// Items are dealt round-robin to threads; an item's result does not depend on its thread.
+static void attn_worker(void *p, int ith, int nth) {
+    const attn_ctx *c = p;
+    attn_worker_state w = {attn_buf(c->scratch, ith, c->n_heads, c->kv->head_dim), ith, nth, 0};
+    attn_for_items(c, nth, attn_visit_run, &w);
+}
+
+// Leading block ids two sequences share (same ids), limited to blocks both have completely
+// in the cache before this batch (so every query of both sees them whole).
+static int32_t attn_common_blocks(const e2h_attn_seq *a, const e2h_attn_seq *b, int bs) {
+    int32_t lim = (a->n_past < b->n_past ? a->n_past : b->n_past) / bs, n = 0;
+    while (n < lim && a->block_table[n] == b->block_table[n]) n++;
+    return n;
+}
+
+// Groups sequences that share leading blocks with an earlier sequence (the group leader).
+// Returns the number of sequences in groups.
+static int attn_find_cascades(const e2h_attn_seq *seqs, int n_seqs, int bs, int32_t *group,
+                              int32_t *shared) {
+    int grouped = 0;
+    for (int s = 0; s < n_seqs; s++) group[s] = -1, shared[s] = 0;
+    for (int s = 0; s < n_seqs; s++) {
+        if (group[s] >= 0) continue;
+        for (int t = s + 1; t < n_seqs; t++) {
+            if (group[t] >= 0) continue;
+            int32_t n = attn_common_blocks(&seqs[s], &seqs[t], bs);
+            if (n == 0 || (group[s] >= 0 && 2 * n < shared[s])) continue; // would halve the share
+            if (group[s] < 0) group[s] = s, shared[s] = n, grouped++;
+            else if (n < shared[s]) shared[s] = n;
+            group[t] = s;
+            grouped++;
+        }
+    }
+    return grouped;
+}
+
+#define ATTN_MAX_CASCADE_SEQS 1024
+
+void e2h_attention_run(e2h_attn_chunk_fn chunk, int cascade, e2h_pool *pool, float *out,
+                       const float *q, const e2h_attn_seq *seqs, int n_seqs, int n_heads,
                        const e2h_kv_layer_view *kv, float scale, void *scratch) {
     if (!kv || kv->n_kv_heads <= 0 || n_heads % kv->n_kv_heads || kv->block_size <= 0 ||
         kv->head_dim <= 0)
         return; // impossible shapes: the model loader rejects these before any call
-    attn_ctx c = {chunk, out, q, seqs, n_seqs, n_heads, kv, scale, scratch};
+    int32_t group[ATTN_MAX_CASCADE_SEQS], shared[ATTN_MAX_CASCADE_SEQS];
+    attn_ctx c = {chunk, out, q, seqs, n_seqs, n_heads, kv, scale, scratch, NULL, NULL};
+    if (cascade && n_seqs > 1 && n_seqs <= ATTN_MAX_CASCADE_SEQS &&
+        attn_find_cascades(seqs, n_seqs, kv->block_size, group, shared) > 0)
+        c.cascade_group = group, c.cascade_shared = shared;
     e2h_pool_run(pool, attn_worker, &c);
 }
 
@@ -191,6 +315,6 @@ void e2h_attn_chunk_ref(const float *q, const int64_t *r_off, const int *n_valid
 void e2h_attention_ref(e2h_pool *pool, float *out, const float *q, const e2h_attn_seq *seqs,
                        int n_seqs, int n_heads, const e2h_kv_layer_view *kv, float scale,
                        void *scratch) {
-    e2h_attention_run(e2h_attn_chunk_ref, pool, out, q, seqs, n_seqs, n_heads, kv, scale,
+    e2h_attention_run(e2h_attn_chunk_ref, 1, pool, out, q, seqs, n_seqs, n_heads, kv, scale,
                       scratch);
 }

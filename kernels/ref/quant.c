@@ -670,7 +670,7 @@ static void q32_unpack_chunk(int wtype, const uint8_t *row, int64_t nb, int64_t 
         memcpy(&d16, blk, 2);
         if (wtype == E2H_TYPE_Q4_1 || wtype == E2H_TYPE_Q5_1) memcpy(&m16, blk + 2, 2);
         // Integer levels from the dequantizer with d = 1, m = 0 (exact small integers).
-        uint8_t unit[24];
+        uint8_t unit[sizeof(e2h_block_q8_0)]; // the largest 32-element block
         memcpy(unit, blk, bsz);
         uint16_t one = 0x3c00, zero = 0;
         memcpy(unit, &one, 2);

@@ -38,7 +38,7 @@ static inline float hsum8(__m256 a) {
 // One 16-wide k step of the tile; w rows at wp[r], x rows at xp[t] (already at k).
 #define MM_STEP(WT, WOFF, WSTRIDE, XOFF, XSTRIDE)                                             \
     do {                                                                                      \
-        for (int h = 0; h < 2; h++) {                                                         \
+        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {                                 \
             __m256 wv[MR];                                                                    \
             _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)                               \
                 wv[r] = ld8_w((WOFF) + r * (WSTRIDE) + h * 8 * esz, WT);                      \
@@ -74,11 +74,15 @@ static inline __attribute__((always_inline)) void mm_tile(const int R, const int
             memset(xt[t], 0, sizeof xt[t]);
             memcpy(xt[t], x + t * ldx + k, nt * sizeof(float));
         }
+#pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             __m256 wv[MR];
+#pragma GCC unroll 4
             for (int r = 0; r < R; r++) wv[r] = _mm256_loadu_ps(wt[r] + h * 8);
+#pragma GCC unroll 4
             for (int t = 0; t < T; t++) {
                 __m256 xv = _mm256_loadu_ps(xt[t] + h * 8);
+#pragma GCC unroll 4
                 for (int r = 0; r < R; r++) acc[h][r][t] = _mm256_fmadd_ps(wv[r], xv, acc[h][r][t]);
             }
         }
@@ -337,6 +341,6 @@ void e2h_attn_chunk_avx2(const float *q, const int64_t *r_off, const int *n_vali
 void e2h_attention_avx2(e2h_pool *pool, float *out, const float *q, const e2h_attn_seq *seqs,
                         int n_seqs, int n_heads, const e2h_kv_layer_view *kv, float scale,
                         void *scratch) {
-    e2h_attention_run(e2h_attn_chunk_avx2, pool, out, q, seqs, n_seqs, n_heads, kv, scale,
+    e2h_attention_run(e2h_attn_chunk_avx2, 1, pool, out, q, seqs, n_seqs, n_heads, kv, scale,
                       scratch);
 }

@@ -1,0 +1,123 @@
+// bench/kernels_quant.c — quantized matmul microbenchmark.
+// For each weight type and shape: validates the chosen implementation against the ref on a
+// few rows, then reports decode (n_tok = 1) time and GB/s of weights streamed, and prefill
+// (n_tok = 64, 512) GFLOP/s = 2*n_tok*n_in*n_out / t, with the pool at 1 and 2 threads.
+//
+// usage: kernels_quant [-i avx512|avx2|ref] [-t q4_0,q8_0,...] [-s 7b|small|all] [-p]
+//   -p also runs n_tok = 512 (slow with the ref).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels/ops.h"
+#include "kernels/pool.h"
+#include "kernels/quant.h"
+
+typedef void (*qmm_fn)(e2h_pool *, float *, int64_t, const float *, const void *, int, int64_t,
+                       int64_t, int64_t, void *);
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static uint64_t rs_ = 88172645463325252ull;
+static uint32_t rnd(void) {
+    rs_ ^= rs_ << 13;
+    rs_ ^= rs_ >> 7;
+    rs_ ^= rs_ << 17;
+    return (uint32_t)(rs_ >> 16);
+}
+
+// Random valid blocks: random quant bytes, small positive/negative f16 scales.
+static void fill_weights(int type, uint8_t *w, size_t bytes) {
+    for (size_t i = 0; i < bytes; i++) w[i] = (uint8_t)rnd();
+    const size_t bsz = e2h_type_row_size(type, e2h_quant_is_k(type) ? 256 : 32);
+    for (size_t b = 0; b + bsz <= bytes; b += bsz) {
+        uint16_t h = e2h_q_f2h(((int)(rnd() % 2000) - 1000) * 1e-5f);
+        uint16_t m = e2h_q_f2h(((int)(rnd() % 2000) - 1000) * 1e-5f);
+        if (type == E2H_TYPE_Q6_K) memcpy(w + b + 208, &h, 2);
+        else memcpy(w + b, &h, 2);
+        if (type == E2H_TYPE_Q4_1 || type == E2H_TYPE_Q5_1 || type == E2H_TYPE_Q4_K || type == E2H_TYPE_Q5_K)
+            memcpy(w + b + 2, &m, 2);
+    }
+}
+
+static double time_call(qmm_fn fn, e2h_pool *pool, float *y, const float *x, const uint8_t *w,
+                        int type, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch,
+                        double min_time) {
+    fn(pool, y, n_out, x, w, type, n_tok, n_in, n_out, scratch); // warm up
+    int reps = 0;
+    double t0 = now_s(), t;
+    do {
+        fn(pool, y, n_out, x, w, type, n_tok, n_in, n_out, scratch);
+        reps++;
+        t = now_s() - t0;
+    } while (t < min_time);
+    return t / reps;
+}
+
+int main(int argc, char **argv) {
+    const char *impl = "avx512", *types_arg = "q4_0,q4_1,q8_0,q4_k,q5_k,q6_k,q5_0,q5_1", *shapes_arg = "all";
+    int prefill512 = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-i") && i + 1 < argc) impl = argv[++i];
+        else if (!strcmp(argv[i], "-t") && i + 1 < argc) types_arg = argv[++i];
+        else if (!strcmp(argv[i], "-s") && i + 1 < argc) shapes_arg = argv[++i];
+        else if (!strcmp(argv[i], "-p")) prefill512 = 1;
+        else {
+            fprintf(stderr, "usage: %s [-i avx512|avx2|ref] [-t q4_0,...] [-s 7b|small|all] [-p]\n", argv[0]);
+            return 2;
+        }
+    }
+    qmm_fn fn = !strcmp(impl, "ref") ? e2h_qmatmul_ref : !strcmp(impl, "avx2") ? e2h_qmatmul_avx2 : e2h_qmatmul_avx512;
+    if ((fn == e2h_qmatmul_avx512 && !__builtin_cpu_supports("avx512vnni")) ||
+        (fn == e2h_qmatmul_avx2 && !__builtin_cpu_supports("avx2"))) {
+        fprintf(stderr, "this CPU cannot run %s\n", impl);
+        return 1;
+    }
+    static const struct { const char *name; int type; } all_types[] = {
+        {"q4_0", E2H_TYPE_Q4_0}, {"q4_1", E2H_TYPE_Q4_1}, {"q5_0", E2H_TYPE_Q5_0}, {"q5_1", E2H_TYPE_Q5_1},
+        {"q8_0", E2H_TYPE_Q8_0}, {"q4_k", E2H_TYPE_Q4_K}, {"q5_k", E2H_TYPE_Q5_K}, {"q6_k", E2H_TYPE_Q6_K}};
+    static const struct { const char *tag; int64_t n_out, n_in; } shapes[] = {
+        {"7b", 4096, 4096}, {"7b", 11008, 4096}, {"small", 576, 1536}, {"small", 1536, 576}};
+    e2h_pool *pools[2] = {e2h_pool_init(1), e2h_pool_init(2)};
+    printf("impl %s; decode GB/s = weight bytes / time; prefill GFLOP/s = 2*n_tok*n_in*n_out / time\n", impl);
+    printf("%-5s %6s %6s %3s %10s %8s %10s %9s %10s %9s\n", "type", "n_out", "n_in", "thr", "dec_us", "GB/s",
+           "p64_ms", "GFLOP/s", "p512_ms", "GFLOP/s");
+    for (size_t ti = 0; ti < sizeof all_types / sizeof all_types[0]; ti++) {
+        if (!strstr(types_arg, all_types[ti].name)) continue;
+        const int type = all_types[ti].type;
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            if (strcmp(shapes_arg, "all") && strcmp(shapes_arg, shapes[si].tag)) continue;
+            const int64_t n_out = shapes[si].n_out, n_in = shapes[si].n_in, max_tok = prefill512 ? 512 : 64;
+            const size_t rs = e2h_type_row_size(type, n_in), wbytes = rs * (size_t)n_out;
+            uint8_t *w = aligned_alloc(64, (wbytes + 63) / 64 * 64);
+            float *x = malloc((size_t)(max_tok * n_in) * 4), *y = malloc((size_t)(max_tok * n_out) * 4);
+            float *yr = malloc((size_t)(3 * 8) * 4);
+            void *scratch = aligned_alloc(64, (size_t)(e2h_qmatmul_scratch_size(type, max_tok, n_in) + 63) / 64 * 64);
+            fill_weights(type, w, wbytes);
+            for (int64_t i = 0; i < max_tok * n_in; i++) x[i] = ((int)(rnd() % 2001) - 1000) * 1e-3f;
+            // validate: first 8 rows, 3 tokens, against the ref (bit-exact expected)
+            fn(pools[1], y, 8, x, w, type, 3, n_in, 8, scratch);
+            e2h_qmatmul_ref(pools[1], yr, 8, x, w, type, 3, n_in, 8, scratch);
+            if (memcmp(y, yr, 24 * 4)) printf("!! %s %s differs from ref\n", impl, all_types[ti].name);
+            for (int p = 0; p < 2; p++) {
+                double td = time_call(fn, pools[p], y, x, w, type, 1, n_in, n_out, scratch, 0.2);
+                double t64 = time_call(fn, pools[p], y, x, w, type, 64, n_in, n_out, scratch, 0.3);
+                double t512 = prefill512 ? time_call(fn, pools[p], y, x, w, type, 512, n_in, n_out, scratch, 0.3) : 0;
+                const double fl = 2.0 * n_in * n_out;
+                printf("%-5s %6ld %6ld %3d %10.1f %8.2f %10.3f %9.1f %10.3f %9.1f\n", all_types[ti].name,
+                       (long)n_out, (long)n_in, p + 1, td * 1e6, wbytes / td * 1e-9, t64 * 1e3, 64 * fl / t64 * 1e-9,
+                       t512 * 1e3, prefill512 ? 512 * fl / t512 * 1e-9 : 0.0);
+                fflush(stdout);
+            }
+            free(w), free(x), free(y), free(yr), free(scratch);
+        }
+    }
+    e2h_pool_free(pools[0]);
+    e2h_pool_free(pools[1]);
+    return 0;
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# tools/install_deps.sh — installs what building and testing e2h needs on a fresh Debian/Ubuntu
+# machine (run as root, or with sudo available). Does nothing when everything is present.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+need_apt=0
+for h in /usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h /usr/include/xxhash.h \
+         /usr/include/cjson/cJSON.h /usr/include/pcre2.h; do
+    [ -e "$h" ] || need_apt=1
+done
+command -v cc >/dev/null && command -v make >/dev/null && command -v python3 >/dev/null \
+    && command -v unzip >/dev/null || need_apt=1
+if [ $need_apt = 1 ]; then
+    echo "deps: apt-get install build-essential libopenblas-dev libxxhash-dev libcjson-dev libpcre2-dev"
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends build-essential libopenblas-dev \
+        libxxhash-dev libcjson-dev libpcre2-dev python3 python3-pip unzip >/dev/null
+fi
+# Python is for the oracle tests and tools only; torch is not needed (fixtures are committed).
+if ! python3 -c "import numpy, safetensors, gguf, pytest" 2>/dev/null; then
+    echo "deps: pip install numpy safetensors gguf pytest (pinned)"
+    python3 -m pip install -q --disable-pip-version-check numpy==2.2.6 safetensors==0.5.3 \
+        gguf==0.17.1 pytest==8.3.5 2>&1 | grep -v "as the 'root' user" || true
+fi
