@@ -24,6 +24,7 @@ cells actually used; "indep" is what K independent copies of prompt + sample wou
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import math
 import subprocess
@@ -47,12 +48,27 @@ def chat_prompt(problem: str) -> str:
 
 # ----------------------------------------------------------------------------- llama.cpp
 
+_LOG_CB = None  # the ctypes callback must outlive every llama.cpp call
+
+
+def quiet_llama_logs(L) -> None:
+    """Drops llama.cpp's info logs (model loading prints hundreds of lines); keeps errors."""
+    global _LOG_CB
+    if _LOG_CB is None:
+        def cb(level, text, _user):
+            if level == 4:  # GGML_LOG_LEVEL_ERROR (5 = continuation of any level)
+                sys.stderr.write(text.decode(errors="replace"))
+        _LOG_CB = L.llama_log_callback(cb)
+        L.llama_log_set(_LOG_CB, ctypes.c_void_p())
+
+
 class LlamaModel:
     """A loaded llama.cpp model (CPU only) plus the helpers the benchmark needs."""
 
     def __init__(self, path: str, vocab_only: bool = False):
         import llama_cpp as L
         self.L = L
+        quiet_llama_logs(L)
         L.llama_backend_init()
         mp = L.llama_model_default_params()
         mp.n_gpu_layers = 0
@@ -61,6 +77,14 @@ class LlamaModel:
         if not self.model:
             raise RuntimeError(f"{path}: llama.cpp could not load the model")
         self.vocab = L.llama_model_get_vocab(self.model)
+
+    def detokenize(self, ids: list[int]) -> str:
+        L, out = self.L, bytearray()
+        buf = ctypes.create_string_buffer(256)
+        for t in ids:
+            n = L.llama_token_to_piece(self.vocab, t, buf, len(buf), 0, False)
+            out += buf.raw[:max(n, 0)]
+        return out.decode(errors="replace")
 
     def tokenize(self, text: str) -> list[int]:
         L = self.L
@@ -137,6 +161,7 @@ def llama_batched_run(m: LlamaModel, prompt: list[int], k: int, n_gen: int, thre
     t_prefill = time.perf_counter() - t0
 
     i_batch = [n_prompt - 1] * k  # where each sequence's logits are in the last batch
+    streams: list[list[int]] = [[] for _ in range(k)]
     n_cur, n_generated = n_prompt, 0
     t0 = time.perf_counter()
     while n_cur < n_prompt + n_gen:
@@ -146,6 +171,7 @@ def llama_batched_run(m: LlamaModel, prompt: list[int], k: int, n_gen: int, thre
                 continue
             tok = L.llama_sampler_sample(samplers[s], ctx, i_batch[s])
             n_generated += 1
+            streams[s].append(tok)
             if stop_at_eos and L.llama_vocab_is_eog(m.vocab, tok):
                 i_batch[s] = -1
                 continue
@@ -171,7 +197,9 @@ def llama_batched_run(m: LlamaModel, prompt: list[int], k: int, n_gen: int, thre
             "t_gen_s": t_gen, "tok_s": n_generated / t_gen,
             "kv_alloc_bytes": n_ctx * per_cell,
             "kv_used_bytes": (n_prompt + n_generated) * per_cell,
-            "kv_indep_bytes": k * (n_prompt + n_gen) * per_cell}
+            "kv_indep_bytes": k * (n_prompt + n_gen) * per_cell,
+            # first and last sample, to check by eye that sharing the prompt works
+            "text_first": m.detokenize(streams[0]), "text_last": m.detokenize(streams[-1])}
 
 
 def llama_worker(a: argparse.Namespace) -> dict:

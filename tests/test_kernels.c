@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "kernels/float_kernels.h"
 #include "kernels/ops.h"
 #include "kernels/pool.h"
 
@@ -232,23 +233,26 @@ TEST(matmul_batch_and_thread_invariance) {
 }
 
 TEST(matmul_large_prefill_invariance) {
-    // enough tokens to span several L2 token blocks of the tiled path
+    // shapes that take both cache-blocking orders of the tiled path (token blocks / row blocks)
+    const int64_t shapes[][3] = {{77, 2100, 37}, {40, 300, 3000}};
     rng r = {11};
-    const int64_t nt = 77, ni = 2100, no = 37;
-    float *wf = malloc(sizeof(float) * no * ni), *x = malloc(sizeof(float) * nt * ni);
-    void *w = make_weights(&r, E2H_TYPE_F32, no, ni, wf);
-    fill(&r, x, nt * ni, -1, 1);
-    float *yb = malloc(sizeof(float) * nt * no), *y1 = malloc(sizeof(float) * no);
-    for (int ti = 0; ti < g_n_tables; ti++) {
-        g_tables[ti]->matmul(g_pool2, yb, no, x, w, E2H_TYPE_F32, nt, ni, no, NULL);
-        int bad = 0;
-        for (int64_t t = 0; t < nt; t += 19) {
-            g_tables[ti]->matmul(NULL, y1, no, x + t * ni, w, E2H_TYPE_F32, 1, ni, no, NULL);
-            bad += memcmp(y1, yb + t * no, sizeof(float) * no) != 0;
+    for (int s = 0; s < 2; s++) {
+        const int64_t nt = shapes[s][0], ni = shapes[s][1], no = shapes[s][2];
+        float *wf = malloc(sizeof(float) * no * ni), *x = malloc(sizeof(float) * nt * ni);
+        void *w = make_weights(&r, E2H_TYPE_BF16, no, ni, wf);
+        fill(&r, x, nt * ni, -1, 1);
+        float *yb = malloc(sizeof(float) * nt * no), *y1 = malloc(sizeof(float) * no);
+        for (int ti = 0; ti < g_n_tables; ti++) {
+            g_tables[ti]->matmul(g_pool2, yb, no, x, w, E2H_TYPE_BF16, nt, ni, no, NULL);
+            int bad = 0;
+            for (int64_t t = 0; t < nt; t += 13) {
+                g_tables[ti]->matmul(NULL, y1, no, x + t * ni, w, E2H_TYPE_BF16, 1, ni, no, NULL);
+                bad += memcmp(y1, yb + t * no, sizeof(float) * no) != 0;
+            }
+            CHECKF(bad == 0, "%s shape %d: %d tokens differ", g_tables[ti]->name, s, bad);
         }
-        CHECKF(bad == 0, "%s: %d tokens differ", g_tables[ti]->name, bad);
+        free(wf), free(x), free(w), free(yb), free(y1);
     }
-    free(wf), free(x), free(w), free(yb), free(y1);
 }
 
 // ---- rmsnorm / rope / swiglu ----
@@ -528,6 +532,18 @@ TEST(attention_shared_prefix_decode) {
                    g_tables[ti]->name, s);
         }
         CHECK(attn_check_oracle(&c, all) == 0);
+        // the cascade (shared blocks once for all sequences) against processing them per sequence
+        e2h_attn_chunk_fn chunk = !strcmp(g_tables[ti]->name, "avx512") ? e2h_attn_chunk_avx512
+                                  : !strcmp(g_tables[ti]->name, "avx2") ? e2h_attn_chunk_avx2
+                                                                        : e2h_attn_chunk_ref;
+        e2h_kv_layer_view kv = {c.k, c.v, c.kv_type, c.bs, c.n_kv, c.hd};
+        void *scratch = malloc(e2h_attn_scratch_size(2, c.n_heads, c.hd, 0));
+        for (int cas = 0; cas < 2; cas++) {
+            e2h_attention_run(chunk, cas, g_pool2, one, c.q, c.seqs, NS, c.n_heads, &kv,
+                              1.0f / sqrtf((float)c.hd), scratch);
+            CHECKF(!memcmp(one, all, sizeof(float) * c.n_tok * ld), "%s cascade=%d", g_tables[ti]->name, cas);
+        }
+        free(scratch);
         free(all), free(one);
         attn_case_free(&c);
     }

@@ -6,8 +6,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "../include/e2h.h"
 #include "harness.h"
+
+#define FIX "tests/fixtures/tokenizer/"
 
 // ---- helpers ----
 
@@ -39,7 +43,7 @@ static int32_t *encode(const e2h_tokenizer *t, const char *s, size_t len, int ad
     return ids;
 }
 
-__attribute__((unused)) static char *decode(const e2h_tokenizer *t, const int32_t *ids, int32_t n, size_t *len) {
+static char *decode(const e2h_tokenizer *t, const int32_t *ids, int32_t n, size_t *len) {
     size_t need = 0;
     if (e2h_detokenize(t, ids, n, NULL, 0, &need) != E2H_OK) return NULL;
     char *s = malloc(need + 1);
@@ -129,6 +133,414 @@ TEST(vectors_falcon) { vectors_for("falcon"); }
 TEST(vectors_deepseek_llm) { vectors_for("deepseek-llm"); }
 TEST(vectors_deepseek_coder) { vectors_for("deepseek-coder"); }
 
+// ---- large corpus vs committed reference ids ----
+
+static uint64_t fnv1a64(const int32_t *ids, int32_t n) {
+    uint64_t h = 0xCBF29CE484222325ull;
+    const uint8_t *b = (const uint8_t *)ids; // little-endian host, as written by the tool
+    for (size_t i = 0; i < (size_t)n * 4; i++) h = (h ^ b[i]) * 0x100000001B3ull;
+    return h;
+}
+
+typedef struct {
+    const e2h_tokenizer *t;
+    FILE *exp;
+    const char *name;
+    int n_texts, bad, bad_rt, n_rt;
+} corpus_run;
+
+static void corpus_one(corpus_run *r, const char *text) {
+    uint8_t rec[13];
+    if (fread(rec, 1, 13, r->exp) != 13) { r->bad++; return; }
+    uint32_t want_n;
+    uint64_t want_h;
+    memcpy(&want_n, rec, 4);
+    memcpy(&want_h, rec + 4, 8);
+    int32_t n = 0;
+    size_t len = strlen(text);
+    int32_t *ids = encode(r->t, text, len, 0, &n);
+    if (!ids || (uint32_t)n != want_n || fnv1a64(ids, n) != want_h) {
+        if (r->bad++ < 3)
+            printf("  %s: text %d differs (%d ids, want %u): '%.70s'\n", r->name, r->n_texts, n,
+                   want_n, text);
+    } else if (rec[12]) {
+        size_t dl;
+        char *d = decode(r->t, ids, n, &dl);
+        r->n_rt++;
+        if (!d || dl != len || memcmp(d, text, len) != 0) {
+            if (r->bad_rt++ < 3) printf("  %s: text %d does not round-trip\n", r->name, r->n_texts);
+        }
+        free(d);
+    }
+    free(ids);
+    r->n_texts++;
+}
+
+static void corpus_file(corpus_run *r, const char *path, const char *k1, const char *k2) {
+    FILE *f = fopen(path, "r");
+    CHECKF(f != NULL, "cannot open %s", path);
+    if (!f) return;
+    size_t cap = 1 << 16;
+    char *line = malloc(cap);
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        cJSON *j = cJSON_Parse(line);
+        if (!j) continue;
+        const char *keys[2] = {k1, k2};
+        for (int k = 0; k < 2; k++) {
+            cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
+            if (cJSON_IsString(v)) corpus_one(r, v->valuestring);
+        }
+        cJSON_Delete(j);
+    }
+    free(line);
+    fclose(f);
+}
+
+// Every MATH train+test problem/solution and GSM8K train+test question/answer: identical ids
+// (count + hash) and decode(encode(x)) == x wherever the reference round-trips.
+static void corpus_for(const char *name, const e2h_tokenizer *t) {
+    const char *sh = th_shared_dir();
+    if (!sh) { printf("  skipped: ../shared absent\n"); return; }
+    char p[1024];
+    snprintf(p, sizeof p, FIX "%s.corpus.bin", name);
+    corpus_run r = {t, fopen(p, "rb"), name, 0, 0, 0, 0};
+    CHECKF(r.exp != NULL, "missing %s (run tools/make_tokenizer_expected.py)", p);
+    if (!r.exp) return;
+    char hdr[12];
+    uint32_t n_exp = 0;
+    CHECK(fread(hdr, 1, 12, r.exp) == 12 && memcmp(hdr, "E2HTOKC1", 8) == 0);
+    memcpy(&n_exp, hdr + 8, 4);
+    const char *files[4][3] = {{"data/math/math_train.jsonl", "problem", "solution"},
+                               {"data/math/math_test.jsonl", "problem", "solution"},
+                               {"data/gsm8k/train.jsonl", "question", "answer"},
+                               {"data/gsm8k/test.jsonl", "question", "answer"}};
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", sh, files[i][0]);
+        corpus_file(&r, p, files[i][1], files[i][2]);
+    }
+    fclose(r.exp);
+    printf("  %s: %d texts, %d differ; %d round-trip checks, %d fail\n", name, r.n_texts, r.bad,
+           r.n_rt, r.bad_rt);
+    CHECK((uint32_t)r.n_texts == n_exp && r.n_texts > 40000);
+    CHECK(r.bad == 0 && r.bad_rt == 0);
+}
+
+static int hexval(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+// Edge cases (empty, whitespace runs, scripts, emoji, invalid UTF-8, 10k repeats, LaTeX,
+// special tokens): full ids.
+static void edge_for(const char *name, const e2h_tokenizer *t) {
+    char p[1024];
+    snprintf(p, sizeof p, FIX "%s.edge.json", name);
+    char *js = read_file(p, NULL);
+    CHECKF(js != NULL, "missing %s", p);
+    if (!js) return;
+    cJSON *arr = cJSON_Parse(js);
+    free(js);
+    CHECK(cJSON_IsArray(arr));
+    int n_cases = 0, bad = 0;
+    cJSON *c;
+    cJSON_ArrayForEach(c, arr) {
+        const char *hex = cJSON_GetObjectItem(c, "hex")->valuestring;
+        cJSON *want = cJSON_GetObjectItem(c, "ids");
+        size_t hl = strlen(hex), len = hl / 2;
+        char *raw = malloc(len + 1);
+        for (size_t i = 0; i < len; i++)
+            raw[i] = (char)(hexval(hex[2 * i]) * 16 + hexval(hex[2 * i + 1]));
+        int32_t n = 0;
+        int32_t *ids = encode(t, raw, len, 0, &n);
+        int same = ids && n == cJSON_GetArraySize(want);
+        for (int i = 0; same && i < n; i++)
+            same = ids[i] == cJSON_GetArrayItem(want, i)->valueint;
+        if (!same && bad < 3)
+            printf("  %s edge %d (%.40s...): %d ids, want %d\n", name, n_cases, hex, n,
+                   cJSON_GetArraySize(want));
+        if (same) { // decoding must match the reference's decoding of the same ids
+            const char *dh = cJSON_GetObjectItem(c, "decoded_hex")->valuestring;
+            size_t dlen = strlen(dh) / 2, dl;
+            char *d = decode(t, ids, n, &dl);
+            same = d && dl == dlen;
+            for (size_t i = 0; same && i < dlen; i++)
+                same = (uint8_t)d[i] == hexval(dh[2 * i]) * 16 + hexval(dh[2 * i + 1]);
+            // (where the reference round-trips, its decoding is the input text itself)
+            if (!same) printf("  %s edge %d: decoded text differs\n", name, n_cases);
+            free(d);
+        }
+        bad += !same;
+        n_cases++;
+        free(ids);
+        free(raw);
+    }
+    cJSON_Delete(arr);
+    CHECKF(bad == 0 && n_cases > 30, "%s: %d of %d edge cases differ", name, bad, n_cases);
+}
+
+static e2h_tokenizer *load_path(const char *p) {
+    char err[512];
+    e2h_tokenizer *t = NULL;
+    if (e2h_tokenizer_load(p, &t, err, sizeof err) != E2H_OK) printf("  load: %s\n", err);
+    return t;
+}
+
+TEST(corpus_smollm_gguf) {
+    e2h_tokenizer *t = load_path(FIX "smollm.gguf");
+    CHECK(t != NULL);
+    if (!t) return;
+    edge_for("smollm", t);
+    corpus_for("smollm", t);
+    e2h_tokenizer_free(t);
+}
+
+TEST(corpus_llama_spm_gguf) {
+    e2h_tokenizer *t = load_shared_vocab("llama-spm");
+    if (!t) { printf("  skipped: ../shared absent\n"); return; }
+    edge_for("llama-spm", t);
+    corpus_for("llama-spm", t);
+    e2h_tokenizer_free(t);
+}
+
+TEST(corpus_gpt2_gguf) {
+    e2h_tokenizer *t = load_shared_vocab("gpt-2");
+    if (!t) { printf("  skipped: ../shared absent\n"); return; }
+    edge_for("gpt-2", t);
+    corpus_for("gpt-2", t);
+    e2h_tokenizer_free(t);
+}
+
+// The tokenizer.json form of the same vocabulary must give identical ids (model directory
+// with tokenizer_config.json).
+TEST(corpus_smollm_json) {
+    e2h_tokenizer *t = load_path(FIX "smollm");
+    CHECK(t != NULL);
+    if (!t) return;
+    CHECK(e2h_tokenizer_n_vocab(t) == 49152 && e2h_tokenizer_eos(t) == 2);
+    edge_for("smollm", t);
+    corpus_for("smollm", t);
+    e2h_tokenizer_free(t);
+}
+
+TEST(corpus_llama_spm_json) {
+    e2h_tokenizer *t = load_path(FIX "llama-spm/tokenizer.json");
+    CHECK(t != NULL);
+    if (!t) return;
+    CHECK(e2h_tokenizer_bos(t) == 1 && e2h_tokenizer_eos(t) == 2);
+    edge_for("llama-spm", t);
+    corpus_for("llama-spm", t);
+    e2h_tokenizer_free(t);
+}
+
+// ---- API behaviour ----
+
+TEST(bos_eos_and_specials) {
+    e2h_tokenizer *t = load_shared_vocab("llama-spm");
+    if (!t) { printf("  skipped: ../shared absent\n"); return; }
+    int32_t n, *ids = encode(t, "Hello world", 11, 1, &n);
+    CHECK(ids && n == 3 && ids[0] == 1 && ids[1] == 15043 && ids[2] == 3186);
+    free(ids);
+    ids = encode(t, "", 0, 1, &n);
+    CHECK(ids && n == 1 && ids[0] == 1);
+    free(ids);
+    // small output buffer: full count reported, nothing written past cap
+    int32_t buf[2] = {-7, -7}, need = 0;
+    CHECK(e2h_tokenize(t, "Hello world", 11, 1, buf, 1, &need) == E2H_OK && need == 3);
+    CHECK(buf[0] == 1 && buf[1] == -7);
+    CHECK(e2h_tokenizer_find(t, "</s>", 4) == 2);
+    size_t pl;
+    const char *p = e2h_tokenizer_piece(t, 13, &pl); // <0x0A>
+    CHECK(p && pl == 1 && p[0] == '\n');
+    CHECK(e2h_tokenizer_piece(t, 32000, &pl) == NULL && e2h_tokenizer_piece(t, -1, &pl) == NULL);
+    int32_t bad[1] = {40000};
+    char out[8];
+    size_t ol;
+    CHECK(e2h_detokenize(t, bad, 1, out, sizeof out, &ol) == E2H_ERR_INVALID_ARG);
+    e2h_tokenizer_free(t);
+
+    t = load_path(FIX "smollm.gguf");
+    if (!t) return;
+    const char *chat = "<|im_start|>user\nки<|im_end|>";
+    ids = encode(t, chat, strlen(chat), 1, &n);
+    CHECK(ids && n >= 4 && ids[0] == 1 && ids[n - 1] == 2); // no BOS for this vocabulary
+    // "ки" is plain text, not a special token
+    int32_t n2, *ki = encode(t, "ки", strlen("ки"), 0, &n2);
+    CHECK(ki && n2 >= 1 && e2h_tokenizer_find(t, "ки", strlen("ки")) != ki[0] - 100000);
+    for (int i = 0; ki && i < n2; i++) CHECK(ki[i] > 16);
+    free(ki);
+    char dec[128];
+    CHECK(e2h_detokenize(t, ids, n, dec, sizeof dec, &ol) == E2H_OK && strcmp(dec, chat) == 0);
+    free(ids);
+    e2h_tokenizer_free(t);
+}
+
+// The streaming decoder must never emit part of a UTF-8 character, and the concatenation of
+// its output must equal the whole decode.
+TEST(streaming_decode) {
+    e2h_tokenizer *t = load_shared_vocab("llama-spm");
+    if (!t) { printf("  skipped: ../shared absent\n"); return; }
+    const char *text = " this is 🦙.cpp, naïve 日本語 \xf0\x9f\x98\x80!";
+    int32_t n, *ids = encode(t, text, strlen(text), 0, &n);
+    CHECK(ids && n > 5);
+    size_t full_len;
+    char *full = decode(t, ids, n, &full_len);
+    e2h_detok_stream *st = e2h_detok_stream_new(t);
+    char acc[512] = "", piece[64];
+    size_t acc_n = 0, pl;
+    int broken = 0;
+    for (int32_t i = 0; i < n; i++) {
+        CHECK(e2h_detok_stream_push(st, ids[i], piece, sizeof piece, &pl) == E2H_OK);
+        // every emitted chunk is whole characters on its own
+        for (size_t k = 0; k < pl;) {
+            unsigned char c = (unsigned char)piece[k];
+            size_t l = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
+            if (!l || k + l > pl) { broken = 1; break; }
+            k += l;
+        }
+        memcpy(acc + acc_n, piece, pl);
+        acc_n += pl;
+    }
+    CHECK(e2h_detok_stream_flush(st, piece, sizeof piece, &pl) == E2H_OK && pl == 0);
+    CHECK(!broken);
+    CHECK(full && acc_n == full_len && memcmp(acc, full, full_len) == 0);
+    CHECK(full && strcmp(full, text) == 0); // the dummy-prefix space is removed again
+    e2h_detok_stream_free(st);
+    // a lone lead byte followed by nothing: held, then U+FFFD on flush
+    st = e2h_detok_stream_new(t);
+    int32_t b0 = e2h_tokenizer_find(t, "<0xF0>", 6);
+    CHECK(b0 >= 0);
+    CHECK(e2h_detok_stream_push(st, b0, piece, sizeof piece, &pl) == E2H_OK && pl == 0);
+    CHECK(e2h_detok_stream_flush(st, piece, sizeof piece, &pl) == E2H_OK && pl == 3);
+    e2h_detok_stream_free(st);
+    free(ids);
+    free(full);
+    e2h_tokenizer_free(t);
+}
+
+// ---- bad input ----
+
+static void write_text(const char *path, const char *s) {
+    FILE *f = fopen(path, "w");
+    if (f) { fputs(s, f); fclose(f); }
+}
+
+static void expect_load_error(const char *path, const char *needle) {
+    char err[512] = "";
+    e2h_tokenizer *t = NULL;
+    e2h_status st = e2h_tokenizer_load(path, &t, err, sizeof err);
+    CHECKF(st != E2H_OK && t == NULL && strstr(err, needle) != NULL,
+           "want error containing '%s', got %d '%s'", needle, (int)st, err);
+    e2h_tokenizer_free(t);
+}
+
+TEST(malformed_tokenizer_json) {
+    char p[256];
+    snprintf(p, sizeof p, "/tmp/e2h_tok_bad_%d.json", (int)getpid());
+    write_text(p, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a c\"]},"
+                  "\"pre_tokenizer\": {\"type\": \"ByteLevel\"}}");
+    expect_load_error(p, "merges[0]");
+    write_text(p, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 0}, \"merges\": []}}");
+    expect_load_error(p, "used twice");
+    write_text(p, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 2}, \"merges\": []}}");
+    expect_load_error(p, "id 1 is missing");
+    write_text(p, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}}");
+    expect_load_error(p, "model.merges");
+    write_text(p, "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}");
+    expect_load_error(p, "model.type");
+    write_text(p, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": []},"
+                  "\"added_tokens\": [{\"id\": 1, \"content\": \"a\", \"special\": true}]}");
+    expect_load_error(p, "duplicate token 'a'");
+    write_text(p, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
+                  "\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(\"}, \"behavior\": \"Isolated\"},"
+                  "\"decoder\": {\"type\": \"ByteLevel\"}}");
+    expect_load_error(p, "regex");
+    write_text(p, "{\"model\": {\"type\": \"BPE\", \"vocab\": ");
+    expect_load_error(p, "malformed JSON");
+    unlink(p);
+    expect_load_error("/nonexistent/dir/tokenizer.json", "/nonexistent/dir");
+    expect_load_error("/tmp", "no tokenizer.json");
+}
+
+// A GGUF without a tokenizer, and one whose merges name unknown tokens.
+TEST(malformed_gguf_vocab) {
+    char p[256];
+    snprintf(p, sizeof p, "/tmp/e2h_tok_bad_%d.gguf", (int)getpid());
+    FILE *f = fopen(p, "wb");
+    uint32_t v3 = 3;
+    uint64_t zero = 0;
+    fwrite("GGUF", 1, 4, f);
+    fwrite(&v3, 4, 1, f);
+    fwrite(&zero, 8, 1, f);
+    fwrite(&zero, 8, 1, f);
+    fclose(f);
+    expect_load_error(p, "tokenizer.ggml.model");
+    // gpt2 vocabulary "a","b" with merge "a c"
+    f = fopen(p, "wb");
+    uint64_t n_kv = 3;
+    fwrite("GGUF", 1, 4, f);
+    fwrite(&v3, 4, 1, f);
+    fwrite(&zero, 8, 1, f);
+    fwrite(&n_kv, 8, 1, f);
+#define W_STR(s) do { uint64_t l_ = strlen(s); fwrite(&l_, 8, 1, f); fwrite(s, 1, l_, f); } while (0)
+    uint32_t t_str = 8, t_arr = 9;
+    uint64_t two = 2, one = 1;
+    W_STR("tokenizer.ggml.model"); fwrite(&t_str, 4, 1, f); W_STR("gpt2");
+    W_STR("tokenizer.ggml.tokens"); fwrite(&t_arr, 4, 1, f); fwrite(&t_str, 4, 1, f);
+    fwrite(&two, 8, 1, f); W_STR("a"); W_STR("b");
+    W_STR("tokenizer.ggml.merges"); fwrite(&t_arr, 4, 1, f); fwrite(&t_str, 4, 1, f);
+    fwrite(&one, 8, 1, f); W_STR("a c");
+#undef W_STR
+    fclose(f);
+    expect_load_error(p, "merges[0]");
+    unlink(p);
+    expect_load_error("/nonexistent.gguf", "nonexistent.gguf");
+}
+
+// Invalid UTF-8 never reads out of bounds (ASan) and is handled like Python's
+// errors="replace" (the edge fixtures check the ids); truncated sequences at the very end.
+TEST(invalid_utf8_bounds) {
+    e2h_tokenizer *t = load_path(FIX "smollm.gguf");
+    if (!t) return;
+    const char *cases[] = {"\xff", "\xe2\x82", "a\xf0\x9f", "\xc3", "\xed\xa0\x80"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t len = strlen(cases[i]);
+        char *heap = malloc(len); // exact size so ASan catches any over-read
+        memcpy(heap, cases[i], len);
+        int32_t n = 0, *ids = encode(t, heap, len, 0, &n);
+        CHECK(ids && n >= 1);
+        free(ids);
+        free(heap);
+    }
+    e2h_tokenizer_free(t);
+}
+
+// The merge loop is O(n log n): 1 MB of one repeated character in well under a second.
+TEST(merge_loop_scales) {
+    const char *names[2] = {"llama-spm", "gpt-2"};
+    for (int k = 0; k < 2; k++) {
+        e2h_tokenizer *t = load_shared_vocab(names[k]);
+        if (!t) { printf("  skipped: ../shared absent\n"); return; }
+        size_t len = 1 << 20;
+        char *s = malloc(len);
+        memset(s, 'a', len);
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        int32_t n = 0, *ids = encode(t, s, len, 0, &n);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        double sec = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+        printf("  %s: 1 MiB of 'a' -> %d ids in %.3f s\n", names[k], n, sec);
+#ifdef __SANITIZE_ADDRESS__
+        double limit = 20.0; // sanitizers slow everything ~10x; the -O2 build checks 1 s
+#else
+        double limit = 1.0;
+#endif
+        CHECK(ids && n > 1000 && sec < limit);
+        free(ids);
+        free(s);
+        e2h_tokenizer_free(t);
+    }
+}
+
 int main(void) {
     RUN(vectors_llama_spm);
     RUN(vectors_phi_3);
@@ -139,5 +551,16 @@ int main(void) {
     RUN(vectors_falcon);
     RUN(vectors_deepseek_llm);
     RUN(vectors_deepseek_coder);
+    RUN(corpus_smollm_gguf);
+    RUN(corpus_llama_spm_gguf);
+    RUN(corpus_gpt2_gguf);
+    RUN(corpus_smollm_json);
+    RUN(corpus_llama_spm_json);
+    RUN(bos_eos_and_specials);
+    RUN(streaming_decode);
+    RUN(malformed_tokenizer_json);
+    RUN(malformed_gguf_vocab);
+    RUN(invalid_utf8_bounds);
+    RUN(merge_loop_scales);
     return TEST_SUMMARY();
 }

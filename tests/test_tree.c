@@ -8,9 +8,9 @@
 // Tolerance: abs 1e-5 + rel 1e-5 * |ref| for f32 KV (results do not depend on the batch
 // composition; they differ only by the order in which attention merges KV blocks when the
 // block size differs from the reference's: measured <= 4e-6). For f16 KV the reference also
-// stores f16 K/V: abs 2e-4 + rel 2e-4 (measured <= 5e-5). Also: sampling with a seed gives the same tokens alone and
-// batched beside others; exhaustion returns E2H_ERR_KV_FULL and corrupts nothing; the pool
-// returns to empty when everything is released.
+// stores f16 K/V: abs 2e-4 + rel 2e-4 (measured <= 5e-5). Also: sampling with a seed gives
+// the same tokens alone and batched beside others; exhaustion returns E2H_ERR_KV_FULL and
+// corrupts nothing; the pool returns to empty when everything is released.
 #include <math.h>
 #include <stdint.h>
 #include <string.h>

@@ -13,7 +13,7 @@ typedef struct {
 } sym;
 
 typedef struct {
-    int32_t prio, left, right, lid, rid;
+    int32_t prio, left, right, lid, rid, result;
 } cand;
 
 // Per-call scratch space and output, reused across words.
@@ -66,6 +66,21 @@ static int heap_push(enc_ctx *c, cand x) {
     return 0;
 }
 
+// Moves heap[i] down to its place among heap[0..n).
+static void sift_down(cand *h, size_t i, size_t n) {
+    cand x = h[i];
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        const cand *best = &x;
+        if (l < n && cand_less(&h[l], best)) { m = l; best = &h[l]; }
+        if (r < n && cand_less(&h[r], best)) { m = r; }
+        if (m == i) break;
+        h[i] = h[m];
+        i = m;
+    }
+    h[i] = x;
+}
+
 static cand heap_pop(enc_ctx *c) {
     cand top = c->heap[0];
     cand x = c->heap[--c->heap_n];
@@ -87,20 +102,24 @@ static int try_pair(enc_ctx *c, int32_t l, int32_t r) {
     if (l < 0 || r < 0) return 0;
     const tok_pair *p = tok_pair_get(c->t, c->syms[l].id, c->syms[r].id);
     if (!p) return 0;
-    return heap_push(c, (cand){p->prio, l, r, c->syms[l].id, c->syms[r].id});
+    return heap_push(c, (cand){p->prio, l, r, c->syms[l].id, c->syms[r].id, p->result});
 }
 
 // Merges syms[0..n) in place until no adjacent pair is in the pair table.
 static int merge_all(enc_ctx *c, int32_t n) {
+    // initial pairs: append all, then heapify in O(n)
     c->heap_n = 0;
-    for (int32_t i = 0; i + 1 < n; i++)
-        if (try_pair(c, i, i + 1)) return -1;
+    if (n > 1 && grow((void **)&c->heap, &c->heap_cap, (size_t)n, sizeof(cand))) return -1;
+    for (int32_t i = 0; i + 1 < n; i++) {
+        const tok_pair *p = tok_pair_get(c->t, c->syms[i].id, c->syms[i + 1].id);
+        if (p) c->heap[c->heap_n++] = (cand){p->prio, i, i + 1, c->syms[i].id, c->syms[i + 1].id, p->result};
+    }
+    for (size_t i = c->heap_n / 2; i-- > 0;) sift_down(c->heap, i, c->heap_n);
     while (c->heap_n) {
         cand x = heap_pop(c);
         sym *L = &c->syms[x.left], *R = &c->syms[x.right];
         if (L->id != x.lid || R->id != x.rid || L->next != x.right) continue; // stale
-        const tok_pair *p = tok_pair_get(c->t, x.lid, x.rid);
-        L->id = p->result;
+        L->id = x.result;
         L->len += R->len;
         L->next = R->next;
         if (R->next >= 0) c->syms[R->next].prev = x.left;

@@ -79,6 +79,7 @@ struct e2h_tokenizer {
     int add_space_prefix;     // SPM: prepend "▁"
     int prefix_all_segments;  // SPM: prepend after every special token too (llama.cpp, legacy HF)
     int ignore_merges;        // BPE: a word that is a whole token skips merging (Llama-3)
+    int spm_explicit_merges;  // SPM from tokenizer.json: merges listed, not derived from scores
     int strip_leading_space;  // decode: drop the space the dummy prefix added
     int n_regex;
     pcre2_code *regex[TOK_MAX_REGEX];

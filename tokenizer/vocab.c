@@ -352,13 +352,14 @@ int tok_finalize(e2h_tokenizer *t, const char *path, char *err, size_t err_len) 
         int n = t->family == TOK_SPM ? snprintf(s, sizeof s, "<0x%02X>", b) : tok_byte_to_utf8((uint8_t)b, s);
         t->byte_ids[b] = tok_lookup(t, s, (size_t)n);
     }
-    if (build_added(t) || (t->family == TOK_SPM && build_spm_pairs(t))) {
+    if (build_added(t) ||
+        (t->family == TOK_SPM && !t->spm_explicit_merges && build_spm_pairs(t))) {
         tok_set_err(err, err_len, "%s: out of memory", path);
         return -1;
     }
-    for (int32_t *p = &t->bos; p <= &t->unk; p++) {
-        if (*p >= t->n_vocab || *p < -1) *p = -1;
-    }
+    if (t->bos >= t->n_vocab || t->bos < -1) t->bos = -1;
+    if (t->eos >= t->n_vocab || t->eos < -1) t->eos = -1;
+    if (t->unk >= t->n_vocab || t->unk < -1) t->unk = -1;
     return 0;
 }
 

@@ -13,7 +13,8 @@ rounding — tests/py/test_gguf_hf_parity.py checks both directions on the HF fi
 
 to-gguf: the reverse, like llama.cpp's convert_hf_to_gguf.py for Llama/Mistral ("llama", with
 the Q/K permutation) and Qwen2 ("qwen2", no permutation, Q/K/V biases). Weights are written as
-f32; no tokenizer is written (e2h needs none for `logits`).
+f32; the tokenizer is copied from another GGUF with --tokenizer-from (llama.cpp needs one,
+e2h's `logits` does not).
 """
 from __future__ import annotations
 
@@ -126,7 +127,24 @@ def gguf_to_hf(path: str, out_dir: str) -> dict:
 
 # ---------------------------------------------------------------- HF -> GGUF
 
-def hf_to_gguf(hf_dir: str, out_path: str) -> None:
+def copy_tokenizer(gw: "gguf.GGUFWriter", src: str) -> None:
+    """Copies every tokenizer.* key of the GGUF src, byte for byte (so llama.cpp accepts the file)."""
+    VT = gguf.GGUFValueType
+    for key, f in gguf.GGUFReader(src).fields.items():
+        if not key.startswith("tokenizer."):
+            continue
+        main = f.types[0]
+        if main == VT.ARRAY:
+            sub = f.types[-1]
+            val = [bytes(f.parts[i]) if sub == VT.STRING else f.parts[i][0].item() for i in f.data]
+            gw.add_key_value(key, val, VT.ARRAY, sub_type=sub)
+        elif main == VT.STRING:
+            gw.add_key_value(key, bytes(f.parts[f.data[0]]), VT.STRING)
+        else:
+            gw.add_key_value(key, f.parts[f.data[0]][0].item(), main)
+
+
+def hf_to_gguf(hf_dir: str, out_path: str, tokenizer_from: str | None = None) -> None:
     with open(os.path.join(hf_dir, "config.json")) as f:
         cfg = json.load(f)
     archs = cfg.get("architectures", ["LlamaForCausalLM"])
@@ -151,6 +169,8 @@ def hf_to_gguf(hf_dir: str, out_path: str) -> None:
     gw.add_rope_freq_base(float(cfg.get("rope_theta", 10000.0)))
     gw.add_layer_norm_rms_eps(float(cfg.get("rms_norm_eps", 1e-6)))
     gw.add_rope_dimension_count(cfg.get("head_dim", dim // n_head))
+    if tokenizer_from:
+        copy_tokenizer(gw, tokenizer_from)
     if cfg.get("head_dim", dim // n_head) != dim // n_head:
         gw.add_key_length(cfg["head_dim"])
         gw.add_value_length(cfg["head_dim"])
@@ -194,12 +214,13 @@ def main(argv=None) -> int:
     p = sub.add_parser("to-gguf", help="HF directory -> f32 GGUF")
     p.add_argument("hf_dir")
     p.add_argument("out")
+    p.add_argument("--tokenizer-from", metavar="GGUF", help="copy tokenizer.* keys from this GGUF")
     a = ap.parse_args(argv)
     if a.cmd == "to-hf":
         cfg = gguf_to_hf(a.gguf, a.out_dir)
         print(f"wrote {a.out_dir} ({cfg['architectures'][0]}, {cfg['num_hidden_layers']} layers)")
     else:
-        hf_to_gguf(a.hf_dir, a.out)
+        hf_to_gguf(a.hf_dir, a.out, a.tokenizer_from)
         print(f"wrote {a.out}")
     return 0
 

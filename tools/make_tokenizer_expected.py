@@ -11,7 +11,8 @@ tests/fixtures/tokenizer/:
                        int32 LE, round-trips flag) per text. The texts are read from ../shared at
                        test time, in the order of corpus_texts() below.
   <vocab>.edge.json    edge cases (input as hex, so invalid UTF-8 fits) with their full ids
-  <vocab>/tokenizer.json, tokenizer_config.json
+                       and the reference's decoding of those ids
+  <vocab>/tokenizer.json, tokenizer_config.json (smollm, llama-spm)
                        the reference saved in Hugging Face format: the C loader must give the
                        same ids from it as from the GGUF
   smollm.gguf          vocabulary-only GGUF of the default model (SmolLM2-135M-Instruct)
@@ -173,11 +174,12 @@ def fnv1a64(ids):
     return h
 
 
-def write_fixtures(name, tok, texts, config):
-    os.makedirs(os.path.join(OUT, name), exist_ok=True)
-    tok.save(os.path.join(OUT, name, "tokenizer.json"))
-    with open(os.path.join(OUT, name, "tokenizer_config.json"), "w") as f:
-        json.dump(config, f, indent=1)
+def write_fixtures(name, tok, texts, config, save_json):
+    if save_json:  # only where the GGUF is not committed in ../shared alone (size budget)
+        os.makedirs(os.path.join(OUT, name), exist_ok=True)
+        tok.save(os.path.join(OUT, name, "tokenizer.json"), pretty=False)
+        with open(os.path.join(OUT, name, "tokenizer_config.json"), "w") as f:
+            json.dump(config, f, indent=1)
     enc = tok.encode_batch(texts, add_special_tokens=False)
     with open(os.path.join(OUT, name + ".corpus.bin"), "wb") as f:
         f.write(b"E2HTOKC1" + struct.pack("<I", len(texts)))
@@ -188,8 +190,9 @@ def write_fixtures(name, tok, texts, config):
     for raw in edge_cases():
         text = raw.decode("utf-8", errors="replace")
         ids = tok.encode(text, add_special_tokens=False).ids
-        edge.append({"hex": raw.hex(), "ids": ids,
-                     "roundtrip": tok.decode(ids, skip_special_tokens=False) == text})
+        dec = tok.decode(ids, skip_special_tokens=False)
+        edge.append({"hex": raw.hex(), "ids": ids, "decoded_hex": dec.encode("utf-8").hex(),
+                     "roundtrip": dec == text})
     with open(os.path.join(OUT, name + ".edge.json"), "w") as f:
         json.dump(edge, f)
     print(f"{name}: {len(texts)} corpus texts, {sum(len(e.ids) for e in enc)} tokens, "
@@ -251,7 +254,7 @@ def main():
                "add_eos_token": False,
                "bos_token": v["tokens"][v["bos"]] if v["bos"] is not None else None,
                "eos_token": v["tokens"][v["eos"]] if v["eos"] is not None else None}
-        write_fixtures(name, tok, texts, cfg)
+        write_fixtures(name, tok, texts, cfg, name != "gpt-2")
 
 
 if __name__ == "__main__":

@@ -120,27 +120,44 @@ typedef struct {
     tile_fn tile;
 } mm_ctx;
 
-static int64_t token_block(int64_t n_in) {
-    int64_t tb = (256 * 1024) / (n_in * 4 + 1);
-    tb = tb / NR * NR;
-    return tb < NR ? NR : tb;
+// Cache blocking (changes only the order tiles are visited, never how an element is summed).
+// Either (a) a block of tokens of x stays in L2 while every W row of the thread's slice
+// streams past it (W re-read once per token block), or (b) a block of W rows stays in L2
+// while all tokens stream past (x re-read once per row block). Pick the lower traffic;
+// operands larger than ~L3 count double (DRAM).
+#define MM_L2_BUDGET (512 * 1024)
+#define MM_L3_BYTES (16ll * 1024 * 1024)
+
+static int64_t mm_block(int64_t row_bytes, int64_t unit) {
+    int64_t b = MM_L2_BUDGET / (row_bytes + 1) / unit * unit;
+    return b < unit ? unit : b;
+}
+
+static void mm_tiles(const mm_ctx *c, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+    for (int64_t r = r0; r < r1; r += MR) {
+        const int R = r1 - r < MR ? (int)(r1 - r) : MR;
+        for (int64_t t = t0; t < t1; t += NR) {
+            const int T = t1 - t < NR ? (int)(t1 - t) : NR;
+            c->tile(R, T, c->w + r * c->wrow, c->wrow, c->x + t * c->n_in, c->n_in, c->n_in,
+                    c->y + t * c->ldy + r, c->ldy);
+        }
+    }
 }
 
 static void mm_worker(void *p, int ith, int nth) {
     const mm_ctx *c = p;
     int64_t r0, r1;
     e2h_pool_slice(c->n_out, ith, nth, 16, &r0, &r1);
-    const int64_t tb = token_block(c->n_in);
-    for (int64_t t0 = 0; t0 < c->n_tok; t0 += tb) {
-        const int64_t t1 = t0 + tb < c->n_tok ? t0 + tb : c->n_tok;
-        for (int64_t r = r0; r < r1; r += MR) {
-            const int R = r1 - r < MR ? (int)(r1 - r) : MR;
-            for (int64_t t = t0; t < t1; t += NR) {
-                const int T = t1 - t < NR ? (int)(t1 - t) : NR;
-                c->tile(R, T, c->w + r * c->wrow, c->wrow, c->x + t * c->n_in, c->n_in, c->n_in,
-                        c->y + t * c->ldy + r, c->ldy);
-            }
-        }
+    const int64_t tb = mm_block(c->n_in * 4, NR), rb = mm_block((int64_t)c->wrow, MR);
+    const int64_t w_bytes = (r1 - r0) * (int64_t)c->wrow, x_bytes = c->n_tok * c->n_in * 4;
+    const int64_t cost_a = (c->n_tok + tb - 1) / tb * w_bytes * (w_bytes > MM_L3_BYTES ? 2 : 1);
+    const int64_t cost_b = (r1 - r0 + rb - 1) / rb * x_bytes * (x_bytes > MM_L3_BYTES ? 2 : 1);
+    if (cost_a <= cost_b) {
+        for (int64_t t0 = 0; t0 < c->n_tok; t0 += tb)
+            mm_tiles(c, r0, r1, t0, t0 + tb < c->n_tok ? t0 + tb : c->n_tok);
+    } else {
+        for (int64_t rr = r0; rr < r1; rr += rb)
+            mm_tiles(c, rr, rr + rb < r1 ? rr + rb : r1, 0, c->n_tok);
     }
 }
 

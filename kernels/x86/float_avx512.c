@@ -40,6 +40,20 @@ static inline float hsum16(__m512 a) {
     return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
 }
 
+// hsum16 of four vectors at once, with exactly the same pairings (IEEE addition is
+// commutative, so only which lanes are paired matters): result lane k = hsum16(k-th input).
+static inline __m128 hsum16x4(__m512 a, __m512 b, __m512 c, __m512 d) {
+    // 16 -> 8: [a.s8 | b.s8], [c.s8 | d.s8]
+    __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+    __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xEE));
+    // 8 -> 4: 128-bit quarter k holds s4 of input k
+    __m512 s4 = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xDD));
+    // 4 -> 2 -> 1 inside each quarter
+    __m512 s2 = _mm512_add_ps(s4, _mm512_permute_ps(s4, 0x4E));
+    __m512 s1 = _mm512_add_ps(s2, _mm512_permute_ps(s2, 0xB1));
+    return _mm512_castps512_ps128(_mm512_maskz_compress_ps(0x1111, s1));
+}
+
 static inline __mmask16 tail_mask(int64_t n) { return (__mmask16)((1u << n) - 1); }
 
 // ---- matmul micro-tile: y[t][r] for R rows x T tokens (R, T, wtype compile-time) ----
@@ -77,6 +91,12 @@ static inline __attribute__((always_inline)) void mm_tile(const int R, const int
             for (int r = 0; r < R; r++) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
         }
     }
+    if (R == 4) { // four rows of one token folded together: y[t][0..3] in one store
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++)
+            _mm_storeu_ps(y + t * ldy, hsum16x4(acc[0][t], acc[1][t], acc[2][t], acc[3][t]));
+        return;
+    }
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
@@ -113,28 +133,44 @@ typedef struct {
     tile_fn tile;
 } mm_ctx;
 
-// Tokens per L2-resident block of x: the W micro-tile is reused across it from L1/L2.
-static int64_t token_block(int64_t n_in) {
-    int64_t tb = (256 * 1024) / (n_in * 4 + 1);
-    tb = tb / NR * NR;
-    return tb < NR ? NR : tb;
+// Cache blocking (changes only the order tiles are visited, never how an element is summed).
+// Either (a) a block of tokens of x stays in L2 while every W row of the thread's slice
+// streams past it (W re-read once per token block), or (b) a block of W rows stays in L2
+// while all tokens stream past (x re-read once per row block). Pick the lower traffic;
+// operands larger than ~L3 count double (DRAM).
+#define MM_L2_BUDGET (512 * 1024)
+#define MM_L3_BYTES (16ll * 1024 * 1024)
+
+static int64_t mm_block(int64_t row_bytes, int64_t unit) {
+    int64_t b = MM_L2_BUDGET / (row_bytes + 1) / unit * unit;
+    return b < unit ? unit : b;
+}
+
+static void mm_tiles(const mm_ctx *c, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+    for (int64_t r = r0; r < r1; r += MR) {
+        const int R = r1 - r < MR ? (int)(r1 - r) : MR;
+        for (int64_t t = t0; t < t1; t += NR) {
+            const int T = t1 - t < NR ? (int)(t1 - t) : NR;
+            c->tile(R, T, c->w + r * c->wrow, c->wrow, c->x + t * c->n_in, c->n_in, c->n_in,
+                    c->y + t * c->ldy + r, c->ldy);
+        }
+    }
 }
 
 static void mm_worker(void *p, int ith, int nth) {
     const mm_ctx *c = p;
     int64_t r0, r1;
     e2h_pool_slice(c->n_out, ith, nth, 16, &r0, &r1);
-    const int64_t tb = token_block(c->n_in);
-    for (int64_t t0 = 0; t0 < c->n_tok; t0 += tb) {
-        const int64_t t1 = t0 + tb < c->n_tok ? t0 + tb : c->n_tok;
-        for (int64_t r = r0; r < r1; r += MR) {
-            const int R = r1 - r < MR ? (int)(r1 - r) : MR;
-            for (int64_t t = t0; t < t1; t += NR) {
-                const int T = t1 - t < NR ? (int)(t1 - t) : NR;
-                c->tile(R, T, c->w + r * c->wrow, c->wrow, c->x + t * c->n_in, c->n_in, c->n_in,
-                        c->y + t * c->ldy + r, c->ldy);
-            }
-        }
+    const int64_t tb = mm_block(c->n_in * 4, NR), rb = mm_block((int64_t)c->wrow, MR);
+    const int64_t w_bytes = (r1 - r0) * (int64_t)c->wrow, x_bytes = c->n_tok * c->n_in * 4;
+    const int64_t cost_a = (c->n_tok + tb - 1) / tb * w_bytes * (w_bytes > MM_L3_BYTES ? 2 : 1);
+    const int64_t cost_b = (r1 - r0 + rb - 1) / rb * x_bytes * (x_bytes > MM_L3_BYTES ? 2 : 1);
+    if (cost_a <= cost_b) {
+        for (int64_t t0 = 0; t0 < c->n_tok; t0 += tb)
+            mm_tiles(c, r0, r1, t0, t0 + tb < c->n_tok ? t0 + tb : c->n_tok);
+    } else {
+        for (int64_t rr = r0; rr < r1; rr += rb)
+            mm_tiles(c, rr, rr + rb < r1 ? rr + rb : r1, 0, c->n_tok);
     }
 }
 
@@ -291,7 +327,20 @@ void e2h_attn_chunk_avx512(const float *q, const int64_t *r_off, const int *n_va
         l[r] = 0.0f;
         if (nv == 0) continue;
         const float *qr = q + r_off[r];
-        for (int j = 0; j < nv; j++) scores[j] = attn_dot(qr, k, kv_type, (int64_t)j * hd, hd) * scale;
+        int j = 0;
+        for (; j + 4 <= nv; j += 4) { // four slots per pass, one fold for all four
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int d = 0; d < hd; d += 16) {
+                const __mmask16 md = hd - d >= 16 ? 0xffff : tail_mask(hd - d);
+                const __m512 qv = _mm512_maskz_loadu_ps(md, qr + d);
+                a0 = _mm512_fmadd_ps(qv, ld_kv(k, kv_type, (int64_t)j * hd + d, md), a0);
+                a1 = _mm512_fmadd_ps(qv, ld_kv(k, kv_type, (int64_t)(j + 1) * hd + d, md), a1);
+                a2 = _mm512_fmadd_ps(qv, ld_kv(k, kv_type, (int64_t)(j + 2) * hd + d, md), a2);
+                a3 = _mm512_fmadd_ps(qv, ld_kv(k, kv_type, (int64_t)(j + 3) * hd + d, md), a3);
+            }
+            _mm_storeu_ps(scores + j, _mm_mul_ps(hsum16x4(a0, a1, a2, a3), _mm_set1_ps(scale)));
+        }
+        for (; j < nv; j++) scores[j] = attn_dot(qr, k, kv_type, (int64_t)j * hd, hd) * scale;
         __m512 mx = _mm512_set1_ps(-INFINITY);
         for (int j = 0; j < nv; j += 16) {
             const __mmask16 mk = nv - j >= 16 ? 0xffff : tail_mask(nv - j);
@@ -309,12 +358,22 @@ void e2h_attn_chunk_avx512(const float *q, const int64_t *r_off, const int *n_va
         m[r] = mxs;
         l[r] = hsum16(sum);
         float *a = acc + (int64_t)r * hd;
-        for (int d = 0; d < hd; d += 16) {
-            const __mmask16 md = hd - d >= 16 ? 0xffff : tail_mask(hd - d);
-            __m512 av = _mm512_setzero_ps();
-            for (int j = 0; j < nv; j++)
-                av = _mm512_fmadd_ps(_mm512_set1_ps(scores[j]), ld_kv(v, kv_type, (int64_t)j * hd + d, md), av);
-            _mm512_mask_storeu_ps(a + d, md, av);
+        // acc[d] = sum_j p_j v_j[d] in slot order; 4 vectors of d at a time = 4 FMA chains
+        for (int d0 = 0; d0 < hd; d0 += 64) {
+            __m512 av[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                            _mm512_setzero_ps()};
+            __mmask16 md[4];
+            for (int u = 0; u < 4; u++) {
+                const int d = d0 + 16 * u;
+                md[u] = d >= hd ? 0 : hd - d >= 16 ? 0xffff : tail_mask(hd - d);
+            }
+            for (int jj = 0; jj < nv; jj++) {
+                const __m512 pj = _mm512_set1_ps(scores[jj]);
+#pragma GCC unroll 4
+                for (int u = 0; u < 4; u++)
+                    av[u] = _mm512_fmadd_ps(pj, ld_kv(v, kv_type, (int64_t)jj * hd + d0 + 16 * u, md[u]), av[u]);
+            }
+            for (int u = 0; u < 4; u++) _mm512_mask_storeu_ps(a + d0 + 16 * u, md[u], av[u]);
         }
     }
 }

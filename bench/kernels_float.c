@@ -1,0 +1,222 @@
+// bench/kernels_float.c — microbenchmarks of the float kernels of the best ops table (each
+// validated against the ref table first): matmul decode (GB/s of weights) and prefill
+// (GFLOP/s, % of peak), rmsnorm / rope / swiglu (GB/s), attention decode over a paged f16
+// cache with 16 sequences sharing a 200-token prefix, with and without the cascade.
+//   usage: kernels_float [threads=2] [reps=5]
+// Peak: measured here with a register-only FMA loop on one core (best of 5 short runs), times
+// the thread count. For reference: Zen 4 executes a 512-bit FMA as two 256-bit halves
+// (32 FP32 flop/cycle/core); Zen 5 (cpu family 26, what this project's machines report) has
+// two full 512-bit FMA pipes (64 flop/cycle/core).
+#include <immintrin.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels/float_kernels.h"
+#include "kernels/ops.h"
+#include "kernels/pool.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void fill(float *x, int64_t n, unsigned seed, float scale) {
+    for (int64_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = scale * ((float)((seed >> 8) & 0xffff) / 32768.0f - 1.0f);
+    }
+}
+
+#define BEST_OF(reps, stmt)                                         \
+    ({                                                              \
+        double best_ = 1e30;                                        \
+        for (int r_ = 0; r_ <= (reps); r_++) {                      \
+            double t0_ = now_s();                                   \
+            stmt;                                                   \
+            double dt_ = now_s() - t0_;                             \
+            if (r_ > 0 && dt_ < best_) best_ = dt_;                 \
+        }                                                           \
+        best_;                                                      \
+    })
+
+// One core's FP32 FMA throughput (GFLOP/s): 12 independent zmm (or ymm) FMA chains.
+__attribute__((target("avx512f"))) static double peak_avx512(void) {
+    __m512 a[12];
+    for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps(i * 1e-3f);
+    const __m512 b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(1e-4f);
+    const long n = 4000000;
+    double best = 1e30;
+    for (int rep = 0; rep < 5; rep++) {
+    double t0 = now_s();
+    for (long k = 0; k < n; k++) {
+        for (int i = 0; i < 12; i++) a[i] = _mm512_fmadd_ps(a[i], b, c);
+        __asm__ volatile("" : "+v"(a[0]), "+v"(a[1]), "+v"(a[2]), "+v"(a[3]), "+v"(a[4]), "+v"(a[5]),
+                         "+v"(a[6]), "+v"(a[7]), "+v"(a[8]), "+v"(a[9]), "+v"(a[10]), "+v"(a[11]));
+    }
+    if (now_s() - t0 < best) best = now_s() - t0;
+    }
+    return n * 12.0 * 32 / best * 1e-9;
+}
+
+__attribute__((target("avx2,fma"))) static double peak_avx2(void) {
+    __m256 a[12];
+    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps(i * 1e-3f);
+    const __m256 b = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(1e-4f);
+    const long n = 4000000;
+    double best = 1e30;
+    for (int rep = 0; rep < 5; rep++) {
+    double t0 = now_s();
+    for (long k = 0; k < n; k++) {
+        for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], b, c);
+        __asm__ volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]), "+x"(a[4]), "+x"(a[5]),
+                         "+x"(a[6]), "+x"(a[7]), "+x"(a[8]), "+x"(a[9]), "+x"(a[10]), "+x"(a[11]));
+    }
+    if (now_s() - t0 < best) best = now_s() - t0;
+    }
+    return n * 12.0 * 16 / best * 1e-9;
+}
+
+static double max_rel_err(const float *a, const float *b, int64_t n) {
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - b[i]) / (1e-3 + fabs((double)b[i])));
+    return m;
+}
+
+static void bench_matmul(const e2h_ops *ops, const e2h_ops *ref, e2h_pool *pool, int reps,
+                         double peak) {
+    const int types[] = {E2H_TYPE_F32, E2H_TYPE_BF16, E2H_TYPE_F16};
+    const char *tn[] = {"f32", "bf16", "f16"};
+    const int64_t shapes[][2] = {{2048, 2048}, {5632, 2048}, {576, 576}}; // (n_out, n_in)
+    for (unsigned s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        const int64_t no = shapes[s][0], ni = shapes[s][1], ntp = 128;
+        float *wf = malloc(sizeof(float) * no * ni), *x = malloc(sizeof(float) * ntp * ni);
+        float *y = malloc(sizeof(float) * ntp * no), *yr = malloc(sizeof(float) * ntp * no);
+        uint16_t *wh = malloc(2 * no * ni);
+        fill(wf, no * ni, 1, 1.0f), fill(x, ntp * ni, 2, 1.0f);
+        for (int ti = 0; ti < 3; ti++) {
+            const void *w = wf;
+            if (types[ti] != E2H_TYPE_F32) {
+                ops->quantize_row(types[ti], wf, wh, no * ni);
+                w = wh;
+            }
+            const double wbytes = (double)e2h_type_row_size(types[ti], ni) * no;
+            ref->matmul(pool, yr, no, x, w, types[ti], 4, ni, no, NULL);
+            ops->matmul(pool, y, no, x, w, types[ti], 4, ni, no, NULL);
+            const int exact = !memcmp(y, yr, sizeof(float) * 4 * no);
+            double td = BEST_OF(reps * 4, ops->matmul(pool, y, no, x, w, types[ti], 1, ni, no, NULL));
+            double tp = BEST_OF(reps, ops->matmul(pool, y, no, x, w, types[ti], ntp, ni, no, NULL));
+            const double gf = 2.0 * ntp * ni * no / tp * 1e-9;
+            printf("matmul %-4s %5ldx%-5ld decode %8.1f us %6.1f GB/s | prefill %3ld tok %7.2f ms %6.1f "
+                   "GFLOP/s (%4.1f%% peak) | ==ref bits: %s\n",
+                   tn[ti], (long)no, (long)ni, td * 1e6, wbytes / td * 1e-9, (long)ntp, tp * 1e3, gf,
+                   100 * gf / peak, exact ? "yes" : "NO");
+        }
+        free(wf), free(x), free(y), free(yr), free(wh);
+    }
+}
+
+static void bench_elementwise(const e2h_ops *ops, const e2h_ops *ref, int reps) {
+    const int64_t n = 64, dim = 2048, ff = 5632;
+    float *x = malloc(sizeof(float) * n * ff), *w = malloc(sizeof(float) * ff);
+    float *u = malloc(sizeof(float) * n * ff), *y = malloc(sizeof(float) * n * ff);
+    float *yr = malloc(sizeof(float) * n * ff);
+    fill(x, n * ff, 3, 4.0f), fill(w, ff, 4, 1.0f), fill(u, n * ff, 5, 1.0f);
+
+    ref->rmsnorm(yr, x, w, n, dim, 1e-5f);
+    ops->rmsnorm(y, x, w, n, dim, 1e-5f);
+    double err = max_rel_err(y, yr, n * dim);
+    double t = BEST_OF(reps * 4, ops->rmsnorm(y, x, w, n, dim, 1e-5f));
+    printf("rmsnorm %ldx%ld: %8.1f us %6.1f GB/s (max rel err vs ref %.1e)\n", (long)n, (long)dim,
+           t * 1e6, 3.0 * 4 * n * dim / t * 1e-9, err);
+
+    ref->swiglu(yr, x, u, n, ff);
+    ops->swiglu(y, x, u, n, ff);
+    err = max_rel_err(y, yr, n * ff);
+    t = BEST_OF(reps * 4, ops->swiglu(y, x, u, n, ff));
+    printf("swiglu  %ldx%ld: %8.1f us %6.1f GB/s (max rel err vs ref %.1e)\n", (long)n, (long)ff,
+           t * 1e6, 3.0 * 4 * n * ff / t * 1e-9, err);
+
+    const int nh = 32, hd = 64;
+    float inv[32];
+    int32_t pos[64];
+    for (int i = 0; i < hd / 2; i++) inv[i] = powf(10000.0f, -2.0f * i / hd);
+    for (int i = 0; i < n; i++) pos[i] = 100 + i;
+    memcpy(y, x, sizeof(float) * n * nh * hd);
+    memcpy(yr, x, sizeof(float) * n * nh * hd);
+    ref->rope(yr, pos, n, nh, hd, inv, 0);
+    ops->rope(y, pos, n, nh, hd, inv, 0);
+    const int exact = !memcmp(y, yr, sizeof(float) * n * nh * hd);
+    t = BEST_OF(reps * 4, ops->rope(y, pos, n, nh, hd, inv, 0));
+    printf("rope    %ldx%dx%d: %8.1f us %6.1f GB/s (==ref bits: %s)\n", (long)n, nh, hd, t * 1e6,
+           2.0 * 4 * n * nh * hd / t * 1e-9, exact ? "yes" : "NO");
+    free(x), free(w), free(u), free(y), free(yr);
+}
+
+// 16 sequences decoding one token each; all share the first 12 blocks (192 of the 200 prompt
+// tokens); blocks after the prefix are private. K/V f16, block 16.
+static void bench_attention(const e2h_ops *ops, e2h_pool *pool, int reps, int n_heads, int n_kv,
+                            int hd) {
+    enum { NS = 16, BS = 16, PREFIX = 200, GEN = 40 };
+    const int ctx = PREFIX + GEN, nb_seq = (ctx + BS - 1) / BS, shared = PREFIX / BS;
+    const int n_blocks = shared + NS * (nb_seq - shared);
+    const int64_t blk_elems = (int64_t)n_kv * BS * hd;
+    uint16_t *k = malloc(2 * blk_elems * n_blocks), *v = malloc(2 * blk_elems * n_blocks);
+    float *tmp = malloc(sizeof(float) * blk_elems * n_blocks);
+    fill(tmp, blk_elems * n_blocks, 7, 1.0f);
+    ops->quantize_row(E2H_TYPE_F16, tmp, k, blk_elems * n_blocks);
+    fill(tmp, blk_elems * n_blocks, 8, 1.0f);
+    ops->quantize_row(E2H_TYPE_F16, tmp, v, blk_elems * n_blocks);
+    int32_t tables[NS][64];
+    e2h_attn_seq seqs[NS];
+    int next = shared;
+    for (int s = 0; s < NS; s++) {
+        for (int b = 0; b < nb_seq; b++) tables[s][b] = b < shared ? b : next++;
+        seqs[s] = (e2h_attn_seq){tables[s], ctx - 1, 1, s};
+    }
+    float *q = malloc(sizeof(float) * NS * n_heads * hd), *o1 = malloc(sizeof(float) * NS * n_heads * hd);
+    float *o2 = malloc(sizeof(float) * NS * n_heads * hd);
+    fill(q, (int64_t)NS * n_heads * hd, 9, 1.0f);
+    e2h_kv_layer_view kv = {k, v, E2H_TYPE_F16, BS, n_kv, hd};
+    void *scratch = malloc(e2h_attn_scratch_size(e2h_pool_size(pool), n_heads, hd, ctx));
+    const float sc = 1.0f / sqrtf((float)hd);
+    e2h_attn_chunk_fn chunk = !strcmp(ops->name, "avx512") ? e2h_attn_chunk_avx512
+                              : !strcmp(ops->name, "avx2") ? e2h_attn_chunk_avx2
+                                                           : e2h_attn_chunk_ref;
+    e2h_attention_ref(pool, o2, q, seqs, NS, n_heads, &kv, sc, scratch);
+    e2h_attention_run(chunk, 0, pool, o1, q, seqs, NS, n_heads, &kv, sc, scratch);
+    const double err = max_rel_err(o1, o2, (int64_t)NS * n_heads * hd);
+    double t0 = BEST_OF(reps * 4, e2h_attention_run(chunk, 0, pool, o1, q, seqs, NS, n_heads, &kv, sc, scratch));
+    double t1 = BEST_OF(reps * 4, e2h_attention_run(chunk, 1, pool, o2, q, seqs, NS, n_heads, &kv, sc, scratch));
+    const int same = !memcmp(o1, o2, sizeof(float) * NS * n_heads * hd);
+    const double bytes = 2.0 * 2 * (double)NS * ctx * n_kv * hd; // K+V f16 as if read per sequence
+    const double flops = 4.0 * NS * n_heads * (double)ctx * hd;
+    printf("attention decode %d seqs x ctx %d (prefix %d shared), heads %d/%d hd %d f16: "
+           "per-seq %7.1f us (%5.1f GB/s, %5.1f GFLOP/s) | cascade %7.1f us (x%.2f) | same bits: %s | "
+           "max rel err vs ref %.1e\n",
+           NS, ctx, PREFIX, n_heads, n_kv, hd, t0 * 1e6, bytes / t0 * 1e-9, flops / t0 * 1e-9,
+           t1 * 1e6, t0 / t1, same ? "yes" : "NO", err);
+    free(k), free(v), free(tmp), free(q), free(o1), free(o2), free(scratch);
+}
+
+int main(int argc, char **argv) {
+    const int nth = argc > 1 ? atoi(argv[1]) : 2, reps = argc > 2 ? atoi(argv[2]) : 5;
+    const e2h_ops *ops = e2h_ops_get("auto"), *ref = e2h_ops_ref();
+    e2h_pool *pool = e2h_pool_init(nth);
+    double core = !strcmp(ops->name, "avx512") ? peak_avx512()
+                  : !strcmp(ops->name, "avx2") ? peak_avx2()
+                                               : 0.0;
+    double peak = core * nth;
+    printf("ops table: %s, threads %d; measured FMA peak %.1f GFLOP/s per core -> %.1f for %d threads\n",
+           ops->name, nth, core, peak, nth);
+    if (peak <= 0) peak = 1;
+    bench_matmul(ops, ref, pool, reps, peak);
+    bench_elementwise(ops, ref, reps);
+    bench_attention(ops, pool, reps, 9, 3, 64);  // SmolLM2-135M
+    bench_attention(ops, pool, reps, 32, 4, 64); // TinyLlama-1.1B-like
+    e2h_pool_free(pool);
+    return 0;
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""tools/make_llamacpp_fixtures.py — llama.cpp reference outputs for the default model.
+
+Runs llama.cpp (llama-cpp-python, logits_all=True, 2 threads) on the SmolLM2-135M-Instruct Q4_1
+GGUF for a few chat-formatted MATH500 problems (tokenized by llama.cpp itself) and writes
+tests/fixtures/llamacpp/smollm2_q4_1.json with, per prompt:
+
+    prompt_ids   the prompt as llama.cpp tokenizes it (special tokens parsed, no BOS: the
+                 file's add_bos_token is false)
+    greedy       64 greedy tokens (argmax, EOS ignored) decoded one at a time after the prompt
+    argmax       argmax of the logits at every position of prompt + greedy (len = n_prompt + 64)
+    margin       top-1 minus top-2 logit at each of those positions (how close a tie it was)
+    top          the 8 largest logits at each position as [[id, logit], ...]
+
+tests/py/test_llamacpp_parity.py compares e2h with these.
+
+    python3 tools/make_llamacpp_fixtures.py [--model weights/SmolLM2-135M-Instruct.Q4_1.gguf]
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+
+import numpy as np
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+DEFAULT_MODEL = os.path.join(ROOT, "weights", "SmolLM2-135M-Instruct.Q4_1.gguf")
+OUT = os.path.join(ROOT, "tests", "fixtures", "llamacpp", "smollm2_q4_1.json")
+MATH500 = os.path.join(ROOT, "..", "shared", "data", "math", "math500.jsonl")
+SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+N_GEN = 64
+N_TOP = 8
+
+
+def chat(problem: str) -> str:
+    """The model's own chat template (tokenizer.chat_template) with add_generation_prompt."""
+    return (f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{problem}<|im_end|>\n"
+            "<|im_start|>assistant\n")
+
+
+def pick_problems(n: int) -> list[dict]:
+    with open(MATH500) as f:
+        rows = [json.loads(line) for line in f]
+    # short problems of different subjects, so prompts stay ~100 tokens
+    rows = sorted((r for r in rows if len(r["problem"]) < 220), key=lambda r: r["unique_id"])
+    out, seen = [], set()
+    for r in rows:
+        if r["subject"] not in seen:
+            out.append(r)
+            seen.add(r["subject"])
+        if len(out) == n:
+            break
+    return out
+
+
+def run_one(llm, text: str) -> dict:
+    ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+    llm.reset()
+    llm.eval(ids)
+    greedy = []
+    for _ in range(N_GEN):
+        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        greedy.append(tok)
+        llm.eval([tok])  # evaluates the last one too, for the argmax at every position
+    scores = np.asarray(llm.scores[: llm.n_tokens], dtype=np.float32)  # (n_prompt + 64, vocab)
+    order = np.argsort(-scores, axis=1)[:, :N_TOP]
+    top = [[[int(i), round(float(s[i]), 5)] for i in o] for s, o in zip(scores, order)]
+    margin = [round(float(s[o[0]] - s[o[1]]), 5) for s, o in zip(scores, order)]
+    return {"text": text, "prompt_ids": [int(i) for i in ids], "greedy": greedy,
+            "argmax": [int(o[0]) for o in order], "margin": margin, "top": top}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=DEFAULT_MODEL)
+    ap.add_argument("--n-prompts", type=int, default=4)
+    ap.add_argument("-o", "--out", default=OUT)
+    a = ap.parse_args()
+    try:
+        import llama_cpp
+    except ImportError:
+        sys.exit("make_llamacpp_fixtures: needs llama-cpp-python (see tools/requirements-bench.txt)")
+    if not os.path.exists(a.model):
+        sys.exit(f"make_llamacpp_fixtures: {a.model} absent (run `make model`)")
+    with open(a.model, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    llm = llama_cpp.Llama(model_path=a.model, n_ctx=1024, n_batch=512, n_threads=2, logits_all=True,
+                          verbose=False)
+    prompts = [run_one(llm, chat(p["problem"])) | {"unique_id": p["unique_id"]}
+               for p in pick_problems(a.n_prompts)]
+    out = {"model": os.path.basename(a.model), "sha256": sha,
+           "llama_cpp_python": getattr(llama_cpp, "__version__", "?"), "n_threads": 2,
+           "n_gen": N_GEN, "prompts": prompts}
+    os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    with open(a.out, "w") as f:
+        json.dump(out, f, separators=(",", ":"))
+        f.write("\n")
+    for p in prompts:
+        print(f"{p['unique_id']}: {len(p['prompt_ids'])} prompt tokens, min margin "
+              f"{min(p['margin']):.4f}")
+    print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
