@@ -223,7 +223,7 @@ def run_e2h(a: argparse.Namespace, k: int) -> dict:
         return {"error": f"{exe} not found (build it with `make`)"}
     cmd = [str(exe), "generate", "-m", str(a.model), "-p", a.prompt_text, "--samples", str(k),
            "-n", str(a.n_gen), "--temp", str(a.temp), "--seed", str(a.seed), "--json",
-           "-t", str(a.threads)]
+           "-t", str(a.threads)] + ([] if a.stop_at_eos else ["--ignore-eos"])
     t0 = time.perf_counter()
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout)
@@ -231,39 +231,41 @@ def run_e2h(a: argparse.Namespace, k: int) -> dict:
         return {"error": f"timed out after {a.timeout} s"}
     wall = time.perf_counter() - t0
     recs = []
-    for ln in p.stdout.splitlines():
-        if ln.strip().startswith("{"):
+    # per-sample JSON lines on stdout; e2h prints its summary as "stats: {...}" on stderr
+    for ln in p.stdout.splitlines() + p.stderr.splitlines():
+        ln = ln.strip()
+        if ln.startswith("stats:"):
+            ln = ln[len("stats:"):].strip()
+        if ln.startswith("{"):
             try:
                 recs.append(json.loads(ln))
             except json.JSONDecodeError:
                 pass
-    if p.returncode != 0 or not recs:
+    samples = [r for r in recs if "sample" in r]
+    if p.returncode != 0 or not samples:
         tail = "\n".join((p.stderr.strip() or p.stdout.strip()).splitlines()[-3:])
         return {"error": f"rc {p.returncode}: {tail}"}
-    samples = [r for r in recs if "sample" in r]
     tokens = sum(int(r.get("tokens", 0)) for r in samples)
-    res = {"samples": len(samples), "generated": tokens, "wall_s": wall, "timing": "wall"}
-    # prefer e2h's own timing / KV numbers when it prints them (any record, any of these keys)
+    res = {"samples": len(samples), "generated": tokens, "wall_s": wall, "timing": "wall",
+           "prompt_tokens": samples[0].get("prompt_tokens"),
+           "text_first": samples[0].get("text"), "text_last": samples[-1].get("text")}
+    # e2h's own timing / KV numbers when it prints them (any summary record, these keys)
+    names = {"tok_s": "tok_s", "gen_tok_s": "tok_s", "decode_s": "t_gen_s", "gen_s": "t_gen_s",
+             "prefill_s": "t_prefill_s", "kv_bytes_used": "kv_used_bytes",
+             "kv_used_bytes": "kv_used_bytes", "kv_bytes_independent": "kv_indep_bytes",
+             "kv_alloc_bytes": "kv_alloc_bytes", "generated_tokens": "generated"}
     for r in recs:
+        if "sample" in r:
+            continue
         for key, v in r.items():
-            kl = key.lower()
-            if not isinstance(v, (int, float)) or isinstance(v, bool):
-                continue
-            if kl in ("tok_s", "gen_tok_s", "decode_tok_s", "tokens_per_s"):
-                res["tok_s"], res["timing"] = float(v), "e2h"
-            elif kl in ("gen_s", "decode_s", "t_gen_s", "elapsed_s", "time_s"):
-                res["t_gen_s"] = float(v)
-            elif kl in ("kv_bytes", "kv_used_bytes"):
-                res["kv_used_bytes"] = int(v)
-            elif kl in ("kv_alloc_bytes", "kv_pool_bytes"):
-                res["kv_alloc_bytes"] = int(v)
-            elif kl in ("generated", "total_tokens", "n_generated") and not tokens:
-                res["generated"] = int(v)
-    if "tok_s" not in res and res["generated"]:
-        if "t_gen_s" in res:
-            res["tok_s"], res["timing"] = res["generated"] / res["t_gen_s"], "e2h"
-        else:  # includes model load and prefill: a lower bound on e2h's speed
-            res["tok_s"] = res["generated"] / wall
+            if key in names and isinstance(v, (int, float)) and not isinstance(v, bool):
+                res[names[key]] = v
+    if "tok_s" in res:
+        res["timing"] = "e2h"
+    elif "t_gen_s" in res and res["generated"]:
+        res["tok_s"], res["timing"] = res["generated"] / res["t_gen_s"], "e2h"
+    elif res["generated"]:  # includes model load and prefill: a lower bound on e2h's speed
+        res["tok_s"] = res["generated"] / wall
     return res
 
 
@@ -338,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             if "error" in runs[0]:
                 print(f"e2h K={k}: {runs[0]['error']}", file=sys.stderr)
 
-    hdr = (f"{'K':>3} {'e2h tok/s':>16} {'llama tok/s':>16} {'ratio':>6} {'llama prefill s':>15} "
+    hdr = (f"{'K':>3} {'e2h tok/s':>16} {'llama tok/s':>16} {'ratio':>6} {'prefill s e2h/llama':>19} "
            f"{'e2h KV MiB':>10} {'llama KV MiB alloc/used':>23} {'indep KV MiB':>12}")
     print()
     print(hdr)
@@ -349,7 +351,9 @@ def main(argv: list[str] | None = None) -> int:
         lm, ls = mean_sd([r["tok_s"] for r in lr])
         em, es = mean_sd([r["tok_s"] for r in er])
         ratio = f"{em / lm:.2f}" if er and lr else "n/a"
-        pre = f"{mean_sd([r['t_prefill_s'] for r in lr])[0]:.3f}" if lr else "n/a"
+        pre_l = f"{mean_sd([r['t_prefill_s'] for r in lr])[0]:.3f}" if lr else "n/a"
+        pre_e = f"{er[0]['t_prefill_s']:.3f}" if er and "t_prefill_s" in er[0] else "n/a"
+        pre = f"{pre_e}/{pre_l}"
         ekv = mb(er[0].get("kv_used_bytes")) if er else "n/a"
         if er and er[0].get("timing") == "wall":
             ekv += " (wall)"  # e2h printed no timing: its number includes load + prefill
@@ -357,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         ind = mb(lr[0]["kv_indep_bytes"]) if lr else "n/a"
         e_s = f"{em:.1f} ± {es:.1f}" if er else "n/a"
         l_s = f"{lm:.1f} ± {ls:.1f}" if lr else "n/a"
-        print(f"{k:>3} {e_s:>16} {l_s:>16} {ratio:>6} {pre:>15} {ekv:>10} {lkv:>23} {ind:>12}")
+        print(f"{k:>3} {e_s:>16} {l_s:>16} {ratio:>6} {pre:>19} {ekv:>10} {lkv:>23} {ind:>12}")
     if a.json_out:
         a.json_out.write_text(json.dumps(report, indent=1))
     return 0

@@ -3,7 +3,7 @@
 // few rows, then reports decode (n_tok = 1) time and GB/s of weights streamed, and prefill
 // (n_tok = 64, 512) GFLOP/s = 2*n_tok*n_in*n_out / t, with the pool at 1 and 2 threads.
 //
-// usage: kernels_quant [-i avx512|avx2|ref] [-t q4_0,q8_0,...] [-s 7b|small|smol|all] [-p]
+// usage: kernels_quant [-i avx512|avx2|ref] [-t q4_0,q8_0,...] [-s 7b|small|smol|dram|all] [-p]
 //                      [-r N] [-T 1,2] [-c]
 //   -p also runs n_tok = 512 (slow with the ref). -r N: best of N timings (default 3).
 //   -T: thread counts. -c: time with the calling thread's CPU clock (1 thread only: less
@@ -89,7 +89,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) g_repeats = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1;
         else if (!strcmp(argv[i], "-T") && i + 1 < argc) threads_arg = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [-i avx512|avx2|ref] [-t q4_0,...] [-s 7b|small|smol|all] [-p] [-r N] [-T 1,2] [-c]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-i avx512|avx2|ref] [-t q4_0,...] [-s 7b|small|smol|dram|all] [-p] [-r N] [-T 1,2] [-c]\n", argv[0]);
             return 2;
         }
     }
@@ -104,7 +104,7 @@ int main(int argc, char **argv) {
         {"q8_0", E2H_TYPE_Q8_0}, {"q4_k", E2H_TYPE_Q4_K}, {"q5_k", E2H_TYPE_Q5_K}, {"q6_k", E2H_TYPE_Q6_K}};
     static const struct { const char *tag; int64_t n_out, n_in; } shapes[] = {
         {"7b", 4096, 4096}, {"7b", 11008, 4096}, {"small", 576, 1536}, {"small", 1536, 576},
-        {"smol", 576, 576}, {"smol", 192, 576}, {"smol", 1536, 576}, {"smol", 576, 1536}};
+        {"dram", 32000, 4096}, {"smol", 576, 576}, {"smol", 192, 576}, {"smol", 1536, 576}, {"smol", 576, 1536}};
     e2h_pool *pools[2] = {e2h_pool_init(1), e2h_pool_init(2)};
     const int use_thr[2] = {strchr(threads_arg, '1') != NULL, strchr(threads_arg, '2') != NULL};
     printf("impl %s; decode GB/s = weight bytes / time; prefill GFLOP/s = 2*n_tok*n_in*n_out / time\n", impl);
@@ -114,7 +114,7 @@ int main(int argc, char **argv) {
         if (!strstr(types_arg, all_types[ti].name)) continue;
         const int type = all_types[ti].type;
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-            if (!strcmp(shapes_arg, "all") ? !strcmp(shapes[si].tag, "smol") : strcmp(shapes_arg, shapes[si].tag) != 0) continue;
+            if (!strcmp(shapes_arg, "all") ? (!strcmp(shapes[si].tag, "smol") || !strcmp(shapes[si].tag, "dram")) : strcmp(shapes_arg, shapes[si].tag) != 0) continue;
             const int64_t n_out = shapes[si].n_out, n_in = shapes[si].n_in, max_tok = prefill512 ? 512 : 64;
             if (e2h_qmatmul_scratch_size(type, 1, n_in) < 0) continue; // n_in not a block multiple
             const size_t rs = e2h_type_row_size(type, n_in), wbytes = rs * (size_t)n_out;

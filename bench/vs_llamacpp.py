@@ -126,7 +126,6 @@ def bw_at(membw: dict[int, float], t: int) -> float | None:
 def llama_worker(path: str, threads: list[int], n_prompt: int, n_gen: int, reps: int,
                  flash_attn: str, seed: int) -> dict:
     """Runs in a child process; returns pp/tg samples per thread count."""
-    import ctypes
     import llama_cpp as L
 
     L.llama_backend_init()
@@ -209,7 +208,6 @@ def llama_worker(path: str, threads: list[int], n_prompt: int, n_gen: int, reps:
     L.llama_batch_free(batch)
     L.llama_free(ctx)
     L.llama_model_free(model)
-    del ctypes
     return out
 
 
@@ -258,6 +256,10 @@ def e2h_extract(records: list[dict], kind: str) -> tuple[float, float] | None:
             is_pp = rec.get("n_prompt", 0) > 0 and rec.get("n_gen", 0) == 0
             if (kind == "pp") == is_pp:
                 return float(rec["avg_ts"]), float(rec.get("stddev_ts", 0.0))
+    for rec in records:  # e2h bench layout: {"pp": {"tps_mean": .., "tps_std": .., "tps": [..]}}
+        sub = rec.get(kind)
+        if isinstance(sub, dict) and "tps_mean" in sub:
+            return float(sub["tps_mean"]), float(sub.get("tps_std", 0.0))
     mean = sd = None
     samples = None
     for rec in records:

@@ -32,8 +32,12 @@ static e2h_status eng_init_kv(e2h_engine *e, const e2h_engine_opts *o, char *err
     if (o->kv_mem_gib > 0) {
         kc.mem_bytes = (size_t)(o->kv_mem_gib * 1073741824.0);
     } else {
-        // one full context plus a margin of blocks for forks and partially filled blocks
+        // one full context plus a margin of blocks for forks and partially filled blocks, and
+        // at least 1 GiB so that many samples / search branches fit (e.g. 64 x 256 tokens of
+        // SmolLM2 in f32). Costs no resident memory until used: blocks are handed out
+        // lowest-first and reused last-freed-first, so only the peak in use gets touched.
         kc.mem_bytes = per_tok * ((size_t)e->max_ctx + 64 * (size_t)kc.block_size);
+        if (kc.mem_bytes < ((size_t)1 << 30)) kc.mem_bytes = (size_t)1 << 30;
     }
     if (kc.mem_bytes < per_tok * (size_t)kc.block_size * 2) {
         e2h_errf(err, err_len, "--kv-mem: %.6f GiB holds fewer than 2 KV blocks of this model",
@@ -185,16 +189,20 @@ static e2h_status eng_sync_once(e2h_engine *e, e2h_seq *const *seqs, int n, int 
         return st;
     }
     int row = 0;
+    e2h_status cst = E2H_OK;
     for (int b = 0; b < nb; b++) {
         e2h_seq *s = e->fs_owner[b];
-        kv_seq_commit(e->kv, &s->kv, e->fs[b].tokens, e->fs[b].n);
+        // A refused commit would leave the tokens pending forever: report it, never loop.
+        if (kv_seq_commit(e->kv, &s->kv, e->fs[b].tokens, e->fs[b].n) && !cst)
+            cst = ENG_ERR(e, E2H_ERR_INVALID_ARG, "internal: the KV cache refused to record %d "
+                          "tokens of a sequence", e->fs[b].n);
         if (e->fs[b].n_logits) {
             memcpy(s->logits, e->logits + (size_t)row * e->vocab, (size_t)e->vocab * sizeof(float));
             row++;
         }
     }
-    *progress = 1;
-    return E2H_OK;
+    *progress = !cst;
+    return cst;
 }
 
 // Computes every pending token of seqs so that each one's logits are current.
@@ -323,6 +331,13 @@ e2h_status e2h_seq_extend(e2h_engine *e, e2h_seq *const *seqs, int n, const e2h_
     if (!e || !seqs || n < 1) return e ? ENG_ERR(e, E2H_ERR_INVALID_ARG, "extend: no sequences") : E2H_ERR_INVALID_ARG;
     if (stop && stop->n_stop_strings > 0 && !e->model->tok)
         return ENG_ERR(e, E2H_ERR_TOKENIZER, "stop strings need a tokenizer, and this model has none");
+    // A sequence listed twice would be sampled twice per step and written twice per pass.
+    for (int i = 0; i < n; i++) {
+        if (!seqs[i]) return ENG_ERR(e, E2H_ERR_INVALID_ARG, "extend: sequence %d is NULL", i);
+        for (int j = 0; j < i; j++)
+            if (seqs[j] == seqs[i])
+                return ENG_ERR(e, E2H_ERR_INVALID_ARG, "extend: sequence %d is listed twice", i);
+    }
     e2h_seq **active = malloc((size_t)n * sizeof *active);
     if (!active) return ENG_ERR(e, E2H_ERR_NOMEM, "out of memory");
     e2h_status st = eng_sync(e, seqs, n);
@@ -414,7 +429,8 @@ e2h_status e2h_eval_logits(e2h_engine *e, const int32_t *ids, int32_t n, float *
         fwd_seq fs = {&kv, ids + done, take, take};
         st = fwd_run(e->fwd, e->model, e->kv, e->pool, &fs, 1, logits + (size_t)done * e->vocab,
                      NULL, e->last_err, sizeof e->last_err);
-        if (!st) kv_seq_commit(e->kv, &kv, ids + done, take);
+        if (!st && kv_seq_commit(e->kv, &kv, ids + done, take))
+            st = ENG_ERR(e, E2H_ERR_INVALID_ARG, "internal: the KV cache refused to record tokens");
         done += take;
     }
     kv_seq_release(e->kv, &kv);

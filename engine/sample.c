@@ -86,74 +86,113 @@ static void sample_heap_down(sample_pair *h, int32_t k, int32_t i) {
     }
 }
 
-// Collects the candidates into s->pairs sorted best-first; returns their count. With top_k,
-// exactly the k best (heap, O(n log k)); otherwise every token within exp(-40) of the best
-// after temperature — the rest cannot change any sample or top-p/min-p cut in float math.
-static int32_t sample_candidates(const float *logits, int32_t n, const e2h_sampling *p,
-                                 sample_scratch *s) {
+// The k best tokens into s->pairs, sorted best-first (heap select, O(n log k)).
+static int32_t sample_top_k(const float *logits, int32_t n, int32_t k, sample_scratch *s) {
     sample_pair *c = s->pairs;
     int32_t m = 0;
-    if (p->top_k > 0 && p->top_k < n) {
-        int32_t k = p->top_k;
-        for (int32_t i = 0; i < n; i++) {
-            sample_pair x = {logits[i], i};
-            if (m < k) {
-                c[m++] = x;
-                if (m == k)
-                    for (int32_t j = k / 2 - 1; j >= 0; j--) sample_heap_down(c, k, j);
-            } else if (sample_better(&x, &c[0])) {
-                c[0] = x;
-                sample_heap_down(c, k, 0);
-            }
+    for (int32_t i = 0; i < n; i++) {
+        sample_pair x = {logits[i], i};
+        if (m < k) {
+            c[m++] = x;
+            if (m == k)
+                for (int32_t j = k / 2 - 1; j >= 0; j--) sample_heap_down(c, k, j);
+        } else if (sample_better(&x, &c[0])) {
+            c[0] = x;
+            sample_heap_down(c, k, 0);
         }
-    } else {
-        float mx = logits[0];
-        for (int32_t i = 1; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;
-        float cut = mx - 40.0f * p->temperature;
-        for (int32_t i = 0; i < n; i++)
-            if (logits[i] >= cut) c[m++] = (sample_pair){logits[i], i};
     }
     qsort(c, (size_t)m, sizeof *c, sample_cmp_desc);
     return m;
 }
 
+// Unnormalized weight of a logit at temperature t relative to the best logit mx. Tokens more
+// than 40 (temperature-scaled) below the best weigh < e^-40 and cannot change any sample or
+// top-p / min-p cut in float math: they get 0.
+static double sample_weight(float v, float mx, double inv_t) {
+    double x = (double)(v - mx) * inv_t;
+    return x < -40.0 ? 0.0 : exp(x);
+}
+
+// Inverse CDF over candidates c[0..keep) with weights prob[0..keep).
+static int32_t sample_pick(const sample_pair *c, const double *prob, int32_t keep, e2h_rng *rng) {
+    double total = 0;
+    for (int32_t i = 0; i < keep; i++) total += prob[i];
+    double u = rng_uniform(rng) * total, acc = 0;
+    for (int32_t i = 0; i < keep; i++) {
+        acc += prob[i];
+        if (u < acc) return c[i].i;
+    }
+    return c[keep - 1].i;
+}
+
+// Temperature (+ min-p) over the whole vocabulary needs no sort: weights and the inverse CDF
+// in token-id order, O(n) per token (sorting ~50k candidates per token dominated decoding).
+static int32_t sample_unsorted(const float *logits, int32_t n, const e2h_sampling *p,
+                               e2h_rng *rng, sample_scratch *s) {
+    float mx = logits[0];
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (logits[i] > mx) { mx = logits[i]; best = i; }
+    double inv_t = 1.0 / p->temperature, thr = p->min_p > 0.0f ? p->min_p : 0.0, total = 0;
+    for (int32_t i = 0; i < n; i++) { // the best token weighs 1, so min-p cuts at min_p
+        double w = sample_weight(logits[i], mx, inv_t);
+        s->prob[i] = w >= thr ? w : 0.0;
+        total += s->prob[i];
+    }
+    double u = rng_uniform(rng) * total, acc = 0;
+    for (int32_t i = 0; i < n; i++) {
+        acc += s->prob[i];
+        if (u < acc && s->prob[i] > 0.0) return i;
+    }
+    return best;
+}
+
+// Top-p without sorting the vocabulary: the total mass is summed in O(n); the best M tokens
+// are heap-selected and sorted, M growing x8 until their cumulative mass reaches top_p.
+// Then top-p's smallest prefix, min-p, and the inverse CDF as in the sorted definition.
+static int32_t sample_sorted(const float *logits, int32_t n, const e2h_sampling *p, e2h_rng *rng,
+                             sample_scratch *s) {
+    int32_t top_k = p->top_k > 0 && p->top_k < n ? p->top_k : n;
+    int use_p = p->top_p > 0.0f && p->top_p < 1.0f;
+    double inv_t = 1.0 / p->temperature;
+    for (int32_t m = top_k < 64 ? top_k : 64;; m = m > top_k / 8 ? top_k : m * 8) {
+        int32_t k = sample_top_k(logits, n, m, s);
+        const sample_pair *c = s->pairs;
+        double sum = 0;
+        if (m == top_k && top_k < n) { // top-k: the mass is that of the k candidates
+            for (int32_t i = 0; i < k; i++) sum += sample_weight(c[i].v, c[0].v, inv_t);
+        } else {
+            for (int32_t i = 0; i < n; i++) sum += sample_weight(logits[i], c[0].v, inv_t);
+        }
+        int32_t keep = -1;
+        double cum = 0;
+        for (int32_t i = 0; i < k; i++) {
+            s->prob[i] = sample_weight(c[i].v, c[0].v, inv_t);
+            cum += s->prob[i];
+            if (use_p && keep < 0 && cum >= p->top_p * sum) keep = i + 1;
+        }
+        if (keep < 0) {
+            if (use_p && m < top_k) continue; // the top-p prefix is longer than m: widen
+            keep = k;
+        }
+        if (p->min_p > 0.0f) { // drop tokens below min_p * p(best)
+            double thr = p->min_p * s->prob[0];
+            int32_t j = 1;
+            while (j < keep && s->prob[j] >= thr) j++;
+            keep = j;
+        }
+        return sample_pick(c, s->prob, keep, rng);
+    }
+}
+
 int32_t sample_token(const float *logits, int32_t n, const e2h_sampling *p, e2h_rng *rng,
                      sample_scratch *s, float *logprob) {
     int32_t tok;
-    if (p->temperature <= 0.0f) {
-        tok = sample_argmax(logits, n);
-        if (logprob) *logprob = sample_logprob(logits, n, tok);
-        return tok;
-    }
-    int32_t k = sample_candidates(logits, n, p, s);
-    const sample_pair *c = s->pairs;
-    double inv_t = 1.0 / p->temperature, sum = 0;
-    for (int32_t i = 0; i < k; i++) {
-        s->prob[i] = exp((double)(c[i].v - c[0].v) * inv_t);
-        sum += s->prob[i];
-    }
-    int32_t keep = k;
-    if (p->top_p > 0.0f && p->top_p < 1.0f) { // smallest prefix with mass >= top_p
-        double cum = 0;
-        for (int32_t i = 0; i < k; i++) {
-            cum += s->prob[i] / sum;
-            if (cum >= p->top_p) { keep = i + 1; break; }
-        }
-    }
-    if (p->min_p > 0.0f) { // drop tokens below min_p * p(best)
-        double thr = p->min_p * s->prob[0];
-        int32_t j = 1;
-        while (j < keep && s->prob[j] >= thr) j++;
-        keep = j;
-    }
-    double total = 0;
-    for (int32_t i = 0; i < keep; i++) total += s->prob[i];
-    double u = rng_uniform(rng) * total, acc = 0;
-    tok = c[keep - 1].i;
-    for (int32_t i = 0; i < keep; i++) {
-        acc += s->prob[i];
-        if (u < acc) { tok = c[i].i; break; }
-    }
+    if (p->temperature <= 0.0f) tok = sample_argmax(logits, n);
+    else if ((p->top_k <= 0 || p->top_k >= n) && !(p->top_p > 0.0f && p->top_p < 1.0f))
+        tok = sample_unsorted(logits, n, p, rng, s);
+    else
+        tok = sample_sorted(logits, n, p, rng, s);
     if (logprob) *logprob = sample_logprob(logits, n, tok);
     return tok;
 }

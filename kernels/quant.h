@@ -81,6 +81,10 @@ static inline int64_t e2h_qx_token_stride(int wtype, int64_t n_in) {
 // so that ref and SIMD see identical activations).
 void e2h_qx_quantize(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_in,
                      void *scratch);
+// Its AVX-512 twin (kernels/x86/quant_avx512.c): byte-identical scratch for every input,
+// NaN and inf included. Only call where the CPU has AVX-512 F/BW/VL/DQ.
+void e2h_qx_quantize_avx512(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_in,
+                            void *scratch);
 
 // Half <-> float, exact, round-to-nearest-even (own copies so this module stands alone).
 static inline float e2h_q_h2f(uint16_t h) {

@@ -404,6 +404,81 @@ TEST(avx512_matches_ref) {
     check_impl("avx512", e2h_qmatmul_avx512, 1);
 }
 
+// Awkward activations: ties of x/d at k + 0.5, NaN, inf, -0, subnormal and all-zero blocks,
+// equal |max| of both signs (q8_K takes the first), plus ordinary values.
+static void fill_awkward_activations(float *x, int64_t n, int variant) {
+    for (int64_t i = 0; i < n; i++) x[i] = rnd_normal() * (variant ? 1e-3f : 3.0f);
+    for (int64_t b = 0; b < n / 32; b++) {
+        float *xb = x + b * 32;
+        switch ((b + variant) % 7) {
+        case 0: // amax 127 -> d = 1: exact ties round half to even
+            xb[0] = 127.0f, xb[1] = 2.5f, xb[2] = -2.5f, xb[3] = 3.5f, xb[4] = -0.5f, xb[5] = 0.5f, xb[6] = -0.0f;
+            break;
+        case 1: xb[3] = __builtin_nanf(""), xb[9] = -__builtin_nanf(""); break;
+        case 2: xb[5] = __builtin_inff(); break;
+        case 3: for (int i = 0; i < 32; i++) xb[i] = (i % 3 ? 1e-40f : -3e-41f); break; // subnormal
+        case 4: for (int i = 0; i < 32; i++) xb[i] = 0.0f; break;
+        case 5: xb[7] = -9.0f, xb[20] = 9.0f; for (int i = 0; i < 32; i++) if (i != 7 && i != 20) xb[i] = 1.0f; break;
+        default: xb[31] = -__builtin_inff(), xb[30] = __builtin_nanf(""); break;
+        }
+    }
+}
+
+TEST(avx512_activation_quant_matches_ref) {
+    if (!__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512dq") ||
+        !__builtin_cpu_supports("avx512vl")) {
+        printf("  skipped: no AVX-512\n");
+        return;
+    }
+    const int64_t ins32[] = {32, 96, 288, 64}, insk[] = {256, 768, 1280, 512};
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        const int k = e2h_quant_is_k(k_types[ti]);
+        for (int si = 0; si < 4; si++) {
+            for (int variant = 0; variant < 2; variant++) {
+                const int64_t n_in = k ? insk[si] : ins32[si], n_tok = 3;
+                const int64_t sz = e2h_qmatmul_scratch_size(k_types[ti], n_tok, n_in);
+                float *x = malloc((size_t)(n_tok * n_in) * 4);
+                uint8_t *a = aligned_alloc(64, (size_t)(sz + 63) / 64 * 64), *b = aligned_alloc(64, (size_t)(sz + 63) / 64 * 64);
+                fill_awkward_activations(x, n_tok * n_in, variant);
+                memset(a, 0xAB, (size_t)sz);
+                memset(b, 0xCD, (size_t)sz);
+                e2h_qx_quantize(k_types[ti], x, 0, n_tok, n_in, a);
+                e2h_qx_quantize_avx512(k_types[ti], x, 0, n_tok, n_in, b);
+                const int64_t used = n_tok * e2h_qx_token_stride(k_types[ti], n_in);
+                int64_t first = -1;
+                for (int64_t i = 0; i < used && first < 0; i++)
+                    if (a[i] != b[i]) first = i;
+                CHECKF(first < 0, "%s n_in=%ld variant %d: scratch byte %ld differs (ref %02x simd %02x)",
+                       type_name(k_types[ti]), (long)n_in, variant, (long)first, first >= 0 ? a[first] : 0,
+                       first >= 0 ? b[first] : 0);
+                free(x), free(a), free(b);
+            }
+        }
+    }
+}
+
+// More tokens than one token block of the tiled kernel, quantized in parallel, odd ldy.
+TEST(avx512_large_batch_matches_ref) {
+    if (!__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512vnni")) {
+        printf("  skipped: no AVX-512 VNNI\n");
+        return;
+    }
+    e2h_pool *pool = e2h_pool_init(2);
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        const int k = e2h_quant_is_k(k_types[ti]);
+        const int64_t n_tok = 70, n_in = k ? 768 : 320, n_out = 21, ldy = 23;
+        mm_case c;
+        mm_case_init(&c, k_types[ti], n_tok, n_in, n_out);
+        float *y = calloc((size_t)(n_tok * ldy), 4), *yr = calloc((size_t)(n_tok * ldy), 4);
+        run_mm(e2h_qmatmul_avx512, pool, &c, y, ldy, n_tok, c.x);
+        run_mm(e2h_qmatmul_ref, pool, &c, yr, ldy, n_tok, c.x);
+        CHECKF(memcmp(y, yr, (size_t)(n_tok * ldy) * 4) == 0, "%s: n_tok=70 differs from ref", type_name(c.type));
+        free(y), free(yr);
+        mm_case_free(&c);
+    }
+    e2h_pool_free(pool);
+}
+
 TEST(scratch_size_rejects_bad_shapes) {
     CHECK(e2h_qmatmul_scratch_size(E2H_TYPE_Q4_0, 4, 100) < 0);
     CHECK(e2h_qmatmul_scratch_size(E2H_TYPE_Q4_K, 4, 288) < 0);
@@ -425,5 +500,7 @@ int main(void) {
     RUN(ref_batch_and_thread_invariance);
     RUN(avx2_matches_ref);
     RUN(avx512_matches_ref);
+    RUN(avx512_activation_quant_matches_ref);
+    RUN(avx512_large_batch_matches_ref);
     return TEST_SUMMARY();
 }

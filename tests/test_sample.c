@@ -78,6 +78,29 @@ TEST(same_seed_same_stream_different_stream_differs) {
     CHECK(same && diff);
 }
 
+// Top-p over a vocabulary whose nucleus is larger than the first selection of candidates:
+// the kept set must be exactly the smallest prefix (in logit order) with mass >= top_p.
+TEST(top_p_large_nucleus) {
+    enum { N = 1000 };
+    static float l[N];
+    for (int i = 0; i < N; i++) l[(i * 7) % N] = -0.01f * (float)i; // best first, shuffled ids
+    double z = 0, cum = 0;
+    for (int i = 0; i < N; i++) z += exp(-0.01 * i);
+    int k = 0;
+    while (cum < 0.5 * z) cum += exp(-0.01 * k++);
+    sample_scratch big;
+    CHECK(sample_scratch_init(&big, N) == 0);
+    e2h_sampling p = {1.0f, 0, 0.5f, 0.0f, 4};
+    e2h_rng r;
+    rng_seed(&r, 4, 0);
+    static int seen[N];
+    for (int i = 0; i < 40000; i++) seen[sample_token(l, N, &p, &r, &big, NULL)]++;
+    int outside = 0;
+    for (int i = k; i < N; i++) outside += seen[(i * 7) % N];
+    CHECKF(k > 64 && outside == 0 && seen[((k - 1) * 7) % N] > 0, "k %d outside %d", k, outside);
+    sample_scratch_free(&big);
+}
+
 int main(void) {
     if (sample_scratch_init(&ss, 64)) return 1;
     RUN(greedy_is_argmax_lowest_id_on_ties);
@@ -86,6 +109,7 @@ int main(void) {
     RUN(top_p_keeps_smallest_prefix);
     RUN(min_p_drops_unlikely);
     RUN(same_seed_same_stream_different_stream_differs);
+    RUN(top_p_large_nucleus);
     sample_scratch_free(&ss);
     return TEST_SUMMARY();
 }

@@ -380,6 +380,30 @@ TEST(exhaustion_is_a_status_not_a_crash) {
     e2h_engine_free(e);
 }
 
+TEST(bad_arguments_are_rejected) {
+    e2h_engine *e = make_engine(40, 16, 0, 1, 64);
+    CHECK(e != NULL);
+    if (!e) return;
+    int32_t prompt[5] = {1, 2, 3, 4, 5}, bad[2] = {1, 100000};
+    e2h_seq *s = NULL, *list[2];
+    CHECK(e2h_seq_create(e, prompt, 5, NULL, &s) == E2H_OK);
+    e2h_stop stop = {4, NULL, 0, 0};
+    list[0] = list[1] = s;
+    CHECK(e2h_seq_extend(e, list, 2, &stop) == E2H_ERR_INVALID_ARG); // listed twice
+    list[1] = NULL;
+    CHECK(e2h_seq_extend(e, list, 2, &stop) == E2H_ERR_INVALID_ARG);
+    CHECK(e2h_seq_append(e, s, bad, 2) == E2H_ERR_INVALID_ARG);
+    CHECK(e2h_seq_truncate(e, s, 0) == E2H_ERR_INVALID_ARG);
+    CHECK(e2h_seq_truncate(e, s, 6) == E2H_ERR_INVALID_ARG);
+    CHECK(e2h_seq_fork(e, s, 0, list) == E2H_ERR_INVALID_ARG);
+    CHECK(e2h_seq_len(s) == 5);
+    float *buf = malloc(sizeof(float) * 256 * (size_t)t_vocab);
+    CHECK(check_seq(s, 1, 1e-5, 1e-5, buf) <= 1e-5); // unchanged and still consistent
+    free(buf);
+    e2h_seq_release(e, s);
+    e2h_engine_free(e);
+}
+
 int main(void) {
     char err[512];
     if (e2h_model_load(FIX_MODEL, NULL, &t_model, err, sizeof err)) {
@@ -402,6 +426,7 @@ int main(void) {
     RUN(sampling_reproducible_alone_and_batched);
     RUN(fork_children_reproducible_alone);
     RUN(exhaustion_is_a_status_not_a_crash);
+    RUN(bad_arguments_are_rejected);
     e2h_engine_free(t_ref);
     e2h_engine_free(t_ref16);
     e2h_model_free(t_model);

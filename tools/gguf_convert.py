@@ -3,6 +3,7 @@
 
     python3 tools/gguf_convert.py to-hf  MODEL.gguf OUT_DIR      # dequantize to f32 safetensors
     python3 tools/gguf_convert.py to-gguf HF_DIR OUT.gguf          # f32 GGUF, llama.cpp layout
+    python3 tools/gguf_convert.py dequant MODEL.gguf OUT.gguf      # same GGUF, f32 tensors
 
 to-hf: every tensor is dequantized to f32 with gguf.quants (the `gguf` package's numpy
 reference), the Q/K rows of "llama" files are un-permuted back to the Hugging Face layout
@@ -125,23 +126,50 @@ def gguf_to_hf(path: str, out_dir: str) -> dict:
     return cfg
 
 
+# ---------------------------------------------------------------- GGUF -> f32 GGUF
+
+def _copy_field(gw, key, f) -> None:
+    VT = gguf.GGUFValueType
+    main = f.types[0]
+    if main == VT.ARRAY:
+        sub = f.types[-1]
+        val = [bytes(f.parts[i]) if sub == VT.STRING else f.parts[i][0].item() for i in f.data]
+        gw.add_key_value(key, val, VT.ARRAY, sub_type=sub)
+    elif main == VT.STRING:
+        gw.add_key_value(key, bytes(f.parts[f.data[0]]), VT.STRING)
+    else:
+        gw.add_key_value(key, f.parts[f.data[0]][0].item(), main)
+
+
+def dequant_gguf(path: str, out_path: str) -> None:
+    """The same GGUF with every tensor dequantized to f32 (same names, layout and metadata):
+    what llama.cpp and e2h compute on it is the quantized model's math without the rounding of
+    quantized activations."""
+    r = gguf.GGUFReader(path)
+    arch = _field(r, "general.architecture")
+    gw = gguf.GGUFWriter(out_path, arch)
+    for key, f in r.fields.items():
+        if key.startswith("GGUF.") or key in ("general.architecture", "general.file_type",
+                                                "general.alignment", "general.quantization_version"):
+            continue
+        _copy_field(gw, key, f)
+    gw.add_file_type(0)  # all f32
+    for t in r.tensors:
+        a = _dequant(t)
+        gw.add_tensor(t.name, np.ascontiguousarray(a, dtype=np.float32))
+    gw.write_header_to_file()
+    gw.write_kv_data_to_file()
+    gw.write_tensors_to_file()
+    gw.close()
+
+
 # ---------------------------------------------------------------- HF -> GGUF
 
 def copy_tokenizer(gw: "gguf.GGUFWriter", src: str) -> None:
     """Copies every tokenizer.* key of the GGUF src, byte for byte (so llama.cpp accepts the file)."""
-    VT = gguf.GGUFValueType
     for key, f in gguf.GGUFReader(src).fields.items():
-        if not key.startswith("tokenizer."):
-            continue
-        main = f.types[0]
-        if main == VT.ARRAY:
-            sub = f.types[-1]
-            val = [bytes(f.parts[i]) if sub == VT.STRING else f.parts[i][0].item() for i in f.data]
-            gw.add_key_value(key, val, VT.ARRAY, sub_type=sub)
-        elif main == VT.STRING:
-            gw.add_key_value(key, bytes(f.parts[f.data[0]]), VT.STRING)
-        else:
-            gw.add_key_value(key, f.parts[f.data[0]][0].item(), main)
+        if key.startswith("tokenizer."):
+            _copy_field(gw, key, f)
 
 
 def hf_to_gguf(hf_dir: str, out_path: str, tokenizer_from: str | None = None) -> None:
@@ -215,8 +243,14 @@ def main(argv=None) -> int:
     p.add_argument("hf_dir")
     p.add_argument("out")
     p.add_argument("--tokenizer-from", metavar="GGUF", help="copy tokenizer.* keys from this GGUF")
+    p = sub.add_parser("dequant", help="GGUF -> the same GGUF with f32 tensors")
+    p.add_argument("gguf")
+    p.add_argument("out")
     a = ap.parse_args(argv)
-    if a.cmd == "to-hf":
+    if a.cmd == "dequant":
+        dequant_gguf(a.gguf, a.out)
+        print(f"wrote {a.out}")
+    elif a.cmd == "to-hf":
         cfg = gguf_to_hf(a.gguf, a.out_dir)
         print(f"wrote {a.out_dir} ({cfg['architectures'][0]}, {cfg['num_hidden_layers']} layers)")
     else:

@@ -12,6 +12,12 @@ tests/fixtures/llamacpp/smollm2_q4_1.json with, per prompt:
     margin       top-1 minus top-2 logit at each of those positions (how close a tie it was)
     top          the 8 largest logits at each position as [[id, logit], ...]
 
+It also writes tests/fixtures/llamacpp/smollm2_f32.json: the same prompts run by llama.cpp on the
+f32 dequantization of that file (tools/gguf_convert.py dequant: same tensors, same layout, f32).
+Without quantized activations both engines compute the same math up to float rounding, so that
+fixture holds e2h to exact top-1 and greedy agreement; on the Q4_1 file the two engines round
+activations to int8 differently and disagree at near-ties (see the test's docstring).
+
 tests/py/test_llamacpp_parity.py compares e2h with these.
 
     python3 tools/make_llamacpp_fixtures.py [--model weights/SmolLM2-135M-Instruct.Q4_1.gguf]
@@ -23,12 +29,13 @@ import hashlib
 import json
 import os
 import sys
+import tempfile
 
 import numpy as np
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 DEFAULT_MODEL = os.path.join(ROOT, "weights", "SmolLM2-135M-Instruct.Q4_1.gguf")
-OUT = os.path.join(ROOT, "tests", "fixtures", "llamacpp", "smollm2_q4_1.json")
+OUT_DIR = os.path.join(ROOT, "tests", "fixtures", "llamacpp")
 MATH500 = os.path.join(ROOT, "..", "shared", "data", "math", "math500.jsonl")
 SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 N_GEN = 64
@@ -73,11 +80,31 @@ def run_one(llm, text: str) -> dict:
             "argmax": [int(o[0]) for o in order], "margin": margin, "top": top}
 
 
+def write_fixture(llama_cpp, path: str, source: str, problems: list[dict], out_path: str) -> None:
+    with open(source, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    llm = llama_cpp.Llama(model_path=path, n_ctx=1024, n_batch=512, n_threads=2, logits_all=True,
+                          verbose=False)
+    prompts = [run_one(llm, chat(p["problem"])) | {"unique_id": p["unique_id"]} for p in problems]
+    out = {"model": os.path.basename(source), "sha256": sha,
+           "weights": "f32 dequantization" if path != source else "as stored",
+           "llama_cpp_python": getattr(llama_cpp, "__version__", "?"), "n_threads": 2,
+           "n_gen": N_GEN, "prompts": prompts}
+    os.makedirs(os.path.dirname(out_path), exist_ok=True)
+    with open(out_path, "w") as f:
+        json.dump(out, f, separators=(",", ":"))
+        f.write("\n")
+    for p in prompts:
+        print(f"{p['unique_id']}: {len(p['prompt_ids'])} prompt tokens, min margin {min(p['margin']):.4f}")
+    print(f"wrote {out_path}")
+    del llm
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--n-prompts", type=int, default=4)
-    ap.add_argument("-o", "--out", default=OUT)
+    ap.add_argument("-o", "--out-dir", default=OUT_DIR)
     a = ap.parse_args()
     try:
         import llama_cpp
@@ -85,23 +112,15 @@ def main() -> int:
         sys.exit("make_llamacpp_fixtures: needs llama-cpp-python (see tools/requirements-bench.txt)")
     if not os.path.exists(a.model):
         sys.exit(f"make_llamacpp_fixtures: {a.model} absent (run `make model`)")
-    with open(a.model, "rb") as f:
-        sha = hashlib.sha256(f.read()).hexdigest()
-    llm = llama_cpp.Llama(model_path=a.model, n_ctx=1024, n_batch=512, n_threads=2, logits_all=True,
-                          verbose=False)
-    prompts = [run_one(llm, chat(p["problem"])) | {"unique_id": p["unique_id"]}
-               for p in pick_problems(a.n_prompts)]
-    out = {"model": os.path.basename(a.model), "sha256": sha,
-           "llama_cpp_python": getattr(llama_cpp, "__version__", "?"), "n_threads": 2,
-           "n_gen": N_GEN, "prompts": prompts}
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
-        json.dump(out, f, separators=(",", ":"))
-        f.write("\n")
-    for p in prompts:
-        print(f"{p['unique_id']}: {len(p['prompt_ids'])} prompt tokens, min margin "
-              f"{min(p['margin']):.4f}")
-    print(f"wrote {a.out}")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import gguf_convert
+
+    problems = pick_problems(a.n_prompts)
+    with tempfile.TemporaryDirectory() as tmp:
+        f32 = os.path.join(tmp, "smollm2_f32.gguf")
+        gguf_convert.dequant_gguf(a.model, f32)
+        for path, name in ((a.model, "smollm2_q4_1.json"), (f32, "smollm2_f32.json")):
+            write_fixture(llama_cpp, path, a.model, problems, os.path.join(a.out_dir, name))
     return 0
 
 

@@ -606,14 +606,22 @@ static void qx32_quantize_token(int wtype, const float *x, int64_t n_in, uint8_t
     memset(tok, 0, (size_t)e2h_qx_token_stride(wtype, n_in));
     for (int64_t b = 0; b < nb; b++) {
         const float *xb = x + b * 32;
+        // Every step has an exact SIMD twin (maxps, mulps, maxps/minps, cvtps2dq), so the
+        // SIMD quantizers reproduce these bytes for any input, NaN and inf included:
+        // a NaN never becomes amax, and x/d is clamped in float before rounding.
         float amax = 0.0f;
-        for (int j = 0; j < 32; j++) amax = Q_MAX(amax, fabsf(xb[j]));
+        for (int j = 0; j < 32; j++) {
+            const float a = fabsf(xb[j]);
+            amax = a > amax ? a : amax;
+        }
         const float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
         int8_t *qc = q + (b / 2) * 64;
         int sum = 0;
         for (int e = 0; e < 32; e++) {
-            int v = (int)lrintf(xb[e] * id); // round half to even, as cvtps2dq
-            v = Q_MAX(-127, Q_MIN(127, v));
+            float r = xb[e] * id;
+            r = r > -127.0f ? r : -127.0f; // NaN -> -127, as maxps(r, -127)
+            r = r < 127.0f ? r : 127.0f;
+            const int v = q_nearest_int(r); // round half to even, as cvtps2dq
             qc[q32_lane_pos(wtype, (int)(b & 1), e)] = (int8_t)v;
             sum += v;
         }

@@ -325,6 +325,8 @@ void e2h_qmatmul_avx2(e2h_pool *pool, float *y, int64_t ldy, const float *x, con
                       int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
     if (e2h_qmatmul_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
     q2_ctx c = {y, ldy, x, w, wtype, n_tok, n_in, n_out, scratch};
-    e2h_pool_run(pool, q2_quantize_fn, &c);
+    // Few tokens (decode): quantizing here costs less than a second pool wake-up.
+    if (n_tok < 16 || e2h_pool_size(pool) == 1) e2h_qx_quantize(wtype, x, 0, n_tok, n_in, scratch);
+    else e2h_pool_run(pool, q2_quantize_fn, &c);
     e2h_pool_run(pool, q2_matmul_fn, &c);
 }

@@ -5,15 +5,29 @@
 // activations is loaded once and reused for every row. The lane structure and the order of
 // every float operation are those of the reference (kernels/quant.h), so results are
 // bit-identical to e2h_qmatmul_ref and independent of n_tok, tiling and thread count.
+//
+// Decode (n_tok = 1) streams the weights: 8-row tiles, block scales read with one load and
+// a word permute per chunk (no scalar half handling), software prefetch ahead of the rows,
+// and activations quantized with SIMD on the calling thread so that a call is a single
+// parallel region. Prefill uses 4-row × 4-token tiles.
 #include <immintrin.h>
 
 #include "kernels/quant.h"
 
-#define QR 4           // weight rows per tile
-#define TOK_BLOCK 64   // tokens whose activations stay hot in L2 while rows stream
 #define AI static inline __attribute__((always_inline))
 
-static const uint8_t k_zero_block[64] __attribute__((aligned(64))) = {0};
+#define QR_DEC 8        // weight rows per decode tile (n_tok < 2)
+#ifndef QR_PRE
+#define QR_PRE 4        // weight rows per prefill tile
+#endif
+#ifndef NT_PRE
+#define NT_PRE 4        // tokens per prefill tile (at most 6)
+#endif
+#define TOK_BLOCK 64    // tokens whose activations stay hot in L2 while rows stream
+#ifndef PF_DIST
+#define PF_DIST 768     // bytes ahead of a row to prefetch in decode (0: none)
+#endif
+#define QUANT_INLINE_TOK 16 // below this many tokens the caller quantizes alone (one region)
 
 AI float q5_hsum(__m512 v) { // the fixed reduction order of e2h_q_reduce16
     __m256 a8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
@@ -22,285 +36,434 @@ AI float q5_hsum(__m512 v) { // the fixed reduction order of e2h_q_reduce16
     return _mm_cvtss_f32(_mm_add_ss(a2, _mm_shuffle_ps(a2, a2, 1)));
 }
 
-static inline uint16_t q5_ld16(const uint8_t *p) {
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return v;
-}
 static inline uint32_t q5_ld32(const uint8_t *p) {
     uint32_t v;
     memcpy(&v, p, 4);
     return v;
 }
 
-// Two halves -> floats [h0, h1, 0, 0] (as a 512-bit register, upper lanes unused).
-AI __m512 q5_two_halves(uint16_t h0, uint16_t h1) {
-    __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)h0 | (uint32_t)h1 << 16)));
-    return _mm512_castps128_ps512(f);
+// ---------------------------------------------------------------- activation quantization
+// SIMD twins of e2h_qx_quantize (kernels/ref/quant.c): the same float operations in the same
+// order per element (max is order-free on non-NaN values; NaN never wins in either), so the
+// scratch bytes are identical for every input.
+
+static void qx32_token_avx512(int wtype, const float *x, int64_t n_in, uint8_t *tok) {
+    const int64_t nb = n_in / 32, nb2 = e2h_qx32_nb2(n_in);
+    const int64_t stride = e2h_qx_token_stride(wtype, n_in);
+    float *dv = (float *)(tok + nb2 * 32), *sx = dv + nb2;
+    const int q8 = wtype == E2H_TYPE_Q8_0;
+    const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+    for (int64_t b = 0; b < nb2; b++) {
+        uint8_t *qc = tok + (b / 2) * 64;
+        const int h = (int)(b & 1);
+        const int o0 = q8 ? 32 * h : 16 * h, o1 = q8 ? 32 * h + 16 : 32 + 16 * h; // lane order
+        if (b >= nb) { // padding block of an odd count
+            memset(qc + o0, 0, 16);
+            memset(qc + o1, 0, 16);
+            dv[b] = sx[b] = 0.0f;
+            continue;
+        }
+        const __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
+        __m512 a = _mm512_max_ps(_mm512_abs_ps(v0), _mm512_setzero_ps()); // NaN -> 2nd operand
+        a = _mm512_max_ps(_mm512_abs_ps(v1), a);
+        const float amax = _mm512_reduce_max_ps(a);
+        const float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+        const __m512 idv = _mm512_set1_ps(id);
+        const __m512i q0 = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v0, idv), lo), hi));
+        const __m512i q1 = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v1, idv), lo), hi));
+        _mm_storeu_si128((__m128i *)(qc + o0), _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(qc + o1), _mm512_cvtepi32_epi8(q1));
+        const int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        dv[b] = d;
+        sx[b] = d * (float)sum;
+    }
+    memset(tok + nb2 * 40, 0, (size_t)(stride - nb2 * 40));
+}
+
+// ggml's Q8_K as quant_q8_K_block: d = -max/127 with max the first value of largest |x|,
+// q = nearest_int(x * iscale) through the same float trick, bit for bit.
+static void qxk_token_avx512(const float *x, int64_t n_in, e2h_qx_k *blk) {
+    for (int64_t i = 0; i < n_in / 256; i++) {
+        const float *xb = x + i * 256;
+        e2h_qx_k *o = &blk[i];
+        memset(o, 0, sizeof *o);
+        __m512 a = _mm512_setzero_ps();
+        for (int j = 0; j < 16; j++) a = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(xb + 16 * j)), a);
+        const float amax = _mm512_reduce_max_ps(a);
+        if (!amax) continue;
+        float mx = 0.0f;
+        for (int j = 0; j < 16; j++) {
+            const __mmask16 m = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(xb + 16 * j)),
+                                                   _mm512_set1_ps(amax), _CMP_EQ_OQ);
+            if (m) {
+                mx = xb[16 * j + __builtin_ctz(m)];
+                break;
+            }
+        }
+        const float iscale = -127.f / mx;
+        const __m512 isv = _mm512_set1_ps(iscale), magic = _mm512_set1_ps(12582912.f);
+        const __m512i mant = _mm512_set1_epi32(0x007fffff), bias = _mm512_set1_epi32(0x00400000);
+        const __m512i qmin = _mm512_set1_epi32(-128), qmax = _mm512_set1_epi32(127);
+        for (int j = 0; j < 16; j++) {
+            const __m512 f = _mm512_add_ps(_mm512_mul_ps(isv, _mm512_loadu_ps(xb + 16 * j)), magic);
+            __m512i q = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(f), mant), bias);
+            q = _mm512_max_epi32(qmin, _mm512_min_epi32(qmax, q));
+            _mm_storeu_si128((__m128i *)(o->q + 16 * j), _mm512_cvtepi32_epi8(q));
+        }
+        for (int j = 0; j < 8; j++) {
+            const __m512i q0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(o->q + 32 * j)));
+            const __m512i q1 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(o->q + 32 * j + 16)));
+            o->bsum32[j] = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        }
+        o->d = 1 / iscale;
+    }
+}
+
+void e2h_qx_quantize_avx512(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_in,
+                            void *scratch) {
+    const int64_t stride = e2h_qx_token_stride(wtype, n_in);
+    for (int64_t t = t0; t < t1; t++) {
+        uint8_t *tok = (uint8_t *)scratch + t * stride;
+        if (e2h_quant_is_k(wtype)) qxk_token_avx512(x + t * n_in, n_in, (e2h_qx_k *)tok);
+        else qx32_token_avx512(wtype, x + t * n_in, n_in, tok);
+    }
 }
 
 // ---------------------------------------------------------------- 32-element blocks
+// Compile-time traits (wt is a constant in every instantiation).
 
-typedef struct {
-    int wtype;
-    size_t bsz;     // bytes per block
-    int qoff;       // offset of qs in the block
-    int hoff;       // offset of qh (q5_*) or -1
-    int has_min;
-    int off;        // unsigned weight offset subtracted through the activations (0 if none)
-    __m512i lane_idx; // float lane -> block (0/1) of the chunk
-} q32_desc;
+AI int q32_bsz(int wt) {
+    return wt == E2H_TYPE_Q4_0 ? 18 : wt == E2H_TYPE_Q4_1 ? 20 : wt == E2H_TYPE_Q5_0 ? 22 : wt == E2H_TYPE_Q5_1 ? 24 : 34;
+}
+AI int q32_qoff(int wt) {
+    return wt == E2H_TYPE_Q4_0 ? 2 : wt == E2H_TYPE_Q4_1 ? 4 : wt == E2H_TYPE_Q5_0 ? 6 : wt == E2H_TYPE_Q5_1 ? 8 : 2;
+}
+AI int q32_hoff(int wt) { return wt == E2H_TYPE_Q5_0 ? 2 : wt == E2H_TYPE_Q5_1 ? 4 : -1; }
+AI int q32_has_min(int wt) { return wt == E2H_TYPE_Q4_1 || wt == E2H_TYPE_Q5_1; }
+// unsigned weight offset, subtracted through the activations (0: weights already unsigned)
+AI int q32_off(int wt) {
+    return wt == E2H_TYPE_Q4_0 ? 8 : wt == E2H_TYPE_Q5_0 ? 16 : wt == E2H_TYPE_Q8_0 ? 128 : 0;
+}
+// float lane -> block (0/1) of the chunk: nibble order for q4/q5, halves for q8_0
+AI __m512i q32_lane_block(int wt) {
+    return wt == E2H_TYPE_Q8_0 ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+                               : _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0);
+}
 
-// Unpacks chunk (blocks b0, b1) of a row into lane-order unsigned bytes; b1 may be the zero
-// block. dw gets the per-lane block scale, mw the mins (lane 0: m0, lane 4: m1, else 0).
-AI __m512i q32_unpack(const q32_desc *q, const uint8_t *b0, const uint8_t *b1, __m512 *dw,
-                      __m512 *mw) {
-    const __m512 d2 = q5_two_halves(q5_ld16(b0), q5_ld16(b1));
-    *dw = _mm512_permutexvar_ps(q->lane_idx, d2);
-    if (q->has_min) {
-        const __m512 m2 = q5_two_halves(q5_ld16(b0 + 2), q5_ld16(b1 + 2));
-        *mw = _mm512_maskz_permutexvar_ps(0x0011, _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0), m2);
+// Per-lane block scale d (as float) of the chunk whose two blocks start at b0 (b1 = b0 + bsz):
+// one load of both headers and a word permute into lane order, then one f16 -> f32.
+AI __m512 q32_dw(int wt, const uint8_t *b0) {
+    const int w1 = q32_bsz(wt) / 2; // word index of block 1's d
+    if (wt == E2H_TYPE_Q8_0) {       // b1's d is at byte 34: needs a 64-byte view (68 bytes exist)
+        const __m512i idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                             w1, w1, w1, w1, w1, w1, w1, w1, 0, 0, 0, 0, 0, 0, 0, 0);
+        const __m512i h = _mm512_permutexvar_epi16(idx, _mm512_loadu_si512((const void *)b0));
+        return _mm512_cvtph_ps(_mm512_castsi512_si256(h));
     }
-    if (q->wtype == E2H_TYPE_Q8_0) {
-        __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + 2))),
-                                       _mm256_loadu_si256((const __m256i *)(b1 + 2)), 1);
+    const __m256i idx = _mm256_set_epi16(w1, w1, w1, w1, 0, 0, 0, 0, w1, w1, w1, w1, 0, 0, 0, 0);
+    return _mm512_cvtph_ps(_mm256_permutexvar_epi16(idx, _mm256_loadu_si256((const __m256i *)b0)));
+}
+
+// Mins of q*_1 in lanes 0 (block 0) and 4 (block 1), other lanes 0.
+AI __m512 q32_mw(int wt, const uint8_t *b0) {
+    const int w1 = q32_bsz(wt) / 2 + 1;
+    const __m256i idx = _mm256_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, w1, 0, 0, 0, 1);
+    return _mm512_cvtph_ps(_mm256_maskz_permutexvar_epi16(0x0011, idx, _mm256_loadu_si256((const __m256i *)b0)));
+}
+
+// Unsigned levels of chunk (b0, b1) in lane order.
+AI __m512i q32_w(int wt, const uint8_t *b0, const uint8_t *b1) {
+    if (wt == E2H_TYPE_Q8_0) {
+        const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + 2))),
+                                             _mm256_loadu_si256((const __m256i *)(b1 + 2)), 1);
         return _mm512_xor_si512(w, _mm512_set1_epi8((char)0x80)); // signed -> unsigned + 128
     }
-    const __m256i y = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(b0 + q->qoff))),
-                                              _mm_loadu_si128((const __m128i *)(b1 + q->qoff)), 1);
+    const int qoff = q32_qoff(wt);
+    const __m256i y = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(b0 + qoff))),
+                                              _mm_loadu_si128((const __m128i *)(b1 + qoff)), 1);
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(y, m4)),
                                    _mm256_and_si256(_mm256_srli_epi16(y, 4), m4), 1);
-    if (q->hoff >= 0) { // 5th bits: element e of block h sits at byte 16h+e (e<16), 32+16h+e-16
-        const uint64_t h0 = q5_ld32(b0 + q->hoff), h1 = q5_ld32(b1 + q->hoff);
+    if (q32_hoff(wt) >= 0) { // 5th bits: element e of block h sits at byte 16h+e (e<16), 32+16h+e-16
+        const uint64_t h0 = q5_ld32(b0 + q32_hoff(wt)), h1 = q5_ld32(b1 + q32_hoff(wt));
         const __mmask64 k = (h0 & 0xFFFF) | (h1 & 0xFFFF) << 16 | (h0 >> 16) << 32 | (h1 >> 16) << 48;
         w = _mm512_mask_add_epi8(w, k, w, _mm512_set1_epi8(0x10));
     }
     return w;
 }
 
-// One tile: rows[QR] × toks[NT] over the whole row. out[r][t].
-AI void q32_tile(const q32_desc *q, const uint8_t *const rows[QR], const uint8_t *const toks[],
-                 int NT, int64_t n_in, float out[QR][4]) {
-    const int64_t nb = n_in / 32, nb2 = e2h_qx32_nb2(n_in);
-    __m512 acc[QR][4];
-#pragma GCC unroll 4
-    for (int r = 0; r < QR; r++)
-#pragma GCC unroll 4
-        for (int t = 0; t < 4; t++) acc[r][t] = _mm512_setzero_ps();
-    const __m512i offv = _mm512_set1_epi8((char)q->off);
-    const __m512i minidx = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0);
-    for (int64_t c = 0; c < nb2 / 2; c++) {
-        __m512i w[QR];
-        __m512 dw[QR], mw[QR];
-        const int has_b1 = 2 * c + 1 < nb;
-#pragma GCC unroll 4
-        for (int r = 0; r < QR; r++) {
-            const uint8_t *b0 = rows[r] + (2 * c) * q->bsz;
-            const uint8_t *b1 = has_b1 ? b0 + q->bsz : k_zero_block;
-            w[r] = q32_unpack(q, b0, b1, &dw[r], &mw[r]);
-        }
+// Token-side values of one chunk: activations, per-lane dx, offset init, per-lane sx.
+typedef struct {
+    __m512i x, init;
+    __m512 dx, sx;
+} q32_tokc;
+
+AI void q32_tok_chunk(int wt, const uint8_t *tok, int64_t nb2, int64_t c, q32_tokc *o) {
+    o->x = _mm512_loadu_si512((const void *)(tok + c * 64));
+    const float *dxp = (const float *)(tok + nb2 * 32) + 2 * c;
+    o->dx = _mm512_permutexvar_ps(q32_lane_block(wt), _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double *)dxp))));
+    o->init = _mm512_setzero_si512();
+    if (q32_off(wt))
+        o->init = _mm512_sub_epi32(o->init, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)q32_off(wt)), o->x));
+    o->sx = _mm512_setzero_ps();
+    if (q32_has_min(wt))
+        o->sx = _mm512_maskz_permutexvar_ps(0x0011, _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0),
+                                            _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double *)(dxp + nb2)))));
+}
+
+// acc[r][t] += chunk c of row r · token t, in the reference's order. blk[r] is the chunk's
+// first block; its second block follows at + bsz.
+AI void q32_chunk(int wt, int QR, int NT, const uint8_t *const blk[], const q32_tokc *tc,
+                  __m512 acc[][NT_PRE], int prefetch) {
+#pragma GCC unroll 8
+    for (int r = 0; r < QR; r++) {
+        const uint8_t *b0 = blk[r];
+        if (prefetch && PF_DIST) _mm_prefetch((const char *)(b0 + PF_DIST), _MM_HINT_T0);
+        const __m512 dw = q32_dw(wt, b0);
+        const __m512i w = q32_w(wt, b0, b0 + q32_bsz(wt));
+        __m512 mw = _mm512_setzero_ps();
+        if (q32_has_min(wt)) mw = q32_mw(wt, b0);
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) {
-            const uint8_t *tok = toks[t];
-            const __m512i x = _mm512_loadu_si512((const void *)(tok + c * 64));
-            const float *dxp = (const float *)(tok + nb2 * 32) + 2 * c;
-            const __m512 dx = _mm512_permutexvar_ps(q->lane_idx, _mm512_castps128_ps512(
-                                  _mm_castpd_ps(_mm_load_sd((const double *)dxp))));
-            __m512i init = _mm512_setzero_si512();
-            if (q->off) init = _mm512_sub_epi32(init, _mm512_dpbusd_epi32(_mm512_setzero_si512(), offv, x));
-            __m512 sx = _mm512_setzero_ps();
-            if (q->has_min)
-                sx = _mm512_maskz_permutexvar_ps(0x0011, minidx, _mm512_castps128_ps512(_mm_castpd_ps(
-                                                     _mm_load_sd((const double *)(dxp + nb2)))));
-#pragma GCC unroll 4
-            for (int r = 0; r < QR; r++) {
-                const __m512i p = _mm512_dpbusd_epi32(init, w[r], x);
-                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw[r], dx), acc[r][t]);
-                if (q->has_min) acc[r][t] = _mm512_mask3_fmadd_ps(mw[r], sx, acc[r][t], 0x0011);
-            }
+            const __m512i p = _mm512_dpbusd_epi32(tc[t].init, w, tc[t].x);
+            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, tc[t].dx), acc[r][t]);
+            if (q32_has_min(wt)) acc[r][t] = _mm512_mask3_fmadd_ps(mw, tc[t].sx, acc[r][t], 0x0011);
         }
     }
+}
+
+// One tile: rows[QR] × toks[NT] over the whole row. out[r][t].
+AI void q32_tile(int wt, int QR, int NT, const uint8_t *const rows[], const uint8_t *const toks[],
+                 int64_t n_in, float out[][NT_PRE]) {
+    const int64_t nb = n_in / 32, nb2 = e2h_qx32_nb2(n_in), bsz = q32_bsz(wt);
+    __m512 acc[QR_DEC][NT_PRE];
+#pragma GCC unroll 8
+    for (int r = 0; r < QR; r++)
 #pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) acc[r][t] = _mm512_setzero_ps();
+    q32_tokc tc[NT_PRE];
+    const uint8_t *blk[QR_DEC];
+    for (int64_t c = 0; c < nb / 2; c++) { // chunks with both blocks
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) q32_tok_chunk(wt, toks[t], nb2, c, &tc[t]);
+#pragma GCC unroll 8
+        for (int r = 0; r < QR; r++) blk[r] = rows[r] + 2 * c * bsz;
+        q32_chunk(wt, QR, NT, blk, tc, acc, NT == 1);
+    }
+    if (nb & 1) { // last chunk: block nb-1 and a zero block, copied so that loads stay in bounds
+        uint8_t buf[QR_DEC][128] __attribute__((aligned(64)));
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) q32_tok_chunk(wt, toks[t], nb2, nb / 2, &tc[t]);
+        for (int r = 0; r < QR; r++) {
+            memset(buf[r], 0, sizeof buf[r]);
+            memcpy(buf[r], rows[r] + (nb - 1) * bsz, (size_t)bsz);
+            blk[r] = buf[r];
+        }
+        q32_chunk(wt, QR, NT, blk, tc, acc, 0);
+    }
+#pragma GCC unroll 8
     for (int r = 0; r < QR; r++)
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) out[r][t] = q5_hsum(acc[r][t]);
 }
 
-static void q32_desc_init(q32_desc *q, int wtype) {
-    q->wtype = wtype;
-    q->bsz = e2h_type_row_size(wtype, 32);
-    q->has_min = wtype == E2H_TYPE_Q4_1 || wtype == E2H_TYPE_Q5_1;
-    q->qoff = wtype == E2H_TYPE_Q4_0 ? 2 : wtype == E2H_TYPE_Q4_1 ? 4 : wtype == E2H_TYPE_Q5_0 ? 6 : 8;
-    q->hoff = wtype == E2H_TYPE_Q5_0 ? 2 : wtype == E2H_TYPE_Q5_1 ? 4 : -1;
-    q->off = wtype == E2H_TYPE_Q4_0 ? 8 : wtype == E2H_TYPE_Q5_0 ? 16 : wtype == E2H_TYPE_Q8_0 ? 128 : 0;
-    q->lane_idx = wtype == E2H_TYPE_Q8_0
-                      ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
-                      : _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0);
-}
+typedef void (*q5_tile_fn)(const uint8_t *const rows[], const uint8_t *const toks[], int64_t n_in,
+                           float out[][NT_PRE]);
 
-// Instantiations with NT known at compile time.
-#define Q32_TILE_FN(NTV)                                                                         \
-    static void q32_tile_##NTV(const q32_desc *q, const uint8_t *const rows[QR],               \
-                               const uint8_t *const toks[], int64_t n_in, float out[QR][4]) {  \
-        q32_tile(q, rows, toks, NTV, n_in, out);                                               \
+// Instantiations: per type, the decode tile and prefill tiles of 1..4 tokens.
+#define Q32_FN(TYPE, QRV, NTV)                                                                  \
+    static void q32_tile_##TYPE##_##QRV##_##NTV(const uint8_t *const rows[], const uint8_t *const toks[], \
+                                                int64_t n_in, float out[][NT_PRE]) {            \
+        q32_tile(E2H_TYPE_##TYPE, QRV ? QRV : QR_PRE, NTV <= NT_PRE ? NTV : NT_PRE, rows, toks, n_in, out); \
     }
-Q32_TILE_FN(1)
-Q32_TILE_FN(2)
-Q32_TILE_FN(3)
-Q32_TILE_FN(4)
+#define Q32_FNS(TYPE)                                                                        \
+    Q32_FN(TYPE, 8, 1) Q32_FN(TYPE, 0, 1) Q32_FN(TYPE, 0, 2) Q32_FN(TYPE, 0, 3) Q32_FN(TYPE, 0, 4) \
+    Q32_FN(TYPE, 0, 5) Q32_FN(TYPE, 0, 6)
+Q32_FNS(Q4_0)
+Q32_FNS(Q4_1)
+Q32_FNS(Q5_0)
+Q32_FNS(Q5_1)
+Q32_FNS(Q8_0)
 
 // ---------------------------------------------------------------- K super-blocks
 
-// Scales and mins (6-bit, 8 each) of a q4_K/q5_K block as bytes sc[0..7], mn[0..7].
-static inline void qk_scales_mins(const uint8_t *s12, uint8_t sc[8], uint8_t mn[8]) {
+// Scales and mins (6-bit, 8 each) of a q4_K/q5_K block as int32 lanes 0..7 of two vectors.
+AI void qk_scales_mins(const uint8_t *s12, __m512i *sc, __m512i *mn) {
     const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
     const uint32_t u0 = q5_ld32(s12), u1 = q5_ld32(s12 + 4), u2 = q5_ld32(s12 + 8);
-    const uint32_t s_lo = u0 & m6, s_hi = (u2 & m4) | ((u0 >> 6) & m2) << 4;
-    const uint32_t n_lo = u1 & m6, n_hi = ((u2 >> 4) & m4) | ((u1 >> 6) & m2) << 4;
-    memcpy(sc, &s_lo, 4);
-    memcpy(sc + 4, &s_hi, 4);
-    memcpy(mn, &n_lo, 4);
-    memcpy(mn + 4, &n_hi, 4);
+    const uint64_t s = (u0 & m6) | (uint64_t)((u2 & m4) | ((u0 >> 6) & m2) << 4) << 32;
+    const uint64_t n = (u1 & m6) | (uint64_t)(((u2 >> 4) & m4) | ((u1 >> 6) & m2) << 4) << 32;
+    *sc = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long)s));
+    *mn = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long)n)); // lanes 8..15 zero
 }
 
-typedef struct {
-    __m512i w[4];   // unsigned levels of the 4 chunks
-    __m512i sc[4];  // per-lane int32 scale of each chunk
-    __m512i mins;   // int32 mins in lanes 0..7 (q4_K/q5_K)
-    __m512 d, dmin; // broadcast
-} qk_unpacked;
+#define QK_NT 2
 
-AI void qk_unpack(int wtype, const uint8_t *blk, qk_unpacked *u) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    if (wtype == E2H_TYPE_Q6_K) {
-        const e2h_block_q6_K *b = (const e2h_block_q6_K *)blk;
-        const __m512i s16 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)b->scales));
-        const __m512i m4z = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(0x03);
-#pragma GCC unroll 2
-        for (int n = 0; n < 2; n++) {
-            const __m512i ql = _mm512_loadu_si512((const void *)(b->ql + 64 * n));
-            const __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * n));
-            const __m512i qh2 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), qh, 1);
-            const __m512i ha = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh2, _mm512_set_epi16(
-                2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)), m3), 4);
-            const __m512i hb = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh2, _mm512_set_epi16(
-                6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4)), m3), 4);
-            u->w[2 * n] = _mm512_or_si512(_mm512_and_si512(ql, m4z), ha);
-            u->w[2 * n + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4z), hb);
-        }
-#pragma GCC unroll 4
-        for (int g = 0; g < 4; g++) { // lane k of chunk g: 16-element sub-block 4g + k/4
-            const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(4 * g),
-                                                 _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0));
-            u->sc[g] = _mm512_permutexvar_epi32(idx, s16);
-        }
-        u->d = _mm512_set1_ps(e2h_q_h2f(b->d));
-        u->dmin = _mm512_setzero_ps();
-        u->mins = _mm512_setzero_si512();
-        return;
-    }
-    const e2h_block_q4_K *b4 = (const e2h_block_q4_K *)blk;
-    const e2h_block_q5_K *b5 = (const e2h_block_q5_K *)blk;
-    uint8_t sc[16], mn[16];
-    qk_scales_mins(b4->scales, sc, mn);
-    const __m512i s8 = _mm512_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)sc));
-    u->mins = _mm512_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)mn)); // lanes 8..15 zero
-    const uint8_t *qs = wtype == E2H_TYPE_Q4_K ? b4->qs : b5->qs;
-    __m512i qh2 = _mm512_setzero_si512();
-    if (wtype == E2H_TYPE_Q5_K) {
-        const __m256i qh = _mm256_loadu_si256((const __m256i *)b5->qh);
-        qh2 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), qh, 1);
-    }
-    const __m512i bit01 = _mm512_inserti64x4(_mm512_set1_epi8(1), _mm256_set1_epi8(2), 1);
-#pragma GCC unroll 4
-    for (int g = 0; g < 4; g++) {
-        const __m256i y = _mm256_loadu_si256((const __m256i *)(qs + 32 * g));
-        __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(y, m4)),
-                                       _mm256_and_si256(_mm256_srli_epi16(y, 4), m4), 1);
-        if (wtype == E2H_TYPE_Q5_K) { // bit 2g (low nibbles) / 2g+1 (high nibbles) of qh[l]
-            const __mmask64 k = _mm512_test_epi8_mask(qh2, _mm512_slli_epi64(bit01, 2 * g));
-            w = _mm512_mask_add_epi8(w, k, w, _mm512_set1_epi8(0x10));
-        }
-        u->w[g] = w;
-        const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(2 * g),
-                                             _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0));
-        u->sc[g] = _mm512_permutexvar_epi32(idx, s8);
-    }
-    u->d = _mm512_set1_ps(e2h_q_h2f(b4->d));
-    u->dmin = _mm512_set1_ps(e2h_q_h2f(b4->dmin));
-}
-
-#define QK_NT_MAX 2
-
-AI void qk_tile(int wtype, const uint8_t *const rows[QR], const uint8_t *const toks[], int NT,
-                int64_t n_in, float out[QR][4]) {
-    const size_t bsz = e2h_type_row_size(wtype, 256);
-    const int is6 = wtype == E2H_TYPE_Q6_K;
-    __m512 acc[QR][QK_NT_MAX];
-#pragma GCC unroll 4
+// acc[r][t] += super-block i of rows × tokens, in the reference's order: exact integer lane
+// sums of the 4 chunks scaled by the sub-block scales, then one fma per super-block (and the
+// mins). Rows are handled one at a time so that per-row state never spills.
+AI void qk_tile(int wt, int QR, int NT, const uint8_t *const rows[], const uint8_t *const toks[],
+                int64_t n_in, float out[][NT_PRE]) {
+    const size_t bsz = e2h_type_row_size(wt, 256);
+    const int is6 = wt == E2H_TYPE_Q6_K;
+    __m512 acc[QR_DEC][QK_NT];
+#pragma GCC unroll 8
     for (int r = 0; r < QR; r++)
 #pragma GCC unroll 2
-        for (int t = 0; t < QK_NT_MAX; t++) acc[r][t] = _mm512_setzero_ps();
-    const __m512i off32 = _mm512_set1_epi8(32);
+        for (int t = 0; t < NT; t++) acc[r][t] = _mm512_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
     for (int64_t i = 0; i < n_in / 256; i++) {
-        __m512i isum[QR][QK_NT_MAX];
-#pragma GCC unroll 4
-        for (int r = 0; r < QR; r++)
-#pragma GCC unroll 2
-            for (int t = 0; t < QK_NT_MAX; t++) isum[r][t] = _mm512_setzero_si512();
-        qk_unpacked u[QR];
-#pragma GCC unroll 4
-        for (int r = 0; r < QR; r++) qk_unpack(wtype, rows[r] + i * bsz, &u[r]);
-#pragma GCC unroll 4
-        for (int g = 0; g < 4; g++) {
-#pragma GCC unroll 2
-            for (int t = 0; t < NT; t++) {
-                const e2h_qx_k *xk = (const e2h_qx_k *)toks[t] + i;
-                const __m512i x = _mm512_loadu_si512((const void *)(xk->q + 64 * g));
-                __m512i init = _mm512_setzero_si512();
-                if (is6) init = _mm512_sub_epi32(init, _mm512_dpbusd_epi32(_mm512_setzero_si512(), off32, x));
-#pragma GCC unroll 4
-                for (int r = 0; r < QR; r++) {
-                    const __m512i p = _mm512_dpbusd_epi32(init, u[r].w[g], x);
-                    isum[r][t] = _mm512_add_epi32(isum[r][t], _mm512_mullo_epi32(p, u[r].sc[g]));
-                }
-            }
-        }
+        const e2h_qx_k *xk[QK_NT];
+        __m512i init[QK_NT][4];
+        __m512 dx[QK_NT];
+        __m512i bs[QK_NT];
 #pragma GCC unroll 2
         for (int t = 0; t < NT; t++) {
-            const e2h_qx_k *xk = (const e2h_qx_k *)toks[t] + i;
-            const __m512 dx = _mm512_set1_ps(xk->d);
-            const __m512i bs = _mm512_maskz_loadu_epi32(0x00FF, xk->bsum32);
+            xk[t] = (const e2h_qx_k *)toks[t] + i;
+            dx[t] = _mm512_set1_ps(xk[t]->d);
+            bs[t] = _mm512_maskz_loadu_epi32(0x00FF, xk[t]->bsum32);
 #pragma GCC unroll 4
-            for (int r = 0; r < QR; r++) {
-                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r][t]), _mm512_mul_ps(u[r].d, dx), acc[r][t]);
+            for (int g = 0; g < 4; g++) {
+                init[t][g] = _mm512_setzero_si512();
+                if (is6) init[t][g] = _mm512_sub_epi32(init[t][g], _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                                          _mm512_set1_epi8(32), _mm512_loadu_si512((const void *)(xk[t]->q + 64 * g))));
+            }
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < QR; r++) {
+            const uint8_t *blk = rows[r] + i * bsz;
+            if (NT == 1) {
+                _mm_prefetch((const char *)(blk + PF_DIST), _MM_HINT_T0);
+                _mm_prefetch((const char *)(blk + PF_DIST + 64), _MM_HINT_T0);
+                _mm_prefetch((const char *)(blk + PF_DIST + 128), _MM_HINT_T0);
+            }
+            __m512i isum[QK_NT];
+#pragma GCC unroll 2
+            for (int t = 0; t < NT; t++) isum[t] = _mm512_setzero_si512();
+            __m512i s8, mins = _mm512_setzero_si512();
+            float d, dmin = 0.0f;
+            const uint8_t *qs;
+            __m512i qh2 = _mm512_setzero_si512(), ql0 = _mm512_setzero_si512(), ql1 = _mm512_setzero_si512();
+            if (is6) {
+                const e2h_block_q6_K *b = (const e2h_block_q6_K *)blk;
+                s8 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)b->scales));
+                d = e2h_q_h2f(b->d);
+                qs = b->ql;
+                const __m256i qh = _mm256_loadu_si256((const __m256i *)b->qh);
+                qh2 = _mm512_castsi256_si512(qh);
+                ql0 = _mm512_loadu_si512((const void *)b->ql);
+                ql1 = _mm512_loadu_si512((const void *)(b->ql + 64));
+            } else {
+                const e2h_block_q4_K *b4 = (const e2h_block_q4_K *)blk;
+                qk_scales_mins(b4->scales, &s8, &mins);
+                d = e2h_q_h2f(b4->d);
+                dmin = e2h_q_h2f(b4->dmin);
+                qs = wt == E2H_TYPE_Q4_K ? b4->qs : ((const e2h_block_q5_K *)blk)->qs;
+                if (wt == E2H_TYPE_Q5_K) {
+                    const __m256i qh = _mm256_loadu_si256((const __m256i *)((const e2h_block_q5_K *)blk)->qh);
+                    qh2 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), qh, 1);
+                }
+            }
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++) {
+                __m512i w, sc;
+                if (is6) { // chunk g: elements 64g..64g+63: ql nibbles of half g/2, qh bits 2*(g%2)...
+                    const int n = g / 2, hi = g % 2; // lanes: low nibbles (quarter 2*hi?) see below
+                    // q6_K element e = 128n + 32q + l: nibble of ql[64n + l + 32(q&1)] (low if q<2),
+                    // high bits (qh[32n + l] >> 2q) & 3. Chunk g covers quarters 2hi, 2hi+1 of half n.
+                    const __m512i ql = n ? ql1 : ql0;
+                    const __m256i qhn = _mm256_loadu_si256((const __m256i *)(((const e2h_block_q6_K *)blk)->qh + 32 * n));
+                    (void)qh2;
+                    const __m512i qhz = _mm512_inserti64x4(_mm512_castsi256_si512(qhn), qhn, 1);
+                    const __m512i m4z = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(0x03);
+                    const __m512i nib = hi ? _mm512_and_si512(_mm512_srli_epi16(ql, 4), m4z) : _mm512_and_si512(ql, m4z);
+                    const __m512i sh = hi ? _mm512_set_epi16(6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+                                                             4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4)
+                                          : _mm512_set_epi16(2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+                                                             0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+                    const __m512i h2 = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qhz, sh), m3), 4);
+                    w = _mm512_or_si512(nib, h2);
+                    // lane k of chunk g: 16-element sub-block 4g + k/4
+                    sc = _mm512_permutexvar_epi32(_mm512_add_epi32(_mm512_set1_epi32(4 * g),
+                                                  _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0)), s8);
+                } else {
+                    const __m256i y = _mm256_loadu_si256((const __m256i *)(qs + 32 * g));
+                    w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(y, m4)),
+                                           _mm256_and_si256(_mm256_srli_epi16(y, 4), m4), 1);
+                    if (wt == E2H_TYPE_Q5_K) { // bit 2g (low nibbles) / 2g+1 (high nibbles) of qh[l]
+                        const __m512i bit01 = _mm512_inserti64x4(_mm512_set1_epi8(1), _mm256_set1_epi8(2), 1);
+                        const __mmask64 k = _mm512_test_epi8_mask(qh2, _mm512_slli_epi64(bit01, 2 * g));
+                        w = _mm512_mask_add_epi8(w, k, w, _mm512_set1_epi8(0x10));
+                    }
+                    sc = _mm512_permutexvar_epi32(_mm512_add_epi32(_mm512_set1_epi32(2 * g),
+                                                  _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)), s8);
+                }
+#pragma GCC unroll 2
+                for (int t = 0; t < NT; t++) {
+                    const __m512i x = _mm512_loadu_si512((const void *)(xk[t]->q + 64 * g));
+                    const __m512i p = _mm512_dpbusd_epi32(init[t][g], w, x);
+                    isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(p, sc));
+                }
+            }
+            (void)qs;
+            const __m512 dv = _mm512_set1_ps(d), dmv = _mm512_set1_ps(dmin);
+#pragma GCC unroll 2
+            for (int t = 0; t < NT; t++) {
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(dv, dx[t]), acc[r][t]);
                 if (!is6) {
-                    const __m512 mp = _mm512_cvtepi32_ps(_mm512_mullo_epi32(u[r].mins, bs));
-                    acc[r][t] = _mm512_mask3_fnmadd_ps(mp, _mm512_mul_ps(u[r].dmin, dx), acc[r][t], 0x00FF);
+                    const __m512 mp = _mm512_cvtepi32_ps(_mm512_mullo_epi32(mins, bs[t]));
+                    acc[r][t] = _mm512_mask3_fnmadd_ps(mp, _mm512_mul_ps(dmv, dx[t]), acc[r][t], 0x00FF);
                 }
             }
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < QR; r++)
 #pragma GCC unroll 2
         for (int t = 0; t < NT; t++) out[r][t] = q5_hsum(acc[r][t]);
 }
 
-#define QK_TILE_FN(TYPE, NTV)                                                                   \
-    static void qk_tile_##TYPE##_##NTV(const uint8_t *const rows[QR], const uint8_t *const toks[], \
-                                       int64_t n_in, float out[QR][4]) {                        \
-        qk_tile(E2H_TYPE_##TYPE, rows, toks, NTV, n_in, out);                                   \
+#define QK_FN(TYPE, QRV, NTV)                                                                   \
+    static void qk_tile_##TYPE##_##QRV##_##NTV(const uint8_t *const rows[], const uint8_t *const toks[], \
+                                               int64_t n_in, float out[][NT_PRE]) {             \
+        qk_tile(E2H_TYPE_##TYPE, QRV == 8 ? QR_DEC : QR_PRE, NTV, rows, toks, n_in, out);        \
     }
-QK_TILE_FN(Q4_K, 1)
-QK_TILE_FN(Q4_K, 2)
-QK_TILE_FN(Q5_K, 1)
-QK_TILE_FN(Q5_K, 2)
-QK_TILE_FN(Q6_K, 1)
-QK_TILE_FN(Q6_K, 2)
+#define QK_FNS(TYPE) QK_FN(TYPE, 8, 1) QK_FN(TYPE, 4, 1) QK_FN(TYPE, 4, 2) // rows: QR_PRE
+QK_FNS(Q4_K)
+QK_FNS(Q5_K)
+QK_FNS(Q6_K)
 
 // ---------------------------------------------------------------- driver
+
+typedef struct {
+    q5_tile_fn dec;        // QR_DEC rows × 1 token
+    q5_tile_fn pre[NT_PRE]; // QR_PRE rows × (index + 1) tokens; NULL past the type's maximum
+} q5_tiles;
+
+static int q5_tiles_get(int wtype, q5_tiles *t) {
+    memset(t, 0, sizeof *t);
+#define Q32_SET(TYPE)                                                                                    \
+    do {                                                                                                 \
+        q5_tile_fn f[6] = {q32_tile_##TYPE##_0_1, q32_tile_##TYPE##_0_2, q32_tile_##TYPE##_0_3,          \
+                           q32_tile_##TYPE##_0_4, q32_tile_##TYPE##_0_5, q32_tile_##TYPE##_0_6};         \
+        t->dec = q32_tile_##TYPE##_8_1;                                                                  \
+        for (int i = 0; i < NT_PRE; i++) t->pre[i] = f[i];                                               \
+    } while (0)
+#define QK_SET(TYPE) (t->dec = qk_tile_##TYPE##_8_1, t->pre[0] = qk_tile_##TYPE##_4_1, t->pre[1] = qk_tile_##TYPE##_4_2)
+    switch (wtype) {
+    case E2H_TYPE_Q4_0: Q32_SET(Q4_0); return 0;
+    case E2H_TYPE_Q4_1: Q32_SET(Q4_1); return 0;
+    case E2H_TYPE_Q5_0: Q32_SET(Q5_0); return 0;
+    case E2H_TYPE_Q5_1: Q32_SET(Q5_1); return 0;
+    case E2H_TYPE_Q8_0: Q32_SET(Q8_0); return 0;
+    case E2H_TYPE_Q4_K: QK_SET(Q4_K); return 0;
+    case E2H_TYPE_Q5_K: QK_SET(Q5_K); return 0;
+    case E2H_TYPE_Q6_K: QK_SET(Q6_K); return 0;
+    default: return -1;
+    }
+#undef Q32_SET
+#undef QK_SET
+}
 
 typedef struct {
     float *y;
@@ -310,64 +473,62 @@ typedef struct {
     int wtype;
     int64_t n_tok, n_in, n_out;
     uint8_t *scratch;
+    q5_tiles tiles;
 } q5_ctx;
 
 static void q5_quantize_fn(void *p, int ith, int nth) {
     q5_ctx *c = p;
     int64_t t0, t1;
     e2h_pool_slice(c->n_tok, ith, nth, 1, &t0, &t1);
-    e2h_qx_quantize(c->wtype, c->x, t0, t1, c->n_in, c->scratch);
+    e2h_qx_quantize_avx512(c->wtype, c->x, t0, t1, c->n_in, c->scratch);
 }
 
-static void q5_run_tile(const q5_ctx *c, const q32_desc *qd, const uint8_t *const rows[QR],
-                        const uint8_t *const toks[], int nt, float out[QR][4]) {
-    switch (c->wtype) {
-    case E2H_TYPE_Q4_K: (nt == 1 ? qk_tile_Q4_K_1 : qk_tile_Q4_K_2)(rows, toks, c->n_in, out); break;
-    case E2H_TYPE_Q5_K: (nt == 1 ? qk_tile_Q5_K_1 : qk_tile_Q5_K_2)(rows, toks, c->n_in, out); break;
-    case E2H_TYPE_Q6_K: (nt == 1 ? qk_tile_Q6_K_1 : qk_tile_Q6_K_2)(rows, toks, c->n_in, out); break;
-    default:
-        switch (nt) {
-        case 1: q32_tile_1(qd, rows, toks, c->n_in, out); break;
-        case 2: q32_tile_2(qd, rows, toks, c->n_in, out); break;
-        case 3: q32_tile_3(qd, rows, toks, c->n_in, out); break;
-        default: q32_tile_4(qd, rows, toks, c->n_in, out); break;
+// Rows [r0, r1) × tokens [t0, t1) with tiles of qr rows × up to nt_max tokens.
+static void q5_run_rows(const q5_ctx *c, int64_t r0, int64_t r1, int64_t t0, int64_t t1, int qr,
+                        int nt_max) {
+    const size_t rs = e2h_type_row_size(c->wtype, c->n_in);
+    const int64_t ts = e2h_qx_token_stride(c->wtype, c->n_in);
+    for (int64_t r = r0; r < r1; r += qr) {
+        const uint8_t *rows[QR_DEC];
+        for (int i = 0; i < qr; i++) // rows past the slice repeat the last one (not stored)
+            rows[i] = c->w + (r + i < r1 ? r + i : r1 - 1) * rs;
+        for (int64_t t = t0; t < t1; t += nt_max) {
+            const int nt = (int)(t1 - t < nt_max ? t1 - t : nt_max);
+            const uint8_t *toks[NT_PRE];
+            for (int i = 0; i < nt; i++) toks[i] = c->scratch + (t + i) * ts;
+            float out[QR_DEC][NT_PRE];
+            (qr == QR_DEC ? c->tiles.dec : c->tiles.pre[nt - 1])(rows, toks, c->n_in, out);
+            for (int i = 0; i < qr && r + i < r1; i++)
+                for (int j = 0; j < nt; j++) c->y[(t + j) * c->ldy + r + i] = out[i][j];
         }
     }
 }
 
 static void q5_matmul_fn(void *p, int ith, int nth) {
     const q5_ctx *c = p;
+    if (c->n_tok == 1) { // decode: equal slices of whole 8-row tiles
+        int64_t r0, r1;
+        e2h_pool_slice(c->n_out, ith, nth, QR_DEC, &r0, &r1);
+        if (r0 < r1) q5_run_rows(c, r0, r1, 0, 1, QR_DEC, 1);
+        return;
+    }
     int64_t r0, r1;
-    e2h_pool_slice(c->n_out, ith, nth, QR, &r0, &r1);
+    e2h_pool_slice(c->n_out, ith, nth, QR_PRE, &r0, &r1);
     if (r0 >= r1) return;
-    q32_desc qd;
-    q32_desc_init(&qd, c->wtype); // unused by the K types
-    const int nt_max = e2h_quant_is_k(c->wtype) ? QK_NT_MAX : 4;
-    const size_t rs = e2h_type_row_size(c->wtype, c->n_in);
-    const int64_t ts = e2h_qx_token_stride(c->wtype, c->n_in);
+    const int nt_max = e2h_quant_is_k(c->wtype) ? QK_NT : NT_PRE;
     for (int64_t tb = 0; tb < c->n_tok; tb += TOK_BLOCK) {
         const int64_t te = tb + TOK_BLOCK < c->n_tok ? tb + TOK_BLOCK : c->n_tok;
-        for (int64_t r = r0; r < r1; r += QR) {
-            const uint8_t *rows[QR];
-            for (int i = 0; i < QR; i++) // rows past the slice repeat the last one (not stored)
-                rows[i] = c->w + (r + i < r1 ? r + i : r1 - 1) * rs;
-            for (int64_t t = tb; t < te; t += nt_max) {
-                const int nt = (int)(te - t < nt_max ? te - t : nt_max);
-                const uint8_t *toks[4];
-                for (int i = 0; i < nt; i++) toks[i] = c->scratch + (t + i) * ts;
-                float out[QR][4];
-                q5_run_tile(c, &qd, rows, toks, nt, out);
-                for (int i = 0; i < QR && r + i < r1; i++)
-                    for (int j = 0; j < nt; j++) c->y[(t + j) * c->ldy + r + i] = out[i][j];
-            }
-        }
+        q5_run_rows(c, r0, r1, tb, te, QR_PRE, nt_max);
     }
 }
 
 void e2h_qmatmul_avx512(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *w,
                         int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
     if (e2h_qmatmul_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
-    q5_ctx c = {y, ldy, x, w, wtype, n_tok, n_in, n_out, scratch};
-    e2h_pool_run(pool, q5_quantize_fn, &c);
+    q5_ctx c = {y, ldy, x, w, wtype, n_tok, n_in, n_out, scratch, {0}};
+    if (q5_tiles_get(wtype, &c.tiles)) return;
+    // Few tokens: quantizing here costs less than waking the pool twice.
+    if (n_tok < QUANT_INLINE_TOK || e2h_pool_size(pool) == 1) e2h_qx_quantize_avx512(wtype, x, 0, n_tok, n_in, scratch);
+    else e2h_pool_run(pool, q5_quantize_fn, &c);
     e2h_pool_run(pool, q5_matmul_fn, &c);
 }
