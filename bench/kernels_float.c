@@ -2,7 +2,7 @@
 // validated against the ref table first): matmul decode (GB/s of weights) and prefill
 // (GFLOP/s, % of peak), rmsnorm / rope / swiglu (GB/s), attention decode over a paged f16
 // cache with 16 sequences sharing a 200-token prefix, with and without the cascade.
-//   usage: kernels_float [threads=2] [reps=5]
+//   usage: kernels_float [threads=2] [reps=5] [attn]   (attn: attention benchmarks only)
 // Peak: measured here with a register-only FMA loop on one core (best of 5 short runs), times
 // the thread count. For reference: Zen 4 executes a 512-bit FMA as two 256-bit halves
 // (32 FP32 flop/cycle/core); Zen 5 (cpu family 26, what this project's machines report) has
@@ -159,8 +159,8 @@ static void bench_elementwise(const e2h_ops *ops, const e2h_ops *ref, int reps) 
 // 16 sequences decoding one token each; all share the first 12 blocks (192 of the 200 prompt
 // tokens); blocks after the prefix are private. K/V f16, block 16.
 static void bench_attention(const e2h_ops *ops, e2h_pool *pool, int reps, int n_heads, int n_kv,
-                            int hd) {
-    enum { NS = 16, BS = 16, PREFIX = 200, GEN = 40 };
+                            int hd, int GEN) {
+    enum { NS = 16, BS = 16, PREFIX = 200 };
     const int ctx = PREFIX + GEN, nb_seq = (ctx + BS - 1) / BS, shared = PREFIX / BS;
     const int n_blocks = shared + NS * (nb_seq - shared);
     const int64_t blk_elems = (int64_t)n_kv * BS * hd;
@@ -171,6 +171,7 @@ static void bench_attention(const e2h_ops *ops, e2h_pool *pool, int reps, int n_
     fill(tmp, blk_elems * n_blocks, 8, 1.0f);
     ops->quantize_row(E2H_TYPE_F16, tmp, v, blk_elems * n_blocks);
     int32_t tables[NS][64];
+    if (nb_seq > 64) return;
     e2h_attn_seq seqs[NS];
     int next = shared;
     for (int s = 0; s < NS; s++) {
@@ -183,9 +184,9 @@ static void bench_attention(const e2h_ops *ops, e2h_pool *pool, int reps, int n_
     e2h_kv_layer_view kv = {k, v, E2H_TYPE_F16, BS, n_kv, hd};
     void *scratch = malloc(e2h_attn_scratch_size(e2h_pool_size(pool), n_heads, hd, ctx));
     const float sc = 1.0f / sqrtf((float)hd);
-    e2h_attn_chunk_fn chunk = !strcmp(ops->name, "avx512") ? e2h_attn_chunk_avx512
-                              : !strcmp(ops->name, "avx2") ? e2h_attn_chunk_avx2
-                                                           : e2h_attn_chunk_ref;
+    e2h_attn_phase_fn chunk = !strcmp(ops->name, "avx512") ? e2h_attn_phase_avx512
+                              : !strcmp(ops->name, "avx2") ? e2h_attn_phase_avx2
+                                                           : e2h_attn_phase_ref;
     e2h_attention_ref(pool, o2, q, seqs, NS, n_heads, &kv, sc, scratch);
     e2h_attention_run(chunk, 0, pool, o1, q, seqs, NS, n_heads, &kv, sc, scratch);
     const double err = max_rel_err(o1, o2, (int64_t)NS * n_heads * hd);
@@ -202,6 +203,43 @@ static void bench_attention(const e2h_ops *ops, e2h_pool *pool, int reps, int n_
     free(k), free(v), free(tmp), free(q), free(o1), free(o2), free(scratch);
 }
 
+// One sequence's prompt of n_tok tokens (causal, n_past 0) over a paged cache of 16-slot blocks:
+// the prefill attention of one layer. kv_type f16 or f32. GFLOP/s counts QK^T and PV only
+// (4 * hd flops per visible (query, head, position)).
+static void bench_attention_prefill(const e2h_ops *ops, e2h_pool *pool, int reps, int n_heads,
+                                    int n_kv, int hd, int n_tok, int n_past, int kv_type) {
+    enum { BS = 16 };
+    const int ctx = n_past + n_tok, nb = (ctx + BS - 1) / BS;
+    const int64_t blk_elems = (int64_t)n_kv * BS * hd, n_el = blk_elems * nb;
+    const size_t es = kv_type == E2H_TYPE_F16 ? 2 : 4;
+    void *k = malloc(es * n_el), *v = malloc(es * n_el);
+    float *tmp = malloc(sizeof(float) * n_el);
+    fill(tmp, n_el, 17, 1.0f);
+    ops->quantize_row(kv_type, tmp, k, n_el);
+    fill(tmp, n_el, 18, 1.0f);
+    ops->quantize_row(kv_type, tmp, v, n_el);
+    int32_t *table = malloc(sizeof(int32_t) * nb);
+    for (int b = 0; b < nb; b++) table[b] = b;
+    e2h_attn_seq seq = {table, n_past, n_tok, 0};
+    const int64_t qn = (int64_t)n_tok * n_heads * hd;
+    float *q = malloc(sizeof(float) * qn), *o1 = malloc(sizeof(float) * qn);
+    float *o2 = malloc(sizeof(float) * qn);
+    fill(q, qn, 19, 1.0f);
+    e2h_kv_layer_view kv = {k, v, kv_type, BS, n_kv, hd};
+    void *scratch = malloc(e2h_attn_scratch_size(e2h_pool_size(pool), n_heads, hd, ctx));
+    const float sc = 1.0f / sqrtf((float)hd);
+    e2h_ops_ref()->attention(pool, o2, q, &seq, 1, n_heads, &kv, sc, scratch);
+    double t = BEST_OF(reps, ops->attention(pool, o1, q, &seq, 1, n_heads, &kv, sc, scratch));
+    double vis = 0;
+    for (int i = 0; i < n_tok; i++) vis += n_past + i + 1;
+    const double flops = 4.0 * hd * n_heads * vis;
+    printf("attention %s %d tok (n_past %d), heads %d/%d hd %d %s: %8.1f us %6.1f GFLOP/s | "
+           "max rel err vs ref %.1e\n", n_tok == 1 ? "decode " : "prefill", n_tok, n_past, n_heads,
+           n_kv, hd, kv_type == E2H_TYPE_F16 ? "f16" : "f32", t * 1e6, flops / t * 1e-9,
+           max_rel_err(o1, o2, qn));
+    free(k), free(v), free(tmp), free(table), free(q), free(o1), free(o2), free(scratch);
+}
+
 int main(int argc, char **argv) {
     const int nth = argc > 1 ? atoi(argv[1]) : 2, reps = argc > 2 ? atoi(argv[2]) : 5;
     const e2h_ops *ops = e2h_ops_get("auto"), *ref = e2h_ops_ref();
@@ -213,10 +251,20 @@ int main(int argc, char **argv) {
     printf("ops table: %s, threads %d; measured FMA peak %.1f GFLOP/s per core -> %.1f for %d threads\n",
            ops->name, nth, core, peak, nth);
     if (peak <= 0) peak = 1;
-    bench_matmul(ops, ref, pool, reps, peak);
-    bench_elementwise(ops, ref, reps);
-    bench_attention(ops, pool, reps, 9, 3, 64);  // SmolLM2-135M
-    bench_attention(ops, pool, reps, 32, 4, 64); // TinyLlama-1.1B-like
+    const int attn_only = argc > 3 && !strcmp(argv[3], "attn");
+    if (!attn_only) {
+        bench_matmul(ops, ref, pool, reps, peak);
+        bench_elementwise(ops, ref, reps);
+    }
+    for (int kt = 0; kt < 2; kt++) { // SmolLM2-135M shapes
+        const int type = kt ? E2H_TYPE_F32 : E2H_TYPE_F16;
+        bench_attention_prefill(ops, pool, reps, 9, 3, 64, 512, 0, type);
+        bench_attention_prefill(ops, pool, reps * 20, 9, 3, 64, 1, 511, type);
+    }
+    bench_attention_prefill(ops, pool, reps, 32, 4, 64, 512, 0, E2H_TYPE_F16); // TinyLlama-like
+    bench_attention(ops, pool, reps, 9, 3, 64, 40);  // SmolLM2-135M
+    bench_attention(ops, pool, reps, 9, 3, 64, 256);
+    bench_attention(ops, pool, reps, 32, 4, 64, 40); // TinyLlama-1.1B-like
     e2h_pool_free(pool);
     return 0;
 }

@@ -110,7 +110,8 @@ void e2h_detok_stream_free(e2h_detok_stream *s);
 
 typedef struct {
     int n_threads;        // 0: 1 thread
-    double kv_mem_gib;    // KV pool budget; 0: enough for one full context (+ margin)
+    double kv_mem_gib;    // KV pool budget; 0: the larger of one full context (+ margin) and
+                          // 1 GiB (pages are touched only as blocks are first used)
     int kv_f16;           // store K/V in f16 (default 0: f32)
     int block_size;       // KV block size in tokens; 0: 16
     int max_batch_tokens; // tokens per forward pass; 0: 512

@@ -43,11 +43,39 @@ void e2h_swiglu_avx2(float *out, const float *gate, const float *up, int64_t n, 
 void e2h_swiglu_avx512(float *out, const float *gate, const float *up, int64_t n, int64_t dim);
 
 // ---- attention ----
+// The driver (kernels/ref/attn.c) forms work items: one KV head, some query rows
+// (row = (query token, head of the group)), laid out one after another. It runs an ISA's
+// phase function over the blocks each row set sees (first the blocks a cascade group shares,
+// for all its rows; then each sequence's own blocks), then writes out = acc / l.
+//
+// Running state of a row: m (max score so far, -inf before any visible slot), l (sum of
+// exp(score - m)), acc (head_dim, sum of exp(score - m) * v); starts at (-inf, 0, 0). A phase
+// processes the visible slots of blocks [blk0, blk1) in order, in chunks of slots; each chunk's
+// partial state (its own max, sum, acc) is computed from q and that chunk only, then merged
+// into the running state. A row's arithmetic depends only on its q, its causal limit and the
+// blocks it sees — never on the other rows of the phase — which is what makes results
+// independent of batching, cascades and threads.
+typedef struct {
+    const float *q;               // (n_tok, n_heads * head_dim) queries of the batch
+    const e2h_kv_layer_view *kv;
+    int kh;                       // KV head of every row
+    float scale;
+    const int32_t *table;         // block ids
+    int64_t blk0, blk1;           // blocks to process (fewer if no row sees them)
+    int n_rows;
+    const int64_t *r_off;         // (n_rows) q offset of each row
+    const int32_t *limit;         // (n_rows) last position each row sees
+    float *m, *l, *acc;           // (n_rows), (n_rows), (n_rows, head_dim): state, updated
+    float *work;                  // e2h_attn_work_floats(n_rows, head_dim) floats, 64-B aligned
+} e2h_attn_phase;
+typedef void (*e2h_attn_phase_fn)(const e2h_attn_phase *ph);
+int64_t e2h_attn_work_floats(int64_t n_rows, int head_dim);
+
+// ---- ref / AVX2: row-by-row chunk kernel ----
 // Slots of one block are processed in sub-chunks of at most this many (a block's partial
 // softmax state is the in-order merge of its sub-chunks' states; blocks of <= 64 slots are
-// one chunk). Queries of one sequence are split into work items of this many tokens.
+// one chunk). Merging uses libm expf; a row's first visible chunk is taken as is.
 #define E2H_ATTN_SCHUNK 64
-#define E2H_ATTN_QCHUNK 16
 
 // Partial softmax state of `n_rows` query rows over one chunk of K/V slots.
 // q row r is q + r_off[r] (head_dim floats); the row sees the first n_valid[r] slots
@@ -65,15 +93,39 @@ void e2h_attn_chunk_ref(const float *q, const int64_t *r_off, const int *n_valid
 void e2h_attn_chunk_avx2(const float *q, const int64_t *r_off, const int *n_valid, int n_rows,
                          const void *k, const void *v, int kv_type, int head_dim, float scale,
                          float *m, float *l, float *acc, float *scores);
-void e2h_attn_chunk_avx512(const float *q, const int64_t *r_off, const int *n_valid,
-                           int n_rows, const void *k, const void *v, int kv_type, int head_dim,
-                           float scale, float *m, float *l, float *acc, float *scores);
+// A phase made of chunk kernel calls (what the ref and AVX2 phases are).
+void e2h_attn_phase_chunked(const e2h_attn_phase *ph, e2h_attn_chunk_fn chunk);
+void e2h_attn_phase_ref(const e2h_attn_phase *ph);
+void e2h_attn_phase_avx2(const e2h_attn_phase *ph);
 
-// The attention driver (kernels/ref/attn.c): block tables, causal limits, per-block merging
-// and threading, with the chunk kernel of one ISA. cascade = 1: sequences whose block tables
-// start with the same block ids have those blocks processed once for all of them (same bits
-// as cascade = 0, which exists for benchmarks).
-void e2h_attention_run(e2h_attn_chunk_fn chunk, int cascade, e2h_pool *pool, float *out,
+// ---- AVX-512: tiled phase (kernels/x86/float_avx512.c) ----
+// Chunks of 16 slots (a block of more slots is several chunks, merged in order). Per (row,
+// chunk), with E = exp512 (Cephes-style range reduction + degree-5 polynomial; max relative
+// error 1.2e-7 over [-87.3, 0] against double exp, measured; 0 below -87.3):
+//   score_j = (fma chain over d = 0..hd-1 of q[d] * k_j[d], starting at 0) * scale
+//   mb = max over visible slots; p_j = E(score_j - mb), 0 for slots the row does not see
+//   lb = canonical fold of the 16 p lanes (s8[i] = p[i] + p[i+8], s4, s2, s1)
+//   accb[d] = fma chain over slots j of p_j * v_j[d], starting at +0; the two implementations
+//             may run a row over extra slots with p = 0, exact no-ops on finite V data (the
+//             one exception: a sum that is exactly -0 from underflowed products may turn +0)
+//   merge: mn = max(m, mb), fa = E(m - mn), fb = E(mb - mn), l = fma(lb, fb, l * fa),
+//          acc = fma(accb, fb, acc * fa), m = mn  (m = -inf gives fa = 0: first chunk)
+// Two implementations of exactly this arithmetic, so a row gets the same bits in either:
+// groups of 16 rows as vector lanes (S^T = K Q^T and acc^T = V^T P^T as register tiles, K
+// transposed and V converted to f32 once per chunk for all groups) when a group has >= 12
+// rows; rows by themselves (slots as lanes, up to 4 rows x 3 chunks of score chains
+// interleaved) for the rest — decode, and the private blocks of a cascade.
+// Differs from the ref (libm expf, other summation orders) within the test tolerances.
+void e2h_attn_phase_avx512(const e2h_attn_phase *ph);
+
+// Queries of one sequence are split into work items of this many tokens.
+#define E2H_ATTN_QCHUNK 16
+
+// The attention driver: block tables, causal limits, cascades, threading, with the phase
+// function of one ISA. cascade = 1: sequences whose block tables start with the same block ids
+// have those blocks processed once for all of them (same bits as cascade = 0, which exists
+// for benchmarks).
+void e2h_attention_run(e2h_attn_phase_fn phase, int cascade, e2h_pool *pool, float *out,
                        const float *q, const e2h_attn_seq *seqs, int n_seqs, int n_heads,
                        const e2h_kv_layer_view *kv, float scale, void *scratch);
 void e2h_attention_ref(e2h_pool *pool, float *out, const float *q, const e2h_attn_seq *seqs,

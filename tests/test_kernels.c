@@ -482,29 +482,37 @@ TEST(attention_vs_double_oracle) {
 
 // A sequence's bits do not depend on: thread count, other sequences in the batch, prefix
 // blocks shared with other sequences, or whether its tokens come in one call or one by one.
+// Configs (hd, heads, kv heads, block, kv type, shared blocks) give query-row counts (tokens x
+// group) on both sides of the AVX-512 tile/row-by-row split (12 rows) and of 16-row groups.
 TEST(attention_invariance) {
     const int n_past[] = {37, 37, 37, 20}, n_q[] = {5, 1, 17, 4};
+    const int cfg[][6] = {{64, 6, 2, 7, E2H_TYPE_F16, 5},  // group 3, 35-token shared prefix
+                          {64, 16, 2, 16, E2H_TYPE_F32, 2}, // group 8
+                          {40, 4, 1, 5, E2H_TYPE_F16, 7},   // group 4, hd not a multiple of 16
+                          {64, 2, 2, 33, E2H_TYPE_F32, 1}}; // group 1, blocks of 33 slots
     rng r = {91};
+    for (unsigned ci = 0; ci < sizeof cfg / sizeof *cfg; ci++)
     for (int ti = 0; ti < g_n_tables; ti++) {
         attn_case c;
-        attn_case_init(&c, &r, 64, 6, 2, 7, E2H_TYPE_F16, 4, n_past, n_q, 5); // 35-token shared prefix
+        attn_case_init(&c, &r, cfg[ci][0], cfg[ci][1], cfg[ci][2], cfg[ci][3], cfg[ci][4], 4,
+                       n_past, n_q, cfg[ci][5]);
         const int64_t ld = (int64_t)c.n_heads * c.hd, total = c.n_tok * ld;
         float *all1 = malloc(sizeof(float) * total), *all2 = malloc(sizeof(float) * total);
         float *one = malloc(sizeof(float) * total);
         attn_run(&c, g_tables[ti], NULL, all1, c.seqs, c.n_seqs);
         attn_run(&c, g_tables[ti], g_pool2, all2, c.seqs, c.n_seqs);
-        CHECKF(!memcmp(all1, all2, sizeof(float) * total), "%s: 1 vs 2 threads", g_tables[ti]->name);
+        CHECKF(!memcmp(all1, all2, sizeof(float) * total), "%s cfg %u: 1 vs 2 threads", g_tables[ti]->name, ci);
         for (int s = 0; s < c.n_seqs; s++) {
             attn_run(&c, g_tables[ti], g_pool2, one, &c.seqs[s], 1); // alone
             const int64_t off = c.seqs[s].q_offset * ld;
             CHECKF(!memcmp(one + off, all1 + off, sizeof(float) * c.seqs[s].n_q * ld),
-                   "%s: seq %d alone != batched", g_tables[ti]->name, s);
+                   "%s cfg %u: seq %d alone != batched", g_tables[ti]->name, ci, s);
             for (int i = 0; i < c.seqs[s].n_q; i++) { // token by token (decode)
                 e2h_attn_seq d = c.seqs[s];
                 d.n_past += i, d.n_q = 1, d.q_offset += i;
                 attn_run(&c, g_tables[ti], NULL, one, &d, 1);
                 CHECKF(!memcmp(one + d.q_offset * ld, all1 + d.q_offset * ld, sizeof(float) * ld),
-                       "%s: seq %d token %d decode != prefill", g_tables[ti]->name, s, i);
+                       "%s cfg %u: seq %d token %d decode != prefill", g_tables[ti]->name, ci, s, i);
             }
         }
         CHECK(attn_check_oracle(&c, all1) == 0);
@@ -533,13 +541,13 @@ TEST(attention_shared_prefix_decode) {
         }
         CHECK(attn_check_oracle(&c, all) == 0);
         // the cascade (shared blocks once for all sequences) against processing them per sequence
-        e2h_attn_chunk_fn chunk = !strcmp(g_tables[ti]->name, "avx512") ? e2h_attn_chunk_avx512
-                                  : !strcmp(g_tables[ti]->name, "avx2") ? e2h_attn_chunk_avx2
-                                                                        : e2h_attn_chunk_ref;
+        e2h_attn_phase_fn phase = !strcmp(g_tables[ti]->name, "avx512") ? e2h_attn_phase_avx512
+                                  : !strcmp(g_tables[ti]->name, "avx2") ? e2h_attn_phase_avx2
+                                                                        : e2h_attn_phase_ref;
         e2h_kv_layer_view kv = {c.k, c.v, c.kv_type, c.bs, c.n_kv, c.hd};
         void *scratch = malloc(e2h_attn_scratch_size(2, c.n_heads, c.hd, 0));
         for (int cas = 0; cas < 2; cas++) {
-            e2h_attention_run(chunk, cas, g_pool2, one, c.q, c.seqs, NS, c.n_heads, &kv,
+            e2h_attention_run(phase, cas, g_pool2, one, c.q, c.seqs, NS, c.n_heads, &kv,
                               1.0f / sqrtf((float)c.hd), scratch);
             CHECKF(!memcmp(one, all, sizeof(float) * c.n_tok * ld), "%s cascade=%d", g_tables[ti]->name, cas);
         }

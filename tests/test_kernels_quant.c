@@ -414,12 +414,12 @@ static void fill_awkward_activations(float *x, int64_t n, int variant) {
         case 0: // amax 127 -> d = 1: exact ties round half to even
             xb[0] = 127.0f, xb[1] = 2.5f, xb[2] = -2.5f, xb[3] = 3.5f, xb[4] = -0.5f, xb[5] = 0.5f, xb[6] = -0.0f;
             break;
-        case 1: xb[3] = __builtin_nanf(""), xb[9] = -__builtin_nanf(""); break;
+        case 1: xb[(b * 5 + variant) % 16] = __builtin_nanf(""), xb[16 + b % 16] = -__builtin_nanf(""); break;
         case 2: xb[5] = __builtin_inff(); break;
         case 3: for (int i = 0; i < 32; i++) xb[i] = (i % 3 ? 1e-40f : -3e-41f); break; // subnormal
         case 4: for (int i = 0; i < 32; i++) xb[i] = 0.0f; break;
         case 5: xb[7] = -9.0f, xb[20] = 9.0f; for (int i = 0; i < 32; i++) if (i != 7 && i != 20) xb[i] = 1.0f; break;
-        default: xb[31] = -__builtin_inff(), xb[30] = __builtin_nanf(""); break;
+        default: xb[31] = -__builtin_inff(), xb[(b * 3) % 31] = __builtin_nanf(""); break;
         }
     }
 }

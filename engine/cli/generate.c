@@ -207,6 +207,10 @@ static int gen_run(const gen_args *a, e2h_model *m, e2h_engine *e) {
     if (!st && k > 0) {
         kids = calloc((size_t)k, sizeof *kids);
         st = kids ? e2h_seq_fork(e, root, k, kids) : E2H_ERR_NOMEM;
+        // the children hold references to every prompt block: the root is no longer needed
+        // (and KV stats then count the K samples only)
+        e2h_seq_release(e, root);
+        root = NULL;
         if (!st) st = e2h_seq_extend(e, kids, k, &stop);
         t2 = gen_now();
         if (!st) {

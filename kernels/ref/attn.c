@@ -1,6 +1,7 @@
 // kernels/ref/attn.c — attention over the paged KV cache: the driver shared by every ISA
-// (block tables, causal limits, per-block merging of partial softmax states, threading) and
-// the scalar reference chunk kernel.
+// (work items, block tables, causal limits, cascades, threading), the chunked phase used by
+// the ref and AVX2 tables (chunk kernel + per-chunk merge) and the scalar reference chunk
+// kernel. The AVX-512 phase (its own tiles and merge) lives in kernels/x86/float_avx512.c.
 //
 // For one (query, head) the result is: for each KV block in block-table order, the partial
 // state (m, l, acc) of the block's visible slots (computed from q and that block only),
@@ -14,12 +15,11 @@
 
 // ---- scratch layout (per thread, 64-byte aligned) ----
 typedef struct {
-    float *m, *l, *mb, *lb; // (rows) running and chunk states
-    float *acc, *accb;      // (rows, head_dim)
-    float *scores;          // (E2H_ATTN_SCHUNK)
+    float *m, *l;           // (rows) running states
+    float *acc;             // (rows, head_dim)
     int64_t *r_off;         // (rows) q/out offset of each row
-    int *n_valid;           // (rows)
     int32_t *limit;         // (rows) last position each row sees
+    float *work;            // e2h_attn_work_floats(rows, head_dim): the phase kernel's
 } attn_thread_buf;
 
 // Rows of one work item: up to E2H_ATTN_MAX_TOKENS query tokens x every head of a group
@@ -27,10 +27,19 @@ typedef struct {
 #define E2H_ATTN_MAX_TOKENS 64
 static int64_t attn_max_rows(int n_heads) { return (int64_t)E2H_ATTN_MAX_TOKENS * n_heads; }
 
+static int64_t attn_round16(int64_t n) { return (n + 15) / 16 * 16; }
+
+// Enough for both phase kinds: the chunked one (mb, lb, n_valid, accb, scores) and the
+// AVX-512 one (transposed q and state per 16-row group, f32 K/V tiles, K^T, p tile, n_valid).
+int64_t e2h_attn_work_floats(int64_t n_rows, int head_dim) {
+    const int64_t rp = attn_round16(n_rows), hp = attn_round16(head_dim);
+    return rp * (2 * hp + 8) + 112 * hp + 1024;
+}
+
 static int64_t attn_per_thread_bytes(int n_heads, int head_dim) {
-    int64_t rows = attn_max_rows(n_heads);
-    int64_t floats = rows * (2 * (int64_t)head_dim + 4) + E2H_ATTN_SCHUNK;
-    return (floats * 4 + rows * (8 + 4 + 4) + 63) / 64 * 64;
+    const int64_t rp = attn_round16(attn_max_rows(n_heads));
+    const int64_t floats = rp * (head_dim + 2) + e2h_attn_work_floats(rp, head_dim);
+    return (floats * 4 + rp * (8 + 4) + 63) / 64 * 64 + 64;
 }
 
 int64_t e2h_attn_scratch_size(int n_threads, int n_heads, int head_dim, int max_ctx) {
@@ -42,18 +51,14 @@ int64_t e2h_attn_scratch_size(int n_threads, int n_heads, int head_dim, int max_
 static attn_thread_buf attn_buf(void *scratch, int ith, int n_heads, int head_dim) {
     uintptr_t base = ((uintptr_t)scratch + 63) & ~(uintptr_t)63;
     char *p = (char *)base + ith * attn_per_thread_bytes(n_heads, head_dim);
-    int64_t rows = attn_max_rows(n_heads);
+    const int64_t rp = attn_round16(attn_max_rows(n_heads));
     attn_thread_buf b;
-    b.acc = (float *)p;
-    b.accb = b.acc + rows * head_dim;
-    b.m = b.accb + rows * head_dim;
-    b.l = b.m + rows;
-    b.mb = b.l + rows;
-    b.lb = b.mb + rows;
-    b.scores = b.lb + rows;
-    b.r_off = (int64_t *)(void *)(b.scores + E2H_ATTN_SCHUNK); // 8-byte aligned: even count
-    b.n_valid = (int *)(b.r_off + rows);
-    b.limit = (int32_t *)(b.n_valid + rows);
+    b.work = (float *)p; // first: keeps the 64-byte alignment the AVX-512 phase wants
+    b.acc = b.work + e2h_attn_work_floats(rp, head_dim);
+    b.m = b.acc + rp * head_dim;
+    b.l = b.m + rp;
+    b.r_off = (int64_t *)(void *)(b.l + rp); // 8-byte aligned: rp is a multiple of 16
+    b.limit = (int32_t *)(b.r_off + rp);
     return b;
 }
 
@@ -72,7 +77,7 @@ typedef struct {
 } attn_item_desc;
 
 typedef struct {
-    e2h_attn_chunk_fn chunk;
+    e2h_attn_phase_fn phase;
     float *out;
     const float *q;
     const e2h_attn_seq *seqs;
@@ -84,50 +89,75 @@ typedef struct {
     const int32_t *cascade_shared;// (n_seqs) shared leading blocks of each leader's group
 } attn_ctx;
 
-// Merges a chunk's partial state into the running state of rows [r0, r1) (in chunk order).
-static void attn_merge(const attn_thread_buf *b, int r0, int r1, int head_dim) {
-    for (int r = r0; r < r1; r++) {
+// ---- the chunked phase (ref, AVX2) ----
+typedef struct {
+    float *mb, *lb, *accb, *scores; // chunk states (rows), (rows, head_dim), (SCHUNK)
+    int *n_valid;                   // (rows)
+} attn_chunk_buf;
+
+// Merges a chunk's partial state into the running state of the rows (in chunk order).
+static void attn_merge(const e2h_attn_phase *ph, const attn_chunk_buf *b, int head_dim) {
+    for (int r = 0; r < ph->n_rows; r++) {
         if (b->n_valid[r] == 0) continue;
-        float *acc = b->acc + (int64_t)r * head_dim;
+        float *acc = ph->acc + (int64_t)r * head_dim;
         const float *accb = b->accb + (int64_t)r * head_dim;
-        if (b->m[r] == -INFINITY) { // first visible chunk: take it as is
-            b->m[r] = b->mb[r];
-            b->l[r] = b->lb[r];
+        if (ph->m[r] == -INFINITY) { // first visible chunk: take it as is
+            ph->m[r] = b->mb[r];
+            ph->l[r] = b->lb[r];
             memcpy(acc, accb, sizeof(float) * head_dim);
             continue;
         }
-        float mn = fmaxf(b->m[r], b->mb[r]);
-        float fa = expf(b->m[r] - mn), fb = expf(b->mb[r] - mn);
-        b->l[r] = b->l[r] * fa + b->lb[r] * fb;
+        float mn = fmaxf(ph->m[r], b->mb[r]);
+        float fa = expf(ph->m[r] - mn), fb = expf(b->mb[r] - mn);
+        ph->l[r] = ph->l[r] * fa + b->lb[r] * fb;
         for (int d = 0; d < head_dim; d++) acc[d] = acc[d] * fa + accb[d] * fb;
-        b->m[r] = mn;
+        ph->m[r] = mn;
     }
 }
 
-// Blocks [blk0, blk1) of `table` for rows [r0, r1), chunk by chunk, merged in order.
-static void attn_blocks(const attn_ctx *c, attn_thread_buf *b, int kh, const int32_t *table,
-                        int64_t blk0, int64_t blk1, int r0, int r1) {
-    const e2h_kv_layer_view *kv = c->kv;
-    const int hd = kv->head_dim, bs = kv->block_size;
+// Blocks [blk0, blk1) of the table, chunk by chunk, merged in order.
+void e2h_attn_phase_chunked(const e2h_attn_phase *ph, e2h_attn_chunk_fn chunk) {
+    const e2h_kv_layer_view *kv = ph->kv;
+    const int hd = kv->head_dim, bs = kv->block_size, n = ph->n_rows;
     const size_t esize = kv->kv_type == E2H_TYPE_F16 ? 2 : 4;
+    attn_chunk_buf b;
+    b.mb = ph->work;
+    b.lb = b.mb + n;
+    b.scores = b.lb + n;
+    b.accb = b.scores + E2H_ATTN_SCHUNK;
+    b.n_valid = (int *)(b.accb + (int64_t)n * hd);
     int32_t last = -1;
-    for (int r = r0; r < r1; r++) last = b->limit[r] > last ? b->limit[r] : last;
-    for (int64_t blk = blk0; blk < blk1 && blk * bs <= last; blk++) {
-        const size_t off = (size_t)(((int64_t)table[blk] * kv->n_kv_heads + kh) * bs) * hd * esize;
+    for (int r = 0; r < n; r++) last = ph->limit[r] > last ? ph->limit[r] : last;
+    for (int64_t blk = ph->blk0; blk < ph->blk1 && blk * bs <= last; blk++) {
+        const size_t off =
+            (size_t)(((int64_t)ph->table[blk] * kv->n_kv_heads + ph->kh) * bs) * hd * esize;
         for (int c0 = 0; c0 < bs && blk * bs + c0 <= last; c0 += E2H_ATTN_SCHUNK) {
             const int clen = bs - c0 < E2H_ATTN_SCHUNK ? bs - c0 : E2H_ATTN_SCHUNK;
             const int64_t p0 = blk * bs + c0; // position of the chunk's first slot
-            for (int r = r0; r < r1; r++) {
-                int64_t nv = b->limit[r] + 1 - p0;
-                b->n_valid[r] = nv < 0 ? 0 : nv > clen ? clen : (int)nv;
+            for (int r = 0; r < n; r++) {
+                int64_t nv = ph->limit[r] + 1 - p0;
+                b.n_valid[r] = nv < 0 ? 0 : nv > clen ? clen : (int)nv;
             }
             const size_t coff = off + (size_t)c0 * hd * esize;
-            c->chunk(c->q, b->r_off + r0, b->n_valid + r0, r1 - r0, (const char *)kv->k + coff,
-                     (const char *)kv->v + coff, kv->kv_type, hd, c->scale, b->mb + r0,
-                     b->lb + r0, b->accb + (int64_t)r0 * hd, b->scores);
-            attn_merge(b, r0, r1, hd);
+            chunk(ph->q, ph->r_off, b.n_valid, n, (const char *)kv->k + coff,
+                  (const char *)kv->v + coff, kv->kv_type, hd, ph->scale, b.mb, b.lb, b.accb,
+                  b.scores);
+            attn_merge(ph, &b, hd);
         }
     }
+}
+
+void e2h_attn_phase_ref(const e2h_attn_phase *ph) { e2h_attn_phase_chunked(ph, e2h_attn_chunk_ref); }
+
+// Runs the phase over blocks [blk0, blk1) of `table` for rows [r0, r1) of the item.
+static void attn_blocks(const attn_ctx *c, attn_thread_buf *b, int kh, const int32_t *table,
+                        int64_t blk0, int64_t blk1, int r0, int r1) {
+    if (r1 <= r0 || blk1 <= blk0) return;
+    const int hd = c->kv->head_dim;
+    e2h_attn_phase ph = {c->q, c->kv, kh, c->scale, table, blk0, blk1, r1 - r0,
+                         b->r_off + r0, b->limit + r0, b->m + r0, b->l + r0,
+                         b->acc + (int64_t)r0 * hd, b->work};
+    c->phase(&ph);
 }
 
 static void attn_item(const attn_ctx *c, attn_thread_buf *b, const attn_item_desc *it) {
@@ -144,6 +174,7 @@ static void attn_item(const attn_ctx *c, attn_thread_buf *b, const attn_item_des
                 b->limit[n_rows] = sq->n_past + i;
                 b->m[n_rows] = -INFINITY;
                 b->l[n_rows] = 0.0f;
+                memset(b->acc + (int64_t)n_rows * hd, 0, sizeof(float) * hd);
             }
     }
     seg_r0[it->n_segs] = n_rows;
@@ -261,14 +292,14 @@ static int attn_find_cascades(const e2h_attn_seq *seqs, int n_seqs, int bs, int3
 
 #define ATTN_MAX_CASCADE_SEQS 1024
 
-void e2h_attention_run(e2h_attn_chunk_fn chunk, int cascade, e2h_pool *pool, float *out,
+void e2h_attention_run(e2h_attn_phase_fn phase, int cascade, e2h_pool *pool, float *out,
                        const float *q, const e2h_attn_seq *seqs, int n_seqs, int n_heads,
                        const e2h_kv_layer_view *kv, float scale, void *scratch) {
     if (!kv || kv->n_kv_heads <= 0 || n_heads % kv->n_kv_heads || kv->block_size <= 0 ||
         kv->head_dim <= 0)
         return; // impossible shapes: the model loader rejects these before any call
     int32_t group[ATTN_MAX_CASCADE_SEQS], shared[ATTN_MAX_CASCADE_SEQS];
-    attn_ctx c = {chunk, out, q, seqs, n_seqs, n_heads, kv, scale, scratch, NULL, NULL};
+    attn_ctx c = {phase, out, q, seqs, n_seqs, n_heads, kv, scale, scratch, NULL, NULL};
     if (cascade && n_seqs > 1 && n_seqs <= ATTN_MAX_CASCADE_SEQS &&
         attn_find_cascades(seqs, n_seqs, kv->block_size, group, shared) > 0)
         c.cascade_group = group, c.cascade_shared = shared;
@@ -315,6 +346,6 @@ void e2h_attn_chunk_ref(const float *q, const int64_t *r_off, const int *n_valid
 void e2h_attention_ref(e2h_pool *pool, float *out, const float *q, const e2h_attn_seq *seqs,
                        int n_seqs, int n_heads, const e2h_kv_layer_view *kv, float scale,
                        void *scratch) {
-    e2h_attention_run(e2h_attn_chunk_ref, 1, pool, out, q, seqs, n_seqs, n_heads, kv, scale,
+    e2h_attention_run(e2h_attn_phase_ref, 1, pool, out, q, seqs, n_seqs, n_heads, kv, scale,
                       scratch);
 }

@@ -355,9 +355,13 @@ void e2h_attn_chunk_avx2(const float *q, const int64_t *r_off, const int *n_vali
     }
 }
 
+void e2h_attn_phase_avx2(const e2h_attn_phase *ph) {
+    e2h_attn_phase_chunked(ph, e2h_attn_chunk_avx2);
+}
+
 void e2h_attention_avx2(e2h_pool *pool, float *out, const float *q, const e2h_attn_seq *seqs,
                         int n_seqs, int n_heads, const e2h_kv_layer_view *kv, float scale,
                         void *scratch) {
-    e2h_attention_run(e2h_attn_chunk_avx2, 1, pool, out, q, seqs, n_seqs, n_heads, kv, scale,
+    e2h_attention_run(e2h_attn_phase_avx2, 1, pool, out, q, seqs, n_seqs, n_heads, kv, scale,
                       scratch);
 }

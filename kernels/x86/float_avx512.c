@@ -8,6 +8,7 @@
 // any n_tok / thread count, and equal to the ref and AVX2 kernels.
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 
 #include "../float_kernels.h"
 
@@ -301,86 +302,478 @@ void e2h_swiglu_avx512(float *out, const float *gate, const float *up, int64_t n
     }
 }
 
-// ---- attention chunk kernel (see e2h_attn_chunk_fn) ----
+// ---- attention: the tiled phase (arithmetic defined at e2h_attn_phase_avx512) ----
+// A group of 16 rows goes through the register tiles when it has at least this many rows;
+// fewer rows (decode: one token x the group's heads) go row by row.
+#define AT_MIN_TILE_ROWS 12
+
 static inline __m512 ld_kv(const void *base, int kv_type, int64_t i, __mmask16 m) {
     if (kv_type == E2H_TYPE_F16)
         return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const e2h_f16 *)base + i));
     return _mm512_maskz_loadu_ps(m, (const float *)base + i);
 }
 
-static float attn_dot(const float *q, const void *k, int kv_type, int64_t k0, int hd) {
-    __m512 a = _mm512_setzero_ps();
-    for (int d = 0; d < hd; d += 16) {
-        const __mmask16 m = hd - d >= 16 ? 0xffff : tail_mask(hd - d);
-        a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + d), ld_kv(k, kv_type, k0 + d, m), a);
-    }
-    return hsum16(a);
+static inline __mmask16 at_dmask(int hd, int d) { return hd - d >= 16 ? 0xffff : tail_mask(hd - d); }
+
+// Slots [0, ns) of a chunk (hd elements each) as f32 rows of hp floats, zero past hd.
+static void at_convert(float *dst, const void *src, int kv_type, int ns, int hd, int hp) {
+    for (int j = 0; j < ns; j++)
+        for (int d = 0; d < hp; d += 16)
+            _mm512_store_ps(dst + (int64_t)j * hp + d,
+                            ld_kv(src, kv_type, (int64_t)j * hd + d, at_dmask(hd, d)));
 }
 
-void e2h_attn_chunk_avx512(const float *q, const int64_t *r_off, const int *n_valid,
-                           int n_rows, const void *k, const void *v, int kv_type, int head_dim,
-                           float scale, float *m, float *l, float *acc, float *scores) {
-    const int hd = head_dim;
-    for (int r = 0; r < n_rows; r++) {
-        const int nv = n_valid[r];
-        m[r] = -INFINITY;
-        l[r] = 0.0f;
-        if (nv == 0) continue;
-        const float *qr = q + r_off[r];
-        int j = 0;
-        for (; j + 4 <= nv; j += 4) { // four slots per pass, one fold for all four
-            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (int d = 0; d < hd; d += 16) {
-                const __mmask16 md = hd - d >= 16 ? 0xffff : tail_mask(hd - d);
-                const __m512 qv = _mm512_maskz_loadu_ps(md, qr + d);
-                a0 = _mm512_fmadd_ps(qv, ld_kv(k, kv_type, (int64_t)j * hd + d, md), a0);
-                a1 = _mm512_fmadd_ps(qv, ld_kv(k, kv_type, (int64_t)(j + 1) * hd + d, md), a1);
-                a2 = _mm512_fmadd_ps(qv, ld_kv(k, kv_type, (int64_t)(j + 2) * hd + d, md), a2);
-                a3 = _mm512_fmadd_ps(qv, ld_kv(k, kv_type, (int64_t)(j + 3) * hd + d, md), a3);
-            }
-            _mm_storeu_ps(scores + j, _mm_mul_ps(hsum16x4(a0, a1, a2, a3), _mm_set1_ps(scale)));
-        }
-        for (; j < nv; j++) scores[j] = attn_dot(qr, k, kv_type, (int64_t)j * hd, hd) * scale;
-        __m512 mx = _mm512_set1_ps(-INFINITY);
-        for (int j = 0; j < nv; j += 16) {
-            const __mmask16 mk = nv - j >= 16 ? 0xffff : tail_mask(nv - j);
-            mx = _mm512_mask_max_ps(mx, mk, mx, _mm512_maskz_loadu_ps(mk, scores + j));
-        }
-        const float mxs = _mm512_reduce_max_ps(mx);
-        __m512 sum = _mm512_setzero_ps();
-        for (int j = 0; j < nv; j += 16) {
-            const __mmask16 mk = nv - j >= 16 ? 0xffff : tail_mask(nv - j);
-            __m512 p = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, scores + j), _mm512_set1_ps(mxs)));
-            p = _mm512_maskz_mov_ps(mk, p);
-            _mm512_mask_storeu_ps(scores + j, mk, p);
-            sum = _mm512_add_ps(sum, p);
-        }
-        m[r] = mxs;
-        l[r] = hsum16(sum);
-        float *a = acc + (int64_t)r * hd;
-        // acc[d] = sum_j p_j v_j[d] in slot order; 4 vectors of d at a time = 4 FMA chains
-        for (int d0 = 0; d0 < hd; d0 += 64) {
-            __m512 av[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                            _mm512_setzero_ps()};
-            __mmask16 md[4];
-            for (int u = 0; u < 4; u++) {
-                const int d = d0 + 16 * u;
-                md[u] = d >= hd ? 0 : hd - d >= 16 ? 0xffff : tail_mask(hd - d);
-            }
-            for (int jj = 0; jj < nv; jj++) {
-                const __m512 pj = _mm512_set1_ps(scores[jj]);
+// In-register 16x16 transpose: r[i] lane j <- r[j] lane i.
+static inline __attribute__((always_inline)) void at_transpose16(__m512 r[16]) {
+    __m512 t[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
 #pragma GCC unroll 4
-                for (int u = 0; u < 4; u++)
-                    av[u] = _mm512_fmadd_ps(pj, ld_kv(v, kv_type, (int64_t)jj * hd + d0 + 16 * u, md[u]), av[u]);
-            }
-            for (int u = 0; u < 4; u++) _mm512_mask_storeu_ps(a + d0 + 16 * u, md[u], av[u]);
+    for (int i = 0; i < 4; i++) {
+        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
+        t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xDD);
+        t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
+        t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xDD);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+        r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD);
+        r[4 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0x88);
+        r[12 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0xDD);
+    }
+}
+
+// kT (hp, 16): kT[d][j] = k_j[d] for slots j < ns, 0 for the other slots.
+static inline __attribute__((always_inline)) void at_build_kt_t(const int kv_type, float *kT,
+                                                                const void *k, int ns, int hd,
+                                                                int hp) {
+    for (int d0 = 0; d0 < hp; d0 += 16) {
+        const __mmask16 md = at_dmask(hd, d0);
+        __m512 r[16];
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++)
+            r[j] = j < ns ? ld_kv(k, kv_type, (int64_t)j * hd + d0, md) : _mm512_setzero_ps();
+        at_transpose16(r);
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) _mm512_store_ps(kT + (int64_t)(d0 + i) * 16, r[i]);
+    }
+}
+
+static void at_build_kt(float *kT, const void *k, int kv_type, int ns, int hd, int hp) {
+    if (kv_type == E2H_TYPE_F16) at_build_kt_t(E2H_TYPE_F16, kT, k, ns, hd, hp);
+    else at_build_kt_t(E2H_TYPE_F32, kT, k, ns, hd, hp);
+}
+
+// One chunk for one group of 16 rows as lanes. qT (hd, 16) the rows' queries; kT (hd, 16) the
+// chunk's keys transposed (all 16 slots readable, only valid ones used); vf the chunk's
+// values as f32 rows of hp floats;
+// nvv the rows' visible slot counts (0: state kept), gmax their maximum (> 0).
+// State: mT, lT (16), aT (hp, 16). pb: 256 floats of scratch.
+static void at_tile(const float *qT, const float *kT, const float *vf, __m512i nvv, int gmax,
+                    int hd, int hp, float scale, float *mT, float *lT, float *aT, float *pb) {
+    __m512 s[16];
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++) s[j] = _mm512_setzero_ps();
+    for (int d = 0; d < hd; d++) { // S^T (slot, row) = K q^T: one q vector, 16 broadcast FMAs
+        const __m512 qv = _mm512_load_ps(qT + (int64_t)d * 16);
+        const float *kd = kT + (int64_t)d * 16;
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) s[j] = _mm512_fmadd_ps(qv, _mm512_set1_ps(kd[j]), s[j]);
+    }
+    const __m512 ninf = _mm512_set1_ps(-INFINITY), vs = _mm512_set1_ps(scale);
+    __m512 mx = ninf;
+    __mmask16 valid[16];
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++) {
+        valid[j] = _mm512_cmpgt_epi32_mask(nvv, _mm512_set1_epi32(j));
+        s[j] = _mm512_mask_mul_ps(ninf, valid[j], s[j], vs);
+        mx = _mm512_max_ps(mx, s[j]);
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++) s[j] = _mm512_maskz_mov_ps(valid[j], exp512(_mm512_sub_ps(s[j], mx)));
+    for (int j = 0; j < gmax; j++) _mm512_store_ps(pb + 16 * j, s[j]);
+    // canonical fold over the 16 slots (same pairing as hsum16 in the row-by-row path)
+    __m512 t[8];
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) t[j] = _mm512_add_ps(s[j], s[j + 8]);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) t[j] = _mm512_add_ps(t[j], t[j + 4]);
+    t[0] = _mm512_add_ps(t[0], t[2]);
+    t[1] = _mm512_add_ps(t[1], t[3]);
+    const __m512 lb = _mm512_add_ps(t[0], t[1]);
+    // merge factors
+    const __mmask16 upd = _mm512_cmpgt_epi32_mask(nvv, _mm512_setzero_si512());
+    const __m512 mo = _mm512_load_ps(mT), lo = _mm512_load_ps(lT);
+    const __m512 mn = _mm512_max_ps(mo, mx);
+    const __m512 fa = exp512(_mm512_sub_ps(mo, mn)), fb = exp512(_mm512_sub_ps(mx, mn));
+    _mm512_store_ps(lT, _mm512_mask_mov_ps(lo, upd, _mm512_fmadd_ps(lb, fb, _mm512_mul_ps(lo, fa))));
+    _mm512_store_ps(mT, _mm512_mask_mov_ps(mo, upd, mn));
+    // acc^T (d, row) = V^T P^T, 16 d at a time, merged straight from the registers
+    for (int d0 = 0; d0 < hp; d0 += 16) {
+        __m512 a[16];
+#pragma GCC unroll 16
+        for (int e = 0; e < 16; e++) a[e] = _mm512_setzero_ps();
+        for (int j = 0; j < gmax; j++) {
+            const __m512 pj = _mm512_load_ps(pb + 16 * j);
+            const float *vr = vf + (int64_t)j * hp + d0;
+#pragma GCC unroll 16
+            for (int e = 0; e < 16; e++) a[e] = _mm512_fmadd_ps(pj, _mm512_set1_ps(vr[e]), a[e]);
+        }
+#pragma GCC unroll 16
+        for (int e = 0; e < 16; e++) {
+            float *o = aT + (int64_t)(d0 + e) * 16;
+            const __m512 old = _mm512_load_ps(o);
+            _mm512_store_ps(o, _mm512_mask_mov_ps(old, upd, _mm512_fmadd_ps(a[e], fb, _mm512_mul_ps(old, fa))));
         }
     }
+}
+
+// Scores of R rows (compile-time R <= 4) against kT: interleaved FMA chains.
+static inline __attribute__((always_inline)) void at_row_scores(const int R, const float *const *qr,
+                                                                 const float *kT, int hd, __m512 *s) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) s[r] = _mm512_setzero_ps();
+    for (int d = 0; d < hd; d++) {
+        const __m512 kv = _mm512_load_ps(kT + (int64_t)d * 16);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) s[r] = _mm512_fmadd_ps(_mm512_set1_ps(qr[r][d]), kv, s[r]);
+    }
+}
+
+// Softmax, merge and PV of R rows (compile-time R <= 4) for one chunk, slots as lanes.
+// s[i]: raw scores of row i; nvr[i]: its visible slots (0: state kept). v: the chunk's V
+// slots, v_type (compile-time) f32 or f16, vstride elements apart. m, l, acc (stride hd): the
+// R rows' running states. pb: 64 floats of scratch.
+static inline __attribute__((always_inline)) void at_rows_finish_t(
+    const int R, const int v_type, const __m512 *s, const int32_t *nvr, const void *v,
+    int vstride, int hd, float scale, float *m, float *l, float *acc, float *pb) {
+    float mxa[16], lba[16], faa[16], fba[16];
+    __mmask16 upd = 0;
+    int jmax = 0;
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+        if (nvr[i] == 0) {
+            _mm512_store_ps(pb + 16 * i, _mm512_setzero_ps());
+            mxa[i] = lba[i] = 0.0f;
+            continue;
+        }
+        const __mmask16 valid = nvr[i] >= 16 ? 0xffff : tail_mask(nvr[i]);
+        const __m512 si = _mm512_mask_mul_ps(_mm512_set1_ps(-INFINITY), valid, s[i], _mm512_set1_ps(scale));
+        mxa[i] = _mm512_reduce_max_ps(si);
+        const __m512 p = _mm512_maskz_mov_ps(valid, exp512(_mm512_sub_ps(si, _mm512_set1_ps(mxa[i]))));
+        lba[i] = hsum16(p);
+        _mm512_store_ps(pb + 16 * i, p);
+        upd |= (__mmask16)(1u << i);
+        jmax = nvr[i] > jmax ? nvr[i] : jmax;
+    }
+    if (!upd) return;
+    // merge factors of the R rows as lanes (the same lane-wise ops as the tiles)
+    const __mmask16 rm = tail_mask(R);
+    const __m512 mo = _mm512_maskz_loadu_ps(rm, m), lo = _mm512_maskz_loadu_ps(rm, l);
+    const __m512 mx = _mm512_maskz_loadu_ps(rm, mxa), lb = _mm512_maskz_loadu_ps(rm, lba);
+    const __m512 mn = _mm512_max_ps(mo, mx);
+    const __m512 fa = exp512(_mm512_sub_ps(mo, mn)), fb = exp512(_mm512_sub_ps(mx, mn));
+    _mm512_mask_storeu_ps(l, upd, _mm512_fmadd_ps(lb, fb, _mm512_mul_ps(lo, fa)));
+    _mm512_mask_storeu_ps(m, upd, mn);
+    _mm512_storeu_ps(faa, fa);
+    _mm512_storeu_ps(fba, fb);
+    for (int d0 = 0; d0 < hd; d0 += 64) { // 4 vectors of d x R rows = 4R FMA chains
+        __m512 a[4][4];
+        __mmask16 md[4];
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) {
+            md[u] = d0 + 16 * u >= hd ? 0 : at_dmask(hd, d0 + 16 * u);
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) a[i][u] = _mm512_setzero_ps();
+        }
+        for (int j = 0; j < jmax; j++) {
+            __m512 vv[4];
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++)
+                vv[u] = ld_kv(v, v_type, (int64_t)j * vstride + d0 + 16 * u, md[u]);
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) {
+                const __m512 pj = _mm512_set1_ps(pb[16 * i + j]);
+#pragma GCC unroll 4
+                for (int u = 0; u < 4; u++) a[i][u] = _mm512_fmadd_ps(pj, vv[u], a[i][u]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++) {
+            if (!(upd >> i & 1)) continue;
+            const __m512 fai = _mm512_set1_ps(faa[i]), fbi = _mm512_set1_ps(fba[i]);
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++) {
+                float *o = acc + (int64_t)i * hd + d0 + 16 * u;
+                const __m512 old = _mm512_maskz_loadu_ps(md[u], o);
+                _mm512_mask_storeu_ps(o, md[u], _mm512_fmadd_ps(a[i][u], fbi, _mm512_mul_ps(old, fai)));
+            }
+        }
+    }
+}
+
+static void at_rows_finish(int R, const __m512 *s, const int32_t *nvr, const void *v, int v_type,
+                           int vstride, int hd, float scale, float *m, float *l, float *acc,
+                           float *pb) {
+#define AT_RF(RR, TT) at_rows_finish_t(RR, TT, s, nvr, v, vstride, hd, scale, m, l, acc, pb)
+    if (v_type == E2H_TYPE_F16) {
+        switch (R) {
+        case 1: AT_RF(1, E2H_TYPE_F16); break;
+        case 2: AT_RF(2, E2H_TYPE_F16); break;
+        case 3: AT_RF(3, E2H_TYPE_F16); break;
+        default: AT_RF(4, E2H_TYPE_F16); break;
+        }
+    } else {
+        switch (R) {
+        case 1: AT_RF(1, E2H_TYPE_F32); break;
+        case 2: AT_RF(2, E2H_TYPE_F32); break;
+        case 3: AT_RF(3, E2H_TYPE_F32); break;
+        default: AT_RF(4, E2H_TYPE_F32); break;
+        }
+    }
+#undef AT_RF
+}
+
+// Rows [r0, r1) of the phase one by one (up to 4 score chains interleaved).
+static void at_rows(const e2h_attn_phase *ph, int r0, int r1, const int32_t *nv, const float *kT,
+                    const float *vf, int hp, float *pb) {
+    const int hd = ph->kv->head_dim;
+    for (int r = r0; r < r1; r += 4) {
+        const int R = r1 - r < 4 ? r1 - r : 4;
+        const float *qr[4];
+        for (int i = 0; i < 4; i++) qr[i] = ph->q + ph->r_off[r + (i < R ? i : 0)];
+        __m512 s[4];
+        switch (R) {
+        case 1: at_row_scores(1, qr, kT, hd, s); break;
+        case 2: at_row_scores(2, qr, kT, hd, s); break;
+        case 3: at_row_scores(3, qr, kT, hd, s); break;
+        default: at_row_scores(4, qr, kT, hd, s); break;
+        }
+        at_rows_finish(R, s, nv + r, vf, E2H_TYPE_F32, hp, hd, ph->scale, ph->m + r,
+                       ph->l + r, ph->acc + (int64_t)r * hd, pb);
+    }
+}
+
+// Moves the running state of group g's rows between the row layout and the tile layout
+// (16x16 transposes; lanes past the last row get q = 0, m = -inf, l = 0, acc = 0).
+static void at_group_load(const e2h_attn_phase *ph, int g, int hp, float *qT, float *aT,
+                          float *mT, float *lT) {
+    const int hd = ph->kv->head_dim, nr = ph->n_rows - 16 * g < 16 ? ph->n_rows - 16 * g : 16;
+    const int r0 = 16 * g;
+    for (int d0 = 0; d0 < hp; d0 += 16) {
+        const __mmask16 md = at_dmask(hd, d0);
+        __m512 x[16], y[16];
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) {
+            x[i] = i < nr ? _mm512_maskz_loadu_ps(md, ph->q + ph->r_off[r0 + i] + d0) : _mm512_setzero_ps();
+            y[i] = i < nr ? _mm512_maskz_loadu_ps(md, ph->acc + (int64_t)(r0 + i) * hd + d0) : _mm512_setzero_ps();
+        }
+        at_transpose16(x);
+        at_transpose16(y);
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) {
+            _mm512_store_ps(qT + (int64_t)(d0 + i) * 16, x[i]);
+            _mm512_store_ps(aT + (int64_t)(d0 + i) * 16, y[i]);
+        }
+    }
+    const __mmask16 rm = tail_mask(nr);
+    _mm512_store_ps(mT, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), rm, ph->m + r0));
+    _mm512_store_ps(lT, _mm512_maskz_loadu_ps(rm, ph->l + r0));
+}
+
+static void at_group_store(const e2h_attn_phase *ph, int g, int hp, const float *aT,
+                           const float *mT, const float *lT) {
+    const int hd = ph->kv->head_dim, nr = ph->n_rows - 16 * g < 16 ? ph->n_rows - 16 * g : 16;
+    const int r0 = 16 * g;
+    for (int d0 = 0; d0 < hp; d0 += 16) {
+        const __mmask16 md = at_dmask(hd, d0);
+        __m512 y[16];
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) y[i] = _mm512_load_ps(aT + (int64_t)(d0 + i) * 16);
+        at_transpose16(y);
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++)
+            if (i < nr) _mm512_mask_storeu_ps(ph->acc + (int64_t)(r0 + i) * hd + d0, md, y[i]);
+    }
+    const __mmask16 rm = tail_mask(nr);
+    _mm512_mask_storeu_ps(ph->m + r0, rm, _mm512_load_ps(mT));
+    _mm512_mask_storeu_ps(ph->l + r0, rm, _mm512_load_ps(lT));
+}
+
+// n_valid of rows [0, n) for the chunk at position p0 of clen slots: clamp(limit + 1 - p0,
+// 0, clen); returns the maximum over rows [r_from, n).
+static int at_n_valid(const int32_t *limit, int n, int64_t p0, int clen, int32_t *nv, int r_from) {
+    const __m512i add = _mm512_set1_epi32((int32_t)(1 - p0)), hi = _mm512_set1_epi32(clen);
+    __m512i mx = _mm512_setzero_si512();
+    for (int r = 0; r < n; r += 16) {
+        const __mmask16 m = n - r >= 16 ? 0xffff : tail_mask(n - r);
+        __m512i v = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, limit + r), add);
+        v = _mm512_min_epi32(_mm512_max_epi32(v, _mm512_setzero_si512()), hi);
+        v = _mm512_maskz_mov_epi32(m, v);
+        _mm512_mask_storeu_epi32(nv + r, m, v);
+        const int lo = r_from - r;
+        const __mmask16 mf = lo <= 0 ? m : lo >= 16 ? 0 : (__mmask16)(m & ~tail_mask(lo));
+        mx = _mm512_mask_max_epi32(mx, mf, mx, v);
+    }
+    return _mm512_reduce_max_epi32(mx);
+}
+
+// ---- phases with few rows (decode): every row goes row by row, AT_RB chunks at a time so
+// that R rows x AT_RB chunks score chains run interleaved (one chain per (row, chunk) is a
+// latency-bound sequence of head_dim FMAs) ----
+#define AT_RB 3
+
+typedef struct {
+    const char *k, *v; // chunk's first slot in the cache
+    int clen;
+    int64_t p0;        // position of the first slot
+} at_chunk;
+
+// Scores s[r][c] of R rows x C chunks (compile-time) against kT + c * hp * 16.
+static inline __attribute__((always_inline)) void at_multi_scores(const int R, const int C,
+                                                                   const float *const *qr,
+                                                                   const float *kT, int hd,
+                                                                   int hp, __m512 s[4][AT_RB]) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 3
+        for (int c = 0; c < C; c++) s[r][c] = _mm512_setzero_ps();
+    for (int d = 0; d < hd; d++) {
+        __m512 kv[AT_RB];
+#pragma GCC unroll 3
+        for (int c = 0; c < C; c++) kv[c] = _mm512_load_ps(kT + ((int64_t)c * hp + d) * 16);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m512 qv = _mm512_set1_ps(qr[r][d]);
+#pragma GCC unroll 3
+            for (int c = 0; c < C; c++) s[r][c] = _mm512_fmadd_ps(qv, kv[c], s[r][c]);
+        }
+    }
+}
+
+// Chunks ch[0..C) in order for every row of the phase.
+static void at_rows_batch(const e2h_attn_phase *ph, const at_chunk *ch, int C, float *kT,
+                          float *pb, int32_t *nv, int nvs) {
+    const e2h_kv_layer_view *kv = ph->kv;
+    const int hd = kv->head_dim, hp = (hd + 15) & ~15, n = ph->n_rows;
+    for (int c = 0; c < C; c++) {
+        const int nvmax = at_n_valid(ph->limit, n, ch[c].p0, ch[c].clen, nv + c * nvs, 0);
+        float *kTc = kT + (int64_t)c * hp * 16;
+        if (nvmax == 0) { // no row sees it: zero scores, masked out below
+            memset(kTc, 0, sizeof(float) * hp * 16);
+            continue;
+        }
+        at_build_kt(kTc, ch[c].k, kv->kv_type, nvmax, hd, hp);
+    }
+    for (int r = 0; r < n; r += 4) {
+        const int R = n - r < 4 ? n - r : 4;
+        const float *qr[4];
+        for (int i = 0; i < 4; i++) qr[i] = ph->q + ph->r_off[r + (i < R ? i : 0)];
+        __m512 s[4][AT_RB];
+#define AT_MS(RR, CC) case (RR) * 4 + (CC): at_multi_scores(RR, CC, qr, kT, hd, hp, s); break
+        switch (R * 4 + C) {
+        AT_MS(1, 1); AT_MS(1, 2); AT_MS(1, 3); AT_MS(2, 1); AT_MS(2, 2); AT_MS(2, 3);
+        AT_MS(3, 1); AT_MS(3, 2); AT_MS(3, 3); AT_MS(4, 1); AT_MS(4, 2); default: AT_MS(4, 3);
+        }
+#undef AT_MS
+        for (int c = 0; c < C; c++) { // merge in chunk order
+            __m512 sc[4];
+            for (int i = 0; i < R; i++) sc[i] = s[i][c];
+            at_rows_finish(R, sc, nv + c * nvs + r, ch[c].v, kv->kv_type, hd, hd, ph->scale,
+                           ph->m + r, ph->l + r, ph->acc + (int64_t)r * hd, pb);
+        }
+    }
+}
+
+static void at_phase_rows(const e2h_attn_phase *ph) {
+    const e2h_kv_layer_view *kv = ph->kv;
+    const int hd = kv->head_dim, bs = kv->block_size, hp = (hd + 15) & ~15, n = ph->n_rows;
+    const size_t es = kv->kv_type == E2H_TYPE_F16 ? 2 : 4;
+    const int nvs = (n + 15) & ~15;
+    // work: kT (AT_RB, hp, 16) | p (4, 16) | n_valid (AT_RB, nvs)
+    float *kT = ph->work, *pb = kT + AT_RB * 16 * hp;
+    int32_t *nv = (int32_t *)(pb + 64);
+    int32_t last = -1;
+    for (int r = 0; r < n; r++) last = ph->limit[r] > last ? ph->limit[r] : last;
+    at_chunk ch[AT_RB];
+    int C = 0;
+    for (int64_t blk = ph->blk0; blk < ph->blk1 && blk * bs <= last; blk++) {
+        const size_t off = (size_t)(((int64_t)ph->table[blk] * kv->n_kv_heads + ph->kh) * bs) * hd * es;
+        for (int c0 = 0; c0 < bs && blk * bs + c0 <= last; c0 += 16) {
+            ch[C].k = (const char *)kv->k + off + (size_t)c0 * hd * es;
+            ch[C].v = (const char *)kv->v + off + (size_t)c0 * hd * es;
+            ch[C].clen = bs - c0 < 16 ? bs - c0 : 16;
+            ch[C].p0 = blk * bs + c0;
+            if (++C == AT_RB) at_rows_batch(ph, ch, C, kT, pb, nv, nvs), C = 0;
+        }
+    }
+    if (C) at_rows_batch(ph, ch, C, kT, pb, nv, nvs);
+}
+
+void e2h_attn_phase_avx512(const e2h_attn_phase *ph) {
+    if (ph->n_rows < AT_MIN_TILE_ROWS) {
+        at_phase_rows(ph);
+        return;
+    }
+    const e2h_kv_layer_view *kv = ph->kv;
+    const int hd = kv->head_dim, bs = kv->block_size, hp = (hd + 15) & ~15, n = ph->n_rows;
+    const size_t es = kv->kv_type == E2H_TYPE_F16 ? 2 : 4;
+    int n_groups = n / 16;
+    if (n % 16 >= AT_MIN_TILE_ROWS) n_groups++;
+    const int n_tile = n_groups * 16 < n ? n_groups * 16 : n; // the rest go row by row
+    // work: qT, aT (groups, hp, 16) | mT, lT (groups, 16) | vf (16, hp) | kT (hp, 16) |
+    // p tile (16, 16) | n_valid (rows rounded up to 16)
+    float *qT = ph->work, *aT = qT + (int64_t)n_groups * hp * 16;
+    float *mT = aT + (int64_t)n_groups * hp * 16, *lT = mT + n_groups * 16;
+    float *vf = lT + n_groups * 16, *kT = vf + 16 * hp, *pb = kT + 16 * hp;
+    int32_t *nv = (int32_t *)(pb + 256);
+    for (int g = 0; g < n_groups; g++)
+        at_group_load(ph, g, hp, qT + (int64_t)g * hp * 16, aT + (int64_t)g * hp * 16,
+                      mT + 16 * g, lT + 16 * g);
+    for (int r = n; r < n_groups * 16; r++) nv[r] = 0;
+    int32_t last = -1;
+    for (int r = 0; r < n; r++) last = ph->limit[r] > last ? ph->limit[r] : last;
+    for (int64_t blk = ph->blk0; blk < ph->blk1 && blk * bs <= last; blk++) {
+        const size_t off = (size_t)(((int64_t)ph->table[blk] * kv->n_kv_heads + ph->kh) * bs) * hd * es;
+        for (int c0 = 0; c0 < bs && blk * bs + c0 <= last; c0 += 16) {
+            const int clen = bs - c0 < 16 ? bs - c0 : 16;
+            const int64_t p0 = blk * bs + c0;
+            const int nvmax = at_n_valid(ph->limit, n, p0, clen, nv, 0);
+            const int nvrow = n_tile < n ? at_n_valid(ph->limit, n, p0, clen, nv, n_tile) : 0;
+            const char *kc = (const char *)kv->k + off + (size_t)c0 * hd * es;
+            const char *vc = (const char *)kv->v + off + (size_t)c0 * hd * es;
+            const float *vfp = vf;
+            if (kv->kv_type == E2H_TYPE_F32 && hd == hp) vfp = (const float *)vc; // as is
+            else at_convert(vf, vc, kv->kv_type, nvmax, hd, hp);
+            at_build_kt(kT, kc, kv->kv_type, nvmax, hd, hp);
+            for (int g = 0; g < n_groups; g++) {
+                const __m512i nvv = _mm512_loadu_si512(nv + 16 * g);
+                const int gmax = _mm512_reduce_max_epi32(nvv);
+                if (gmax > 0)
+                    at_tile(qT + (int64_t)g * hp * 16, kT, vfp, nvv, gmax, hd, hp, ph->scale,
+                            mT + 16 * g, lT + 16 * g, aT + (int64_t)g * hp * 16, pb);
+            }
+            if (nvrow > 0) at_rows(ph, n_tile, n, nv, kT, vfp, hp, pb);
+        }
+    }
+    for (int g = 0; g < n_groups; g++)
+        at_group_store(ph, g, hp, aT + (int64_t)g * hp * 16, mT + 16 * g, lT + 16 * g);
 }
 
 void e2h_attention_avx512(e2h_pool *pool, float *out, const float *q, const e2h_attn_seq *seqs,
                           int n_seqs, int n_heads, const e2h_kv_layer_view *kv, float scale,
                           void *scratch) {
-    e2h_attention_run(e2h_attn_chunk_avx512, 1, pool, out, q, seqs, n_seqs, n_heads, kv, scale,
+    e2h_attention_run(e2h_attn_phase_avx512, 1, pool, out, q, seqs, n_seqs, n_heads, kv, scale,
                       scratch);
 }

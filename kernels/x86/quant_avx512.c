@@ -6,23 +6,31 @@
 // every float operation are those of the reference (kernels/quant.h), so results are
 // bit-identical to e2h_qmatmul_ref and independent of n_tok, tiling and thread count.
 //
-// Decode (n_tok = 1) streams the weights: 8-row tiles, block scales read with one load and
-// a word permute per chunk (no scalar half handling), software prefetch ahead of the rows,
-// and activations quantized with SIMD on the calling thread so that a call is a single
-// parallel region. Prefill uses 4-row × 4-token tiles.
+// Decode (n_tok = 1) streams the weights: 6- or 8-row tiles, block scales read with one load
+// and a word permute per chunk (no scalar half handling), software prefetch ahead of the
+// rows, and activations quantized with SIMD on the calling thread so that a call is a single
+// parallel region. Prefill uses 4-row × 4-token tiles (K types: 4 × 2), one row's K scales
+// decoded at a time so that nothing spills.
 #include <immintrin.h>
 
 #include "kernels/quant.h"
 
 #define AI static inline __attribute__((always_inline))
 
-#define QR_DEC 8        // weight rows per decode tile (n_tok < 2)
+// Weight rows per decode tile (n_tok = 1): 8 for the 4/5-bit 32-blocks, 6 for q8_0 and the
+// K types (measured from DRAM: q4_K 24 vs 13 GB/s, q8_0 24 vs 21 with 6 rows; q4_1 18 vs 16
+// with 8).
+#define QR_DEC 8        // the largest
+#define QR_DEC_Q4 8
+#define QR_DEC_Q8 6
+#define QR_DEC_K 6
 #ifndef QR_PRE
 #define QR_PRE 4        // weight rows per prefill tile
 #endif
 #ifndef NT_PRE
 #define NT_PRE 4        // tokens per prefill tile (at most 6)
 #endif
+#define QR_MAX (QR_DEC > QR_PRE ? QR_DEC : QR_PRE)
 #define TOK_BLOCK 64    // tokens whose activations stay hot in L2 while rows stream
 #ifndef PF_DIST
 #define PF_DIST 768     // bytes ahead of a row to prefetch in decode (0: none)
@@ -164,11 +172,13 @@ AI __m512 q32_dw(int wt, const uint8_t *b0) {
     return _mm512_cvtph_ps(_mm256_permutexvar_epi16(idx, _mm256_loadu_si256((const __m256i *)b0)));
 }
 
-// Mins of q*_1 in lanes 0 (block 0) and 4 (block 1), other lanes 0.
+// Mins of q*_1 in lanes 0 (block 0) and 4 (block 1); lanes 8..15 undefined (only lanes 0
+// and 4 are ever used), so the conversion is a cheap 8-lane one.
 AI __m512 q32_mw(int wt, const uint8_t *b0) {
     const int w1 = q32_bsz(wt) / 2 + 1;
     const __m256i idx = _mm256_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, w1, 0, 0, 0, 1);
-    return _mm512_cvtph_ps(_mm256_maskz_permutexvar_epi16(0x0011, idx, _mm256_loadu_si256((const __m256i *)b0)));
+    const __m256i h = _mm256_maskz_permutexvar_epi16(0x0011, idx, _mm256_loadu_si256((const __m256i *)b0));
+    return _mm512_castps256_ps512(_mm256_cvtph_ps(_mm256_castsi256_si128(h)));
 }
 
 // Unsigned levels of chunk (b0, b1) in lane order.
@@ -178,12 +188,12 @@ AI __m512i q32_w(int wt, const uint8_t *b0, const uint8_t *b1) {
                                              _mm256_loadu_si256((const __m256i *)(b1 + 2)), 1);
         return _mm512_xor_si512(w, _mm512_set1_epi8((char)0x80)); // signed -> unsigned + 128
     }
+    // [b0 | b1 | b0 | b1] (16 bytes each), upper half shifted by 4, masked: 4 instructions
+    // (the core is bound by instruction count more than by vector throughput)
     const int qoff = q32_qoff(wt);
-    const __m256i y = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(b0 + qoff))),
-                                              _mm_loadu_si128((const __m128i *)(b1 + qoff)), 1);
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(y, m4)),
-                                   _mm256_and_si256(_mm256_srli_epi16(y, 4), m4), 1);
+    __m512i w = _mm512_broadcast_i64x2(_mm_loadu_si128((const __m128i *)(b0 + qoff)));
+    w = _mm512_mask_broadcast_i64x2(w, 0xCC, _mm_loadu_si128((const __m128i *)(b1 + qoff)));
+    w = _mm512_and_si512(_mm512_mask_srli_epi16(w, 0xFFFF0000u, w, 4), _mm512_set1_epi8(0x0F));
     if (q32_hoff(wt) >= 0) { // 5th bits: element e of block h sits at byte 16h+e (e<16), 32+16h+e-16
         const uint64_t h0 = q5_ld32(b0 + q32_hoff(wt)), h1 = q5_ld32(b1 + q32_hoff(wt));
         const __mmask64 k = (h0 & 0xFFFF) | (h1 & 0xFFFF) << 16 | (h0 >> 16) << 32 | (h1 >> 16) << 48;
@@ -236,13 +246,13 @@ AI void q32_chunk(int wt, int QR, int NT, const uint8_t *const blk[], const q32_
 AI void q32_tile(int wt, int QR, int NT, const uint8_t *const rows[], const uint8_t *const toks[],
                  int64_t n_in, float out[][NT_PRE]) {
     const int64_t nb = n_in / 32, nb2 = e2h_qx32_nb2(n_in), bsz = q32_bsz(wt);
-    __m512 acc[QR_DEC][NT_PRE];
+    __m512 acc[QR_MAX][NT_PRE];
 #pragma GCC unroll 8
     for (int r = 0; r < QR; r++)
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) acc[r][t] = _mm512_setzero_ps();
     q32_tokc tc[NT_PRE];
-    const uint8_t *blk[QR_DEC];
+    const uint8_t *blk[QR_MAX];
     for (int64_t c = 0; c < nb / 2; c++) { // chunks with both blocks
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) q32_tok_chunk(wt, toks[t], nb2, c, &tc[t]);
@@ -251,7 +261,7 @@ AI void q32_tile(int wt, int QR, int NT, const uint8_t *const rows[], const uint
         q32_chunk(wt, QR, NT, blk, tc, acc, NT == 1);
     }
     if (nb & 1) { // last chunk: block nb-1 and a zero block, copied so that loads stay in bounds
-        uint8_t buf[QR_DEC][128] __attribute__((aligned(64)));
+        uint8_t buf[QR_MAX][128] __attribute__((aligned(64)));
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) q32_tok_chunk(wt, toks[t], nb2, nb / 2, &tc[t]);
         for (int r = 0; r < QR; r++) {
@@ -267,17 +277,25 @@ AI void q32_tile(int wt, int QR, int NT, const uint8_t *const rows[], const uint
         for (int t = 0; t < NT; t++) out[r][t] = q5_hsum(acc[r][t]);
 }
 
+AI int q32_dec_rows(int wt) { return wt == E2H_TYPE_Q8_0 ? QR_DEC_Q8 : QR_DEC_Q4; }
+
 typedef void (*q5_tile_fn)(const uint8_t *const rows[], const uint8_t *const toks[], int64_t n_in,
                            float out[][NT_PRE]);
 
 // Instantiations: per type, the decode tile and prefill tiles of 1..4 tokens.
+#define Q32_DEC_FN(TYPE)                                                                        \
+    static void q32_dtile_##TYPE(const uint8_t *const rows[], const uint8_t *const toks[], int64_t n_in, \
+                                 float out[][NT_PRE]) {                                         \
+        q32_tile(E2H_TYPE_##TYPE, q32_dec_rows(E2H_TYPE_##TYPE), 1, rows, toks, n_in, out);   \
+    }
 #define Q32_FN(TYPE, QRV, NTV)                                                                  \
     static void q32_tile_##TYPE##_##QRV##_##NTV(const uint8_t *const rows[], const uint8_t *const toks[], \
                                                 int64_t n_in, float out[][NT_PRE]) {            \
-        q32_tile(E2H_TYPE_##TYPE, QRV ? QRV : QR_PRE, NTV <= NT_PRE ? NTV : NT_PRE, rows, toks, n_in, out); \
+        q32_tile(E2H_TYPE_##TYPE, QRV ? q32_dec_rows(E2H_TYPE_##TYPE) : QR_PRE, NTV <= NT_PRE ? NTV : NT_PRE, \
+                 rows, toks, n_in, out);                                                        \
     }
 #define Q32_FNS(TYPE)                                                                        \
-    Q32_FN(TYPE, 8, 1) Q32_FN(TYPE, 0, 1) Q32_FN(TYPE, 0, 2) Q32_FN(TYPE, 0, 3) Q32_FN(TYPE, 0, 4) \
+    Q32_DEC_FN(TYPE) Q32_FN(TYPE, 0, 1) Q32_FN(TYPE, 0, 2) Q32_FN(TYPE, 0, 3) Q32_FN(TYPE, 0, 4) \
     Q32_FN(TYPE, 0, 5) Q32_FN(TYPE, 0, 6)
 Q32_FNS(Q4_0)
 Q32_FNS(Q4_1)
@@ -297,7 +315,9 @@ AI void qk_scales_mins(const uint8_t *s12, __m512i *sc, __m512i *mn) {
     *mn = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long)n)); // lanes 8..15 zero
 }
 
-#define QK_NT 2
+#ifndef QK_NT
+#define QK_NT 2 // tokens per K-quant prefill tile (at most NT_PRE)
+#endif
 
 // acc[r][t] += super-block i of rows × tokens, in the reference's order: exact integer lane
 // sums of the 4 chunks scaled by the sub-block scales, then one fma per super-block (and the
@@ -306,7 +326,7 @@ AI void qk_tile(int wt, int QR, int NT, const uint8_t *const rows[], const uint8
                 int64_t n_in, float out[][NT_PRE]) {
     const size_t bsz = e2h_type_row_size(wt, 256);
     const int is6 = wt == E2H_TYPE_Q6_K;
-    __m512 acc[QR_DEC][QK_NT];
+    __m512 acc[QR_MAX][QK_NT];
 #pragma GCC unroll 8
     for (int r = 0; r < QR; r++)
 #pragma GCC unroll 2
@@ -332,11 +352,8 @@ AI void qk_tile(int wt, int QR, int NT, const uint8_t *const rows[], const uint8
 #pragma GCC unroll 8
         for (int r = 0; r < QR; r++) {
             const uint8_t *blk = rows[r] + i * bsz;
-            if (NT == 1) {
-                _mm_prefetch((const char *)(blk + PF_DIST), _MM_HINT_T0);
-                _mm_prefetch((const char *)(blk + PF_DIST + 64), _MM_HINT_T0);
-                _mm_prefetch((const char *)(blk + PF_DIST + 128), _MM_HINT_T0);
-            }
+            if (NT == 1 && PF_DIST) // one super-block ahead: 144..210 bytes
+                for (size_t off = 0; off < bsz + 63; off += 64) _mm_prefetch((const char *)(blk + PF_DIST + off), _MM_HINT_T0);
             __m512i isum[QK_NT];
 #pragma GCC unroll 2
             for (int t = 0; t < NT; t++) isum[t] = _mm512_setzero_si512();
@@ -426,9 +443,9 @@ AI void qk_tile(int wt, int QR, int NT, const uint8_t *const rows[], const uint8
 #define QK_FN(TYPE, QRV, NTV)                                                                   \
     static void qk_tile_##TYPE##_##QRV##_##NTV(const uint8_t *const rows[], const uint8_t *const toks[], \
                                                int64_t n_in, float out[][NT_PRE]) {             \
-        qk_tile(E2H_TYPE_##TYPE, QRV == 8 ? QR_DEC : QR_PRE, NTV, rows, toks, n_in, out);        \
+        qk_tile(E2H_TYPE_##TYPE, QRV ? QR_DEC_K : QR_PRE, NTV <= QK_NT ? NTV : QK_NT, rows, toks, n_in, out); \
     }
-#define QK_FNS(TYPE) QK_FN(TYPE, 8, 1) QK_FN(TYPE, 4, 1) QK_FN(TYPE, 4, 2) // rows: QR_PRE
+#define QK_FNS(TYPE) QK_FN(TYPE, 8, 1) QK_FN(TYPE, 0, 1) QK_FN(TYPE, 0, 2) QK_FN(TYPE, 0, 3) QK_FN(TYPE, 0, 4)
 QK_FNS(Q4_K)
 QK_FNS(Q5_K)
 QK_FNS(Q6_K)
@@ -436,7 +453,8 @@ QK_FNS(Q6_K)
 // ---------------------------------------------------------------- driver
 
 typedef struct {
-    q5_tile_fn dec;        // QR_DEC rows × 1 token
+    q5_tile_fn dec;        // dec_rows rows × 1 token
+    int dec_rows;
     q5_tile_fn pre[NT_PRE]; // QR_PRE rows × (index + 1) tokens; NULL past the type's maximum
 } q5_tiles;
 
@@ -446,10 +464,17 @@ static int q5_tiles_get(int wtype, q5_tiles *t) {
     do {                                                                                                 \
         q5_tile_fn f[6] = {q32_tile_##TYPE##_0_1, q32_tile_##TYPE##_0_2, q32_tile_##TYPE##_0_3,          \
                            q32_tile_##TYPE##_0_4, q32_tile_##TYPE##_0_5, q32_tile_##TYPE##_0_6};         \
-        t->dec = q32_tile_##TYPE##_8_1;                                                                  \
+        t->dec = q32_dtile_##TYPE;                                                                       \
+        t->dec_rows = q32_dec_rows(E2H_TYPE_##TYPE);                                                     \
         for (int i = 0; i < NT_PRE; i++) t->pre[i] = f[i];                                               \
     } while (0)
-#define QK_SET(TYPE) (t->dec = qk_tile_##TYPE##_8_1, t->pre[0] = qk_tile_##TYPE##_4_1, t->pre[1] = qk_tile_##TYPE##_4_2)
+#define QK_SET(TYPE)                                                                                     \
+    do {                                                                                                 \
+        q5_tile_fn f[4] = {qk_tile_##TYPE##_0_1, qk_tile_##TYPE##_0_2, qk_tile_##TYPE##_0_3, qk_tile_##TYPE##_0_4}; \
+        t->dec = qk_tile_##TYPE##_8_1;                                                                   \
+        t->dec_rows = QR_DEC_K;                                                                          \
+        for (int i = 0; i < QK_NT; i++) t->pre[i] = f[i];                                                \
+    } while (0)
     switch (wtype) {
     case E2H_TYPE_Q4_0: Q32_SET(Q4_0); return 0;
     case E2H_TYPE_Q4_1: Q32_SET(Q4_1); return 0;
@@ -483,21 +508,23 @@ static void q5_quantize_fn(void *p, int ith, int nth) {
     e2h_qx_quantize_avx512(c->wtype, c->x, t0, t1, c->n_in, c->scratch);
 }
 
-// Rows [r0, r1) × tokens [t0, t1) with tiles of qr rows × up to nt_max tokens.
-static void q5_run_rows(const q5_ctx *c, int64_t r0, int64_t r1, int64_t t0, int64_t t1, int qr,
+// Rows [r0, r1) × tokens [t0, t1) with the decode tiles (QR_DEC × 1) or the prefill tiles
+// (QR_PRE × up to nt_max).
+static void q5_run_rows(const q5_ctx *c, int64_t r0, int64_t r1, int64_t t0, int64_t t1, int decode,
                         int nt_max) {
+    const int qr = decode ? c->tiles.dec_rows : QR_PRE;
     const size_t rs = e2h_type_row_size(c->wtype, c->n_in);
     const int64_t ts = e2h_qx_token_stride(c->wtype, c->n_in);
     for (int64_t r = r0; r < r1; r += qr) {
-        const uint8_t *rows[QR_DEC];
+        const uint8_t *rows[QR_MAX];
         for (int i = 0; i < qr; i++) // rows past the slice repeat the last one (not stored)
             rows[i] = c->w + (r + i < r1 ? r + i : r1 - 1) * rs;
         for (int64_t t = t0; t < t1; t += nt_max) {
             const int nt = (int)(t1 - t < nt_max ? t1 - t : nt_max);
             const uint8_t *toks[NT_PRE];
             for (int i = 0; i < nt; i++) toks[i] = c->scratch + (t + i) * ts;
-            float out[QR_DEC][NT_PRE];
-            (qr == QR_DEC ? c->tiles.dec : c->tiles.pre[nt - 1])(rows, toks, c->n_in, out);
+            float out[QR_MAX][NT_PRE];
+            (decode ? c->tiles.dec : c->tiles.pre[nt - 1])(rows, toks, c->n_in, out);
             for (int i = 0; i < qr && r + i < r1; i++)
                 for (int j = 0; j < nt; j++) c->y[(t + j) * c->ldy + r + i] = out[i][j];
         }
@@ -506,10 +533,10 @@ static void q5_run_rows(const q5_ctx *c, int64_t r0, int64_t r1, int64_t t0, int
 
 static void q5_matmul_fn(void *p, int ith, int nth) {
     const q5_ctx *c = p;
-    if (c->n_tok == 1) { // decode: equal slices of whole 8-row tiles
+    if (c->n_tok == 1) { // decode: equal slices of whole tiles
         int64_t r0, r1;
-        e2h_pool_slice(c->n_out, ith, nth, QR_DEC, &r0, &r1);
-        if (r0 < r1) q5_run_rows(c, r0, r1, 0, 1, QR_DEC, 1);
+        e2h_pool_slice(c->n_out, ith, nth, c->tiles.dec_rows, &r0, &r1);
+        if (r0 < r1) q5_run_rows(c, r0, r1, 0, 1, 1, 1);
         return;
     }
     int64_t r0, r1;
@@ -518,7 +545,7 @@ static void q5_matmul_fn(void *p, int ith, int nth) {
     const int nt_max = e2h_quant_is_k(c->wtype) ? QK_NT : NT_PRE;
     for (int64_t tb = 0; tb < c->n_tok; tb += TOK_BLOCK) {
         const int64_t te = tb + TOK_BLOCK < c->n_tok ? tb + TOK_BLOCK : c->n_tok;
-        q5_run_rows(c, r0, r1, tb, te, QR_PRE, nt_max);
+        q5_run_rows(c, r0, r1, tb, te, 0, nt_max);
     }
 }
 
