@@ -439,18 +439,6 @@ static void at_tile(const float *qT, const float *kT, const float *vf, __m512i n
     }
 }
 
-// Scores of R rows (compile-time R <= 4) against kT: interleaved FMA chains.
-static inline __attribute__((always_inline)) void at_row_scores(const int R, const float *const *qr,
-                                                                 const float *kT, int hd, __m512 *s) {
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++) s[r] = _mm512_setzero_ps();
-    for (int d = 0; d < hd; d++) {
-        const __m512 kv = _mm512_load_ps(kT + (int64_t)d * 16);
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) s[r] = _mm512_fmadd_ps(_mm512_set1_ps(qr[r][d]), kv, s[r]);
-    }
-}
-
 // Softmax, merge and PV of R rows (compile-time R <= 4) for one chunk, slots as lanes.
 // s[i]: raw scores of row i; nvr[i]: its visible slots (0: state kept). v: the chunk's V
 // slots, v_type (compile-time) f32 or f16, vstride elements apart. m, l, acc (stride hd): the
@@ -545,6 +533,40 @@ static void at_rows_finish(int R, const __m512 *s, const int32_t *nvr, const voi
 #undef AT_RF
 }
 
+// ---- the row-by-row path: the rows a tiled phase leaves over (one chunk at a time), and
+// whole phases with few rows (decode), AT_RB chunks at a time so that R rows x AT_RB chunks
+// score chains run interleaved (one chain per (row, chunk) is a latency-bound sequence of
+// head_dim FMAs) ----
+#define AT_RB 3
+
+typedef struct {
+    const char *k, *v; // chunk's first slot in the cache
+    int clen;
+    int64_t p0;        // position of the first slot
+} at_chunk;
+
+// Scores s[r][c] of R rows x C chunks (compile-time) against kT + c * hp * 16.
+static inline __attribute__((always_inline)) void at_multi_scores(const int R, const int C,
+                                                                   const float *const *qr,
+                                                                   const float *kT, int hd,
+                                                                   int hp, __m512 s[4][AT_RB]) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 3
+        for (int c = 0; c < C; c++) s[r][c] = _mm512_setzero_ps();
+    for (int d = 0; d < hd; d++) {
+        __m512 kv[AT_RB];
+#pragma GCC unroll 3
+        for (int c = 0; c < C; c++) kv[c] = _mm512_load_ps(kT + ((int64_t)c * hp + d) * 16);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m512 qv = _mm512_set1_ps(qr[r][d]);
+#pragma GCC unroll 3
+            for (int c = 0; c < C; c++) s[r][c] = _mm512_fmadd_ps(qv, kv[c], s[r][c]);
+        }
+    }
+}
+
 // Rows [r0, r1) of the phase one by one (up to 4 score chains interleaved).
 static void at_rows(const e2h_attn_phase *ph, int r0, int r1, const int32_t *nv, const float *kT,
                     const float *vf, int hp, float *pb) {
@@ -553,14 +575,15 @@ static void at_rows(const e2h_attn_phase *ph, int r0, int r1, const int32_t *nv,
         const int R = r1 - r < 4 ? r1 - r : 4;
         const float *qr[4];
         for (int i = 0; i < 4; i++) qr[i] = ph->q + ph->r_off[r + (i < R ? i : 0)];
-        __m512 s[4];
+        __m512 s[4][AT_RB], s1[4];
         switch (R) {
-        case 1: at_row_scores(1, qr, kT, hd, s); break;
-        case 2: at_row_scores(2, qr, kT, hd, s); break;
-        case 3: at_row_scores(3, qr, kT, hd, s); break;
-        default: at_row_scores(4, qr, kT, hd, s); break;
+        case 1: at_multi_scores(1, 1, qr, kT, hd, hp, s); break;
+        case 2: at_multi_scores(2, 1, qr, kT, hd, hp, s); break;
+        case 3: at_multi_scores(3, 1, qr, kT, hd, hp, s); break;
+        default: at_multi_scores(4, 1, qr, kT, hd, hp, s); break;
         }
-        at_rows_finish(R, s, nv + r, vf, E2H_TYPE_F32, hp, hd, ph->scale, ph->m + r,
+        for (int i = 0; i < R; i++) s1[i] = s[i][0];
+        at_rows_finish(R, s1, nv + r, vf, E2H_TYPE_F32, hp, hd, ph->scale, ph->m + r,
                        ph->l + r, ph->acc + (int64_t)r * hd, pb);
     }
 }
@@ -629,39 +652,6 @@ static int at_n_valid(const int32_t *limit, int n, int64_t p0, int clen, int32_t
     return _mm512_reduce_max_epi32(mx);
 }
 
-// ---- phases with few rows (decode): every row goes row by row, AT_RB chunks at a time so
-// that R rows x AT_RB chunks score chains run interleaved (one chain per (row, chunk) is a
-// latency-bound sequence of head_dim FMAs) ----
-#define AT_RB 3
-
-typedef struct {
-    const char *k, *v; // chunk's first slot in the cache
-    int clen;
-    int64_t p0;        // position of the first slot
-} at_chunk;
-
-// Scores s[r][c] of R rows x C chunks (compile-time) against kT + c * hp * 16.
-static inline __attribute__((always_inline)) void at_multi_scores(const int R, const int C,
-                                                                   const float *const *qr,
-                                                                   const float *kT, int hd,
-                                                                   int hp, __m512 s[4][AT_RB]) {
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 3
-        for (int c = 0; c < C; c++) s[r][c] = _mm512_setzero_ps();
-    for (int d = 0; d < hd; d++) {
-        __m512 kv[AT_RB];
-#pragma GCC unroll 3
-        for (int c = 0; c < C; c++) kv[c] = _mm512_load_ps(kT + ((int64_t)c * hp + d) * 16);
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            const __m512 qv = _mm512_set1_ps(qr[r][d]);
-#pragma GCC unroll 3
-            for (int c = 0; c < C; c++) s[r][c] = _mm512_fmadd_ps(qv, kv[c], s[r][c]);
-        }
-    }
-}
-
 // Chunks ch[0..C) in order for every row of the phase.
 static void at_rows_batch(const e2h_attn_phase *ph, const at_chunk *ch, int C, float *kT,
                           float *pb, int32_t *nv, int nvs) {
@@ -696,29 +686,68 @@ static void at_rows_batch(const e2h_attn_phase *ph, const at_chunk *ch, int C, f
     }
 }
 
-static void at_phase_rows(const e2h_attn_phase *ph) {
+// Walks the chunks of a phase in order: blocks [blk0, blk1) up to the last position any row
+// sees, 16 slots at a time.
+typedef struct {
+    int64_t blk;
+    int c0;
+    int32_t last; // last position any row sees
+} at_cursor;
+
+static at_cursor at_cursor_start(const e2h_attn_phase *ph) {
+    at_cursor cu = {ph->blk0, 0, -1};
+    for (int r = 0; r < ph->n_rows; r++) cu.last = ph->limit[r] > cu.last ? ph->limit[r] : cu.last;
+    return cu;
+}
+
+// The chunk at the cursor, then advances; 0 when the phase has no more chunks.
+static int at_cursor_next(const e2h_attn_phase *ph, at_cursor *cu, at_chunk *ch) {
     const e2h_kv_layer_view *kv = ph->kv;
-    const int hd = kv->head_dim, bs = kv->block_size, hp = (hd + 15) & ~15, n = ph->n_rows;
+    const int hd = kv->head_dim, bs = kv->block_size;
     const size_t es = kv->kv_type == E2H_TYPE_F16 ? 2 : 4;
+    if (cu->c0 >= bs) cu->blk++, cu->c0 = 0;
+    if (cu->blk >= ph->blk1 || cu->blk * bs + cu->c0 > cu->last) return 0;
+    const size_t off = ((size_t)((int64_t)ph->table[cu->blk] * kv->n_kv_heads + ph->kh) * bs +
+                        (size_t)cu->c0) * hd * es;
+    ch->k = (const char *)kv->k + off;
+    ch->v = (const char *)kv->v + off;
+    ch->clen = bs - cu->c0 < 16 ? bs - cu->c0 : 16;
+    ch->p0 = cu->blk * bs + cu->c0;
+    cu->c0 += 16;
+    return 1;
+}
+
+// Software prefetch of the next chunks' K and V: blocks are scattered over the pool in 4 KiB
+// pieces (one KV head of a block), too short for the hardware prefetchers, and in decode the
+// cache has usually been evicted by the weights since the last step.
+static void at_prefetch(const e2h_attn_phase *ph, at_cursor *pf, int n_chunks) {
+    const size_t es = ph->kv->kv_type == E2H_TYPE_F16 ? 2 : 4;
+    at_chunk ch;
+    for (int c = 0; c < n_chunks && at_cursor_next(ph, pf, &ch); c++) {
+        const size_t bytes = (size_t)ch.clen * ph->kv->head_dim * es;
+        for (size_t o = 0; o < bytes; o += 64) {
+            _mm_prefetch(ch.k + o, _MM_HINT_T0);
+            _mm_prefetch(ch.v + o, _MM_HINT_T0);
+        }
+    }
+}
+
+static void at_phase_rows(const e2h_attn_phase *ph) {
+    const int hd = ph->kv->head_dim, hp = (hd + 15) & ~15, n = ph->n_rows;
     const int nvs = (n + 15) & ~15;
     // work: kT (AT_RB, hp, 16) | p (4, 16) | n_valid (AT_RB, nvs)
     float *kT = ph->work, *pb = kT + AT_RB * 16 * hp;
     int32_t *nv = (int32_t *)(pb + 64);
-    int32_t last = -1;
-    for (int r = 0; r < n; r++) last = ph->limit[r] > last ? ph->limit[r] : last;
+    at_cursor cu = at_cursor_start(ph), pf = cu;
+    at_prefetch(ph, &pf, 2 * AT_RB); // two batches ahead
     at_chunk ch[AT_RB];
-    int C = 0;
-    for (int64_t blk = ph->blk0; blk < ph->blk1 && blk * bs <= last; blk++) {
-        const size_t off = (size_t)(((int64_t)ph->table[blk] * kv->n_kv_heads + ph->kh) * bs) * hd * es;
-        for (int c0 = 0; c0 < bs && blk * bs + c0 <= last; c0 += 16) {
-            ch[C].k = (const char *)kv->k + off + (size_t)c0 * hd * es;
-            ch[C].v = (const char *)kv->v + off + (size_t)c0 * hd * es;
-            ch[C].clen = bs - c0 < 16 ? bs - c0 : 16;
-            ch[C].p0 = blk * bs + c0;
-            if (++C == AT_RB) at_rows_batch(ph, ch, C, kT, pb, nv, nvs), C = 0;
-        }
+    for (;;) {
+        int C = 0;
+        while (C < AT_RB && at_cursor_next(ph, &cu, &ch[C])) C++;
+        if (!C) break;
+        at_prefetch(ph, &pf, AT_RB);
+        at_rows_batch(ph, ch, C, kT, pb, nv, nvs);
     }
-    if (C) at_rows_batch(ph, ch, C, kT, pb, nv, nvs);
 }
 
 void e2h_attn_phase_avx512(const e2h_attn_phase *ph) {
@@ -727,8 +756,7 @@ void e2h_attn_phase_avx512(const e2h_attn_phase *ph) {
         return;
     }
     const e2h_kv_layer_view *kv = ph->kv;
-    const int hd = kv->head_dim, bs = kv->block_size, hp = (hd + 15) & ~15, n = ph->n_rows;
-    const size_t es = kv->kv_type == E2H_TYPE_F16 ? 2 : 4;
+    const int hd = kv->head_dim, hp = (hd + 15) & ~15, n = ph->n_rows;
     int n_groups = n / 16;
     if (n % 16 >= AT_MIN_TILE_ROWS) n_groups++;
     const int n_tile = n_groups * 16 < n ? n_groups * 16 : n; // the rest go row by row
@@ -742,30 +770,25 @@ void e2h_attn_phase_avx512(const e2h_attn_phase *ph) {
         at_group_load(ph, g, hp, qT + (int64_t)g * hp * 16, aT + (int64_t)g * hp * 16,
                       mT + 16 * g, lT + 16 * g);
     for (int r = n; r < n_groups * 16; r++) nv[r] = 0;
-    int32_t last = -1;
-    for (int r = 0; r < n; r++) last = ph->limit[r] > last ? ph->limit[r] : last;
-    for (int64_t blk = ph->blk0; blk < ph->blk1 && blk * bs <= last; blk++) {
-        const size_t off = (size_t)(((int64_t)ph->table[blk] * kv->n_kv_heads + ph->kh) * bs) * hd * es;
-        for (int c0 = 0; c0 < bs && blk * bs + c0 <= last; c0 += 16) {
-            const int clen = bs - c0 < 16 ? bs - c0 : 16;
-            const int64_t p0 = blk * bs + c0;
-            const int nvmax = at_n_valid(ph->limit, n, p0, clen, nv, 0);
-            const int nvrow = n_tile < n ? at_n_valid(ph->limit, n, p0, clen, nv, n_tile) : 0;
-            const char *kc = (const char *)kv->k + off + (size_t)c0 * hd * es;
-            const char *vc = (const char *)kv->v + off + (size_t)c0 * hd * es;
-            const float *vfp = vf;
-            if (kv->kv_type == E2H_TYPE_F32 && hd == hp) vfp = (const float *)vc; // as is
-            else at_convert(vf, vc, kv->kv_type, nvmax, hd, hp);
-            at_build_kt(kT, kc, kv->kv_type, nvmax, hd, hp);
-            for (int g = 0; g < n_groups; g++) {
-                const __m512i nvv = _mm512_loadu_si512(nv + 16 * g);
-                const int gmax = _mm512_reduce_max_epi32(nvv);
-                if (gmax > 0)
-                    at_tile(qT + (int64_t)g * hp * 16, kT, vfp, nvv, gmax, hd, hp, ph->scale,
-                            mT + 16 * g, lT + 16 * g, aT + (int64_t)g * hp * 16, pb);
-            }
-            if (nvrow > 0) at_rows(ph, n_tile, n, nv, kT, vfp, hp, pb);
+    at_cursor cu = at_cursor_start(ph), pf = cu;
+    at_prefetch(ph, &pf, 1);
+    at_chunk ch;
+    while (at_cursor_next(ph, &cu, &ch)) {
+        at_prefetch(ph, &pf, 1); // one chunk ahead
+        const int nvmax = at_n_valid(ph->limit, n, ch.p0, ch.clen, nv, 0);
+        const int nvrow = n_tile < n ? at_n_valid(ph->limit, n, ch.p0, ch.clen, nv, n_tile) : 0;
+        const float *vfp = vf;
+        if (kv->kv_type == E2H_TYPE_F32 && hd == hp) vfp = (const float *)ch.v; // as is
+        else at_convert(vf, ch.v, kv->kv_type, nvmax, hd, hp);
+        at_build_kt(kT, ch.k, kv->kv_type, nvmax, hd, hp);
+        for (int g = 0; g < n_groups; g++) {
+            const __m512i nvv = _mm512_loadu_si512(nv + 16 * g);
+            const int gmax = _mm512_reduce_max_epi32(nvv);
+            if (gmax > 0)
+                at_tile(qT + (int64_t)g * hp * 16, kT, vfp, nvv, gmax, hd, hp, ph->scale,
+                        mT + 16 * g, lT + 16 * g, aT + (int64_t)g * hp * 16, pb);
         }
+        if (nvrow > 0) at_rows(ph, n_tile, n, nv, kT, vfp, hp, pb);
     }
     for (int g = 0; g < n_groups; g++)
         at_group_store(ph, g, hp, aT + (int64_t)g * hp * 16, mT + 16 * g, lT + 16 * g);

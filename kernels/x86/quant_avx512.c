@@ -28,7 +28,7 @@
 #define QR_PRE 4        // weight rows per prefill tile
 #endif
 #ifndef NT_PRE
-#define NT_PRE 4        // tokens per prefill tile (at most 6)
+#define NT_PRE 4        // tokens per prefill tile (at most 4; 6 spills: measured 2x slower)
 #endif
 #define QR_MAX (QR_DEC > QR_PRE ? QR_DEC : QR_PRE)
 #define TOK_BLOCK 64    // tokens whose activations stay hot in L2 while rows stream
@@ -43,6 +43,45 @@ AI float q5_hsum(__m512 v) { // the fixed reduction order of e2h_q_reduce16
     __m128 a2 = _mm_add_ps(a4, _mm_movehl_ps(a4, a4));
     return _mm_cvtss_f32(_mm_add_ss(a2, _mm_shuffle_ps(a2, a2, 1)));
 }
+
+// o[i] = e2h_q_reduce16(a[i]) for i < 16, the same adds in the same pairs, but 16 reductions
+// share each shuffle+add: 46 instructions instead of 16 x 7.
+AI void q5_hsum16(const __m512 a[16], float o[16]) {
+    __m512 p[8], q[4], r[2];
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) // [s8(a[2j]) | s8(a[2j+1])], s8[i] = a[i] + a[i+8]
+        p[j] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * j], a[2 * j + 1], 0x44),
+                             _mm512_shuffle_f32x4(a[2 * j], a[2 * j + 1], 0xEE));
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) // 128-bit lane L: s4(a[4k + L]), s4[i] = s8[i] + s8[i+4]
+        q[k] = _mm512_add_ps(_mm512_shuffle_f32x4(p[2 * k], p[2 * k + 1], 0x88),
+                             _mm512_shuffle_f32x4(p[2 * k], p[2 * k + 1], 0xDD));
+#pragma GCC unroll 2
+    for (int m = 0; m < 2; m++) // lane L: [s2(a[8m + L]), s2(a[8m + 4 + L])], s2[i] = s4[i] + s4[i+2]
+        r[m] = _mm512_add_ps(_mm512_shuffle_ps(q[2 * m], q[2 * m + 1], 0x44),
+                             _mm512_shuffle_ps(q[2 * m], q[2 * m + 1], 0xEE));
+    // lane L: [a[L], a[4 + L], a[8 + L], a[12 + L]] reduced: s = s2[0] + s2[1]
+    const __m512 f = _mm512_add_ps(_mm512_shuffle_ps(r[0], r[1], 0x88), _mm512_shuffle_ps(r[0], r[1], 0xDD));
+    // element 4L + j holds a[4j + L]: transpose back
+    const __m512i idx = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    _mm512_storeu_ps(o, _mm512_permutexvar_ps(idx, f));
+}
+
+// out[r][t] = reduce16(acc[r][t]) for a QR × NT tile (QR * NT <= 16). Decode tiles (NT = 1)
+// reduce one by one: measured faster there (fewer, independent reductions).
+#define Q5_TILE_HSUM(QR, NT, acc, out)                                                          \
+    if ((NT) == 1) {                                                                            \
+        _Pragma("GCC unroll 8") for (int r_ = 0; r_ < (QR); r_++) (out)[r_][0] = q5_hsum((acc)[r_][0]); \
+    } else do {                                                                                 \
+        __m512 a16_[16];                                                                        \
+        float o16_[16];                                                                         \
+        _Pragma("GCC unroll 16") for (int i_ = 0; i_ < 16; i_++) a16_[i_] = _mm512_setzero_ps(); \
+        _Pragma("GCC unroll 8") for (int r_ = 0; r_ < (QR); r_++)                               \
+            _Pragma("GCC unroll 4") for (int t_ = 0; t_ < (NT); t_++) a16_[r_ * (NT) + t_] = (acc)[r_][t_]; \
+        q5_hsum16(a16_, o16_);                                                                  \
+        _Pragma("GCC unroll 8") for (int r_ = 0; r_ < (QR); r_++)                               \
+            _Pragma("GCC unroll 4") for (int t_ = 0; t_ < (NT); t_++) (out)[r_][t_] = o16_[r_ * (NT) + t_]; \
+    } while (0)
 
 static inline uint32_t q5_ld32(const uint8_t *p) {
     uint32_t v;
@@ -271,10 +310,7 @@ AI void q32_tile(int wt, int QR, int NT, const uint8_t *const rows[], const uint
         }
         q32_chunk(wt, QR, NT, blk, tc, acc, 0);
     }
-#pragma GCC unroll 8
-    for (int r = 0; r < QR; r++)
-#pragma GCC unroll 4
-        for (int t = 0; t < NT; t++) out[r][t] = q5_hsum(acc[r][t]);
+    Q5_TILE_HSUM(QR, NT, acc, out);
 }
 
 AI int q32_dec_rows(int wt) { return wt == E2H_TYPE_Q8_0 ? QR_DEC_Q8 : QR_DEC_Q4; }
@@ -295,8 +331,7 @@ typedef void (*q5_tile_fn)(const uint8_t *const rows[], const uint8_t *const tok
                  rows, toks, n_in, out);                                                        \
     }
 #define Q32_FNS(TYPE)                                                                        \
-    Q32_DEC_FN(TYPE) Q32_FN(TYPE, 0, 1) Q32_FN(TYPE, 0, 2) Q32_FN(TYPE, 0, 3) Q32_FN(TYPE, 0, 4) \
-    Q32_FN(TYPE, 0, 5) Q32_FN(TYPE, 0, 6)
+    Q32_DEC_FN(TYPE) Q32_FN(TYPE, 0, 1) Q32_FN(TYPE, 0, 2) Q32_FN(TYPE, 0, 3) Q32_FN(TYPE, 0, 4)
 Q32_FNS(Q4_0)
 Q32_FNS(Q4_1)
 Q32_FNS(Q5_0)
@@ -316,7 +351,7 @@ AI void qk_scales_mins(const uint8_t *s12, __m512i *sc, __m512i *mn) {
 }
 
 #ifndef QK_NT
-#define QK_NT 2 // tokens per K-quant prefill tile (at most NT_PRE)
+#define QK_NT 2 // tokens per K-quant prefill tile (3: same speed, 4: spills, 2x slower)
 #endif
 
 // acc[r][t] += super-block i of rows × tokens, in the reference's order: exact integer lane
@@ -359,15 +394,12 @@ AI void qk_tile(int wt, int QR, int NT, const uint8_t *const rows[], const uint8
             for (int t = 0; t < NT; t++) isum[t] = _mm512_setzero_si512();
             __m512i s8, mins = _mm512_setzero_si512();
             float d, dmin = 0.0f;
-            const uint8_t *qs;
+            const uint8_t *qs = NULL;
             __m512i qh2 = _mm512_setzero_si512(), ql0 = _mm512_setzero_si512(), ql1 = _mm512_setzero_si512();
             if (is6) {
                 const e2h_block_q6_K *b = (const e2h_block_q6_K *)blk;
                 s8 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)b->scales));
                 d = e2h_q_h2f(b->d);
-                qs = b->ql;
-                const __m256i qh = _mm256_loadu_si256((const __m256i *)b->qh);
-                qh2 = _mm512_castsi256_si512(qh);
                 ql0 = _mm512_loadu_si512((const void *)b->ql);
                 ql1 = _mm512_loadu_si512((const void *)(b->ql + 64));
             } else {
@@ -384,13 +416,12 @@ AI void qk_tile(int wt, int QR, int NT, const uint8_t *const rows[], const uint8
 #pragma GCC unroll 4
             for (int g = 0; g < 4; g++) {
                 __m512i w, sc;
-                if (is6) { // chunk g: elements 64g..64g+63: ql nibbles of half g/2, qh bits 2*(g%2)...
-                    const int n = g / 2, hi = g % 2; // lanes: low nibbles (quarter 2*hi?) see below
+                if (is6) {
+                    const int n = g / 2, hi = g % 2;
                     // q6_K element e = 128n + 32q + l: nibble of ql[64n + l + 32(q&1)] (low if q<2),
                     // high bits (qh[32n + l] >> 2q) & 3. Chunk g covers quarters 2hi, 2hi+1 of half n.
                     const __m512i ql = n ? ql1 : ql0;
                     const __m256i qhn = _mm256_loadu_si256((const __m256i *)(((const e2h_block_q6_K *)blk)->qh + 32 * n));
-                    (void)qh2;
                     const __m512i qhz = _mm512_inserti64x4(_mm512_castsi256_si512(qhn), qhn, 1);
                     const __m512i m4z = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(0x03);
                     const __m512i nib = hi ? _mm512_and_si512(_mm512_srli_epi16(ql, 4), m4z) : _mm512_and_si512(ql, m4z);
@@ -422,7 +453,6 @@ AI void qk_tile(int wt, int QR, int NT, const uint8_t *const rows[], const uint8
                     isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(p, sc));
                 }
             }
-            (void)qs;
             const __m512 dv = _mm512_set1_ps(d), dmv = _mm512_set1_ps(dmin);
 #pragma GCC unroll 2
             for (int t = 0; t < NT; t++) {
@@ -434,10 +464,7 @@ AI void qk_tile(int wt, int QR, int NT, const uint8_t *const rows[], const uint8
             }
         }
     }
-#pragma GCC unroll 8
-    for (int r = 0; r < QR; r++)
-#pragma GCC unroll 2
-        for (int t = 0; t < NT; t++) out[r][t] = q5_hsum(acc[r][t]);
+    Q5_TILE_HSUM(QR, NT, acc, out);
 }
 
 #define QK_FN(TYPE, QRV, NTV)                                                                   \
@@ -462,8 +489,8 @@ static int q5_tiles_get(int wtype, q5_tiles *t) {
     memset(t, 0, sizeof *t);
 #define Q32_SET(TYPE)                                                                                    \
     do {                                                                                                 \
-        q5_tile_fn f[6] = {q32_tile_##TYPE##_0_1, q32_tile_##TYPE##_0_2, q32_tile_##TYPE##_0_3,          \
-                           q32_tile_##TYPE##_0_4, q32_tile_##TYPE##_0_5, q32_tile_##TYPE##_0_6};         \
+        q5_tile_fn f[4] = {q32_tile_##TYPE##_0_1, q32_tile_##TYPE##_0_2, q32_tile_##TYPE##_0_3,          \
+                           q32_tile_##TYPE##_0_4};                                                       \
         t->dec = q32_dtile_##TYPE;                                                                       \
         t->dec_rows = q32_dec_rows(E2H_TYPE_##TYPE);                                                     \
         for (int i = 0; i < NT_PRE; i++) t->pre[i] = f[i];                                               \
