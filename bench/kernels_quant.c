@@ -4,10 +4,11 @@
 // (n_tok = 64, 512) GFLOP/s = 2*n_tok*n_in*n_out / t, with the pool at 1 and 2 threads.
 //
 // usage: kernels_quant [-i avx512|avx2|ref] [-t q4_0,q8_0,...] [-s 7b|small|smol|dram|all] [-p]
-//                      [-r N] [-T 1,2] [-c]
+//                      [-r N] [-T 1,2] [-c] [-m]
 //   -p also runs n_tok = 512 (slow with the ref). -r N: best of N timings (default 3).
 //   -T: thread counts. -c: time with the calling thread's CPU clock (1 thread only: less
 //   sensitive to a loaded machine, but blind to memory stalls caused by others).
+//   -m: only the matmuls of one SmolLM2-135M decode step (AVX-512), see bench_smollm2_decode.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,20 +77,61 @@ static double time_call(qmm_fn fn, e2h_pool *pool, float *y, const float *x, con
     return best;
 }
 
+// The matmuls of one SmolLM2-135M decode step (30 layers of Q4_1 q,k,v,o,gate,up,down and the
+// tied Q8_0 49152x576 output), each with its own weights (96 MB: streamed from DRAM as in the
+// model, nothing stays in L3). Prints ms per token and GB/s of weights.
+static void bench_smollm2_decode(e2h_pool *pool, int nthr) {
+    enum { N_LAYER = 30, N_MAT = 7 };
+    static const int64_t shp[N_MAT][2] = {{576, 576}, {192, 576}, {192, 576}, {576, 576},
+                                          {1536, 576}, {1536, 576}, {576, 1536}}; // (n_out, n_in)
+    uint8_t *w[N_LAYER][N_MAT];
+    size_t total = 0;
+    for (int l = 0; l < N_LAYER; l++)
+        for (int m = 0; m < N_MAT; m++) {
+            const size_t bytes = e2h_type_row_size(E2H_TYPE_Q4_1, shp[m][1]) * (size_t)shp[m][0];
+            w[l][m] = aligned_alloc(64, (bytes + 63) / 64 * 64);
+            fill_weights(E2H_TYPE_Q4_1, w[l][m], bytes);
+            total += bytes;
+        }
+    const size_t obytes = e2h_type_row_size(E2H_TYPE_Q8_0, 576) * 49152;
+    uint8_t *wo = aligned_alloc(64, (obytes + 63) / 64 * 64);
+    fill_weights(E2H_TYPE_Q8_0, wo, obytes);
+    total += obytes;
+    float *x = malloc(1536 * 4), *y = malloc(49152 * 4);
+    for (int i = 0; i < 1536; i++) x[i] = ((int)(rnd() % 2001) - 1000) * 1e-3f;
+    void *scratch = aligned_alloc(64, 8192);
+    double best = 1e30;
+    for (int rep = 0; rep < 2 + g_repeats; rep++) {
+        const double t0 = clock_s();
+        for (int l = 0; l < N_LAYER; l++)
+            for (int m = 0; m < N_MAT; m++)
+                e2h_qmatmul_avx512(pool, y, shp[m][0], x, w[l][m], E2H_TYPE_Q4_1, 1, shp[m][1], shp[m][0], scratch);
+        e2h_qmatmul_avx512(pool, y, 49152, x, wo, E2H_TYPE_Q8_0, 1, 576, 49152, scratch);
+        const double t = clock_s() - t0;
+        if (rep >= 2 && t < best) best = t;
+    }
+    printf("smollm2-135m decode matmuls (%d calls, %.1f MB), %d thr: %.3f ms/token = %.1f tok/s, %.2f GB/s\n",
+           N_LAYER * N_MAT + 1, total * 1e-6, nthr, best * 1e3, 1 / best, total / best * 1e-9);
+    for (int l = 0; l < N_LAYER; l++)
+        for (int m = 0; m < N_MAT; m++) free(w[l][m]);
+    free(wo), free(x), free(y), free(scratch);
+}
+
 int main(int argc, char **argv) {
     const char *impl = "avx512", *types_arg = "q4_0,q4_1,q8_0,q4_k,q5_k,q6_k,q5_0,q5_1", *shapes_arg = "all";
     const char *threads_arg = "1,2";
-    int prefill512 = 0;
+    int prefill512 = 0, smollm2 = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-i") && i + 1 < argc) impl = argv[++i];
         else if (!strcmp(argv[i], "-t") && i + 1 < argc) types_arg = argv[++i];
         else if (!strcmp(argv[i], "-s") && i + 1 < argc) shapes_arg = argv[++i];
         else if (!strcmp(argv[i], "-p")) prefill512 = 1;
         else if (!strcmp(argv[i], "-c")) g_cpu_clock = 1;
+        else if (!strcmp(argv[i], "-m")) smollm2 = 1;
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) g_repeats = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1;
         else if (!strcmp(argv[i], "-T") && i + 1 < argc) threads_arg = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [-i avx512|avx2|ref] [-t q4_0,...] [-s 7b|small|smol|dram|all] [-p] [-r N] [-T 1,2] [-c]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-i avx512|avx2|ref] [-t q4_0,...] [-s 7b|small|smol|dram|all] [-p] [-r N] [-T 1,2] [-c] [-m]\n", argv[0]);
             return 2;
         }
     }
@@ -107,6 +149,14 @@ int main(int argc, char **argv) {
         {"dram", 32000, 4096}, {"smol", 576, 576}, {"smol", 192, 576}, {"smol", 1536, 576}, {"smol", 576, 1536}};
     e2h_pool *pools[2] = {e2h_pool_init(1), e2h_pool_init(2)};
     const int use_thr[2] = {strchr(threads_arg, '1') != NULL, strchr(threads_arg, '2') != NULL};
+    if (smollm2) { // AVX-512 only: the model's matmuls, then exit
+        if (!__builtin_cpu_supports("avx512vnni")) return 1;
+        for (int p = 0; p < 2; p++)
+            if (use_thr[p]) bench_smollm2_decode(pools[p], p + 1);
+        e2h_pool_free(pools[0]);
+        e2h_pool_free(pools[1]);
+        return 0;
+    }
     printf("impl %s; decode GB/s = weight bytes / time; prefill GFLOP/s = 2*n_tok*n_in*n_out / time\n", impl);
     printf("%-5s %6s %6s %3s %10s %8s %10s %9s %10s %9s\n", "type", "n_out", "n_in", "thr", "dec_us", "GB/s",
            "p64_ms", "GFLOP/s", "p512_ms", "GFLOP/s");
