@@ -699,6 +699,13 @@ static int model_quantize_tensor(struct e2h_model *m, e2h_tensor *t, int type, c
                                  const char *what, char *err, size_t err_len) {
     if (t->type == type) return 0;
     const e2h_type_traits *tr = e2h_type_traits_get(type);
+    // K-quant super-blocks span 256 values; rows of another length fall back to a 32-block
+    // type of similar size, as llama.cpp's quantizer does (q4_k -> q5_0).
+    if (tr->block_size == E2H_QK_K && t->n_in % E2H_QK_K != 0 && t->n_in % 32 == 0) {
+        type = E2H_TYPE_Q5_0;
+        tr = e2h_type_traits_get(type);
+        m->n_quant_fallback++;
+    }
     if (t->n_in % tr->block_size) {
         e2h_errf(err, err_len, "cannot quantize %s to %s: row length %lld is not a multiple of %d",
                  what, tr->name, (long long)t->n_in, tr->block_size);
@@ -862,6 +869,7 @@ void e2h_model_get_info(const e2h_model *m, e2h_model_info *info) {
     info->eos_id = c->n_eos ? c->eos_ids[0] : -1;
     info->n_params = m->n_params;
     info->weight_bytes = m->weight_bytes;
+    info->n_quant_fallback = m->n_quant_fallback;
 }
 
 const e2h_tokenizer *e2h_model_tokenizer(const e2h_model *m) { return m ? m->tok : NULL; }

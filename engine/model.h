@@ -83,6 +83,7 @@ struct e2h_model {
     char path[1024];
     char source[16];      // "safetensors" or "gguf"
     int weight_type;      // dominant weight type (for info)
+    int n_quant_fallback; // tensors quantized to q5_0 because rows are not a multiple of 256
     size_t weight_bytes;  // bytes of all weights as stored
     int64_t n_params;
 };

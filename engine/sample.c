@@ -74,7 +74,7 @@ SAMPLE_VEC static float sample_max(const float *x, int32_t n) {
 static inline float sample_exp(float x) {
     x = x < -87.0f ? -87.0f : x;
     float t = x * 1.44269504088896341f;
-    float k = __builtin_roundf(t);
+    float k = (t + 12582912.0f) - 12582912.0f; // round to nearest (|t| < 2^22), no libm call
     float f = t - k;
     float p = 1.535336188319500e-4f;
     p = p * f + 1.339887440266574e-3f;
@@ -159,7 +159,7 @@ static int32_t sample_top_k(const float *logits, int32_t n, int32_t k, sample_sc
 // top-p / min-p cut in float math: they get 0.
 static double sample_weight(float v, float mx, double inv_t) {
     double x = (double)(v - mx) * inv_t;
-    return x < -40.0 ? 0.0 : exp(x);
+    return x < -40.0 ? 0.0 : (double)sample_exp((float)x);
 }
 
 // Inverse CDF over candidates c[0..keep) with weights prob[0..keep).

@@ -63,6 +63,7 @@ typedef struct {
     int bos_id, eos_id;    // -1 if none
     int64_t n_params;
     size_t weight_bytes;   // bytes of weights as stored (mmapped)
+    int n_quant_fallback;  // --quant q4_k: matrices stored as q5_0 (rows not a multiple of 256)
 } e2h_model_info;
 void e2h_model_get_info(const e2h_model *m, e2h_model_info *info);
 // The model's tokenizer, or NULL when the model came without one. Owned by the model.

@@ -4,10 +4,16 @@
 // Matmul semantics (the ref in kernels/ref/quant.c is the definition; SIMD versions reproduce
 // it bit for bit):
 //  * Activations are quantized once per call into `scratch`:
-//      - 32-element block types (q4_0 q4_1 q5_0 q5_1 q8_0): per block d = amax/127 (f32),
-//        q = round-half-even(x/d) in [-127, 127], sx = d * sum(q) (for the q*_1 mins).
-//      - K types (q4_K q5_K q6_K): ggml's Q8_K (d = -max/127 in f32, q = round-half-even)
-//        plus sums of q per 32 elements.
+//      - 32-element block types (q4_0 q4_1 q5_0 q5_1 q8_0): llama.cpp's Q8_0 / Q8_1 (ggml-cpu
+//        x86 quantize_row_q8_0/_1) exactly: per block d = amax/127 and id = 127/amax (f32,
+//        id = 0 for an all-zero block), q = round-half-even(x * id) in [-127, 127];
+//        the scratch holds dx = float(half(d)) and sx = float(half(d * sum(q))) (the q*_1
+//        mins' term), the values llama.cpp's dot products see. So the integer block dots and
+//        the block scales dw*dx (an exact product of two halves) and mins m*sx are llama.cpp's;
+//        only the float accumulation order below differs.
+//      - K types (q4_K q5_K q6_K): ggml's Q8_K (quantize_row_q8_K_ref, which x86 uses:
+//        iscale = -127/max with max the first value of largest |x|, q = round-half-even(iscale*x)
+//        through the 1.5*2^23 trick, d = 1/iscale in f32) plus sums of q per 32 elements.
 //  * A row is reduced in "chunks" of 64 elements (two 32-blocks, or a quarter of a 256-super-
 //    block) into 16 int32 lanes; lane k of a chunk holds the exact integer dot of 4 elements
 //    (which 4 is fixed per type, see quant_lane_elem in ref/quant.c). Each output element has

@@ -10,7 +10,7 @@ Each fixture lands in tests/fixtures/models/<name>/ with:
   (margins = top1 - top2 logit gap at each greedy step, f32 math, so a consumer can judge tie risk)
 
 Reference math is always float32 with attn_implementation="eager". For bf16 fixtures the weights are
-rounded to bf16, saved, re-loaded and upcast to f32 before the forward pass.
+rounded to bf16 (or f16), saved, re-loaded and upcast to f32 before the forward pass.
 
 Usage: python3 tools/make_fixtures.py [--out tests/fixtures/models] [--only name,name]
 Versions used: see tools/requirements.txt (torch 2.6.0, transformers 4.51.3).
@@ -71,6 +71,10 @@ FIXTURES = {
     # Llemma is plain Llama-2 with vocab 32016; we keep the odd-vocab trait at a fixture-friendly size.
     "llemma_like_f32": dict(arch="llama", vocab=1001, layers=2, n_tokens=64, dtype="float32",
                             cfg=dict(rope_theta=10000.0, rms_norm_eps=1e-5, tie_word_embeddings=False)),
+    # f16 weights (appended last so the other fixtures keep their seeds)
+    "mistral_f16": dict(arch="mistral", vocab=305, layers=2, n_tokens=70, dtype="float16",
+                        cfg=dict(rope_theta=10000.0, rms_norm_eps=1e-5, tie_word_embeddings=False,
+                                 sliding_window=None)),
 }
 
 
@@ -201,8 +205,8 @@ def build_one(name, spec, out_root, seed):
 
 def save_model(model, spec, path):
     """save_pretrained in the fixture dtype; sharded fixtures get a max_shard_size that splits them."""
-    if spec["dtype"] == "bfloat16":
-        model = model.to(torch.bfloat16)
+    if spec["dtype"] in ("bfloat16", "float16"):
+        model = model.to(getattr(torch, spec["dtype"]))
     kw = {"safe_serialization": True}
     shards = spec.get("shards", 1)
     if shards > 1:

@@ -40,6 +40,11 @@ MATH500 = os.path.join(ROOT, "..", "shared", "data", "math", "math500.jsonl")
 SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 N_GEN = 64
 N_TOP = 8
+# llama.cpp configured to compute what e2h computes: an f32 KV cache (with f16, llama.cpp
+# stores K/V as halves, and its attention rounds Q to f16 for Q·K) and no flash attention
+# (its CPU flash attention also works in f16); every matmul and the rest stay stock.
+LLAMA_SETTINGS = {"n_ctx": 1024, "n_batch": 512, "n_threads": 2, "logits_all": True,
+                  "flash_attn": False}
 
 
 def chat(problem: str) -> str:
@@ -83,12 +88,13 @@ def run_one(llm, text: str) -> dict:
 def write_fixture(llama_cpp, path: str, source: str, problems: list[dict], out_path: str) -> None:
     with open(source, "rb") as f:
         sha = hashlib.sha256(f.read()).hexdigest()
-    llm = llama_cpp.Llama(model_path=path, n_ctx=1024, n_batch=512, n_threads=2, logits_all=True,
-                          verbose=False)
+    llm = llama_cpp.Llama(model_path=path, **LLAMA_SETTINGS, type_k=llama_cpp.GGML_TYPE_F32,
+                          type_v=llama_cpp.GGML_TYPE_F32, verbose=False)
     prompts = [run_one(llm, chat(p["problem"])) | {"unique_id": p["unique_id"]} for p in problems]
     out = {"model": os.path.basename(source), "sha256": sha,
            "weights": "f32 dequantization" if path != source else "as stored",
            "llama_cpp_python": getattr(llama_cpp, "__version__", "?"), "n_threads": 2,
+           "llama_settings": LLAMA_SETTINGS | {"type_k": "f32", "type_v": "f32"},
            "n_gen": N_GEN, "prompts": prompts}
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
     with open(out_path, "w") as f:

@@ -44,6 +44,9 @@ int cli_info(int argc, char **argv) {
         printf("architecture   %s (%s)\n", mi.arch, mi.source);
         printf("weights        %s, %.2f M parameters, %.1f MiB as stored (mmapped)\n", mi.weight_type,
                mi.n_params / 1e6, mi.weight_bytes / 1048576.0);
+        if (mi.n_quant_fallback)
+            printf("               (%d matrices as q5_0: rows not a multiple of the 256-value "
+                   "k-quant super-block)\n", mi.n_quant_fallback);
         printf("layers         %d x (dim %d, heads %d, kv heads %d, head dim %d, ffn %d)\n",
                mi.n_layers, mi.dim, mi.n_heads, mi.n_kv_heads, mi.head_dim, mi.hidden_dim);
         printf("vocab          %d%s, bos %d, eos %d, tokenizer: %s\n", mi.vocab_size,

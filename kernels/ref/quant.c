@@ -599,6 +599,10 @@ static inline int q32_lane_pos(int wtype, int h, int e) {
     return e < 16 ? 16 * h + e : 32 + 16 * h + (e - 16);
 }
 
+// llama.cpp's Q8_0 / Q8_1 activations (ggml-cpu x86 quantize_row_q8_0/_1): d = amax/127,
+// q = round-half-even(x * (127/amax)), and the dot products see d and the q8_1 sum
+// s = d * sum(q) only as halves (stored as the floats of those halves). The integers and
+// scales are then exactly llama.cpp's, so both engines agree at near-ties.
 static void qx32_quantize_token(int wtype, const float *x, int64_t n_in, uint8_t *tok) {
     const int64_t nb = n_in / 32, nb2 = e2h_qx32_nb2(n_in);
     int8_t *q = (int8_t *)tok;
@@ -606,15 +610,17 @@ static void qx32_quantize_token(int wtype, const float *x, int64_t n_in, uint8_t
     memset(tok, 0, (size_t)e2h_qx_token_stride(wtype, n_in));
     for (int64_t b = 0; b < nb; b++) {
         const float *xb = x + b * 32;
-        // Every step has an exact SIMD twin (maxps, mulps, maxps/minps, cvtps2dq), so the
-        // SIMD quantizers reproduce these bytes for any input, NaN and inf included:
-        // a NaN never becomes amax, and x/d is clamped in float before rounding.
+        // Every step has an exact SIMD twin (maxps, mulps, maxps/minps, cvtps2dq, vcvtps2ph),
+        // so the SIMD quantizers reproduce these bytes for any input, NaN and inf included:
+        // a NaN never becomes amax, and x*id is clamped in float before rounding (a no-op
+        // for finite x, where |x*id| <= 127 up to one rounding; it only tames the inf id of
+        // a block with amax < 127/FLT_MAX, whose half d is 0 anyway).
         float amax = 0.0f;
         for (int j = 0; j < 32; j++) {
             const float a = fabsf(xb[j]);
             amax = a > amax ? a : amax;
         }
-        const float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+        const float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
         int8_t *qc = q + (b / 2) * 64;
         int sum = 0;
         for (int e = 0; e < 32; e++) {
@@ -625,8 +631,8 @@ static void qx32_quantize_token(int wtype, const float *x, int64_t n_in, uint8_t
             qc[q32_lane_pos(wtype, (int)(b & 1), e)] = (int8_t)v;
             sum += v;
         }
-        dv[b] = d;
-        sx[b] = d * (float)sum;
+        dv[b] = e2h_q_h2f(e2h_q_f2h(d));
+        sx[b] = e2h_q_h2f(e2h_q_f2h(d * (float)sum)); // from the unrounded d, as llama.cpp
     }
 }
 

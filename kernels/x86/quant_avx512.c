@@ -96,8 +96,9 @@ static inline uint32_t q5_ld32(const uint8_t *p) {
 
 // ---------------------------------------------------------------- activation quantization
 // SIMD twins of e2h_qx_quantize (kernels/ref/quant.c): the same float operations in the same
-// order per element (max is order-free on non-NaN values; NaN never wins in either), so the
-// scratch bytes are identical for every input.
+// order per element (max is order-free on non-NaN values; NaN never wins in either; halves
+// rounded by F16C, to nearest even as e2h_q_f2h), so the scratch bytes are identical for
+// every input.
 
 static void qx32_token_avx512(int wtype, const float *x, int64_t n_in, uint8_t *tok) {
     const int64_t nb = n_in / 32, nb2 = e2h_qx32_nb2(n_in);
@@ -119,15 +120,15 @@ static void qx32_token_avx512(int wtype, const float *x, int64_t n_in, uint8_t *
         __m512 a = _mm512_max_ps(_mm512_abs_ps(v0), _mm512_setzero_ps()); // NaN -> 2nd operand
         a = _mm512_max_ps(_mm512_abs_ps(v1), a);
         const float amax = _mm512_reduce_max_ps(a);
-        const float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+        const float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
         const __m512 idv = _mm512_set1_ps(id);
         const __m512i q0 = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v0, idv), lo), hi));
         const __m512i q1 = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v1, idv), lo), hi));
         _mm_storeu_si128((__m128i *)(qc + o0), _mm512_cvtepi32_epi8(q0));
         _mm_storeu_si128((__m128i *)(qc + o1), _mm512_cvtepi32_epi8(q1));
         const int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
-        dv[b] = d;
-        sx[b] = d * (float)sum;
+        dv[b] = _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT)); // as half (llama.cpp)
+        sx[b] = _cvtsh_ss(_cvtss_sh(d * (float)sum, _MM_FROUND_TO_NEAREST_INT));
     }
     memset(tok + nb2 * 40, 0, (size_t)(stride - nb2 * 40));
 }
