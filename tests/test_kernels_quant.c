@@ -260,20 +260,27 @@ static void mm_case_free(mm_case *c) {
     free(c->scratch);
 }
 
-// Bound on |y_quant - x·w| from activation rounding (|x - x̂| <= d_x/2 per element), plus
-// float accumulation slop.
+// Bound on |y_quant - x·w| from activation rounding, plus float accumulation slop.
+// K types: |x - q d| <= d/2 per element. 32-blocks (llama.cpp's q8_0/q8_1): the dot sees
+// the half dh of d = amax/127, |dh - d| <= e = max(d 2^-11, 2^-25), so |x - q dh| <= d/2 +
+// 127 e per element; the q*_1 mins m multiply the half of d Σq, off from Σx by at most
+// 32 (d/2 + 127 e). Splitting w = dw qw + m (|m| <= max |w| of the block, as the min
+// element has level 0) bounds the block's error by (d/2 + 127 e) (Σ|w| + 64 max|w|).
 static double mm_bound(const mm_case *c, int64_t t, int64_t r) {
-    const int bs = e2h_quant_is_k(c->type) ? 256 : 32;
+    const int k = e2h_quant_is_k(c->type), bs = k ? 256 : 32;
+    const int has_min = c->type == E2H_TYPE_Q4_1 || c->type == E2H_TYPE_Q5_1;
     const float *x = c->x + t * c->n_in, *w = c->wf + r * c->n_in;
     double bound = 0, mag = 0;
     for (int64_t b = 0; b < c->n_in / bs; b++) {
-        double amax = 0, wabs = 0;
+        double amax = 0, wabs = 0, wmax = 0;
         for (int i = 0; i < bs; i++) {
             amax = fmax(amax, fabs(x[b * bs + i]));
             wabs += fabs(w[b * bs + i]);
+            wmax = fmax(wmax, fabs(w[b * bs + i]));
             mag += fabs((double)x[b * bs + i] * w[b * bs + i]);
         }
-        bound += wabs * (amax / 127.0) * 0.5 * (1 + 1e-5);
+        const double d = amax / 127.0, e = k ? 0.0 : fmax(d * 0x1p-11, 0x1p-25);
+        bound += (wabs + (has_min ? 64.0 * wmax : 0.0)) * (d * 0.5 + 127.0 * e) * (1 + 1e-5);
     }
     return bound + 1e-5 * mag + 1e-30;
 }
@@ -479,6 +486,159 @@ TEST(avx512_large_batch_matches_ref) {
     e2h_pool_free(pool);
 }
 
+// ---------------------------------------------------------------- llama.cpp's activations
+
+// f16 bits -> float through the compiler's _Float16 (independent of e2h_q_h2f).
+static float half_bits_to_float(const uint8_t *p) {
+    _Float16 h;
+    memcpy(&h, p, 2);
+    return (float)h;
+}
+
+// Byte offset of element e of block b in a token's 32-block scratch (kernels/quant.h: chunk
+// of blocks (2c, 2c+1), nibble order [b0 0..15 | b1 0..15 | b0 16..31 | b1 16..31] for the
+// 4/5-bit types, [b0 | b1] for q8_0).
+static int64_t qx32_offset(int type, int64_t b, int e) {
+    const int h = (int)(b & 1);
+    const int pos = type == E2H_TYPE_Q8_0 ? 32 * h + e : (e < 16 ? 16 * h + e : 32 + 16 * h + e - 16);
+    return (b / 2) * 64 + pos;
+}
+
+typedef struct {
+    uint32_t rows, n_in, n_w;
+    const float *x;                                // (rows, n_in)
+    const uint8_t *q80, *q81, *w41, *w80;          // llama.cpp blocks
+    const float *y41, *y80;                        // (rows, n_w) vec_dot results
+} act_fixture;
+
+static uint8_t *act_fixture_load(act_fixture *f) {
+    size_t len;
+    uint8_t *buf = read_file("tests/fixtures/llamacpp/q8_act.bin", &len);
+    CHECKF(buf != NULL, "missing tests/fixtures/llamacpp/q8_act.bin (run from the repo root)");
+    if (!buf) return NULL;
+    uint32_t hdr[3];
+    memcpy(hdr, buf + 8, 12);
+    f->rows = hdr[0], f->n_in = hdr[1], f->n_w = hdr[2];
+    const size_t nb = f->n_in / 32, o_x = 20, o_q80 = o_x + (size_t)f->rows * f->n_in * 4;
+    const size_t o_q81 = o_q80 + f->rows * nb * 34, o_w41 = o_q81 + f->rows * nb * 36;
+    const size_t o_w80 = o_w41 + f->n_w * nb * 20, o_y = o_w80 + f->n_w * nb * 34;
+    const int ok = memcmp(buf, "E2HQ8ACT", 8) == 0 && f->n_in % 32 == 0 &&
+                   len == o_y + 2 * (size_t)f->rows * f->n_w * 4;
+    CHECKF(ok, "q8_act.bin: bad header or size %zu", len);
+    if (!ok) {
+        free(buf);
+        return NULL;
+    }
+    f->x = (const float *)(buf + o_x); // 20 is a multiple of 4: aligned for malloc'd buf
+    f->q80 = buf + o_q80, f->q81 = buf + o_q81, f->w41 = buf + o_w41, f->w80 = buf + o_w80;
+    f->y41 = (const float *)(buf + o_y), f->y80 = f->y41 + (size_t)f->rows * f->n_w;
+    return buf;
+}
+
+typedef void (*qx_fn)(int, const float *, int64_t, int64_t, int64_t, void *);
+
+// Compares the activation scratch of `quant` with llama.cpp's q8_0 / q8_1 blocks: the int8
+// values, dx = half d, and (q8_1) sx = half s, exactly.
+static void check_act_scratch(const act_fixture *f, int type, qx_fn quant, const char *impl) {
+    const int q81 = type == E2H_TYPE_Q4_1 || type == E2H_TYPE_Q5_1;
+    const int64_t n_in = f->n_in, nb = n_in / 32, nb2 = e2h_qx32_nb2(n_in), ts = e2h_qx_token_stride(type, n_in);
+    uint8_t *sc = aligned_alloc(64, (size_t)(e2h_qmatmul_scratch_size(type, f->rows, n_in) + 63) / 64 * 64);
+    quant(type, f->x, 0, f->rows, n_in, sc);
+    int bad_q = 0, bad_d = 0, bad_s = 0;
+    for (uint32_t r = 0; r < f->rows; r++) {
+        const uint8_t *tok = sc + r * ts;
+        const float *dx = (const float *)(tok + nb2 * 32), *sx = dx + nb2;
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk = (q81 ? f->q81 + (r * nb + b) * 36 : f->q80 + (r * nb + b) * 34);
+            const int8_t *want = (const int8_t *)(blk + (q81 ? 4 : 2));
+            for (int e = 0; e < 32; e++) {
+                const int8_t got = (int8_t)tok[qx32_offset(type, b, e)];
+                if (got != want[e] && bad_q++ < 3)
+                    printf("  %s %s row %u block %ld elem %d: q %d, llama.cpp %d (x %a)\n", impl, type_name(type), r,
+                           (long)b, e, got, want[e], f->x[r * n_in + b * 32 + e]);
+            }
+            if (dx[b] != half_bits_to_float(blk) && bad_d++ < 3)
+                printf("  %s %s row %u block %ld: dx %a, llama.cpp %a\n", impl, type_name(type), r, (long)b, dx[b],
+                       half_bits_to_float(blk));
+            if (q81 && sx[b] != half_bits_to_float(blk + 2) && bad_s++ < 3)
+                printf("  %s %s row %u block %ld: sx %a, llama.cpp %a\n", impl, type_name(type), r, (long)b, sx[b],
+                       half_bits_to_float(blk + 2));
+        }
+    }
+    CHECKF(bad_q == 0 && bad_d == 0 && bad_s == 0, "%s %s: %d q, %d d, %d s differ from llama.cpp", impl,
+           type_name(type), bad_q, bad_d, bad_s);
+    free(sc);
+}
+
+// llama.cpp's quantize_row_q8_0/_1 (ggml-cpu x86) on awkward activations: fixture from
+// tools/make_llamacpp_fixtures.py (calls the installed llama-cpp-python's libggml-cpu).
+TEST(activation_quant_matches_llamacpp) {
+    act_fixture f;
+    uint8_t *buf = act_fixture_load(&f);
+    if (!buf) return;
+    const int types[] = {E2H_TYPE_Q4_0, E2H_TYPE_Q4_1, E2H_TYPE_Q5_0, E2H_TYPE_Q5_1, E2H_TYPE_Q8_0};
+    const int simd = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                     __builtin_cpu_supports("avx512vl");
+    for (int i = 0; i < 5; i++) {
+        check_act_scratch(&f, types[i], e2h_qx_quantize, "ref");
+        if (simd) check_act_scratch(&f, types[i], e2h_qx_quantize_avx512, "avx512");
+    }
+    free(buf);
+}
+
+// Sum over blocks of |dw dx Σ qw qx| + |m s|: the size of the terms whose summation order
+// differs between e2h (16 lanes, kernels/quant.h) and ggml's vec_dot (8 lanes + hsum).
+static double act_dot_magnitude(int type, const uint8_t *w, const uint8_t *a, int64_t nb) {
+    double mag = 0;
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *wb = w + b * (type == E2H_TYPE_Q4_1 ? 20 : 34), *ab = a + b * (type == E2H_TYPE_Q4_1 ? 36 : 34);
+        const int8_t *qa = (const int8_t *)(ab + (type == E2H_TYPE_Q4_1 ? 4 : 2));
+        double isum = 0;
+        for (int e = 0; e < 32; e++) {
+            const int qw = type == E2H_TYPE_Q4_1 ? (e < 16 ? wb[4 + e] & 15 : wb[4 + e - 16] >> 4) : ((const int8_t *)(wb + 2))[e];
+            isum += fabs((double)qw * qa[e]);
+        }
+        mag += fabs((double)half_bits_to_float(wb) * half_bits_to_float(ab)) * isum;
+        if (type == E2H_TYPE_Q4_1) mag += fabs((double)half_bits_to_float(wb + 2) * half_bits_to_float(ab + 2));
+    }
+    return mag;
+}
+
+// The matmul on those activations vs llama.cpp's ggml_vec_dot_q4_1_q8_1 / _q8_0_q8_0: equal
+// up to the float summation order (a wrong block scale, e.g. d in f32, is ~5e-4 off).
+TEST(matmul_matches_llamacpp_vec_dot) {
+    act_fixture f;
+    uint8_t *buf = act_fixture_load(&f);
+    if (!buf) return;
+    const int64_t n_in = f.n_in, nb = n_in / 32;
+    for (int ti = 0; ti < 2; ti++) {
+        const int type = ti ? E2H_TYPE_Q8_0 : E2H_TYPE_Q4_1;
+        const uint8_t *w = ti ? f.w80 : f.w41, *act = ti ? f.q80 : f.q81;
+        const float *want = ti ? f.y80 : f.y41;
+        const int64_t wbs = ti ? 34 : 20, abs_ = ti ? 34 : 36;
+        float *y = malloc((size_t)f.rows * f.n_w * 4);
+        void *sc = aligned_alloc(64, (size_t)(e2h_qmatmul_scratch_size(type, f.rows, n_in) + 63) / 64 * 64);
+        e2h_qmatmul_ref(NULL, y, f.n_w, f.x, w, type, f.rows, n_in, f.n_w, sc);
+        int bad = 0;
+        double worst = 0;
+        for (uint32_t r = 0; r < f.rows; r++) {
+            for (uint32_t j = 0; j < f.n_w; j++) {
+                const double mag = act_dot_magnitude(type, w + j * nb * wbs, act + r * nb * abs_, nb);
+                const double err = fabs((double)y[r * f.n_w + j] - want[r * f.n_w + j]);
+                if (mag > 0 && err / mag > worst) worst = err / mag;
+                if (!(err <= 4e-6 * mag + 1e-37) && bad++ < 3)
+                    printf("  %s row %u w %u: e2h %.9g llama.cpp %.9g (|terms| %.3g)\n", type_name(type), r, j,
+                           y[r * f.n_w + j], want[r * f.n_w + j], mag);
+            }
+        }
+        CHECKF(bad == 0, "%s: %d dots differ from llama.cpp beyond summation order (worst %.2e)", type_name(type),
+               bad, worst);
+        free(y);
+        free(sc);
+    }
+    free(buf);
+}
+
 TEST(scratch_size_rejects_bad_shapes) {
     CHECK(e2h_qmatmul_scratch_size(E2H_TYPE_Q4_0, 4, 100) < 0);
     CHECK(e2h_qmatmul_scratch_size(E2H_TYPE_Q4_K, 4, 288) < 0);
@@ -502,5 +662,7 @@ int main(void) {
     RUN(avx512_matches_ref);
     RUN(avx512_activation_quant_matches_ref);
     RUN(avx512_large_batch_matches_ref);
+    RUN(activation_quant_matches_llamacpp);
+    RUN(matmul_matches_llamacpp_vec_dot);
     return TEST_SUMMARY();
 }

@@ -230,14 +230,11 @@ static int make_piece_spm(tok_token *tk) {
     return 0;
 }
 
-// Byte-level tokens store bytes as printable stand-ins; map them back. Control and
-// user-defined tokens are stored as raw text.
+// Byte-level tokens store bytes as printable stand-ins; map them back. Like the reference's
+// ByteLevel decoder this applies to added tokens too: "<|im_end|>" maps to itself, a token
+// with a character outside the byte alphabet ("<｜end▁of▁sentence｜>", "   ") stays raw
+// text, and DeepSeek's added "ö" (U+00F6) is the stand-in of the byte 0xF6.
 static int make_piece_bpe(tok_token *tk) {
-    if (tk->type == TOKT_CONTROL || tk->type == TOKT_USER || tk->type == TOKT_UNKNOWN) {
-        tk->piece = tk->text;
-        tk->piece_len = tk->len;
-        return 0;
-    }
     char *p = malloc(tk->len + 1);
     if (!p) return -1;
     size_t n = 0;

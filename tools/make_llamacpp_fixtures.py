@@ -77,12 +77,30 @@ def run_one(llm, text: str) -> dict:
         tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
         greedy.append(tok)
         llm.eval([tok])  # evaluates the last one too, for the argmax at every position
-    scores = np.asarray(llm.scores[: llm.n_tokens], dtype=np.float32)  # (n_prompt + 64, vocab)
+    scores = np.array(llm.scores[: llm.n_tokens], dtype=np.float32)  # (n_prompt + 64, vocab), a copy
     order = np.argsort(-scores, axis=1)[:, :N_TOP]
     top = [[[int(i), round(float(s[i]), 5)] for i in o] for s, o in zip(scores, order)]
     margin = [round(float(s[o[0]] - s[o[1]]), 5) for s, o in zip(scores, order)]
+    # llama.cpp's own noise: the same run with the prompt fed one token at a time. Its
+    # attention and Q8_0-head matmuls then sum in another order, and through the int8/f16
+    # rounding of activations that moves logits about as much as a different engine does.
+    llm.reset()
+    for t in ids:
+        llm.eval([t])
+    seq_greedy = []
+    for _ in range(N_GEN):
+        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        seq_greedy.append(tok)
+        llm.eval([tok])
+    llm.reset()
+    for t in list(ids) + greedy:
+        llm.eval([t])
+    seq = np.asarray(llm.scores[: llm.n_tokens], dtype=np.float32)
+    seq_err = [round(float(np.abs(seq[i, o] - scores[i, o]).mean()), 5) for i, o in enumerate(order)]
     return {"text": text, "prompt_ids": [int(i) for i in ids], "greedy": greedy,
-            "argmax": [int(o[0]) for o in order], "margin": margin, "top": top}
+            "argmax": [int(o[0]) for o in order], "margin": margin, "top": top,
+            "seq_greedy": seq_greedy, "seq_argmax": [int(i) for i in seq.argmax(1)],
+            "seq_top_err": seq_err}
 
 
 def write_fixture(llama_cpp, path: str, source: str, problems: list[dict], out_path: str) -> None:
@@ -101,9 +119,125 @@ def write_fixture(llama_cpp, path: str, source: str, problems: list[dict], out_p
         json.dump(out, f, separators=(",", ":"))
         f.write("\n")
     for p in prompts:
-        print(f"{p['unique_id']}: {len(p['prompt_ids'])} prompt tokens, min margin {min(p['margin']):.4f}")
+        same = next((i for i, (a, b) in enumerate(zip(p["greedy"], p["seq_greedy"])) if a != b), N_GEN)
+        flips = sum(a != b for a, b in zip(p["argmax"], p["seq_argmax"]))
+        print(f"{p['unique_id']}: {len(p['prompt_ids'])} prompt tokens, min margin {min(p['margin']):.4f}; "
+              f"token-by-token llama.cpp: greedy identical for {same}, {flips} top-1 flips, "
+              f"top-{N_TOP} |dlogit| mean {np.mean(p['seq_top_err']):.3f}")
     print(f"wrote {out_path}")
     del llm
+
+
+# ---------------------------------------------------------------- activation quantization
+
+ACT_ROWS, ACT_IN, ACT_W = 32, 288, 4  # 9 blocks a row (an odd count, as e2h pads to chunks)
+
+
+def _act_inputs(rng: np.random.Generator) -> np.ndarray:
+    """(ACT_ROWS, ACT_IN) f32 activations: ordinary rows at several scales plus awkward blocks."""
+    x = rng.standard_normal((ACT_ROWS, ACT_IN)).astype(np.float32)
+    x *= np.float32(10.0) ** rng.integers(-3, 3, (ACT_ROWS, 1)).astype(np.float32)
+    b = x.reshape(ACT_ROWS, -1, 32)
+    b[0, 0] = np.arange(32, dtype=np.float32) - 15.5  # amax 15.5: no exact ties, many near
+    b[0, 1, :] = 0.5 + np.arange(32, dtype=np.float32)  # x*id has .5 ties: 127/31.5 rounds
+    b[0, 2, :] = np.float32(127.0)
+    b[0, 2, 1:12] = np.float32([2.5, -2.5, 3.5, -3.5, 0.5, -0.5, 1.5, -0.0, 126.5, -126.5, 1e-3])
+    b[0, 3, :] = 0.0                                 # all-zero block
+    b[0, 4, :] = 1.0
+    b[0, 4, 7], b[0, 4, 20] = -9.0, 9.0              # equal |max| of both signs
+    b[0, 5, :] *= np.float32(1e-30)                  # d rounds to half 0 (127/amax still finite)
+    b[0, 6, :] = np.float32(1e-4)
+    b[0, 6, 3] = np.float32(6e-5 * 127)              # d near the half subnormal range
+    # blocks whose d = amax/127 lies within a few ulps of a half rounding midpoint
+    for r in range(1, 4):
+        for k in range(9):
+            mid = np.float32(np.float16(rng.uniform(1e-3, 1.0)))
+            up = np.float32(np.nextafter(np.float16(mid), np.float16(np.inf)))
+            amax = np.float32((np.float32(mid) + up) / np.float32(2) * np.float32(127))
+            amax = np.nextafter(amax, np.float32(np.inf if k % 2 else -np.inf), dtype=np.float32) if k % 3 else amax
+            blk = b[r, k]
+            blk *= np.float32(0.99) * amax / np.abs(blk).max()
+            blk[k] = amax * (1 if k % 2 else -1)
+    # rows 4-7: x*id within an ulp of k + 0.5, where round(x * (127/amax)) and the rounding of
+    # x / (amax/127) often differ (about 1 in 8)
+    for r in range(4, 8):
+        for k in range(9):
+            amax = np.float32(rng.uniform(0.01, 10))
+            lv = rng.integers(-126, 126, 32)
+            blk = b[r, k]
+            blk[:] = ((lv + 0.5) * np.float64(amax) / 127).astype(np.float32)
+            blk[k] = amax
+    return x
+
+
+def write_act_fixture(out_path: str) -> None:
+    """llama.cpp's own activation quantizers and dot products on awkward activations.
+
+    Calls ggml-cpu's x86 quantize_row_q8_0 / quantize_row_q8_1 (the functions llama.cpp uses
+    for the activations of Q4_0/Q5_0/Q8_0 resp. Q4_1/Q5_1 weights) and ggml_vec_dot_q4_1_q8_1 /
+    ggml_vec_dot_q8_0_q8_0 from the installed llama-cpp-python, and writes (little endian):
+      "E2HQ8ACT" u32 rows u32 n_in u32 n_w
+      f32 x[rows][n_in]
+      block_q8_0 [rows][n_in/32]   (f16 d, i8 qs[32])
+      block_q8_1 [rows][n_in/32]   (f16 d, f16 s, i8 qs[32])
+      block_q4_1 w41[n_w][n_in/32] (quantize_row_q4_1_ref of random normals)
+      block_q8_0 w80[n_w][n_in/32] (quantize_row_q8_0_ref)
+      f32 y41[rows][n_w], y80[rows][n_w] (the vec_dot results)
+    tests/test_kernels_quant.c compares e2h's activation scratch with these bytes exactly and
+    its matmul with the dots up to float summation order.
+    """
+    import ctypes
+    import llama_cpp
+    lib = os.path.join(os.path.dirname(llama_cpp.__file__), "lib")
+    cpu = ctypes.CDLL(os.path.join(lib, "libggml-cpu.so"))
+    base = ctypes.CDLL(os.path.join(lib, "libggml-base.so"))
+    cpu.ggml_cpu_init()
+    nb = ACT_IN // 32
+    rng = np.random.default_rng(20241127)
+    x = _act_inputs(rng)
+    p = ctypes.c_void_p
+    for f in (cpu.quantize_row_q8_0, cpu.quantize_row_q8_1, base.quantize_row_q4_1_ref,
+              base.quantize_row_q8_0_ref):
+        f.argtypes, f.restype = [p, p, ctypes.c_int64], None
+    for f in (cpu.ggml_vec_dot_q4_1_q8_1, cpu.ggml_vec_dot_q8_0_q8_0):
+        f.argtypes = [ctypes.c_int, p, ctypes.c_size_t, p, ctypes.c_size_t, p, ctypes.c_size_t, ctypes.c_int]
+        f.restype = None
+
+    def run(fn, src: np.ndarray, bsz: int) -> np.ndarray:
+        src = np.ascontiguousarray(src, dtype=np.float32)
+        out = np.zeros((src.shape[0], nb * bsz), np.uint8)
+        for r in range(src.shape[0]):
+            fn(src[r].ctypes.data, out[r].ctypes.data, ACT_IN)
+        return out
+
+    q80, q81 = run(cpu.quantize_row_q8_0, x, 34), run(cpu.quantize_row_q8_1, x, 36)
+    wf = (rng.standard_normal((ACT_W, ACT_IN)) * 0.05).astype(np.float32)
+    w41, w80 = run(base.quantize_row_q4_1_ref, wf, 20), run(base.quantize_row_q8_0_ref, wf, 34)
+
+    def dots(fn, w: np.ndarray, a: np.ndarray) -> np.ndarray:
+        y = np.zeros((ACT_ROWS, ACT_W), np.float32)
+        s = ctypes.c_float()
+        for r in range(ACT_ROWS):
+            for j in range(ACT_W):
+                fn(ACT_IN, ctypes.byref(s), 0, w[j].ctypes.data, 0, a[r].ctypes.data, 0, 1)
+                y[r, j] = s.value
+        return y
+
+    y41, y80 = dots(cpu.ggml_vec_dot_q4_1_q8_1, w41, q81), dots(cpu.ggml_vec_dot_q8_0_q8_0, w80, q80)
+    # how many activations the previous e2h rule (q = round(x / d), d = amax/127 in f32) got wrong
+    xb = x.reshape(ACT_ROWS, nb, 32)
+    amax = np.abs(xb).max(-1, keepdims=True)
+    d = (amax / np.float32(127)).astype(np.float32)
+    with np.errstate(divide="ignore"):
+        old = np.rint(xb * np.where(d > 0, np.float32(1) / d, 0).astype(np.float32))
+    new = q81.reshape(ACT_ROWS, nb, 36)[..., 4:].view(np.int8)
+    print(f"activations: {np.count_nonzero(old != new)} of {x.size} q values differ from the old e2h rule")
+    with open(out_path, "wb") as f:
+        f.write(b"E2HQ8ACT")
+        f.write(np.array([ACT_ROWS, ACT_IN, ACT_W], "<u4").tobytes())
+        for a in (x, q80, q81, w41, w80, y41, y80):
+            f.write(np.ascontiguousarray(a).tobytes())
+    print(f"wrote {out_path}")
 
 
 def main() -> int:
@@ -111,6 +245,7 @@ def main() -> int:
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--n-prompts", type=int, default=4)
     ap.add_argument("-o", "--out-dir", default=OUT_DIR)
+    ap.add_argument("--act-only", action="store_true", help="only write q8_act.bin")
     a = ap.parse_args()
     try:
         import llama_cpp
@@ -121,6 +256,9 @@ def main() -> int:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import gguf_convert
 
+    write_act_fixture(os.path.join(a.out_dir, "q8_act.bin"))
+    if a.act_only:
+        return 0
     problems = pick_problems(a.n_prompts)
     with tempfile.TemporaryDirectory() as tmp:
         f32 = os.path.join(tmp, "smollm2_f32.gguf")
