@@ -1,8 +1,9 @@
 // tests/test_kernels_quant.c — quant kernels: dequantization bit-exact against the Python
 // gguf package (fixtures from tools/make_quant_fixtures.py), quantizers against gguf and by
 // round trip, the ref matmul against an independent f64 reference with a rigorous bound on
-// the activation-quantization error, SIMD matmuls against the ref (bit-exact), and batch /
-// thread invariance on awkward shapes.
+// the activation-quantization error, SIMD matmuls against the ref (bit-exact), batch /
+// thread invariance on awkward shapes, and the 32-block activation quantization and dots
+// against llama.cpp's own (tests/fixtures/llamacpp/q8_act.bin, tools/make_llamacpp_fixtures.py).
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "tokenizer.h"
+#include "unicode_nfc.h"
 
 typedef struct {
     int32_t id;      // token id, -1 for a character not in the vocabulary, -2 when merged away
@@ -217,9 +218,21 @@ static int is_ws(char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch =
 
 static int encode_segment(enc_ctx *c, const char *s, size_t len, int first) {
     if (!len) return 0;
+    // The NFC normalizer runs on the text between added tokens, as in the reference (its
+    // added tokens match the raw text). Most text is ASCII or already NFC: checked first.
+    char *norm = NULL;
+    if (c->t->nfc && !tok_nfc_quick_check(s, len)) {
+        norm = tok_nfc_normalize(s, len, &len);
+        if (!norm) return -1;
+        s = norm;
+    }
+    int rc;
     if (c->t->family == TOK_SPM)
-        return spm_segment(c, s, len, c->t->add_space_prefix && (first || c->t->prefix_all_segments));
-    return tok_pretok_split(c->t, s, len, bpe_word, c);
+        rc = spm_segment(c, s, len, c->t->add_space_prefix && (first || c->t->prefix_all_segments));
+    else
+        rc = tok_pretok_split(c->t, s, len, bpe_word, c);
+    free(norm);
+    return rc;
 }
 
 static int encode_text(enc_ctx *c, const char *s, size_t len) {

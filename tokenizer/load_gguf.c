@@ -101,6 +101,18 @@ static void read_special_ids(e2h_tokenizer *t, gguf_file *f) {
     t->strip_leading_space = t->add_space_prefix;
 }
 
+// Whether the vocabulary is GPT-NeoX-20B's, whose tokenizer.json normalizes text to NFC (a
+// GGUF does not record normalizers). llama.cpp's converter names that tokenizer "mpt" (MPT-7B
+// uses it); GGUFs converted before tokenizer.ggml.pre existed have no name, and then the
+// architecture tells: "gptneox" (GPT-NeoX-20B, Pythia, RedPajama-INCITE, StableLM-alpha) all
+// use the GPT-NeoX-20B tokenizer.
+static int uses_neox_tokenizer(gguf_file *f, const char *pre_name, size_t pre_len) {
+    if (strcmp(pre_name, "mpt") == 0) return 1;
+    gguf_str arch;
+    return pre_len == 0 && gguf_get_str(f, "general.architecture", &arch) == 0 &&
+           arch.len == 7 && memcmp(arch.ptr, "gptneox", 7) == 0;
+}
+
 static e2h_status build(gguf_file *f, const char *path, e2h_tokenizer **out, char *err,
                         size_t err_len) {
     gguf_str model;
@@ -142,6 +154,7 @@ static e2h_status build(gguf_file *f, const char *path, e2h_tokenizer **out, cha
             tok_pretok_set_named(t, name, path, err, err_len))
             goto fail;
         t->ignore_merges = strcmp(name, "llama3") == 0 || strcmp(name, "llama-bpe") == 0;
+        t->nfc = uses_neox_tokenizer(f, name, pre.len);
     }
     *out = t;
     return E2H_OK;

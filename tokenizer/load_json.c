@@ -303,6 +303,9 @@ static e2h_status build(const cJSON *root, const cJSON *cfg, const char *path,
     const char *unk = jstr(model, "unk_token");
     if (unk) t->unk = tok_lookup(t, unk, strlen(unk));
     t->ignore_merges = jtrue(model, "ignore_merges");
+    // an NFC normalizer, alone or in a Sequence (GPT-NeoX-20B, MPT)
+    t->nfc = find_component(cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizers",
+                            "NFC") != NULL;
     if (byte_level) {
         if (add_pretok(t, pt, path, err, err_len)) goto fail;
         snprintf(t->pre_name, sizeof t->pre_name, "tokenizer.json");

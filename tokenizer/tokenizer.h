@@ -81,6 +81,7 @@ struct e2h_tokenizer {
     int ignore_merges;        // BPE: a word that is a whole token skips merging (Llama-3)
     int spm_explicit_merges;  // SPM from tokenizer.json: merges listed, not derived from scores
     int strip_leading_space;  // decode: drop the space the dummy prefix added
+    int nfc;                  // normalize each text segment to NFC first (GPT-NeoX-20B, MPT)
     int n_regex;
     pcre2_code *regex[TOK_MAX_REGEX];
     char pre_name[64];
