@@ -2,7 +2,8 @@
 // vectors (produced by Hugging Face tokenizers) for every vocabulary in ../shared, the
 // committed large-corpus and edge-case expected ids of the Hugging Face reference of every
 // vocabulary it can be built for (tools/make_tokenizer_expected.py), round trips, streaming
-// decode, bad input, and the O(n log n) merge loop.
+// decode, bad input, the O(n log n) merge loop, and the NFC normalizer against Python's
+// unicodedata / Hugging Face's NFC (tools/gen_unicode_nfc.py).
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "../include/e2h.h"
+#include "../tokenizer/unicode_nfc.h"
 #include "harness.h"
 
 #define FIX "tests/fixtures/tokenizer/"
@@ -561,6 +563,120 @@ TEST(merge_loop_scales) {
     }
 }
 
+// ---- NFC normalizer ----
+
+static char *unhex(const char *hex, size_t *len) {
+    size_t n = strlen(hex) / 2;
+    char *b = malloc(n ? n : 1); // exact size so that ASan catches any over-read
+    for (size_t i = 0; i < n; i++) b[i] = (char)(hexval(hex[2 * i]) * 16 + hexval(hex[2 * i + 1]));
+    *len = n;
+    return b;
+}
+
+// Every case of tests/fixtures/tokenizer/nfc.json (Hangul, reordering, blocked composition,
+// exclusions, singletons, long non-starter runs, random mixes, invalid UTF-8): the output is
+// Python's unicodedata.normalize("NFC") (Hugging Face's where Unicode 9 and 14 differ), it
+// is stable under a second pass, and a quick-check YES input is returned unchanged.
+TEST(nfc_normalizer_fixture) {
+    char *js = read_file(FIX "nfc.json", NULL);
+    CHECKF(js != NULL, "missing " FIX "nfc.json (run tools/gen_unicode_nfc.py)");
+    if (!js) return;
+    cJSON *arr = cJSON_Parse(js), *c;
+    free(js);
+    int n_cases = 0, bad = 0, n_version = 0;
+    cJSON_ArrayForEach(c, arr) {
+        size_t il, wl, ol = 0, ol2 = 0;
+        char *in = unhex(cJSON_GetObjectItem(c, "hex")->valuestring, &il);
+        char *want = unhex(cJSON_GetObjectItem(c, "nfc")->valuestring, &wl);
+        char *out = tok_nfc_normalize(in, il, &ol);
+        char *again = out ? tok_nfc_normalize(out, ol, &ol2) : NULL;
+        int ok = out && again && ol == wl && memcmp(out, want, wl) == 0 && ol2 == ol &&
+                 memcmp(again, out, ol) == 0;
+        if (tok_nfc_quick_check(in, il)) ok = ok && il == wl && memcmp(in, want, il) == 0;
+        if (!ok && bad < 5)
+            printf("  case %d (%s): got %zu bytes, want %zu\n", n_cases,
+                   cJSON_GetObjectItem(c, "hex")->valuestring, ol, wl);
+        bad += !ok;
+        n_version += cJSON_GetObjectItem(c, "python") != NULL;
+        n_cases++;
+        free(in), free(want), free(out), free(again);
+    }
+    cJSON_Delete(arr);
+    printf("  %d cases, %d differ (%d where Unicode 9 != Python's Unicode 14)\n", n_cases, bad,
+           n_version);
+    CHECK(n_cases > 300 && bad == 0 && n_version == 3);
+    // spot checks independent of the fixture
+    size_t ol;
+    char *o = tok_nfc_normalize("\xe2\x84\xab", 3, &ol); // U+212B ANGSTROM SIGN -> U+00C5
+    CHECK(o && ol == 2 && memcmp(o, "\xc3\x85", 2) == 0);
+    free(o);
+    CHECK(tok_nfc_quick_check("plain ascii", 11) == 1 && tok_nfc_quick_check("caf\xc3\xa9", 5) == 1);
+    CHECK(tok_nfc_quick_check("cafe\xcc\x81", 6) == 0 && tok_nfc_quick_check("\xff", 1) == 0);
+    CHECK(tok_nfc_ccc(0x0301) == 230 && tok_nfc_ccc(0x0316) == 220 && tok_nfc_ccc('a') == 0);
+}
+
+// Reordering is linear: 1 MiB of non-starters in alternating class order (every pair
+// out of order) normalizes in well under a second, sorted by class.
+TEST(nfc_normalizer_scales) {
+    size_t len = 1 << 20;
+    char *s = malloc(len);
+    s[0] = 'a';
+    for (size_t i = 1; i + 2 <= len; i += 2) // U+0301 (230), U+0316 (220), ...
+        memcpy(s + i, (i / 2) % 2 ? "\xcc\x96" : "\xcc\x81", 2);
+    len = 1 + (len - 1) / 2 * 2;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    size_t ol = 0;
+    char *o = tok_nfc_normalize(s, len, &ol);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double sec = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+    printf("  1 MiB of alternating combining marks in %.3f s\n", sec);
+    // U+00E1 (the first U+0301 is not blocked by the U+0316 run, of a lower class), then
+    // all U+0316, then the remaining U+0301
+    size_t k = (len - 1) / 4;
+    int sorted = o != NULL && ol == len - 1 && memcmp(o, "\xc3\xa1", 2) == 0;
+    for (size_t i = 0; sorted && i < 2 * k - 1; i++)
+        sorted = memcmp(o + 2 + 2 * i, i < k ? "\xcc\x96" : "\xcc\x81", 2) == 0;
+    CHECK(sorted && sec < 2.0);
+    free(o);
+    free(s);
+}
+
+// tokenizer.json: an NFC normalizer, alone or inside a Sequence, makes decomposed text
+// tokenize like its composed form; without it the two differ.
+TEST(nfc_in_tokenizer_json) {
+    char *js = read_file(FIX "smollm/tokenizer.json", NULL);
+    CHECK(js != NULL);
+    if (!js) return;
+    cJSON *root = cJSON_Parse(js);
+    free(js);
+    const char *norms[3] = {NULL, "{\"type\": \"NFC\"}",
+                            "{\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"NFC\"}]}"};
+    const char *composed = "caf\xc3\xa9 \xc3\x85ngstr\xc3\xb6m \xed\x95\x9c";
+    const char *decomposed = "cafe\xcc\x81 \xe2\x84\xabngstro\xcc\x88m \xe1\x84\x92\xe1\x85\xa1\xe1\x86\xab";
+    char p[256];
+    snprintf(p, sizeof p, "/tmp/e2h_tok_nfc_%d.json", (int)getpid());
+    for (int k = 0; k < 3; k++) {
+        cJSON_ReplaceItemInObject(root, "normalizer",
+                                  norms[k] ? cJSON_Parse(norms[k]) : cJSON_CreateNull());
+        char *txt = cJSON_PrintUnformatted(root);
+        write_text(p, txt);
+        free(txt);
+        e2h_tokenizer *t = load_path(p);
+        CHECK(t != NULL);
+        if (!t) continue;
+        int32_t na = 0, nb = 0;
+        int32_t *a = encode(t, composed, strlen(composed), 0, &na);
+        int32_t *b = encode(t, decomposed, strlen(decomposed), 0, &nb);
+        int same = a && b && na == nb && memcmp(a, b, (size_t)na * sizeof *a) == 0;
+        CHECKF(same == (norms[k] != NULL), "normalizer %s", norms[k] ? norms[k] : "null");
+        free(a), free(b);
+        e2h_tokenizer_free(t);
+    }
+    unlink(p);
+    cJSON_Delete(root);
+}
+
 int main(void) {
     RUN(vectors_llama_spm);
     RUN(vectors_phi_3);
@@ -591,5 +707,8 @@ int main(void) {
     RUN(malformed_gguf_vocab);
     RUN(invalid_utf8_bounds);
     RUN(merge_loop_scales);
+    RUN(nfc_normalizer_fixture);
+    RUN(nfc_normalizer_scales);
+    RUN(nfc_in_tokenizer_json);
     return TEST_SUMMARY();
 }
