@@ -223,7 +223,8 @@ def run_e2h(a: argparse.Namespace, k: int) -> dict:
         return {"error": f"{exe} not found (build it with `make`)"}
     cmd = [str(exe), "generate", "-m", str(a.model), "-p", a.prompt_text, "--samples", str(k),
            "-n", str(a.n_gen), "--temp", str(a.temp), "--seed", str(a.seed), "--json",
-           "-t", str(a.threads)] + ([] if a.stop_at_eos else ["--ignore-eos"])
+           "-t", str(a.threads)] + ([] if a.stop_at_eos else ["--ignore-eos"]) + \
+          (["--kv-f16"] if a.kv_f16 else [])
     t0 = time.perf_counter()
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout)
@@ -294,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-r", "--reps", type=int, default=1)
     ap.add_argument("--prompt-tokens", type=int, default=200, help="target prompt length")
     ap.add_argument("--stop-at-eos", action="store_true")
+    ap.add_argument("--kv-f16", action="store_true", help="e2h stores K/V in f16 (llama.cpp's default)")
     ap.add_argument("--quick", action="store_true", help="K = 1,4,16 and n = 64")
     ap.add_argument("--e2h", default=str(REPO / "build/e2h"))
     ap.add_argument("--no-e2h", action="store_true")
