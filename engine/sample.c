@@ -84,7 +84,7 @@ static inline float sample_exp(float x) {
     p = p * f + 6.931472028550421e-1f;
     p = p * f + 1.0f;
     union { float f; int32_t i; } u = {p};
-    u.i += (int32_t)k << 23;
+    u.i += (int32_t)k * (1 << 23); // k in [-126, 1]: no overflow (a shift of a negative is UB)
     return u.f;
 }
 
