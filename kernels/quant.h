@@ -85,6 +85,20 @@ static inline int64_t e2h_qx_token_stride(int wtype, int64_t n_in) {
 
 // Quantizes tokens [t0, t1) of x into the scratch (the same code for every implementation,
 // so that ref and SIMD see identical activations).
+// The arguments of one quantized matmul call, shared by the ISA drivers.
+typedef struct {
+    float *y;
+    int64_t ldy;
+    const float *x;
+    const uint8_t *w;
+    int wtype;
+    int64_t n_tok, n_in, n_out;
+    uint8_t *scratch;
+} e2h_qmm_args;
+// Pool body (args: e2h_qmm_args *): quantizes this thread's slice of tokens into scratch with
+// e2h_qx_quantize.
+void e2h_qmm_quantize_fn(void *args, int ith, int nth);
+
 void e2h_qx_quantize(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_in,
                      void *scratch);
 // Its AVX-512 twin (kernels/x86/quant_avx512.c): byte-identical scratch for every input,

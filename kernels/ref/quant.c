@@ -773,18 +773,10 @@ static float qk_dot_ref(int wtype, const uint8_t *row, const e2h_qx_k *xk, int64
     return e2h_q_reduce16(acc);
 }
 
-typedef struct {
-    float *y;
-    int64_t ldy;
-    const float *x;
-    const uint8_t *w;
-    int wtype;
-    int64_t n_tok, n_in, n_out;
-    uint8_t *scratch;
-} q_ref_ctx;
+typedef e2h_qmm_args q_ref_ctx;
 
-static void q_ref_quantize_fn(void *p, int ith, int nth) {
-    q_ref_ctx *c = p;
+void e2h_qmm_quantize_fn(void *p, int ith, int nth) {
+    e2h_qmm_args *c = p;
     int64_t t0, t1;
     e2h_pool_slice(c->n_tok, ith, nth, 1, &t0, &t1);
     e2h_qx_quantize(c->wtype, c->x, t0, t1, c->n_in, c->scratch);
@@ -811,6 +803,6 @@ void e2h_qmatmul_ref(e2h_pool *pool, float *y, int64_t ldy, const float *x, cons
                      int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
     if (e2h_qmatmul_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
     q_ref_ctx c = {y, ldy, x, w, wtype, n_tok, n_in, n_out, scratch};
-    e2h_pool_run(pool, q_ref_quantize_fn, &c);
+    e2h_pool_run(pool, e2h_qmm_quantize_fn, &c);
     e2h_pool_run(pool, q_ref_matmul_fn, &c);
 }

@@ -268,22 +268,7 @@ static void q2_tilek(int wtype, const uint8_t *const rows[QR2], const uint8_t *t
 
 // ---------------------------------------------------------------- driver
 
-typedef struct {
-    float *y;
-    int64_t ldy;
-    const float *x;
-    const uint8_t *w;
-    int wtype;
-    int64_t n_tok, n_in, n_out;
-    uint8_t *scratch;
-} q2_ctx;
-
-static void q2_quantize_fn(void *p, int ith, int nth) {
-    q2_ctx *c = p;
-    int64_t t0, t1;
-    e2h_pool_slice(c->n_tok, ith, nth, 1, &t0, &t1);
-    e2h_qx_quantize(c->wtype, c->x, t0, t1, c->n_in, c->scratch);
-}
+typedef e2h_qmm_args q2_ctx;
 
 static void q2_matmul_fn(void *p, int ith, int nth) {
     const q2_ctx *c = p;
@@ -327,6 +312,6 @@ void e2h_qmatmul_avx2(e2h_pool *pool, float *y, int64_t ldy, const float *x, con
     q2_ctx c = {y, ldy, x, w, wtype, n_tok, n_in, n_out, scratch};
     // Few tokens (decode): quantizing here costs less than a second pool wake-up.
     if (n_tok < 16 || e2h_pool_size(pool) == 1) e2h_qx_quantize(wtype, x, 0, n_tok, n_in, scratch);
-    else e2h_pool_run(pool, q2_quantize_fn, &c);
+    else e2h_pool_run(pool, e2h_qmm_quantize_fn, &c);
     e2h_pool_run(pool, q2_matmul_fn, &c);
 }
