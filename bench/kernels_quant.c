@@ -3,11 +3,13 @@
 // few rows, then reports decode (n_tok = 1) time and GB/s of weights streamed, and prefill
 // (n_tok = 64, 512) GFLOP/s = 2*n_tok*n_in*n_out / t, with the pool at 1 and 2 threads.
 //
-// usage: kernels_quant [-i avx512|avx2|ref] [-t q4_0,q8_0,...] [-s 7b|small|smol|dram|all] [-p]
+// usage: kernels_quant [-i avx512|avx2|ref|r16|r16ref] [-t q4_0,q8_0,...] [-s 7b|small|smol|dram|all] [-p]
 //                      [-r N] [-T 1,2] [-c] [-m]
 //   -p also runs n_tok = 512 (slow with the ref). -r N: best of N timings (default 3).
 //   -T: thread counts. -c: time with the calling thread's CPU clock (1 thread only: less
 //   sensitive to a loaded machine, but blind to memory stalls caused by others).
+//   -i r16: the AVX-512 kernel over weights repacked at load (kernels/quant_r16.h; q4_0,
+//   q4_1, q8_0), validated against its scalar reference (r16ref).
 //   -m: only the matmuls of one SmolLM2-135M decode step (AVX-512), see bench_smollm2_decode.
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,7 @@
 #include "kernels/ops.h"
 #include "kernels/pool.h"
 #include "kernels/quant.h"
+#include "kernels/quant_r16.h"
 
 typedef void (*qmm_fn)(e2h_pool *, float *, int64_t, const float *, const void *, int, int64_t,
                        int64_t, int64_t, void *);
@@ -49,7 +52,16 @@ static void fill_weights(int type, uint8_t *w, size_t bytes) {
     }
 }
 
-static int g_cpu_clock = 0, g_repeats = 3;
+static int g_cpu_clock = 0, g_repeats = 3, g_r16 = 0;
+
+// The r16 copy of w (freed), or w itself.
+static uint8_t *maybe_repack(uint8_t *w, int type, int64_t n_in, int64_t n_out) {
+    if (!g_r16) return w;
+    uint8_t *wp = aligned_alloc(64, e2h_r16_size(type, n_in, n_out));
+    e2h_r16_repack(NULL, type, w, n_in, n_out, wp);
+    free(w);
+    return wp;
+}
 
 static double clock_s(void) {
     if (!g_cpu_clock) return now_s();
@@ -91,11 +103,14 @@ static void bench_smollm2_decode(e2h_pool *pool, int nthr) {
             const size_t bytes = e2h_type_row_size(E2H_TYPE_Q4_1, shp[m][1]) * (size_t)shp[m][0];
             w[l][m] = aligned_alloc(64, (bytes + 63) / 64 * 64);
             fill_weights(E2H_TYPE_Q4_1, w[l][m], bytes);
+            w[l][m] = maybe_repack(w[l][m], E2H_TYPE_Q4_1, shp[m][1], shp[m][0]);
             total += bytes;
         }
     const size_t obytes = e2h_type_row_size(E2H_TYPE_Q8_0, 576) * 49152;
     uint8_t *wo = aligned_alloc(64, (obytes + 63) / 64 * 64);
     fill_weights(E2H_TYPE_Q8_0, wo, obytes);
+    wo = maybe_repack(wo, E2H_TYPE_Q8_0, 576, 49152);
+    qmm_fn fn = g_r16 ? e2h_r16_matmul_avx512 : e2h_qmatmul_avx512;
     total += obytes;
     float *x = malloc(1536 * 4), *y = malloc(49152 * 4);
     for (int i = 0; i < 1536; i++) x[i] = ((int)(rnd() % 2001) - 1000) * 1e-3f;
@@ -105,8 +120,8 @@ static void bench_smollm2_decode(e2h_pool *pool, int nthr) {
         const double t0 = clock_s();
         for (int l = 0; l < N_LAYER; l++)
             for (int m = 0; m < N_MAT; m++)
-                e2h_qmatmul_avx512(pool, y, shp[m][0], x, w[l][m], E2H_TYPE_Q4_1, 1, shp[m][1], shp[m][0], scratch);
-        e2h_qmatmul_avx512(pool, y, 49152, x, wo, E2H_TYPE_Q8_0, 1, 576, 49152, scratch);
+                fn(pool, y, shp[m][0], x, w[l][m], E2H_TYPE_Q4_1, 1, shp[m][1], shp[m][0], scratch);
+        fn(pool, y, 49152, x, wo, E2H_TYPE_Q8_0, 1, 576, 49152, scratch);
         const double t = clock_s() - t0;
         if (rep >= 2 && t < best) best = t;
     }
@@ -135,8 +150,15 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    const int r16 = !strncmp(impl, "r16", 3);
+    g_r16 = r16;
     qmm_fn fn = !strcmp(impl, "ref") ? e2h_qmatmul_ref : !strcmp(impl, "avx2") ? e2h_qmatmul_avx2 : e2h_qmatmul_avx512;
-    if ((fn == e2h_qmatmul_avx512 && !__builtin_cpu_supports("avx512vnni")) ||
+    qmm_fn fn_ref = e2h_qmatmul_ref;
+    if (r16) {
+        fn = !strcmp(impl, "r16ref") ? e2h_r16_matmul_ref : e2h_r16_matmul_avx512;
+        fn_ref = e2h_r16_matmul_ref;
+    }
+    if (((fn == e2h_qmatmul_avx512 || fn == e2h_r16_matmul_avx512) && !__builtin_cpu_supports("avx512vnni")) ||
         (fn == e2h_qmatmul_avx2 && !__builtin_cpu_supports("avx2"))) {
         fprintf(stderr, "this CPU cannot run %s\n", impl);
         return 1;
@@ -167,16 +189,24 @@ int main(int argc, char **argv) {
             if (!strcmp(shapes_arg, "all") ? (!strcmp(shapes[si].tag, "smol") || !strcmp(shapes[si].tag, "dram")) : strcmp(shapes_arg, shapes[si].tag) != 0) continue;
             const int64_t n_out = shapes[si].n_out, n_in = shapes[si].n_in, max_tok = prefill512 ? 512 : 64;
             if (e2h_qmatmul_scratch_size(type, 1, n_in) < 0) continue; // n_in not a block multiple
+            if (r16 && !e2h_r16_supported(type)) continue;
             const size_t rs = e2h_type_row_size(type, n_in), wbytes = rs * (size_t)n_out;
             uint8_t *w = aligned_alloc(64, (wbytes + 63) / 64 * 64);
             float *x = malloc((size_t)(max_tok * n_in) * 4), *y = malloc((size_t)(max_tok * n_out) * 4);
             float *yr = malloc((size_t)(3 * 8) * 4);
-            void *scratch = aligned_alloc(64, (size_t)(e2h_qmatmul_scratch_size(type, max_tok, n_in) + 63) / 64 * 64);
+            const int64_t ss = r16 ? e2h_r16_scratch_size(type, max_tok, n_in) : e2h_qmatmul_scratch_size(type, max_tok, n_in);
+            void *scratch = aligned_alloc(64, (size_t)(ss + 63) / 64 * 64);
             fill_weights(type, w, wbytes);
+            if (r16) { // time the repacked copy (same bytes streamed per token)
+                uint8_t *wp = aligned_alloc(64, e2h_r16_size(type, n_in, n_out));
+                e2h_r16_repack(pools[1], type, w, n_in, n_out, wp);
+                free(w);
+                w = wp;
+            }
             for (int64_t i = 0; i < max_tok * n_in; i++) x[i] = ((int)(rnd() % 2001) - 1000) * 1e-3f;
             // validate: first 8 rows, 3 tokens, against the ref (bit-exact expected)
             fn(pools[1], y, 8, x, w, type, 3, n_in, 8, scratch);
-            e2h_qmatmul_ref(pools[1], yr, 8, x, w, type, 3, n_in, 8, scratch);
+            fn_ref(pools[1], yr, 8, x, w, type, 3, n_in, 8, scratch);
             if (memcmp(y, yr, 24 * 4)) printf("!! %s %s differs from ref\n", impl, all_types[ti].name);
             for (int p = 0; p < 2; p++) {
                 if (!use_thr[p]) continue;

@@ -86,7 +86,10 @@ int fwd_max_tokens(const fwd_state *s) { return s->max_tokens; }
 
 static void fwd_matmul(fwd_state *s, e2h_pool *pool, float *y, int64_t ldy, const float *x,
                        const e2h_tensor *w, int64_t n_tok) {
-    s->ops->matmul(pool, y, ldy, x, w->data, w->type, n_tok, w->n_in, w->n_out, s->mm_scratch);
+    if (w->packed && s->ops->matmul_packed)
+        s->ops->matmul_packed(pool, y, ldy, x, w->packed, w->type, n_tok, w->n_in, w->n_out, s->mm_scratch);
+    else
+        s->ops->matmul(pool, y, ldy, x, w->data, w->type, n_tok, w->n_in, w->n_out, s->mm_scratch);
 }
 
 static void fwd_add_bias(float *y, const float *b, int64_t n, int64_t dim) {

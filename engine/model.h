@@ -17,6 +17,8 @@ typedef struct {
     int type;      // e2h_type
     int64_t n_in;  // ne[0], elements per row (reduction dimension)
     int64_t n_out; // ne[1], rows
+    const void *packed; // row-interleaved (r16) copy of data for the SIMD kernels, or NULL;
+                        // owned by the model
 } e2h_tensor;
 
 typedef enum { E2H_ROPE_NONE = 0, E2H_ROPE_LLAMA3 = 1, E2H_ROPE_LINEAR = 2 } e2h_rope_scaling;
@@ -85,11 +87,13 @@ struct e2h_model {
     int weight_type;      // dominant weight type (for info)
     int n_quant_fallback; // tensors quantized to q5_0 because rows are not a multiple of 256
     size_t weight_bytes;  // bytes of all weights as stored
+    size_t packed_bytes;  // bytes of the r16 copies (model_repack)
     int64_t n_params;
 };
 
 // Allocation helpers used by the loaders: buffers are freed with the model.
 void *model_alloc(struct e2h_model *m, size_t bytes);
+void *model_alloc_aligned(struct e2h_model *m, size_t bytes); // 64-byte aligned, not zeroed
 // Computes inv_freq from rope_theta and the rope scaling config. Returns 0 or -1 (ENOMEM).
 int model_init_rope(struct e2h_model *m);
 // Checks every tensor's shape against cfg and the supported types. err names the tensor.

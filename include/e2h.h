@@ -43,6 +43,9 @@ typedef struct e2h_seq e2h_seq;
 
 typedef struct {
     const char *quant; // NULL: keep stored types; "q8_0", "q4_0", "q4_k": quantize on load
+    int no_repack;     // 1: keep only the stored layout. 0 (default): where the CPU's kernels
+                       // have one, q4_0/q4_1/q8_0 matrices also get a row-interleaved copy
+                       // made at load (kernels/quant_r16.h; same size as the stored weights)
 } e2h_load_opts;
 
 // Loads a Hugging Face model directory (config.json + model.safetensors or sharded
@@ -64,6 +67,7 @@ typedef struct {
     int64_t n_params;
     size_t weight_bytes;   // bytes of weights as stored (mmapped)
     int n_quant_fallback;  // --quant q4_k: matrices stored as q5_0 (rows not a multiple of 256)
+    size_t packed_bytes;   // bytes of the row-interleaved copies made at load (0: none)
 } e2h_model_info;
 void e2h_model_get_info(const e2h_model *m, e2h_model_info *info);
 // The model's tokenizer, or NULL when the model came without one. Owned by the model.

@@ -13,6 +13,7 @@
 #if defined(__has_include)
 #if __has_include("quant.h")
 #include "quant.h"
+#include "quant_r16.h"
 #define E2H_HAVE_QUANT 1
 #endif
 #endif
@@ -126,6 +127,8 @@ int64_t e2h_matmul_scratch_size(int wtype, int64_t n_tok, int64_t n_in) {
     if (e2h_is_float_type(wtype)) return 0; // float kernels read x directly
 #if E2H_HAVE_QUANT
     int64_t sz = e2h_qmatmul_scratch_size(wtype, n_tok, n_in);
+    const int64_t sp = e2h_r16_scratch_size(wtype, n_tok, n_in); // matmul_packed
+    if (sp > sz) sz = sp;
     return sz < 0 ? 0 : sz; // unsupported type: matmul fills NaN and needs nothing
 #else
     (void)n_tok;
@@ -199,6 +202,9 @@ static const e2h_ops k_ops_ref = {
     .rope = e2h_rope_ref,
     .swiglu = e2h_swiglu_ref,
     .attention = e2h_attention_ref,
+#if E2H_HAVE_QUANT
+    .matmul_packed = e2h_r16_matmul_ref,
+#endif
 };
 
 static const e2h_ops k_ops_avx2 = {
@@ -221,6 +227,9 @@ static const e2h_ops k_ops_avx512 = {
     .rope = e2h_rope_avx512,
     .swiglu = e2h_swiglu_avx512,
     .attention = e2h_attention_avx512,
+#if E2H_HAVE_QUANT
+    .matmul_packed = e2h_r16_matmul_avx512,
+#endif
 };
 
 static int cpu_has_avx2(void) {

@@ -180,6 +180,11 @@ typedef struct e2h_ops {
     void (*swiglu)(float *out, const float *gate, const float *up, int64_t n, int64_t dim);
 
     e2h_attn_fn attention;
+
+    // As matmul, with W in the r16 row-interleaved layout (kernels/quant_r16.h) for q4_0,
+    // q4_1 and q8_0. NULL where the implementation has none (then the stored layout is used).
+    void (*matmul_packed)(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *wp,
+                          int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch);
 } e2h_ops;
 
 int64_t e2h_matmul_scratch_size(int wtype, int64_t n_tok, int64_t n_in);

@@ -32,6 +32,7 @@ typedef struct {
     int kv_f16;           // --kv-f16
     int batch;            // --batch (tokens per forward pass)
     const char *kernels;  // --kernels auto|ref|avx2|avx512
+    int no_repack;        // --no-repack
 } cli_model_opts;
 #define CLI_MODEL_OPTS_HELP                                                                   \
     "  -m MODEL            model directory or .gguf file (required)\n"                         \
@@ -40,7 +41,8 @@ typedef struct {
     "  --kv-mem GIB        KV cache budget in GiB (default: one full context)\n"               \
     "  --kv-f16            store the KV cache in f16\n"                                        \
     "  --batch N           tokens per forward pass (default 512)\n"                            \
-    "  --kernels K         auto, ref, avx2, avx512 (default auto)\n"
+    "  --kernels K         auto, ref, avx2, avx512 (default auto)\n"                          \
+    "  --no-repack         do not make the row-interleaved copy of q4_0/q4_1/q8_0 weights\n"
 void cli_model_opts_init(cli_model_opts *o);
 // If argv[*i] is one of the shared options, consumes it (and its value) and returns 1;
 // returns 0 if it is not; -1 on a bad value (message printed).

@@ -135,6 +135,9 @@ int cli_model_opts_parse(cli_model_opts *o, int argc, char **argv, int *i) {
     } else if (!strcmp(a, "--kv-f16")) {
         o->kv_f16 = 1;
         return 1;
+    } else if (!strcmp(a, "--no-repack")) {
+        o->no_repack = 1;
+        return 1;
     } else {
         return 0;
     }
@@ -147,7 +150,7 @@ int cli_open(const cli_model_opts *o, e2h_model **m, e2h_engine **e) {
     *m = NULL;
     if (e) *e = NULL;
     if (!o->model) return cli_fail("-m MODEL is required");
-    e2h_load_opts lo = {o->quant};
+    e2h_load_opts lo = {o->quant, o->no_repack};
     e2h_status st = e2h_model_load(o->model, &lo, m, err, sizeof err);
     if (st) return cli_fail("%s (%s)", err, e2h_status_name(st));
     if (!e) return 0;

@@ -1,0 +1,80 @@
+// kernels/quant_r16.h — "r16": quantized weights repacked at load time so that a SIMD lane
+// is an output row.
+//
+// Why: in GGUF's layout a 64-byte vector holds 64 elements of ONE row, so every vpdpbusd
+// (16 lanes × 4 products) must be followed by a float convert + scale + fma per lane to
+// apply the 32-element block scales, and a 16-way horizontal sum per output at the end —
+// the kernel is bound by instruction count, not by memory. Interleaving 16 rows puts the 16
+// rows of a group in the 16 int32 lanes: a block (32 elements) of 16 rows is 8 vpdpbusd
+// with the activations broadcast, then ONE convert + fma for all 16 rows, and no horizontal
+// sums (llama.cpp repacks Q4_0 into interleaved blocks at load for the same reason).
+//
+// Supported: Q4_0, Q4_1, Q8_0 (the types of the default model and the benchmark models).
+// Rows are grouped by 16 (the last group zero-padded). Per group, nb = n_in / 32 blocks:
+//   quants:  nb × QB bytes; block b, vector v (64 bytes), lane r (4 bytes), byte j:
+//            q4_*: GGUF qs[4v + j] of row r (low nibble: element 4v+j, high: 16+4v+j), v < 4
+//            q8_0: GGUF qs[4v + j] of row r plus 128 (unsigned), v < 8
+//   scales:  nb × SB bytes; block b: d of rows 0..15 (f16), then (q4_1) m of rows 0..15.
+// Weight levels are unsigned (q4: 0..15, q8_0: q+128); the offset (8, 128) is applied
+// through the activations' block sums.
+//
+// Matmul semantics (the ref in kernels/ref/quant_r16.c defines it; SIMD reproduces it bit for
+// bit): activations are quantized exactly as for GGUF's Q8_0/Q8_1 (e2h_qx_quantize with
+// wtype Q8_0: q, dx = half(d), sx = half(d·Σq)). Per output (row r, token t):
+//   acc = 0; for each block b in order:
+//       isum = Σ_e u[r][e]·q[t][e] - off·Σ_e q[t][e]            (exact int32)
+//       acc  = fma((float)isum, dw[r][b] * dx[t][b], acc)
+//       acc  = fma(mw[r][b], sx[t][b], acc)                      (q4_1 only)
+//   y = acc
+// Each output depends only on its row, its token and n_in (batch- and thread-invariant).
+#ifndef E2H_KERNELS_QUANT_R16_H
+#define E2H_KERNELS_QUANT_R16_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "quant.h"
+
+#define E2H_R16_ROWS 16
+
+// 1 if `wtype` has an r16 layout.
+int e2h_r16_supported(int wtype);
+// Bytes of the repacked copy of a (n_out, n_in) matrix; 0 if unsupported or n_in is not a
+// multiple of 32.
+size_t e2h_r16_size(int wtype, int64_t n_in, int64_t n_out);
+// Repacks W (n_out rows of GGUF blocks, row stride e2h_type_row_size) into dst
+// (e2h_r16_size bytes, 64-byte aligned). Multithreaded over groups through pool (may be NULL).
+void e2h_r16_repack(e2h_pool *pool, int wtype, const void *w, int64_t n_in, int64_t n_out,
+                    void *dst);
+// Bytes of the scratch a call needs (64-byte aligned); -1 if unsupported.
+int64_t e2h_r16_scratch_size(int wtype, int64_t n_tok, int64_t n_in);
+
+// y (n_tok, ldy)[:, 0:n_out] = x (n_tok, n_in) · W^T with W in r16 layout `wp`.
+// Multithreaded over row groups through pool (may be NULL). Allocates nothing.
+void e2h_r16_matmul_ref(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *wp,
+                        int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch);
+// AVX-512 VNNI; only call where the CPU has AVX-512 F/BW/VL/DQ + VNNI.
+void e2h_r16_matmul_avx512(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *wp,
+                           int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch);
+
+// ---- shared by ref and SIMD ----
+static inline int64_t e2h_r16_qbytes(int wtype) { return wtype == E2H_TYPE_Q8_0 ? 512 : 256; }
+static inline int64_t e2h_r16_sbytes(int wtype) { return wtype == E2H_TYPE_Q4_1 ? 64 : 32; }
+static inline int64_t e2h_r16_group_stride(int wtype, int64_t n_in) {
+    return (n_in / 32) * (e2h_r16_qbytes(wtype) + e2h_r16_sbytes(wtype));
+}
+static inline int e2h_r16_offset(int wtype) { return wtype == E2H_TYPE_Q4_0 ? 8 : wtype == E2H_TYPE_Q8_0 ? 128 : 0; }
+
+// Scratch: per token the Q8_0 activation layout of kernels/quant.h (natural element order;
+// dx, sx arrays), then for all tokens int32 init[t][b] = -off·Σq over block b.
+// Quantizes tokens [t0, t1) (ref code; `simd` selects the byte-identical AVX-512 twin).
+void e2h_r16_quantize(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_tok,
+                      int64_t n_in, void *scratch, int simd);
+static inline int64_t e2h_r16_token_stride(int64_t n_in) {
+    return e2h_qx_token_stride(E2H_TYPE_Q8_0, n_in);
+}
+static inline int32_t *e2h_r16_inits(void *scratch, int64_t n_tok, int64_t n_in) {
+    return (int32_t *)((uint8_t *)scratch + n_tok * e2h_r16_token_stride(n_in));
+}
+
+#endif

@@ -1,0 +1,237 @@
+// kernels/x86/quant_r16_avx512.c — matmul over r16-repacked weights with AVX-512 VNNI.
+//
+// Lane r of every vector is row 16g + r of a group. Per 32-element block and token: 8
+// vpdpbusd (unsigned weight levels × the token's 4 activation bytes broadcast), then one
+// convert and one fma with the 16 rows' scales — bit-identical to e2h_r16_matmul_ref.
+// Tiles: G groups × NT tokens share each unpacked weight vector and each broadcast.
+// Decode (1 token) streams the weights with 2 groups per tile and two integer chains per
+// output (latency); prefill runs 2 groups × 4 tokens over token blocks that stay in L2.
+#include <immintrin.h>
+
+#include "kernels/quant_r16.h"
+
+#define AI static inline __attribute__((always_inline))
+
+#define G_DEC 2      // groups per decode tile
+#define G_PRE 2      // groups per prefill tile
+#define NT_PRE 4     // tokens per prefill tile
+#define G_MAX 2
+#define TOK_BLOCK 64 // tokens whose activations stay in L2 while a thread's rows stream
+#ifndef R16_PF_TILE
+#define R16_PF_TILE 32768 // tiles up to this size prefetch the next tile instead (SmolLM2 1 thread: 24 -> 30 GB/s)
+#endif
+#ifndef R16_PF_HINT
+#define R16_PF_HINT _MM_HINT_T0
+#endif
+#ifndef R16_PF_DIST
+#define R16_PF_DIST 1024 // decode prefetch distance in each group's quant stream (bytes)
+#endif
+#define QUANT_INLINE_TOK 16
+
+static inline int32_t ld32(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+// Token-side pointers of one tile.
+typedef struct {
+    const int8_t *q;    // (n_in) activations, natural order
+    const float *dx;    // (nb)
+    const float *sx;    // (nb)
+    const int32_t *init; // (nb)
+} r16_tok;
+
+// out[g][t] (16 rows each) = rows of groups gq[g] × tokens tk[t], whole reduction.
+AI void r16_tile(int wt, int G, int NT, int split, const uint8_t *const gq[], const r16_tok tk[],
+                 int64_t nb, __m512 out[][NT_PRE], int64_t pf) {
+    const int64_t qb = e2h_r16_qbytes(wt), sb = e2h_r16_sbytes(wt);
+    const int off = e2h_r16_offset(wt), has_min = wt == E2H_TYPE_Q4_1;
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512 acc[G_MAX][NT_PRE];
+#pragma GCC unroll 2
+    for (int g = 0; g < G; g++)
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) acc[g][t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+#pragma GCC unroll 2
+        for (int g = 0; g < G; g++) {
+            const uint8_t *qd = gq[g] + b * qb, *sd = gq[g] + nb * qb + b * sb;
+            if (pf) { // every line of the block pf bytes ahead, and its scales
+#pragma GCC unroll 8
+                for (int64_t o = 0; o < qb; o += 64) _mm_prefetch((const char *)(qd + pf + o), R16_PF_HINT);
+                _mm_prefetch((const char *)(sd + (pf == R16_PF_DIST ? R16_PF_DIST * sb / qb : pf)), R16_PF_HINT);
+            }
+            __m512i i0[NT_PRE], i1[NT_PRE];
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                i0[t] = off ? _mm512_set1_epi32(tk[t].init[b]) : _mm512_setzero_si512();
+                i1[t] = _mm512_setzero_si512();
+            }
+            if (wt == E2H_TYPE_Q8_0) {
+#pragma GCC unroll 8
+                for (int v = 0; v < 8; v++) {
+                    const __m512i w = _mm512_loadu_si512((const void *)(qd + 64 * v));
+#pragma GCC unroll 4
+                    for (int t = 0; t < NT; t++) {
+                        const __m512i xv = _mm512_set1_epi32(ld32(tk[t].q + 32 * b + 4 * v));
+                        if (split && (v & 1)) i1[t] = _mm512_dpbusd_epi32(i1[t], w, xv);
+                        else i0[t] = _mm512_dpbusd_epi32(i0[t], w, xv);
+                    }
+                }
+            } else {
+#pragma GCC unroll 4
+                for (int v = 0; v < 4; v++) {
+                    const __m512i raw = _mm512_loadu_si512((const void *)(qd + 64 * v));
+                    const __m512i lo = _mm512_and_si512(raw, m4);
+                    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+#pragma GCC unroll 4
+                    for (int t = 0; t < NT; t++) {
+                        const __m512i xl = _mm512_set1_epi32(ld32(tk[t].q + 32 * b + 4 * v));
+                        const __m512i xh = _mm512_set1_epi32(ld32(tk[t].q + 32 * b + 16 + 4 * v));
+                        i0[t] = _mm512_dpbusd_epi32(i0[t], lo, xl);
+                        if (split) i1[t] = _mm512_dpbusd_epi32(i1[t], hi, xh);
+                        else i0[t] = _mm512_dpbusd_epi32(i0[t], hi, xh);
+                    }
+                }
+            }
+            const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)sd));
+            __m512 mw = _mm512_setzero_ps();
+            if (has_min) mw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sd + 32)));
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                const __m512i is = split ? _mm512_add_epi32(i0[t], i1[t]) : i0[t];
+                acc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(dw, _mm512_set1_ps(tk[t].dx[b])),
+                                            acc[g][t]);
+                if (has_min) acc[g][t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(tk[t].sx[b]), acc[g][t]);
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (int g = 0; g < G; g++)
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) out[g][t] = acc[g][t];
+}
+
+typedef void (*r16_tile_fn)(const uint8_t *const gq[], const r16_tok tk[], int64_t nb, __m512 out[][NT_PRE],
+                            int64_t pf);
+
+#define R16_FN(TYPE, G, NT, SPLIT, PF)                                                               \
+    static void r16_##TYPE##_##G##_##NT(const uint8_t *const gq[], const r16_tok tk[], int64_t nb,  \
+                                        __m512 out[][NT_PRE], int64_t pf) {                          \
+        r16_tile(E2H_TYPE_##TYPE, G, NT, SPLIT, gq, tk, nb, out, PF ? pf : 0);                       \
+    }
+#define R16_FNS(TYPE)                                                                                \
+    R16_FN(TYPE, 2, 1, 1, 1) R16_FN(TYPE, 1, 1, 1, 1) R16_FN(TYPE, 2, 2, 1, 0) R16_FN(TYPE, 2, 3, 0, 0) \
+    R16_FN(TYPE, 2, 4, 0, 0) R16_FN(TYPE, 1, 2, 1, 0) R16_FN(TYPE, 1, 3, 0, 0) R16_FN(TYPE, 1, 4, 0, 0)
+R16_FNS(Q4_0)
+R16_FNS(Q4_1)
+R16_FNS(Q8_0)
+
+typedef struct {
+    r16_tile_fn f[G_MAX][NT_PRE]; // [groups - 1][tokens - 1]
+} r16_tiles;
+
+static int r16_tiles_get(int wtype, r16_tiles *t) {
+#define R16_SET(TYPE)                                                                                \
+    do {                                                                                             \
+        r16_tile_fn f[G_MAX][NT_PRE] = {{r16_##TYPE##_1_1, r16_##TYPE##_1_2, r16_##TYPE##_1_3, r16_##TYPE##_1_4}, \
+                                        {r16_##TYPE##_2_1, r16_##TYPE##_2_2, r16_##TYPE##_2_3, r16_##TYPE##_2_4}}; \
+        memcpy(t->f, f, sizeof f);                                                                   \
+    } while (0)
+    switch (wtype) {
+    case E2H_TYPE_Q4_0: R16_SET(Q4_0); return 0;
+    case E2H_TYPE_Q4_1: R16_SET(Q4_1); return 0;
+    case E2H_TYPE_Q8_0: R16_SET(Q8_0); return 0;
+    default: return -1;
+    }
+#undef R16_SET
+}
+
+typedef struct {
+    float *y;
+    int64_t ldy;
+    const float *x;
+    const uint8_t *w;
+    int wtype;
+    int64_t n_tok, n_in, n_out;
+    uint8_t *scratch;
+    r16_tiles tiles;
+} r16_ctx;
+
+static void r16_quantize_fn(void *p, int ith, int nth) {
+    const r16_ctx *c = p;
+    int64_t t0, t1;
+    e2h_pool_slice(c->n_tok, ith, nth, 1, &t0, &t1);
+    e2h_r16_quantize(c->wtype, c->x, t0, t1, c->n_tok, c->n_in, c->scratch, 1);
+}
+
+// Stores a tile: group gi's 16 rows (fewer at the matrix end) for tokens [t, t + nt).
+static void r16_store(const r16_ctx *c, int64_t row0, int G, int nt, int64_t t, __m512 out[][NT_PRE]) {
+    for (int g = 0; g < G; g++) {
+        const int64_t r = row0 + (int64_t)g * E2H_R16_ROWS;
+        const int64_t left = c->n_out - r;
+        const __mmask16 m = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+        for (int j = 0; j < nt; j++) _mm512_mask_storeu_ps(c->y + (t + j) * c->ldy + r, m, out[g][j]);
+    }
+}
+
+// Groups [g0, g1) × tokens [t0, t1), tiles of up to gmax groups × ntmax tokens.
+static void r16_run(const r16_ctx *c, int64_t g0, int64_t g1, int64_t t0, int64_t t1, int gmax, int ntmax) {
+    const int64_t nb = c->n_in / 32, gs = e2h_r16_group_stride(c->wtype, c->n_in);
+    const int64_t ts = e2h_r16_token_stride(c->n_in);
+    const int32_t *init = e2h_r16_inits(c->scratch, c->n_tok, c->n_in);
+    // Decode prefetch: short groups (small n_in) are short streams that the hardware
+    // prefetcher keeps losing, so fetch the next tile (the same offset gmax groups on);
+    // long groups stream well, so only R16_PF_DIST ahead in the group.
+    const int64_t pf = gmax * gs <= R16_PF_TILE ? gmax * gs : R16_PF_DIST;
+    for (int64_t g = g0; g < g1; g += gmax) {
+        const int G = (int)(g1 - g < gmax ? g1 - g : gmax);
+        const uint8_t *gq[G_MAX];
+        for (int i = 0; i < G; i++) gq[i] = c->w + (g + i) * gs;
+        for (int64_t t = t0; t < t1; t += ntmax) {
+            const int nt = (int)(t1 - t < ntmax ? t1 - t : ntmax);
+            r16_tok tk[NT_PRE];
+            for (int j = 0; j < nt; j++) {
+                const uint8_t *tok = c->scratch + (t + j) * ts;
+                const int64_t nb2 = e2h_qx32_nb2(c->n_in);
+                tk[j].q = (const int8_t *)tok;
+                tk[j].dx = (const float *)(tok + nb2 * 32);
+                tk[j].sx = tk[j].dx + nb2;
+                tk[j].init = init + (t + j) * nb;
+            }
+            __m512 out[G_MAX][NT_PRE];
+            c->tiles.f[G - 1][nt - 1](gq, tk, nb, out, pf);
+            r16_store(c, g * E2H_R16_ROWS, G, nt, t, out);
+        }
+    }
+}
+
+static void r16_matmul_fn(void *p, int ith, int nth) {
+    const r16_ctx *c = p;
+    const int64_t groups = (c->n_out + E2H_R16_ROWS - 1) / E2H_R16_ROWS;
+    const int gmax = c->n_tok == 1 ? G_DEC : G_PRE;
+    int64_t g0, g1;
+    e2h_pool_slice(groups, ith, nth, gmax, &g0, &g1);
+    if (g0 >= g1) return;
+    if (c->n_tok == 1) {
+        r16_run(c, g0, g1, 0, 1, gmax, 1);
+        return;
+    }
+    for (int64_t tb = 0; tb < c->n_tok; tb += TOK_BLOCK) {
+        const int64_t te = tb + TOK_BLOCK < c->n_tok ? tb + TOK_BLOCK : c->n_tok;
+        r16_run(c, g0, g1, tb, te, gmax, NT_PRE);
+    }
+}
+
+void e2h_r16_matmul_avx512(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *wp,
+                           int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
+    if (e2h_r16_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
+    r16_ctx c = {y, ldy, x, wp, wtype, n_tok, n_in, n_out, scratch, {{{0}}}};
+    if (r16_tiles_get(wtype, &c.tiles)) return;
+    if (n_tok < QUANT_INLINE_TOK || e2h_pool_size(pool) == 1)
+        e2h_r16_quantize(wtype, x, 0, n_tok, n_tok, n_in, scratch, 1);
+    else
+        e2h_pool_run(pool, r16_quantize_fn, &c);
+    e2h_pool_run(pool, r16_matmul_fn, &c);
+}

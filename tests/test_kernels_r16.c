@@ -1,0 +1,240 @@
+// tests/test_kernels_r16.c — r16 (row-interleaved) quantized matmul.
+//
+// Oracles: (1) an independent double-precision dot of the dequantized GGUF weights with the
+// dequantized int8 activations (the exact value the quantized kernels approximate), with
+// tolerance abs 1e-6 + rel 2e-6·Σ|terms| (f32 accumulation over at most a few hundred
+// blocks); (2) the existing GGUF-layout reference matmul (same integer dots, other float
+// order) within the same bound; (3) the AVX-512 kernel is bit-identical to the r16 scalar
+// reference, and both are batch- and thread-invariant (a token alone == in a batch).
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "kernels/ops.h"
+#include "kernels/quant.h"
+#include "kernels/quant_r16.h"
+
+static const int k_types[] = {E2H_TYPE_Q4_0, E2H_TYPE_Q4_1, E2H_TYPE_Q8_0};
+
+static uint64_t rng = 0x2545F4914F6CDD1Dull;
+static uint32_t rnd_u32(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 16);
+}
+static float rnd_sym(void) { return (rnd_u32() >> 8) * (2.0f / 16777216.0f) - 1.0f; }
+
+static int has_avx512(void) { return e2h_ops_get("avx512") != NULL; }
+
+typedef struct {
+    int type;
+    int64_t n_tok, n_in, n_out;
+    uint8_t *w, *wp;  // GGUF rows, r16 copy
+    float *x;         // (n_tok, n_in)
+    void *scratch, *scratch_gguf;
+} rcase;
+
+static void *zalloc64(size_t n) {
+    n = (n + 63) / 64 * 64;
+    void *p = aligned_alloc(64, n ? n : 64);
+    memset(p, 0, n ? n : 64);
+    return p;
+}
+
+// Random weights with a spread of block scales (some rows tiny, some large); activations
+// with outliers so that block scales of the activations vary too.
+static void rcase_init(rcase *c, int type, int64_t n_tok, int64_t n_in, int64_t n_out) {
+    c->type = type;
+    c->n_tok = n_tok;
+    c->n_in = n_in;
+    c->n_out = n_out;
+    const size_t rs = e2h_type_row_size(type, n_in);
+    c->w = zalloc64(rs * (size_t)n_out);
+    float *row = malloc(sizeof(float) * (size_t)n_in);
+    for (int64_t r = 0; r < n_out; r++) {
+        const float scale = (r % 7 == 3) ? 1e-3f : (r % 5 == 1) ? 30.0f : 1.0f;
+        for (int64_t i = 0; i < n_in; i++) row[i] = scale * rnd_sym() + (type == E2H_TYPE_Q4_1 ? 0.3f * scale : 0.0f);
+        e2h_quantize_row_ref(type, row, c->w + r * rs, n_in);
+    }
+    free(row);
+    c->wp = zalloc64(e2h_r16_size(type, n_in, n_out));
+    e2h_r16_repack(NULL, type, c->w, n_in, n_out, c->wp);
+    c->x = malloc(sizeof(float) * (size_t)(n_tok * n_in));
+    for (int64_t i = 0; i < n_tok * n_in; i++) c->x[i] = rnd_sym() * (i % 97 == 5 ? 50.0f : 1.0f);
+    c->scratch = zalloc64((size_t)e2h_r16_scratch_size(type, n_tok, n_in));
+    c->scratch_gguf = zalloc64((size_t)e2h_qmatmul_scratch_size(type, n_tok, n_in));
+}
+
+static void rcase_free(rcase *c) {
+    free(c->w);
+    free(c->wp);
+    free(c->x);
+    free(c->scratch);
+    free(c->scratch_gguf);
+}
+
+// Exact dot of dequantized weights with the dequantized int8 activations (as llama.cpp's
+// activations: q·dx, plus for q4_1 the min term m·sx), and the magnitude Σ|terms|.
+static double exact_dot(const rcase *c, const uint8_t *scratch, int64_t t, int64_t r, double *mag) {
+    const int64_t nb = c->n_in / 32, nb2 = e2h_qx32_nb2(c->n_in);
+    const uint8_t *tok = scratch + t * e2h_r16_token_stride(c->n_in);
+    const int8_t *q = (const int8_t *)tok;
+    const float *dx = (const float *)(tok + nb2 * 32), *sx = dx + nb2;
+    const size_t rs = e2h_type_row_size(c->type, c->n_in), bsz = e2h_type_row_size(c->type, 32);
+    double s = 0, m = 0;
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = c->w + r * rs + b * bsz;
+        float deq[32];
+        // levels × d (min excluded): dequantize a copy with m = 0, then the min term apart
+        uint8_t tmp[64];
+        memcpy(tmp, blk, bsz);
+        float mw = 0;
+        if (c->type == E2H_TYPE_Q4_1) {
+            uint16_t h;
+            memcpy(&h, blk + 2, 2);
+            mw = e2h_q_h2f(h);
+            memset(tmp + 2, 0, 2);
+        }
+        e2h_dequantize_row_ref(c->type, tmp, deq, 32);
+        for (int e = 0; e < 32; e++) {
+            const double term = (double)deq[e] * q[32 * b + e] * dx[b];
+            s += term;
+            m += fabs(term);
+        }
+        s += (double)mw * sx[b];
+        m += fabs((double)mw * sx[b]);
+    }
+    *mag = m;
+    return s;
+}
+
+typedef void (*mm_fn)(e2h_pool *, float *, int64_t, const float *, const void *, int, int64_t, int64_t,
+                      int64_t, void *);
+
+static void run_r16(mm_fn f, e2h_pool *pool, rcase *c, float *y, int64_t n_tok, int64_t t0) {
+    f(pool, y, c->n_out, c->x + t0 * c->n_in, c->wp, c->type, n_tok, c->n_in, c->n_out, c->scratch);
+}
+
+// Shapes: n_out not a multiple of 16 or 32, odd block counts, 1 block, SmolLM2's 576.
+static const int64_t k_shapes[][3] = {{1, 32, 1},   {3, 96, 17},   {5, 576, 45},  {1, 576, 192},
+                                      {9, 160, 33}, {4, 1536, 64}, {2, 32, 100}, {7, 224, 16}};
+
+TEST(ref_matches_exact_and_gguf_ref) {
+    for (size_t ti = 0; ti < sizeof k_types / sizeof *k_types; ti++)
+        for (size_t si = 0; si < sizeof k_shapes / sizeof *k_shapes; si++) {
+            rcase c;
+            rcase_init(&c, k_types[ti], k_shapes[si][0], k_shapes[si][1], k_shapes[si][2]);
+            float *y = malloc(sizeof(float) * (size_t)(c.n_tok * c.n_out));
+            float *yg = malloc(sizeof(float) * (size_t)(c.n_tok * c.n_out));
+            run_r16(e2h_r16_matmul_ref, NULL, &c, y, c.n_tok, 0);
+            e2h_qmatmul_ref(NULL, yg, c.n_out, c.x, c.w, c.type, c.n_tok, c.n_in, c.n_out, c.scratch_gguf);
+            int bad = 0;
+            for (int64_t t = 0; t < c.n_tok && !bad; t++)
+                for (int64_t r = 0; r < c.n_out && !bad; r++) {
+                    double mag;
+                    const double ex = exact_dot(&c, c.scratch, t, r, &mag);
+                    const double tol = 1e-6 + 2e-6 * mag;
+                    const float a = y[t * c.n_out + r], g = yg[t * c.n_out + r];
+                    if (!(fabs(a - ex) <= tol) || !(fabs(g - ex) <= tol)) {
+                        CHECKF(0, "type %d shape %lldx%lldx%lld t=%lld r=%lld: r16 %.9g gguf %.9g exact %.9g tol %.3g",
+                               c.type, (long long)c.n_tok, (long long)c.n_in, (long long)c.n_out, (long long)t,
+                               (long long)r, a, g, ex, tol);
+                        bad = 1;
+                    }
+                }
+            free(y);
+            free(yg);
+            rcase_free(&c);
+        }
+}
+
+// f on n tokens at once, and on each token alone, with 1 and 2 threads: all bit-identical,
+// and (when want is given) bit-identical to want.
+static int check_invariance(mm_fn f, rcase *c, const float *want) {
+    e2h_pool *p2 = e2h_pool_init(2);
+    const size_t ny = (size_t)(c->n_tok * c->n_out);
+    float *ya = malloc(sizeof(float) * ny), *yb = malloc(sizeof(float) * ny), *y1 = malloc(sizeof(float) * ny);
+    run_r16(f, NULL, c, ya, c->n_tok, 0);
+    run_r16(f, p2, c, yb, c->n_tok, 0);
+    for (int64_t t = 0; t < c->n_tok; t++) run_r16(f, p2, c, y1 + t * c->n_out, 1, t);
+    int ok = !memcmp(ya, yb, sizeof(float) * ny) && !memcmp(ya, y1, sizeof(float) * ny);
+    if (want) ok = ok && !memcmp(ya, want, sizeof(float) * ny);
+    free(ya);
+    free(yb);
+    free(y1);
+    e2h_pool_free(p2);
+    return ok;
+}
+
+TEST(ref_batch_and_thread_invariance) {
+    for (size_t ti = 0; ti < sizeof k_types / sizeof *k_types; ti++)
+        for (size_t si = 0; si < sizeof k_shapes / sizeof *k_shapes; si++) {
+            rcase c;
+            rcase_init(&c, k_types[ti], k_shapes[si][0], k_shapes[si][1], k_shapes[si][2]);
+            CHECKF(check_invariance(e2h_r16_matmul_ref, &c, NULL), "type %d shape %zu", c.type, si);
+            rcase_free(&c);
+        }
+}
+
+TEST(avx512_bit_identical_to_ref) {
+    if (!has_avx512()) {
+        printf("  skipped: no AVX-512 VNNI on this CPU\n");
+        return;
+    }
+    const int64_t extra[][3] = {{67, 576, 49}, {16, 4096, 40}, {130, 64, 31}};
+    for (size_t ti = 0; ti < sizeof k_types / sizeof *k_types; ti++)
+        for (size_t si = 0; si < sizeof k_shapes / sizeof *k_shapes + 3; si++) {
+            const int64_t *s = si < sizeof k_shapes / sizeof *k_shapes ? k_shapes[si] : extra[si - sizeof k_shapes / sizeof *k_shapes];
+            rcase c;
+            rcase_init(&c, k_types[ti], s[0], s[1], s[2]);
+            float *want = malloc(sizeof(float) * (size_t)(c.n_tok * c.n_out));
+            run_r16(e2h_r16_matmul_ref, NULL, &c, want, c.n_tok, 0);
+            CHECKF(check_invariance(e2h_r16_matmul_avx512, &c, want), "type %d shape %lldx%lldx%lld", c.type,
+                   (long long)s[0], (long long)s[1], (long long)s[2]);
+            free(want);
+            rcase_free(&c);
+        }
+}
+
+TEST(repack_layout) {
+    // Row r, element e of a q8_0 matrix is at group r/16, block e/32, vector (e%32)/4,
+    // lane r%16, byte e%4, plus 128; its scale at the group's scale area.
+    rcase c;
+    rcase_init(&c, E2H_TYPE_Q8_0, 1, 64, 20);
+    const int64_t gs = e2h_r16_group_stride(E2H_TYPE_Q8_0, 64);
+    CHECK(e2h_r16_size(E2H_TYPE_Q8_0, 64, 20) == (size_t)(2 * gs));
+    int ok = 1;
+    for (int64_t r = 0; r < 20; r++)
+        for (int e = 0; e < 64; e++) {
+            const e2h_block_q8_0 *blk = (const e2h_block_q8_0 *)(c.w + r * e2h_type_row_size(E2H_TYPE_Q8_0, 64)) + e / 32;
+            const uint8_t *g = c.wp + (r / 16) * gs;
+            const uint8_t got = g[(e / 32) * 512 + ((e % 32) / 4) * 64 + (r % 16) * 4 + e % 4];
+            ok &= got == (uint8_t)(blk->qs[e % 32] + 128);
+            uint16_t d;
+            memcpy(&d, g + 2 * 512 + (e / 32) * 32 + (r % 16) * 2, 2);
+            ok &= d == blk->d;
+        }
+    CHECK(ok);
+    rcase_free(&c);
+}
+
+TEST(rejects_bad_shapes) {
+    CHECK(e2h_r16_size(E2H_TYPE_Q4_0, 33, 16) == 0);
+    CHECK(e2h_r16_size(E2H_TYPE_Q4_K, 256, 16) == 0);
+    CHECK(e2h_r16_size(E2H_TYPE_Q4_0, 32, 0) == 0);
+    CHECK(e2h_r16_scratch_size(E2H_TYPE_Q4_1, 1, 48) < 0);
+    CHECK(e2h_r16_scratch_size(E2H_TYPE_Q5_0, 1, 64) < 0);
+    CHECK(!e2h_r16_supported(E2H_TYPE_F32));
+}
+
+int main(void) {
+    RUN(repack_layout);
+    RUN(rejects_bad_shapes);
+    RUN(ref_matches_exact_and_gguf_ref);
+    RUN(ref_batch_and_thread_invariance);
+    RUN(avx512_bit_identical_to_ref);
+    return TEST_SUMMARY();
+}
