@@ -87,8 +87,10 @@ e2h_status e2h_engine_init(const e2h_model *m, const e2h_engine_opts *opts, e2h_
     e->logits = malloc((size_t)e->max_batch * e->vocab * sizeof(float));
     e->fs = malloc((size_t)e->max_batch * sizeof *e->fs);
     e->fs_owner = malloc((size_t)e->max_batch * sizeof *e->fs_owner);
-    if (!e->pool || !e->fwd || !e->logits || !e->fs || !e->fs_owner ||
-        sample_scratch_init(&e->ss, e->vocab)) {
+    e->ss = calloc((size_t)o.n_threads, sizeof *e->ss);
+    int ss_bad = !e->ss;
+    for (int i = 0; i < o.n_threads && !ss_bad; i++) ss_bad = sample_scratch_init(&e->ss[i], e->vocab);
+    if (!e->pool || !e->fwd || !e->logits || !e->fs || !e->fs_owner || ss_bad) {
         e2h_errf(err, err_len, "out of memory allocating run state for %d tokens", e->max_batch);
         st = E2H_ERR_NOMEM;
         goto fail;
@@ -105,7 +107,8 @@ void e2h_engine_free(e2h_engine *e) {
     fwd_free(e->fwd);
     kv_pool_free(e->kv);
     e2h_pool_free(e->pool);
-    sample_scratch_free(&e->ss);
+    for (int i = 0; e->ss && i < e->n_threads; i++) sample_scratch_free(&e->ss[i]);
+    free(e->ss);
     free(e->logits);
     free(e->fs);
     free(e->fs_owner);
@@ -310,13 +313,30 @@ static int eng_hit_stop_string(e2h_engine *e, const e2h_seq *s, const e2h_stop *
     return 0;
 }
 
-// Samples one token for s from its current logits and appends it; sets s->stop if done.
+typedef struct {
+    e2h_engine *e;
+    e2h_seq *const *seqs;
+    int n;
+} eng_sample_args;
+
+// Pool body: each thread samples its share of the sequences (each has its own RNG, so the
+// tokens do not depend on the thread count) with its own scratch.
+static void eng_sample_fn(void *p, int ith, int nth) {
+    const eng_sample_args *a = p;
+    int64_t i0, i1;
+    e2h_pool_slice(a->n, ith, nth, 1, &i0, &i1);
+    for (int64_t i = i0; i < i1; i++) {
+        e2h_seq *s = a->seqs[i];
+        s->next_tok = sample_token(s->logits, a->e->vocab, &s->sp, &s->rng, &a->e->ss[ith], &s->next_lp);
+    }
+}
+
+// Appends the token sampled for s (next_tok); sets s->stop if done.
 static e2h_status seq_sample_one(e2h_engine *e, e2h_seq *s, const e2h_stop *stop) {
     if (seq_grow(s, s->n + 2)) return ENG_ERR(e, E2H_ERR_NOMEM, "out of memory");
-    float lp;
-    int32_t tok = sample_token(s->logits, e->vocab, &s->sp, &s->rng, &e->ss, &lp);
+    const int32_t tok = s->next_tok;
     s->tokens[s->n] = tok;
-    s->logprobs[s->n] = lp;
+    s->logprobs[s->n] = s->next_lp;
     s->n++;
     int at_eos = stop ? stop->stop_at_eos : 1;
     int32_t budget = stop && stop->max_tokens > 0 ? stop->max_tokens : INT32_MAX;
@@ -350,6 +370,8 @@ e2h_status e2h_seq_extend(e2h_engine *e, e2h_seq *const *seqs, int n, const e2h_
     }
     while (!st && n_active > 0) {
         int m = 0;
+        eng_sample_args sa = {e, active, n_active};
+        e2h_pool_run(n_active > 1 ? e->pool : NULL, eng_sample_fn, &sa);
         for (int i = 0; i < n_active && !st; i++) {
             st = seq_sample_one(e, active[i], stop);
             if (active[i]->stop == E2H_STOP_NONE) active[m++] = active[i];

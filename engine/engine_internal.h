@@ -22,7 +22,7 @@ struct e2h_engine {
     float *logits;        // (max_batch, vocab) logits of one pass
     fwd_seq *fs;          // (max_batch) batch being built
     struct e2h_seq **fs_owner;
-    sample_scratch ss;
+    sample_scratch *ss;   // (n_threads) one per pool thread: sequences are sampled in parallel
     struct e2h_seq *live; // list of live sequences (for stats)
     char *text;           // decode buffer for stop strings
     size_t text_cap;
@@ -38,6 +38,8 @@ struct e2h_seq {
     float *logits;        // (vocab) next-token logits, valid when kv.n_tokens == n
     e2h_sampling sp;
     e2h_rng rng;
+    int32_t next_tok;     // sampled by the parallel phase of extend, appended after it
+    float next_lp;
     uint64_t stream;      // RNG stream id (path in the fork tree)
     int32_t ext_start;    // first token of the current extend call
     e2h_stop_reason stop;

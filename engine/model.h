@@ -88,6 +88,7 @@ struct e2h_model {
     int n_quant_fallback; // tensors quantized to q5_0 because rows are not a multiple of 256
     size_t weight_bytes;  // bytes of all weights as stored
     size_t packed_bytes;  // bytes of the r16 copies (model_repack)
+    char *chat_system;    // default system message of the chat template or NULL (owned)
     int64_t n_params;
 };
 

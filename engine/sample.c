@@ -100,7 +100,7 @@ SAMPLE_VEC static double sample_sumexp(const float *x, int32_t n, float mx) {
 }
 
 float sample_logprob(const float *logits, int32_t n, int32_t tok) {
-    float mx = sample_max(logits, n);
+    const float mx = sample_max(logits, n);
     return (float)((double)(logits[tok] - mx) - log(sample_sumexp(logits, n, mx)));
 }
 
@@ -174,26 +174,63 @@ static int32_t sample_pick(const sample_pair *c, const double *prob, int32_t kee
     return c[keep - 1].i;
 }
 
+#define SAMPLE_CHUNK 256 // elements per partial sum of the inverse CDF
+
+// Float weights exp((v - mx) / t) of the chunk [i0, i1), 0 below the e^-40 / min-p cut;
+// returns their sum (lane sums, then lanes in order).
+SAMPLE_VEC static float sample_chunk_weights(const float *logits, int32_t i0, int32_t i1, float mx,
+                                             float inv_t, float thr, float *w) {
+    float acc[SAMPLE_LANES] = {0};
+    int32_t i = i0;
+    for (; i + SAMPLE_LANES <= i1; i += SAMPLE_LANES)
+        for (int k = 0; k < SAMPLE_LANES; k++) {
+            const float x = (logits[i + k] - mx) * inv_t, e = sample_exp(x);
+            w[i + k] = (x < -40.0f || e < thr) ? 0.0f : e;
+            acc[k] += w[i + k];
+        }
+    float sum = 0.0f;
+    for (int k = 0; k < SAMPLE_LANES; k++) sum += acc[k];
+    for (; i < i1; i++) {
+        const float x = (logits[i] - mx) * inv_t, e = sample_exp(x);
+        w[i] = (x < -40.0f || e < thr) ? 0.0f : e;
+        sum += w[i];
+    }
+    return sum;
+}
+
 // Temperature (+ min-p) over the whole vocabulary needs no sort: weights and the inverse CDF
 // in token-id order, O(n) per token (sorting ~50k candidates per token dominated decoding).
+// The weights are computed vectorized in float, summed per chunk; the inverse CDF finds the
+// chunk from the chunk sums, then the token inside it.
 static int32_t sample_unsorted(const float *logits, int32_t n, const e2h_sampling *p,
                                e2h_rng *rng, sample_scratch *s) {
-    float mx = logits[0];
+    const float mx = sample_max(logits, n);
     int32_t best = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (logits[i] > mx) { mx = logits[i]; best = i; }
-    double inv_t = 1.0 / p->temperature, thr = p->min_p > 0.0f ? p->min_p : 0.0, total = 0;
-    for (int32_t i = 0; i < n; i++) { // the best token weighs 1, so min-p cuts at min_p
-        double w = sample_weight(logits[i], mx, inv_t);
-        s->prob[i] = w >= thr ? w : 0.0;
-        total += s->prob[i];
+    while (best < n - 1 && !(logits[best] == mx)) best++;
+    // the best token weighs 1, so min-p cuts at min_p
+    const float inv_t = (float)(1.0 / p->temperature), thr = p->min_p > 0.0f ? p->min_p : 0.0f;
+    float *w = (float *)s->prob;        // n floats in the n doubles
+    double *chunk = (double *)s->pairs; // n / SAMPLE_CHUNK + 1 sums in the n pairs
+    const int32_t n_chunks = (n + SAMPLE_CHUNK - 1) / SAMPLE_CHUNK;
+    double total = 0;
+    for (int32_t c = 0; c < n_chunks; c++) {
+        const int32_t i1 = (c + 1) * SAMPLE_CHUNK < n ? (c + 1) * SAMPLE_CHUNK : n;
+        chunk[c] = sample_chunk_weights(logits, c * SAMPLE_CHUNK, i1, mx, inv_t, thr, w);
+        total += chunk[c];
     }
-    double u = rng_uniform(rng) * total, acc = 0;
-    for (int32_t i = 0; i < n; i++) {
-        acc += s->prob[i];
-        if (u < acc && s->prob[i] > 0.0) return i;
+    if (!(total > 0.0)) return best;
+    const double u = rng_uniform(rng) * total;
+    double acc = 0;
+    int32_t c = 0;
+    while (c < n_chunks - 1 && acc + chunk[c] <= u) acc += chunk[c++];
+    int32_t last = -1;
+    for (int32_t i = c * SAMPLE_CHUNK; i < n; i++) { // normally ends inside chunk c
+        if (w[i] <= 0.0f) continue;
+        acc += w[i];
+        last = i;
+        if (u < acc) return i;
     }
-    return best;
+    return last >= 0 ? last : best; // rounding left u just above the running sum
 }
 
 // Top-p without sorting the vocabulary: the total mass is summed in O(n); the best M tokens

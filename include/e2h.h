@@ -72,6 +72,11 @@ typedef struct {
 void e2h_model_get_info(const e2h_model *m, e2h_model_info *info);
 // The model's tokenizer, or NULL when the model came without one. Owned by the model.
 const e2h_tokenizer *e2h_model_tokenizer(const e2h_model *m);
+// The default system message of the model's ChatML chat template (GGUF tokenizer.chat_template
+// or tokenizer_config.json chat_template), e.g. SmolLM2's "You are a helpful AI assistant
+// named SmolLM, ...", which the template inserts when a conversation has no system turn;
+// NULL if the template has none. Owned by the model.
+const char *e2h_model_chat_system(const e2h_model *m);
 
 // ---------------------------------------------------------------- tokenizer
 // (see tokenizer/README.md for the supported families)

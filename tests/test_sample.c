@@ -42,6 +42,49 @@ TEST(temperature_frequencies_match_softmax) {
     }
 }
 
+// A vocabulary of 1,003 (several 256-token chunks of the vectorized inverse CDF and a ragged
+// tail): the frequency of every token with p > 0.5% and of each 100-token id range within
+// 4 sigma of softmax(l / 0.8), and min-p 0.05 never picks a token below the cut.
+TEST(large_vocab_frequencies_match_softmax) {
+    enum { V = 1003 };
+    static float l[V];
+    uint64_t x = 12345;
+    for (int i = 0; i < V; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        l[i] = (float)((x >> 40) % 4000) / 1000.0f; // [0, 4)
+    }
+    l[1002] = 5.0f; // the best token in the tail
+    sample_scratch big;
+    CHECK(sample_scratch_init(&big, V) == 0);
+    e2h_sampling p = {0.8f, 0, 1.0f, 0.0f, 4};
+    e2h_rng r;
+    rng_seed(&r, 4, 0);
+    static int cnt[V];
+    const int n = 200000;
+    for (int i = 0; i < n; i++) cnt[sample_token(l, V, &p, &r, &big, NULL)]++;
+    double z = 0, q[V];
+    for (int i = 0; i < V; i++) z += q[i] = exp((l[i] - 5.0) / 0.8);
+    for (int i = 0; i < V; i++) {
+        const double e = q[i] / z, sd = sqrt(e * (1 - e) / n);
+        if (e > 0.005) CHECKF(fabs((double)cnt[i] / n - e) < 4 * sd, "token %d: %f vs %f", i, (double)cnt[i] / n, e);
+    }
+    for (int g = 0; g < V; g += 100) {
+        double e = 0;
+        int c = 0;
+        for (int i = g; i < g + 100 && i < V; i++) e += q[i] / z, c += cnt[i];
+        const double sd = sqrt(e * (1 - e) / n);
+        CHECKF(fabs((double)c / n - e) < 4 * sd, "ids %d..: %f vs %f", g, (double)c / n, e);
+    }
+    e2h_sampling pm = {0.8f, 0, 1.0f, 0.05f, 4};
+    int below = 0;
+    for (int i = 0; i < 20000; i++) {
+        const int t = sample_token(l, V, &pm, &r, &big, NULL);
+        below += exp((l[t] - 5.0) / 0.8) < 0.05;
+    }
+    CHECK(below == 0);
+    sample_scratch_free(&big);
+}
+
 TEST(top_p_keeps_smallest_prefix) {
     // probabilities at T=1: ~0.64, 0.24, 0.09, 0.03 -> top_p 0.8 keeps the first two
     float l[4] = {2.0f, 1.0f, 0.0f, -1.0f};
@@ -106,6 +149,7 @@ int main(void) {
     RUN(greedy_is_argmax_lowest_id_on_ties);
     RUN(top_k_1_is_argmax);
     RUN(temperature_frequencies_match_softmax);
+    RUN(large_vocab_frequencies_match_softmax);
     RUN(top_p_keeps_smallest_prefix);
     RUN(min_p_drops_unlikely);
     RUN(same_seed_same_stream_different_stream_differs);

@@ -13,7 +13,9 @@ static const char *gen_usage =
     "  -p TEXT             prompt text (tokenized with the model's tokenizer, BOS added)\n"
     "  -f FILE             read the prompt text from FILE\n"
     "  --ids LIST          prompt as comma-separated token ids (used as given)\n"
-    "  --chat              wrap the prompt in the model's ChatML template (<|im_start|>)\n"
+    "  --chat              wrap the prompt in the model's ChatML template (<|im_start|>), with\n"
+    "                      the template's default system turn when it has one (SmolLM2)\n"
+    "  --system TEXT       system message for --chat (\"\" for none)\n"
     "  -n N                max new tokens (default 128)\n"
     "  --temp T            temperature; 0 = greedy (default 0)\n"
     "  --top-k K           keep the K most likely tokens (0 = off)\n"
@@ -29,7 +31,7 @@ static const char *gen_usage =
 
 typedef struct {
     cli_model_opts mo;
-    const char *prompt, *file, *ids;
+    const char *prompt, *file, *ids, *system;
     int chat, json, samples, ignore_eos;
     long n_new;
     e2h_sampling sp;
@@ -74,6 +76,7 @@ static int gen_parse(gen_args *a, int argc, char **argv) {
         if (!strcmp(f, "-p")) a->prompt = v;
         else if (!strcmp(f, "-f")) a->file = v;
         else if (!strcmp(f, "--ids")) a->ids = v;
+        else if (!strcmp(f, "--system")) a->system = v;
         else if (!strcmp(f, "-n")) { if (cli_parse_int(f, v, 1, 1 << 24, &a->n_new)) return 2; }
         else if (!strcmp(f, "--temp")) { if (cli_parse_float(f, v, 0, 100, &d)) return 2; a->sp.temperature = (float)d; }
         else if (!strcmp(f, "--top-k")) { if (cli_parse_int(f, v, 0, 1 << 30, &x)) return 2; a->sp.top_k = (int)x; }
@@ -119,10 +122,15 @@ static int gen_prompt_ids(const gen_args *a, const e2h_model *m, int32_t **ids, 
     char *text = a->file ? gen_read_text(a->file) : strdup(a->prompt);
     if (!text) return cli_fail("%s: cannot read prompt file", a->file ? a->file : "-p");
     if (a->chat) {
-        size_t len = strlen(text) + 128;
+        const char *sys = a->system ? a->system : e2h_model_chat_system(m);
+        size_t len = strlen(text) + (sys ? strlen(sys) : 0) + 128;
         char *w = malloc(len);
         if (!w) { free(text); return cli_fail("out of memory"); }
-        snprintf(w, len, "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", text);
+        if (sys && *sys)
+            snprintf(w, len, "<|im_start|>system\n%s<|im_end|>\n<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n",
+                     sys, text);
+        else
+            snprintf(w, len, "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", text);
         free(text);
         text = w;
     }

@@ -34,16 +34,24 @@ int cli_info(int argc, char **argv) {
                "\"hidden_dim\": %d, \"vocab_size\": %d, \"max_ctx\": %d, \"rope_theta\": %g, "
                "\"norm_eps\": %g, \"tie_embeddings\": %s, \"qkv_bias\": %s, \"bos_id\": %d, "
                "\"eos_id\": %d, \"n_params\": %lld, \"weight_bytes\": %zu, "
-               "\"kv_bytes_per_token_f32\": %zu, \"tokenizer\": %s}\n",
+               "\"kv_bytes_per_token_f32\": %zu, \"tokenizer\": %s, \"packed_bytes\": %zu, \"chat_system\": ",
                mi.arch, mi.source, mi.weight_type, mi.dim, mi.n_layers, mi.n_heads, mi.n_kv_heads,
                mi.head_dim, mi.hidden_dim, mi.vocab_size, mi.max_ctx, mi.rope_theta, mi.norm_eps,
                mi.tie_embeddings ? "true" : "false", mi.has_qkv_bias ? "true" : "false", mi.bos_id,
                mi.eos_id, (long long)mi.n_params, mi.weight_bytes, kv_per_tok,
-               t ? "true" : "false");
+               t ? "true" : "false", mi.packed_bytes);
+        const char *sys = e2h_model_chat_system(m);
+        if (sys) cli_json_string(stdout, sys, strlen(sys));
+        else printf("null");
+        printf("}\n");
     } else {
         printf("architecture   %s (%s)\n", mi.arch, mi.source);
         printf("weights        %s, %.2f M parameters, %.1f MiB as stored (mmapped)\n", mi.weight_type,
                mi.n_params / 1e6, mi.weight_bytes / 1048576.0);
+        if (mi.packed_bytes)
+            printf("               + %.1f MiB row-interleaved copy for the SIMD kernels (--no-repack: none)\n",
+                   mi.packed_bytes / 1048576.0);
+        if (e2h_model_chat_system(m)) printf("chat system    \"%s\" (template default)\n", e2h_model_chat_system(m));
         if (mi.n_quant_fallback)
             printf("               (%d matrices as q5_0: rows not a multiple of the 256-value "
                    "k-quant super-block)\n", mi.n_quant_fallback);

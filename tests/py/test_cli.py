@@ -88,3 +88,39 @@ def test_default_model_stop_string_and_samples():
     assert [l["sample"] for l in lines] == [0, 1, 2]
     assert all(l["tokens"] >= 1 and l["logprob"] <= 0 for l in lines)
     assert "stats:" in p.stderr
+
+
+@needs_default
+def test_default_model_chat_system_and_repack():
+    """The GGUF chat template's default system turn is found and used by --chat (as HF's
+    apply_chat_template does for SmolLM2); the r16 copy is reported and --no-repack drops it."""
+    info = json.loads(run("info", "-m", DEFAULT, "--json").stdout)
+    assert info["chat_system"] == "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+    assert json.loads(run("info", "-m", DEFAULT, "--json", "--no-repack").stdout)["packed_bytes"] == 0
+    if "avx512_vnni" in open("/proc/cpuinfo").read():
+        assert info["packed_bytes"] > 0.9 * info["weight_bytes"]
+    # --chat == the explicit template with that system turn; --system "" == none
+    msg = "What is 3+4?"
+    sys_t = ("<|im_start|>system\n" + info["chat_system"] + "<|im_end|>\n<|im_start|>user\n" + msg +
+             "<|im_end|>\n<|im_start|>assistant\n")
+    a = json.loads(run("generate", "-m", DEFAULT, "--chat", "-p", msg, "-n", "4", "--json").stdout)
+    b = json.loads(run("generate", "-m", DEFAULT, "-p", sys_t, "-n", "4", "--json").stdout)
+    c = json.loads(run("generate", "-m", DEFAULT, "--chat", "--system", "", "-p", msg, "-n", "4", "--json").stdout)
+    assert a["prompt_tokens"] == b["prompt_tokens"] and a["ids"] == b["ids"]
+    assert c["prompt_tokens"] < a["prompt_tokens"]
+
+
+@needs_default
+def test_repacked_and_stored_layouts_agree(tmp_path):
+    """Logits of the r16 path and of the stored-layout kernels on the default model: the same
+    integer block dots in another float order. Through 30 layers of int8/f16 activation
+    rounding that order noise reaches a mean |diff| of ~0.2 over the vocabulary (each path is
+    ~0.19 from the f32 dequantization, as far as llama.cpp is); a wrong kernel is off by units."""
+    ids = "1,9690,198,2683,359,253,5356,5646,11173,3365,7018,30,2,198,1,4093,198,8537,314,216,34"
+    run("logits", "-m", DEFAULT, "--ids", ids, "-o", str(tmp_path / "a.npy"), "-t", "2")
+    run("logits", "-m", DEFAULT, "--ids", ids, "-o", str(tmp_path / "b.npy"), "-t", "2", "--no-repack")
+    a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
+    assert a.shape == b.shape == (21, 49152)
+    d = np.abs(a - b)[1:]  # position 0 (BOS alone) has extreme activations in this model
+    assert d.mean() < 0.35, d.mean()
+    assert (a.argmax(1) == b.argmax(1)).mean() >= 0.85
