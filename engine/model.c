@@ -770,12 +770,55 @@ int model_quantize(struct e2h_model *m, int type, char *err, size_t err_len) {
 // CPU's best kernels can use it: one convert+fma per 16 rows instead of per vector, which
 // makes the int8 kernels memory-bound in decode and ~3x faster in prefill. The stored
 // weights stay mapped (embedding lookups, other kernel choices read them).
+// Can parts[0..n) share one fused r16 copy? Same supported type and n_in, every part's rows a
+// multiple of 16 (so no group straddles two parts).
+static int model_can_fuse(e2h_tensor *const parts[], int n) {
+    for (int i = 0; i < n; i++)
+        if (!e2h_r16_supported(parts[i]->type) || parts[i]->type != parts[0]->type ||
+            parts[i]->n_in != parts[0]->n_in || parts[i]->n_out % E2H_R16_ROWS)
+            return 0;
+    return 1;
+}
+
+// The fused copies of a layer: q|k|v concatenated, gate/up interleaved by group.
+static int model_repack_fused(struct e2h_model *m, e2h_layer *L, e2h_pool *pool) {
+    e2h_tensor *qkv[3] = {&L->wq, &L->wk, &L->wv}, *gu[2] = {&L->w_gate, &L->w_up};
+    if (model_can_fuse(qkv, 3)) {
+        const int t = L->wq.type;
+        const int64_t n_in = L->wq.n_in, rows = L->wq.n_out + L->wk.n_out + L->wv.n_out;
+        const int64_t gs = e2h_r16_group_stride(t, n_in);
+        uint8_t *p = model_alloc_aligned(m, e2h_r16_size(t, n_in, rows));
+        if (!p) return -1;
+        for (int i = 0, g = 0; i < 3; g += (int)(qkv[i]->n_out / E2H_R16_ROWS), i++)
+            e2h_r16_repack_to(pool, t, qkv[i]->data, n_in, qkv[i]->n_out, p + g * gs, gs);
+        L->wqkv = (e2h_tensor){NULL, t, n_in, rows, p};
+        m->packed_bytes += e2h_r16_size(t, n_in, rows);
+    }
+    if (model_can_fuse(gu, 2) && L->w_gate.n_out == L->w_up.n_out) {
+        const int t = L->w_gate.type;
+        const int64_t n_in = L->w_gate.n_in, rows = 2 * L->w_gate.n_out;
+        const int64_t gs = e2h_r16_group_stride(t, n_in);
+        uint8_t *p = model_alloc_aligned(m, e2h_r16_size(t, n_in, rows));
+        if (!p) return -1;
+        e2h_r16_repack_to(pool, t, L->w_gate.data, n_in, L->w_gate.n_out, p, 2 * gs);
+        e2h_r16_repack_to(pool, t, L->w_up.data, n_in, L->w_up.n_out, p + gs, 2 * gs);
+        L->w_gate_up = (e2h_tensor){NULL, t, n_in, rows, p};
+        m->packed_bytes += e2h_r16_size(t, n_in, rows);
+    }
+    return 0;
+}
+
 static int model_repack(struct e2h_model *m, char *err, size_t err_len) {
     const e2h_ops *best = e2h_ops_get("auto");
     if (!best || !best->matmul_packed) return 0;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     e2h_pool *pool = e2h_pool_init(ncpu > 1 ? (int)(ncpu < 16 ? ncpu : 16) : 1);
     int rc = 0;
+    for (int l = 0; l < m->cfg.n_layers && !rc; l++)
+        if (model_repack_fused(m, &m->layers[l], pool)) {
+            e2h_errf(err, err_len, "out of memory repacking layer %d; load with no_repack (--no-repack)", l);
+            rc = -1;
+        }
     for (int l = -1; l < m->cfg.n_layers && !rc; l++) {
         e2h_layer *L = l >= 0 ? &m->layers[l] : NULL;
         e2h_tensor *ts[7] = {&m->output};
@@ -784,6 +827,7 @@ static int model_repack(struct e2h_model *m, char *err, size_t err_len) {
             memcpy(ts, lt, sizeof lt);
         }
         for (int i = 0; i < (L ? 7 : 1); i++) {
+            if (L && ((i < 3 && L->wqkv.packed) || ((i == 4 || i == 5) && L->w_gate_up.packed))) continue;
             const size_t bytes = e2h_r16_size(ts[i]->type, ts[i]->n_in, ts[i]->n_out);
             if (!bytes) continue;
             void *p = model_alloc_aligned(m, bytes);

@@ -58,6 +58,11 @@ typedef struct {
     e2h_tensor w_gate;    // (hidden_dim, dim)
     e2h_tensor w_up;      // (hidden_dim, dim)
     e2h_tensor w_down;    // (dim, hidden_dim)
+    // Fused r16 copies (packed only, data NULL; model_repack): q, k, v rows concatenated
+    // (one matmul call) and gate/up groups interleaved (one call with the SwiGLU epilogue).
+    // When set, the parts' own packed copies are not made.
+    e2h_tensor wqkv;      // (n_heads*head_dim + 2*n_kv_heads*head_dim, dim)
+    e2h_tensor w_gate_up; // (2*hidden_dim, dim), gate and up groups of 16 rows alternating
 } e2h_layer;
 
 typedef struct {

@@ -203,7 +203,7 @@ static const e2h_ops k_ops_ref = {
     .swiglu = e2h_swiglu_ref,
     .attention = e2h_attention_ref,
 #if E2H_HAVE_QUANT
-    .matmul_packed = e2h_r16_matmul_ref,
+    .matmul_packed = e2h_r16_matmul_ex_ref,
 #endif
 };
 
@@ -228,7 +228,7 @@ static const e2h_ops k_ops_avx512 = {
     .swiglu = e2h_swiglu_avx512,
     .attention = e2h_attention_avx512,
 #if E2H_HAVE_QUANT
-    .matmul_packed = e2h_r16_matmul_avx512,
+    .matmul_packed = e2h_r16_matmul_ex_avx512,
 #endif
 };
 

@@ -146,6 +146,23 @@ typedef void (*e2h_attn_fn)(e2h_pool *pool, float *out, const float *q,
                             const e2h_kv_layer_view *kv, float scale, void *scratch);
 int64_t e2h_attn_scratch_size(int n_threads, int n_heads, int head_dim, int max_ctx);
 
+// ---- outputs of a fused matmul over row-interleaved weights (matmul_packed) ----
+// Plain: W's rows are split into consecutive segments, each written to its own array
+// (q, k, v from one call: one activation quantization, one parallel region).
+// swiglu: W holds gate and up row groups interleaved (16 rows each: gate 0..15, up 0..15,
+// gate 16..31, ...); segs[0] receives swiglu(gate, up) (the ops' swiglu, so results equal
+// matmul + swiglu), n_out / 2 columns.
+typedef struct {
+    float *y;     // (n_tok, ldy)
+    int64_t ldy;
+    int64_t rows; // rows of W (output columns) in this segment; a multiple of 16 but the last
+} e2h_mm_seg;
+typedef struct {
+    const e2h_mm_seg *segs;
+    int n_segs;   // 1..4
+    int swiglu;
+} e2h_mm_out;
+
 // ---- the ops table ----
 // Shapes are in comments as (rows, cols), row-major.
 typedef struct e2h_ops {
@@ -181,9 +198,10 @@ typedef struct e2h_ops {
 
     e2h_attn_fn attention;
 
-    // As matmul, with W in the r16 row-interleaved layout (kernels/quant_r16.h) for q4_0,
-    // q4_1 and q8_0. NULL where the implementation has none (then the stored layout is used).
-    void (*matmul_packed)(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *wp,
+    // As matmul, with W (n_out rows) in the r16 row-interleaved layout (kernels/quant_r16.h)
+    // for q4_0, q4_1 and q8_0, outputs as described by `out`. NULL where the implementation
+    // has none (then the stored layout is used). Scratch: e2h_matmul_scratch_size.
+    void (*matmul_packed)(e2h_pool *pool, const e2h_mm_out *out, const float *x, const void *wp,
                           int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch);
 } e2h_ops;
 

@@ -46,6 +46,10 @@ size_t e2h_r16_size(int wtype, int64_t n_in, int64_t n_out);
 // (e2h_r16_size bytes, 64-byte aligned). Multithreaded over groups through pool (may be NULL).
 void e2h_r16_repack(e2h_pool *pool, int wtype, const void *w, int64_t n_in, int64_t n_out,
                     void *dst);
+// The same with group g written at dst + g * dst_group_stride (to concatenate matrices, or to
+// interleave gate and up groups for a fused SwiGLU: stride 2 * e2h_r16_group_stride).
+void e2h_r16_repack_to(e2h_pool *pool, int wtype, const void *w, int64_t n_in, int64_t n_out,
+                       void *dst, int64_t dst_group_stride);
 // Bytes of the scratch a call needs (64-byte aligned); -1 if unsupported.
 int64_t e2h_r16_scratch_size(int wtype, int64_t n_tok, int64_t n_in);
 
@@ -56,6 +60,21 @@ void e2h_r16_matmul_ref(e2h_pool *pool, float *y, int64_t ldy, const float *x, c
 // AVX-512 VNNI; only call where the CPU has AVX-512 F/BW/VL/DQ + VNNI.
 void e2h_r16_matmul_avx512(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *wp,
                            int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch);
+// Segmented / SwiGLU outputs (e2h_mm_out in kernels/ops.h); the swiglu of the ref is
+// e2h_swiglu_ref, that of the AVX-512 kernel e2h_swiglu_avx512 (each equals its ISA's
+// matmul + swiglu). In swiglu mode n_out counts gate and up rows (2 × the output width, a
+// multiple of 32). Segment row counts other than the last must be multiples of 16.
+void e2h_r16_matmul_ex_ref(e2h_pool *pool, const e2h_mm_out *out, const float *x, const void *wp,
+                           int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch);
+void e2h_r16_matmul_ex_avx512(e2h_pool *pool, const e2h_mm_out *out, const float *x, const void *wp,
+                              int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch);
+// Where output row r of a plain e2h_mm_out goes: *y points at token 0's element.
+static inline float *e2h_mm_out_at(const e2h_mm_out *o, int64_t r, int64_t *ldy) {
+    int i = 0;
+    while (i < o->n_segs - 1 && r >= o->segs[i].rows) r -= o->segs[i++].rows;
+    *ldy = o->segs[i].ldy;
+    return o->segs[i].y + r;
+}
 
 // ---- shared by ref and SIMD ----
 static inline int64_t e2h_r16_qbytes(int wtype) { return wtype == E2H_TYPE_Q8_0 ? 512 : 256; }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "kernels/float_kernels.h"
 #include "kernels/ops.h"
 #include "kernels/quant.h"
 #include "kernels/quant_r16.h"
@@ -221,6 +222,71 @@ TEST(repack_layout) {
     rcase_free(&c);
 }
 
+// Fused calls against the unfused ones of the same implementation, bit for bit: q|k|v rows
+// concatenated into 3 segments, and gate/up groups interleaved with the SwiGLU epilogue.
+typedef void (*mmx_fn)(e2h_pool *, const e2h_mm_out *, const float *, const void *, int, int64_t, int64_t,
+                       int64_t, void *);
+typedef void (*swiglu_fn)(float *, const float *, const float *, int64_t, int64_t);
+
+static int check_fused(mm_fn plain, mmx_fn ex, swiglu_fn sw, int type, int64_t n_tok, int64_t n_in) {
+    const int64_t rq = 48, rk = 16, rh = 64; // rows of q, k (= v), and gate (= up)
+    e2h_pool *p2 = e2h_pool_init(2);
+    rcase q, k, v, g, u;
+    rcase_init(&q, type, n_tok, n_in, rq);
+    rcase_init(&k, type, n_tok, n_in, rk);
+    rcase_init(&v, type, n_tok, n_in, rk);
+    rcase_init(&g, type, n_tok, n_in, rh);
+    rcase_init(&u, type, n_tok, n_in, rh);
+    memcpy(k.x, q.x, sizeof(float) * (size_t)(n_tok * n_in)); // one input for all
+    memcpy(v.x, q.x, sizeof(float) * (size_t)(n_tok * n_in));
+    memcpy(g.x, q.x, sizeof(float) * (size_t)(n_tok * n_in));
+    memcpy(u.x, q.x, sizeof(float) * (size_t)(n_tok * n_in));
+    const int64_t gs = e2h_r16_group_stride(type, n_in);
+    uint8_t *wqkv = zalloc64(e2h_r16_size(type, n_in, rq + 2 * rk));
+    e2h_r16_repack_to(NULL, type, q.w, n_in, rq, wqkv, gs);
+    e2h_r16_repack_to(NULL, type, k.w, n_in, rk, wqkv + (rq / 16) * gs, gs);
+    e2h_r16_repack_to(NULL, type, v.w, n_in, rk, wqkv + ((rq + rk) / 16) * gs, gs);
+    uint8_t *wgu = zalloc64(e2h_r16_size(type, n_in, 2 * rh));
+    e2h_r16_repack_to(p2, type, g.w, n_in, rh, wgu, 2 * gs);
+    e2h_r16_repack_to(p2, type, u.w, n_in, rh, wgu + gs, 2 * gs);
+    float *yq = calloc((size_t)(n_tok * rq), 4), *yk = calloc((size_t)(n_tok * rk), 4), *yv = calloc((size_t)(n_tok * rk), 4);
+    float *fq = calloc((size_t)(n_tok * rq), 4), *fk = calloc((size_t)(n_tok * rk), 4), *fv = calloc((size_t)(n_tok * rk), 4);
+    float *yg = calloc((size_t)(n_tok * rh), 4), *yu = calloc((size_t)(n_tok * rh), 4), *fh = calloc((size_t)(n_tok * rh), 4);
+    run_r16(plain, NULL, &q, yq, n_tok, 0);
+    run_r16(plain, NULL, &k, yk, n_tok, 0);
+    run_r16(plain, NULL, &v, yv, n_tok, 0);
+    run_r16(plain, NULL, &g, yg, n_tok, 0);
+    run_r16(plain, NULL, &u, yu, n_tok, 0);
+    sw(yg, yg, yu, n_tok, rh);
+    int ok = 1;
+    for (int threads = 0; threads < 2; threads++) {
+        const e2h_mm_seg segs[3] = {{fq, rq, rq}, {fk, rk, rk}, {fv, rk, rk}};
+        const e2h_mm_out o3 = {segs, 3, 0};
+        ex(threads ? p2 : NULL, &o3, q.x, wqkv, type, n_tok, n_in, rq + 2 * rk, q.scratch);
+        const e2h_mm_seg sh = {fh, rh, rh};
+        const e2h_mm_out osw = {&sh, 1, 1};
+        ex(threads ? p2 : NULL, &osw, q.x, wgu, type, n_tok, n_in, 2 * rh, g.scratch);
+        ok &= !memcmp(yq, fq, sizeof(float) * (size_t)(n_tok * rq)) && !memcmp(yk, fk, sizeof(float) * (size_t)(n_tok * rk)) &&
+              !memcmp(yv, fv, sizeof(float) * (size_t)(n_tok * rk)) && !memcmp(yg, fh, sizeof(float) * (size_t)(n_tok * rh));
+    }
+    free(yq), free(yk), free(yv), free(fq), free(fk), free(fv), free(yg), free(yu), free(fh), free(wqkv), free(wgu);
+    rcase_free(&q), rcase_free(&k), rcase_free(&v), rcase_free(&g), rcase_free(&u);
+    e2h_pool_free(p2);
+    return ok;
+}
+
+TEST(fused_qkv_and_swiglu_equal_unfused) {
+    const int64_t shapes[][2] = {{1, 96}, {5, 576}, {9, 160}};
+    for (size_t ti = 0; ti < sizeof k_types / sizeof *k_types; ti++)
+        for (size_t si = 0; si < 3; si++) {
+            CHECKF(check_fused(e2h_r16_matmul_ref, e2h_r16_matmul_ex_ref, e2h_swiglu_ref, k_types[ti], shapes[si][0],
+                               shapes[si][1]), "ref type %d shape %zu", k_types[ti], si);
+            if (has_avx512())
+                CHECKF(check_fused(e2h_r16_matmul_avx512, e2h_r16_matmul_ex_avx512, e2h_swiglu_avx512, k_types[ti],
+                                   shapes[si][0], shapes[si][1]), "avx512 type %d shape %zu", k_types[ti], si);
+        }
+}
+
 TEST(rejects_bad_shapes) {
     CHECK(e2h_r16_size(E2H_TYPE_Q4_0, 33, 16) == 0);
     CHECK(e2h_r16_size(E2H_TYPE_Q4_K, 256, 16) == 0);
@@ -236,5 +302,6 @@ int main(void) {
     RUN(ref_matches_exact_and_gguf_ref);
     RUN(ref_batch_and_thread_invariance);
     RUN(avx512_bit_identical_to_ref);
+    RUN(fused_qkv_and_swiglu_equal_unfused);
     return TEST_SUMMARY();
 }

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/float_kernels.h"
 #include "kernels/quant_r16.h"
 
 int e2h_r16_supported(int wtype) {
@@ -50,6 +51,7 @@ typedef struct {
     const uint8_t *w;
     int64_t n_in, n_out;
     uint8_t *dst;
+    int64_t dst_gs;
 } r16_repack_args;
 
 static void r16_repack_fn(void *p, int ith, int nth) {
@@ -57,15 +59,19 @@ static void r16_repack_fn(void *p, int ith, int nth) {
     const int64_t groups = (a->n_out + E2H_R16_ROWS - 1) / E2H_R16_ROWS;
     int64_t g0, g1;
     e2h_pool_slice(groups, ith, nth, 1, &g0, &g1);
-    const int64_t gs = e2h_r16_group_stride(a->wtype, a->n_in);
-    for (int64_t g = g0; g < g1; g++) r16_repack_group(a->wtype, a->w, a->n_in, a->n_out, g, a->dst + g * gs);
+    for (int64_t g = g0; g < g1; g++) r16_repack_group(a->wtype, a->w, a->n_in, a->n_out, g, a->dst + g * a->dst_gs);
+}
+
+void e2h_r16_repack_to(e2h_pool *pool, int wtype, const void *w, int64_t n_in, int64_t n_out,
+                       void *dst, int64_t dst_group_stride) {
+    if (!e2h_r16_size(wtype, n_in, n_out)) return;
+    r16_repack_args a = {wtype, w, n_in, n_out, dst, dst_group_stride};
+    e2h_pool_run(pool, r16_repack_fn, &a);
 }
 
 void e2h_r16_repack(e2h_pool *pool, int wtype, const void *w, int64_t n_in, int64_t n_out,
                     void *dst) {
-    if (!e2h_r16_size(wtype, n_in, n_out)) return;
-    r16_repack_args a = {wtype, w, n_in, n_out, dst};
-    e2h_pool_run(pool, r16_repack_fn, &a);
+    e2h_r16_repack_to(pool, wtype, w, n_in, n_out, dst, e2h_r16_group_stride(wtype, n_in));
 }
 
 int64_t e2h_r16_scratch_size(int wtype, int64_t n_tok, int64_t n_in) {
@@ -126,8 +132,7 @@ static float r16_dot_ref(int wtype, const uint8_t *grp, int lane, const uint8_t 
 }
 
 typedef struct {
-    float *y;
-    int64_t ldy;
+    const e2h_mm_out *out;
     const float *x;
     const uint8_t *w;
     int wtype;
@@ -142,22 +147,50 @@ static void r16_ref_quantize_fn(void *p, int ith, int nth) {
     e2h_r16_quantize(a->wtype, a->x, t0, t1, a->n_tok, a->n_in, a->scratch, 0);
 }
 
+static float r16_out_ref(const r16_args *a, int64_t t, int64_t r) {
+    const int64_t gs = e2h_r16_group_stride(a->wtype, a->n_in), ts = e2h_r16_token_stride(a->n_in);
+    const int32_t *init = e2h_r16_inits(a->scratch, a->n_tok, a->n_in);
+    return r16_dot_ref(a->wtype, a->w + (r / E2H_R16_ROWS) * gs, (int)(r % E2H_R16_ROWS), a->scratch + t * ts,
+                       init + t * (a->n_in / 32), a->n_in);
+}
+
 static void r16_ref_matmul_fn(void *p, int ith, int nth) {
     const r16_args *a = p;
     int64_t r0, r1;
-    e2h_pool_slice(a->n_out, ith, nth, E2H_R16_ROWS, &r0, &r1);
-    const int64_t gs = e2h_r16_group_stride(a->wtype, a->n_in), ts = e2h_r16_token_stride(a->n_in);
-    const int32_t *init = e2h_r16_inits(a->scratch, a->n_tok, a->n_in);
-    for (int64_t t = 0; t < a->n_tok; t++)
-        for (int64_t r = r0; r < r1; r++)
-            a->y[t * a->ldy + r] = r16_dot_ref(a->wtype, a->w + (r / E2H_R16_ROWS) * gs, (int)(r % E2H_R16_ROWS),
-                                               a->scratch + t * ts, init + t * (a->n_in / 32), a->n_in);
+    e2h_pool_slice(a->n_out, ith, nth, a->out->swiglu ? 2 * E2H_R16_ROWS : E2H_R16_ROWS, &r0, &r1);
+    for (int64_t t = 0; t < a->n_tok; t++) {
+        if (a->out->swiglu) { // pairs of groups: gate rows r..r+15, up rows r+16..r+31
+            const e2h_mm_seg *s = &a->out->segs[0];
+            for (int64_t r = r0; r < r1; r += 2 * E2H_R16_ROWS) {
+                float g[E2H_R16_ROWS], u[E2H_R16_ROWS];
+                for (int i = 0; i < E2H_R16_ROWS; i++) {
+                    g[i] = r16_out_ref(a, t, r + i);
+                    u[i] = r16_out_ref(a, t, r + E2H_R16_ROWS + i);
+                }
+                e2h_swiglu_ref(s->y + t * s->ldy + r / 2, g, u, 1, E2H_R16_ROWS);
+            }
+            continue;
+        }
+        for (int64_t r = r0; r < r1; r++) {
+            int64_t ldy;
+            float *y = e2h_mm_out_at(a->out, r, &ldy);
+            y[t * ldy] = r16_out_ref(a, t, r);
+        }
+    }
+}
+
+void e2h_r16_matmul_ex_ref(e2h_pool *pool, const e2h_mm_out *out, const float *x, const void *wp,
+                           int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
+    if (e2h_r16_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
+    if (out->swiglu && n_out % (2 * E2H_R16_ROWS)) return;
+    r16_args a = {out, x, wp, wtype, n_tok, n_in, n_out, scratch};
+    e2h_pool_run(pool, r16_ref_quantize_fn, &a);
+    e2h_pool_run(pool, r16_ref_matmul_fn, &a);
 }
 
 void e2h_r16_matmul_ref(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *wp,
                         int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
-    if (e2h_r16_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
-    r16_args a = {y, ldy, x, wp, wtype, n_tok, n_in, n_out, scratch};
-    e2h_pool_run(pool, r16_ref_quantize_fn, &a);
-    e2h_pool_run(pool, r16_ref_matmul_fn, &a);
+    const e2h_mm_seg seg = {y, ldy, n_out};
+    const e2h_mm_out out = {&seg, 1, 0};
+    e2h_r16_matmul_ex_ref(pool, &out, x, wp, wtype, n_tok, n_in, n_out, scratch);
 }

@@ -8,6 +8,7 @@
 // output (latency); prefill runs 2 groups × 4 tokens over token blocks that stay in L2.
 #include <immintrin.h>
 
+#include "kernels/float_kernels.h"
 #include "kernels/quant_r16.h"
 
 #define AI static inline __attribute__((always_inline))
@@ -149,8 +150,7 @@ static int r16_tiles_get(int wtype, r16_tiles *t) {
 }
 
 typedef struct {
-    float *y;
-    int64_t ldy;
+    const e2h_mm_out *out;
     const float *x;
     const uint8_t *w;
     int wtype;
@@ -166,13 +166,26 @@ static void r16_quantize_fn(void *p, int ith, int nth) {
     e2h_r16_quantize(c->wtype, c->x, t0, t1, c->n_tok, c->n_in, c->scratch, 1);
 }
 
-// Stores a tile: group gi's 16 rows (fewer at the matrix end) for tokens [t, t + nt).
+// Stores a tile: each group's 16 rows (fewer at the matrix end) for tokens [t, t + nt), into
+// its segment; in swiglu mode the tile is a (gate, up) pair and gets swiglu'd.
 static void r16_store(const r16_ctx *c, int64_t row0, int G, int nt, int64_t t, __m512 out[][NT_PRE]) {
+    if (c->out->swiglu) {
+        const e2h_mm_seg *s = &c->out->segs[0];
+        float g[16], u[16];
+        for (int j = 0; j < nt; j++) {
+            _mm512_storeu_ps(g, out[0][j]);
+            _mm512_storeu_ps(u, out[1][j]);
+            e2h_swiglu_avx512(s->y + (t + j) * s->ldy + row0 / 2, g, u, 1, 16);
+        }
+        return;
+    }
     for (int g = 0; g < G; g++) {
         const int64_t r = row0 + (int64_t)g * E2H_R16_ROWS;
         const int64_t left = c->n_out - r;
         const __mmask16 m = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
-        for (int j = 0; j < nt; j++) _mm512_mask_storeu_ps(c->y + (t + j) * c->ldy + r, m, out[g][j]);
+        int64_t ldy;
+        float *y = e2h_mm_out_at(c->out, r, &ldy);
+        for (int j = 0; j < nt; j++) _mm512_mask_storeu_ps(y + (t + j) * ldy, m, out[g][j]);
     }
 }
 
@@ -224,14 +237,22 @@ static void r16_matmul_fn(void *p, int ith, int nth) {
     }
 }
 
-void e2h_r16_matmul_avx512(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *wp,
-                           int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
+void e2h_r16_matmul_ex_avx512(e2h_pool *pool, const e2h_mm_out *out, const float *x, const void *wp,
+                              int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
     if (e2h_r16_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
-    r16_ctx c = {y, ldy, x, wp, wtype, n_tok, n_in, n_out, scratch, {{{0}}}};
+    if (out->swiglu && n_out % (2 * E2H_R16_ROWS)) return;
+    r16_ctx c = {out, x, wp, wtype, n_tok, n_in, n_out, scratch, {{{0}}}};
     if (r16_tiles_get(wtype, &c.tiles)) return;
     if (n_tok < QUANT_INLINE_TOK || e2h_pool_size(pool) == 1)
         e2h_r16_quantize(wtype, x, 0, n_tok, n_tok, n_in, scratch, 1);
     else
         e2h_pool_run(pool, r16_quantize_fn, &c);
     e2h_pool_run(pool, r16_matmul_fn, &c);
+}
+
+void e2h_r16_matmul_avx512(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *wp,
+                           int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
+    const e2h_mm_seg seg = {y, ldy, n_out};
+    const e2h_mm_out out = {&seg, 1, 0};
+    e2h_r16_matmul_ex_avx512(pool, &out, x, wp, wtype, n_tok, n_in, n_out, scratch);
 }
