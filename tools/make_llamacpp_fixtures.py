@@ -21,6 +21,12 @@ the engines disagree at near-ties, as llama.cpp does with itself when the prompt
 token (recorded per prompt as seq_greedy, seq_argmax, seq_top_err; see the test's docstring).
 llama.cpp runs with an f32 KV cache and no flash attention (LLAMA_SETTINGS, written to the JSON).
 
+tests/fixtures/llamacpp/smollm2_q4_1_plain.json: the same records for PLAIN_PROMPTS, raw-text
+prompts (no chat template) that the model continues confidently (sequences, lists). There
+llama.cpp's top-1 decisions are not coin flips (its margins are recorded), so the test holds
+e2h to llama.cpp's exact 64 greedy tokens and exact top-1 at every position, on the file as
+stored.
+
 It also writes tests/fixtures/llamacpp/q8_act.bin: llama.cpp's own activation quantizers and
 dot products on awkward inputs (write_act_fixture; --act-only writes just that), checked bit
 for bit by tests/test_kernels_quant.c.
@@ -46,6 +52,12 @@ OUT_DIR = os.path.join(ROOT, "tests", "fixtures", "llamacpp")
 MATH500 = os.path.join(ROOT, "..", "shared", "data", "math", "math500.jsonl")
 SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 N_GEN = 64
+# Chosen from candidates by llama.cpp's smallest top-1 margin over prompt + 64 greedy tokens
+# (>= 0.19 here; "5, 10, 15, ..." and "1. 1\n2. 2\n..." were dropped for margins of 0.0005 and
+# 0.055 at a prompt position, where either engine's answer is a coin flip).
+PLAIN_PROMPTS = ["1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", "10, 20, 30, 40, 50,",
+                 "The numbers are 1, 2, 3, 4, 5, 6, 7,", "100, 101, 102, 103, 104,",
+                 "a, b, c, d, e, f, g,"]
 N_TOP = 8
 # llama.cpp configured to compute what e2h computes: an f32 KV cache (with f16, llama.cpp
 # stores K/V as halves, and its attention rounds Q to f16 for Q·K) and no flash attention
@@ -115,7 +127,8 @@ def write_fixture(llama_cpp, path: str, source: str, problems: list[dict], out_p
         sha = hashlib.sha256(f.read()).hexdigest()
     llm = llama_cpp.Llama(model_path=path, **LLAMA_SETTINGS, type_k=llama_cpp.GGML_TYPE_F32,
                           type_v=llama_cpp.GGML_TYPE_F32, verbose=False)
-    prompts = [run_one(llm, chat(p["problem"])) | {"unique_id": p["unique_id"]} for p in problems]
+    prompts = [run_one(llm, p["text"] if "text" in p else chat(p["problem"])) | {"unique_id": p["unique_id"]}
+               for p in problems]
     out = {"model": os.path.basename(source), "sha256": sha,
            "weights": "f32 dequantization" if path != source else "as stored",
            "llama_cpp_python": getattr(llama_cpp, "__version__", "?"), "n_threads": 2,
@@ -253,6 +266,7 @@ def main() -> int:
     ap.add_argument("--n-prompts", type=int, default=4)
     ap.add_argument("-o", "--out-dir", default=OUT_DIR)
     ap.add_argument("--act-only", action="store_true", help="only write q8_act.bin")
+    ap.add_argument("--plain-only", action="store_true", help="only write smollm2_q4_1_plain.json")
     a = ap.parse_args()
     try:
         import llama_cpp
@@ -263,6 +277,10 @@ def main() -> int:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import gguf_convert
 
+    if a.plain_only:
+        plain = [{"text": t, "unique_id": f"plain/{i}"} for i, t in enumerate(PLAIN_PROMPTS)]
+        write_fixture(llama_cpp, a.model, a.model, plain, os.path.join(a.out_dir, "smollm2_q4_1_plain.json"))
+        return 0
     write_act_fixture(os.path.join(a.out_dir, "q8_act.bin"))
     if a.act_only:
         return 0
@@ -272,6 +290,8 @@ def main() -> int:
         gguf_convert.dequant_gguf(a.model, f32)
         for path, name in ((a.model, "smollm2_q4_1.json"), (f32, "smollm2_f32.json")):
             write_fixture(llama_cpp, path, a.model, problems, os.path.join(a.out_dir, name))
+    plain = [{"text": t, "unique_id": f"plain/{i}"} for i, t in enumerate(PLAIN_PROMPTS)]
+    write_fixture(llama_cpp, a.model, a.model, plain, os.path.join(a.out_dir, "smollm2_q4_1_plain.json"))
     return 0
 
 

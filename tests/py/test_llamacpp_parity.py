@@ -26,6 +26,11 @@ prompt + continuation (prompt evaluated as one batch, continuation one token at 
                      llama.cpp's token within Q_TIE of its own; greedy continuations must agree
                      up to the first such near-tie. It prints the minimum margin seen and
                      llama.cpp's own token-by-token noise next to e2h's.
+  smollm2_q4_1_plain.json  llama.cpp on the Q4_1 file for 5 raw-text prompts the model
+                     continues confidently (number and letter sequences; llama.cpp's top-1
+                     margin >= 0.19 at every position, and its token-by-token run agrees with
+                     its batched run). There e2h must give exactly llama.cpp's 64 greedy tokens
+                     and its top-1 at every position, no tolerance.
 Needs `make model` (weights/) and the e2h binary; skips with a message otherwise.
 """
 import json
@@ -202,3 +207,21 @@ def test_q4_1_greedy_until_near_tie(k, tmp_path):
                   f"identical for {_first_diff(p['seq_greedy'], p['greedy'])})")
             return
     assert len(got) == len(p["greedy"])
+
+
+# ---------------------------------------------------------------- q4_1, confident prompts: exact
+
+N_PLAIN = 5
+
+
+@pytest.mark.parametrize("k", range(N_PLAIN))
+def test_q4_1_plain_prompts_exact(k, tmp_path):
+    """Raw-text prompts the model continues confidently (llama.cpp's top-1 margin >= 0.19 at
+    every position, recorded): e2h on the Q4_1 file as stored gives llama.cpp's exact 64 greedy
+    tokens and its top-1 at every position of prompt + continuation."""
+    p = _fixture("smollm2_q4_1_plain.json")["prompts"][k]
+    assert min(p["margin"]) >= 0.15, "fixture prompt is not confident"
+    assert _greedy(MODEL, p) == p["greedy"]
+    lg = _logits(MODEL, p, tmp_path)
+    bad = [i for i, (g, w) in enumerate(zip(lg.argmax(-1).tolist(), p["argmax"])) if g != w]
+    assert not bad, f"top-1 differs at positions {bad}"
