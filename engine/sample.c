@@ -52,7 +52,13 @@ void sample_scratch_free(sample_scratch *s) {
 // written as fixed-width lane loops so the compiler vectorizes them, and the exponential is a
 // polynomial (relative error < 3e-7 on [-87, 0], so the log-probability is exact to ~1e-6).
 #if defined(__GNUC__) && !defined(__clang__)
+// Built for AVX-512 and AVX2 as well as the baseline (picked at load time by ifunc): the lanes
+// are independent and ISO C mode forbids fma contraction, so every clone gives the same bits.
+#if defined(__x86_64__) && defined(__linux__)
+#define SAMPLE_VEC __attribute__((optimize("O3"), target_clones("avx512f", "avx2", "default")))
+#else
 #define SAMPLE_VEC __attribute__((optimize("O3")))
+#endif
 #else
 #define SAMPLE_VEC
 #endif
