@@ -11,12 +11,7 @@
 
 #include "kernels/ops.h"
 #include "kernels/pool.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "bench_util.h"
 
 static void fill(float *x, int64_t n, unsigned seed) {
     for (int64_t i = 0; i < n; i++) {
@@ -24,19 +19,6 @@ static void fill(float *x, int64_t n, unsigned seed) {
         x[i] = (float)((seed >> 8) & 0xffff) / 32768.0f - 1.0f;
     }
 }
-
-// Best time of `reps` runs (after one warm-up).
-#define BEST_OF(reps, stmt)                                         \
-    ({                                                              \
-        double best_ = 1e30;                                        \
-        for (int r_ = 0; r_ <= (reps); r_++) {                      \
-            double t0_ = now_s();                                   \
-            stmt;                                                   \
-            double dt_ = now_s() - t0_;                             \
-            if (r_ > 0 && dt_ < best_) best_ = dt_;                 \
-        }                                                           \
-        best_;                                                      \
-    })
 
 int main(int argc, char **argv) {
     int reps = argc > 1 ? atoi(argv[1]) : 3;

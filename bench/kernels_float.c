@@ -17,12 +17,7 @@
 #include "kernels/float_kernels.h"
 #include "kernels/ops.h"
 #include "kernels/pool.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "bench_util.h"
 
 static void fill(float *x, int64_t n, unsigned seed, float scale) {
     for (int64_t i = 0; i < n; i++) {
@@ -30,18 +25,6 @@ static void fill(float *x, int64_t n, unsigned seed, float scale) {
         x[i] = scale * ((float)((seed >> 8) & 0xffff) / 32768.0f - 1.0f);
     }
 }
-
-#define BEST_OF(reps, stmt)                                         \
-    ({                                                              \
-        double best_ = 1e30;                                        \
-        for (int r_ = 0; r_ <= (reps); r_++) {                      \
-            double t0_ = now_s();                                   \
-            stmt;                                                   \
-            double dt_ = now_s() - t0_;                             \
-            if (r_ > 0 && dt_ < best_) best_ = dt_;                 \
-        }                                                           \
-        best_;                                                      \
-    })
 
 // One core's FP32 FMA throughput (GFLOP/s): 12 independent zmm (or ymm) FMA chains.
 __attribute__((target("avx512f"))) static double peak_avx512(void) {

@@ -20,15 +20,10 @@
 #include "kernels/pool.h"
 #include "kernels/quant.h"
 #include "kernels/quant_r16.h"
+#include "bench_util.h"
 
 typedef void (*qmm_fn)(e2h_pool *, float *, int64_t, const float *, const void *, int, int64_t,
                        int64_t, int64_t, void *);
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static uint64_t rs_ = 88172645463325252ull;
 static uint32_t rnd(void) {

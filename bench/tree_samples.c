@@ -12,12 +12,7 @@
 #include <time.h>
 
 #include "../include/e2h.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "bench_util.h"
 
 static char *read_text(const char *path) {
     FILE *f = fopen(path, "rb");

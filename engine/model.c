@@ -40,31 +40,29 @@ const char *e2h_status_name(e2h_status s) {
     return "E2H_ERR_UNKNOWN";
 }
 
-void *model_alloc(struct e2h_model *m, size_t bytes) {
+// Records p (may be NULL) as owned by the model; frees it and returns NULL if the list
+// cannot grow.
+static void *model_own(struct e2h_model *m, void *p) {
+    if (!p) return NULL;
     if (m->n_owned == m->cap_owned) {
         int cap = m->cap_owned ? 2 * m->cap_owned : 64;
         void **o = realloc(m->owned, (size_t)cap * sizeof *o);
-        if (!o) return NULL;
+        if (!o) {
+            free(p);
+            return NULL;
+        }
         m->owned = o;
         m->cap_owned = cap;
     }
-    void *p = calloc(1, bytes ? bytes : 1);
-    if (p) m->owned[m->n_owned++] = p;
+    m->owned[m->n_owned++] = p;
     return p;
 }
 
+void *model_alloc(struct e2h_model *m, size_t bytes) { return model_own(m, calloc(1, bytes ? bytes : 1)); }
+
 // 64-byte aligned, not zeroed (for buffers that are filled completely at once).
 void *model_alloc_aligned(struct e2h_model *m, size_t bytes) {
-    if (m->n_owned == m->cap_owned) {
-        int cap = m->cap_owned ? 2 * m->cap_owned : 64;
-        void **o = realloc(m->owned, (size_t)cap * sizeof *o);
-        if (!o) return NULL;
-        m->owned = o;
-        m->cap_owned = cap;
-    }
-    void *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (p) m->owned[m->n_owned++] = p;
-    return p;
+    return model_own(m, aligned_alloc(64, (bytes + 63) / 64 * 64));
 }
 
 // ------------------------------------------------------------------ config.json

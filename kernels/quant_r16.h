@@ -68,6 +68,16 @@ void e2h_r16_matmul_ex_ref(e2h_pool *pool, const e2h_mm_out *out, const float *x
                            int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch);
 void e2h_r16_matmul_ex_avx512(e2h_pool *pool, const e2h_mm_out *out, const float *x, const void *wp,
                               int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch);
+// One plain output: y (n_tok, ldy) gets all n_out columns.
+typedef void (*e2h_r16_ex_fn)(e2h_pool *, const e2h_mm_out *, const float *, const void *, int, int64_t,
+                              int64_t, int64_t, void *);
+static inline void e2h_r16_matmul_plain(e2h_r16_ex_fn ex, e2h_pool *pool, float *y, int64_t ldy,
+                                        const float *x, const void *wp, int wtype, int64_t n_tok,
+                                        int64_t n_in, int64_t n_out, void *scratch) {
+    const e2h_mm_seg seg = {y, ldy, n_out};
+    const e2h_mm_out out = {&seg, 1, 0};
+    ex(pool, &out, x, wp, wtype, n_tok, n_in, n_out, scratch);
+}
 // Where output row r of a plain e2h_mm_out goes: *y points at token 0's element.
 static inline float *e2h_mm_out_at(const e2h_mm_out *o, int64_t r, int64_t *ldy) {
     int i = 0;

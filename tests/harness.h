@@ -39,6 +39,22 @@ static int th_passed, th_failed, th_cur_failed;
 #define TEST_SUMMARY()                                                                 \
     (printf("%d passed, %d failed\n", th_passed, th_failed), th_failed ? 1 : 0)
 
+// The whole file as a NUL-terminated buffer (caller frees); *len (if given) its size.
+// NULL if it cannot be opened or read.
+static inline char *th_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = NULL;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+        b = malloc((size_t)n + 1);
+        if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
+    }
+    fclose(f);
+    if (b) { b[n] = 0; if (len) *len = (size_t)n; }
+    return b;
+}
+
 // Directory of shared data (../shared from the repo root), or NULL if absent: tests that
 // need it print a clear "skipped" line and do not count as passed.
 static inline const char *th_shared_dir(void) {

@@ -40,29 +40,13 @@ static const char *type_name(int t) {
     return tr && tr->name ? tr->name : "?";
 }
 
-static uint8_t *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc((size_t)n);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 // ---------------------------------------------------------------- dequantization
 
 static void check_deq_fixture(const char *name) {
     char path[256];
     snprintf(path, sizeof path, "tests/fixtures/quant/deq_%s.bin", name);
     size_t len;
-    uint8_t *buf = read_file(path, &len);
+    uint8_t *buf = (uint8_t *)th_read_file(path, &len);
     CHECKF(buf != NULL, "missing fixture %s (run from the repo root)", path);
     if (!buf) return;
     uint32_t hdr[4];
@@ -151,7 +135,7 @@ static void check_quant_fixture(const char *name, int type) {
     char path[256];
     snprintf(path, sizeof path, "tests/fixtures/quant/q_%s.bin", name);
     size_t len;
-    uint8_t *buf = read_file(path, &len);
+    uint8_t *buf = (uint8_t *)th_read_file(path, &len);
     CHECKF(buf != NULL, "missing fixture %s", path);
     if (!buf) return;
     uint32_t hdr[3];
@@ -514,7 +498,7 @@ typedef struct {
 
 static uint8_t *act_fixture_load(act_fixture *f) {
     size_t len;
-    uint8_t *buf = read_file("tests/fixtures/llamacpp/q8_act.bin", &len);
+    uint8_t *buf = (uint8_t *)th_read_file("tests/fixtures/llamacpp/q8_act.bin", &len);
     CHECKF(buf != NULL, "missing tests/fixtures/llamacpp/q8_act.bin (run from the repo root)");
     if (!buf) return NULL;
     uint32_t hdr[3];

@@ -18,20 +18,6 @@
 
 #define FIX_DIR "tests/fixtures/models"
 
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    fclose(f);
-    if (b) b[n] = 0;
-    if (len) *len = (size_t)n;
-    return b;
-}
-
 static int write_all(const char *path, const void *data, size_t len) {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
@@ -41,8 +27,8 @@ static int write_all(const char *path, const void *data, size_t len) {
 
 // Minimal .npy reader for '<f4' C-order 2-D arrays.
 static float *read_npy(const char *path, int *rows, int *cols) {
-    size_t len;
-    char *b = read_all(path, &len);
+    size_t len = 0;
+    char *b = th_read_file(path, &len);
     if (!b || len < 10 || memcmp(b, "\x93NUMPY", 6)) { free(b); return NULL; }
     unsigned hl = (unsigned char)b[8] | ((unsigned char)b[9] << 8);
     char *hdr = b + 10;
@@ -58,7 +44,7 @@ static float *read_npy(const char *path, int *rows, int *cols) {
 }
 
 static int32_t *read_ids(const char *path, const char *key, int *n) {
-    char *t = read_all(path, NULL);
+    char *t = th_read_file(path, NULL);
     cJSON *j = t ? cJSON_Parse(t) : NULL;
     free(t);
     cJSON *arr = j ? cJSON_GetObjectItem(j, key) : NULL;
@@ -262,7 +248,7 @@ static const char *make_variant(const char *name, const char *cfg_from, const ch
     snprintf(dir, sizeof dir, "%s/%s", tmpdir, name);
     mkdir(dir, 0755);
     snprintf(src, sizeof src, FIX_DIR "/llama2_f32/config.json");
-    char *cfg = read_all(src, NULL);
+    char *cfg = th_read_file(src, NULL);
     if (cfg_from) {
         char *at = strstr(cfg, cfg_from);
         if (at) {
@@ -278,9 +264,9 @@ static const char *make_variant(const char *name, const char *cfg_from, const ch
     snprintf(p, sizeof p, "%s/config.json", dir);
     write_all(p, cfg, strlen(cfg));
     free(cfg);
-    size_t len;
+    size_t len = 0;
     snprintf(src, sizeof src, FIX_DIR "/llama2_f32/model.safetensors");
-    char *st = read_all(src, &len);
+    char *st = th_read_file(src, &len);
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
     write_all(p, st, len);
     free(st);
@@ -303,8 +289,8 @@ static void expect_error(const char *dir, e2h_status want, const char *must1, co
 // Rewrites a safetensors header through a text substitution.
 static const char *st_from, *st_to;
 static void edit_header(const char *path) {
-    size_t len;
-    char *b = read_all(path, &len);
+    size_t len = 0;
+    char *b = th_read_file(path, &len);
     uint64_t hl;
     memcpy(&hl, b, 8);
     char *h = malloc(hl + 1);
@@ -326,14 +312,14 @@ static void edit_header(const char *path) {
     free(b);
 }
 static void edit_truncate(const char *path) {
-    size_t len;
-    char *b = read_all(path, &len);
-    write_all(path, b, len - 100);
+    size_t len = 0;
+    char *b = th_read_file(path, &len);
+    if (b && len > 100) write_all(path, b, len - 100);
     free(b);
 }
 static void edit_header_len(const char *path) {
-    size_t len;
-    char *b = read_all(path, &len);
+    size_t len = 0;
+    char *b = th_read_file(path, &len);
     uint64_t hl = (uint64_t)len; // runs past the end
     memcpy(b, &hl, 8);
     write_all(path, b, len);

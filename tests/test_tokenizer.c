@@ -18,19 +18,6 @@
 
 // ---- helpers ----
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    fclose(f);
-    if (b) { b[n] = 0; if (len) *len = (size_t)n; }
-    return b;
-}
-
 static int32_t *encode(const e2h_tokenizer *t, const char *s, size_t len, int add_special,
                        int32_t *n) {
     int32_t cap = (int32_t)(len + 8), need = 0;
@@ -74,9 +61,9 @@ static void check_vectors(const char *name, const char *vec, const e2h_tokenizer
     char p[1024];
     snprintf(p, sizeof p, "%s/assets/tokenizers/ggml-vocab-%s.gguf.inp", sh, vec);
     size_t inl;
-    char *inp = read_file(p, &inl);
+    char *inp = th_read_file(p, &inl);
     snprintf(p, sizeof p, "%s/assets/tokenizers/ggml-vocab-%s.gguf.out", sh, vec);
-    char *outp = read_file(p, NULL);
+    char *outp = th_read_file(p, NULL);
     CHECK(inp && outp);
     if (!inp || !outp) { free(inp); free(outp); return; }
     const char *sep = "\n__ggml_vocab_test__\n";
@@ -241,7 +228,7 @@ static int hexval(char c) {
 static void edge_for(const char *name, const e2h_tokenizer *t) {
     char p[1024];
     snprintf(p, sizeof p, FIX "%s.edge.json", name);
-    char *js = read_file(p, NULL);
+    char *js = th_read_file(p, NULL);
     CHECKF(js != NULL, "missing %s", p);
     if (!js) return;
     cJSON *arr = cJSON_Parse(js);
@@ -578,7 +565,7 @@ static char *unhex(const char *hex, size_t *len) {
 // Python's unicodedata.normalize("NFC") (Hugging Face's where Unicode 9 and 14 differ), it
 // is stable under a second pass, and a quick-check YES input is returned unchanged.
 TEST(nfc_normalizer_fixture) {
-    char *js = read_file(FIX "nfc.json", NULL);
+    char *js = th_read_file(FIX "nfc.json", NULL);
     CHECKF(js != NULL, "missing " FIX "nfc.json (run tools/gen_unicode_nfc.py)");
     if (!js) return;
     cJSON *arr = cJSON_Parse(js), *c;
@@ -645,7 +632,7 @@ TEST(nfc_normalizer_scales) {
 // tokenizer.json: an NFC normalizer, alone or inside a Sequence, makes decomposed text
 // tokenize like its composed form; without it the two differ.
 TEST(nfc_in_tokenizer_json) {
-    char *js = read_file(FIX "smollm/tokenizer.json", NULL);
+    char *js = th_read_file(FIX "smollm/tokenizer.json", NULL);
     CHECK(js != NULL);
     if (!js) return;
     cJSON *root = cJSON_Parse(js);

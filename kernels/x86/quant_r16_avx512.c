@@ -252,7 +252,5 @@ void e2h_r16_matmul_ex_avx512(e2h_pool *pool, const e2h_mm_out *out, const float
 
 void e2h_r16_matmul_avx512(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *wp,
                            int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
-    const e2h_mm_seg seg = {y, ldy, n_out};
-    const e2h_mm_out out = {&seg, 1, 0};
-    e2h_r16_matmul_ex_avx512(pool, &out, x, wp, wtype, n_tok, n_in, n_out, scratch);
+    e2h_r16_matmul_plain(e2h_r16_matmul_ex_avx512, pool, y, ldy, x, wp, wtype, n_tok, n_in, n_out, scratch);
 }
