@@ -88,7 +88,7 @@ static void fwd_matmul(fwd_state *s, e2h_pool *pool, float *y, int64_t ldy, cons
                        const e2h_tensor *w, int64_t n_tok) {
     if (w->packed && s->ops->matmul_packed) {
         const e2h_mm_seg seg = {y, ldy, w->n_out};
-        const e2h_mm_out out = {&seg, 1, 0};
+        const e2h_mm_out out = {&seg, 1, 0, NULL, 0.0f};
         s->ops->matmul_packed(pool, &out, x, w->packed, w->type, n_tok, w->n_in, w->n_out, s->mm_scratch);
     } else
         s->ops->matmul(pool, y, ldy, x, w->data, w->type, n_tok, w->n_in, w->n_out, s->mm_scratch);
@@ -145,13 +145,13 @@ static void fwd_layer(fwd_state *s, const struct e2h_model *m, int l, kv_pool *k
     int64_t qd = (int64_t)c->n_heads * hd, kvd = (int64_t)c->n_kv_heads * hd;
 
     // attention block
-    ops->rmsnorm(s->xb, s->x, L->attn_norm, T, c->dim, c->norm_eps);
-    if (L->wqkv.packed && ops->matmul_packed) { // one call: x quantized once, one region
+    if (L->wqkv.packed && ops->matmul_packed) { // one call: RMSNorm + quantize once, one region
         const e2h_mm_seg segs[3] = {{s->q, qd, qd}, {s->k, kvd, kvd}, {s->v, kvd, kvd}};
-        const e2h_mm_out out = {segs, 3, 0};
-        ops->matmul_packed(pool, &out, s->xb, L->wqkv.packed, L->wqkv.type, T, c->dim, L->wqkv.n_out,
+        const e2h_mm_out out = {segs, 3, 0, L->attn_norm, c->norm_eps};
+        ops->matmul_packed(pool, &out, s->x, L->wqkv.packed, L->wqkv.type, T, c->dim, L->wqkv.n_out,
                            s->mm_scratch);
     } else {
+        ops->rmsnorm(s->xb, s->x, L->attn_norm, T, c->dim, c->norm_eps);
         fwd_matmul(s, pool, s->q, qd, s->xb, &L->wq, T);
         fwd_matmul(s, pool, s->k, kvd, s->xb, &L->wk, T);
         fwd_matmul(s, pool, s->v, kvd, s->xb, &L->wv, T);
@@ -169,13 +169,13 @@ static void fwd_layer(fwd_state *s, const struct e2h_model *m, int l, kv_pool *k
     fwd_add(s->x, s->xb, T * c->dim);
 
     // MLP block
-    ops->rmsnorm(s->xb, s->x, L->ffn_norm, T, c->dim, c->norm_eps);
-    if (L->w_gate_up.packed && ops->matmul_packed) { // SwiGLU in the matmul's epilogue
+    if (L->w_gate_up.packed && ops->matmul_packed) { // RMSNorm in the prologue, SwiGLU in the epilogue
         const e2h_mm_seg seg = {s->hb, c->hidden_dim, c->hidden_dim};
-        const e2h_mm_out out = {&seg, 1, 1};
-        ops->matmul_packed(pool, &out, s->xb, L->w_gate_up.packed, L->w_gate_up.type, T, c->dim,
+        const e2h_mm_out out = {&seg, 1, 1, L->ffn_norm, c->norm_eps};
+        ops->matmul_packed(pool, &out, s->x, L->w_gate_up.packed, L->w_gate_up.type, T, c->dim,
                            L->w_gate_up.n_out, s->mm_scratch);
     } else {
+        ops->rmsnorm(s->xb, s->x, L->ffn_norm, T, c->dim, c->norm_eps);
         fwd_matmul(s, pool, s->hb, c->hidden_dim, s->xb, &L->w_gate, T);
         fwd_matmul(s, pool, s->hb2, c->hidden_dim, s->xb, &L->w_up, T);
         ops->swiglu(s->hb, s->hb, s->hb2, T, c->hidden_dim);

@@ -771,6 +771,7 @@ int model_quantize(struct e2h_model *m, int type, char *err, size_t err_len) {
 // Can parts[0..n) share one fused r16 copy? Same supported type and n_in, every part's rows a
 // multiple of 16 (so no group straddles two parts).
 static int model_can_fuse(e2h_tensor *const parts[], int n) {
+    if (parts[0]->n_in > E2H_R16_NORM_MAX) return 0; // the fused RMSNorm's row buffer
     for (int i = 0; i < n; i++)
         if (!e2h_r16_supported(parts[i]->type) || parts[i]->type != parts[0]->type ||
             parts[i]->n_in != parts[0]->n_in || parts[i]->n_out % E2H_R16_ROWS)

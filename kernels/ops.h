@@ -161,6 +161,11 @@ typedef struct {
     const e2h_mm_seg *segs;
     int n_segs;   // 1..4
     int swiglu;
+    // RMSNorm fused into the activation quantization: when norm_w (n_in) is set, each row of x
+    // is replaced by the ops' rmsnorm(x_row, norm_w, norm_eps) before it is quantized (equal to
+    // rmsnorm then matmul, without writing the normalized rows out).
+    const float *norm_w;
+    float norm_eps;
 } e2h_mm_out;
 
 // ---- the ops table ----

@@ -75,7 +75,7 @@ static inline void e2h_r16_matmul_plain(e2h_r16_ex_fn ex, e2h_pool *pool, float 
                                         const float *x, const void *wp, int wtype, int64_t n_tok,
                                         int64_t n_in, int64_t n_out, void *scratch) {
     const e2h_mm_seg seg = {y, ldy, n_out};
-    const e2h_mm_out out = {&seg, 1, 0};
+    const e2h_mm_out out = {&seg, 1, 0, NULL, 0.0f};
     ex(pool, &out, x, wp, wtype, n_tok, n_in, n_out, scratch);
 }
 // Where output row r of a plain e2h_mm_out goes: *y points at token 0's element.
@@ -96,9 +96,12 @@ static inline int e2h_r16_offset(int wtype) { return wtype == E2H_TYPE_Q4_0 ? 8 
 
 // Scratch: per token the Q8_0 activation layout of kernels/quant.h (natural element order;
 // dx, sx arrays), then for all tokens int32 init[t][b] = -off·Σq over block b.
-// Quantizes tokens [t0, t1) (ref code; `simd` selects the byte-identical AVX-512 twin).
+// Quantizes tokens [t0, t1) (ref code; `simd` selects the byte-identical AVX-512 twin), each
+// row first through rmsnorm(row, norm_w, eps) when norm_w is not NULL (e2h_rmsnorm_ref, or
+// e2h_rmsnorm_avx512 with simd; rows of up to E2H_R16_NORM_MAX elements).
+#define E2H_R16_NORM_MAX 16384
 void e2h_r16_quantize(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_tok,
-                      int64_t n_in, void *scratch, int simd);
+                      int64_t n_in, void *scratch, int simd, const float *norm_w, float eps);
 static inline int64_t e2h_r16_token_stride(int64_t n_in) {
     return e2h_qx_token_stride(E2H_TYPE_Q8_0, n_in);
 }

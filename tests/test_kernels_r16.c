@@ -227,8 +227,12 @@ TEST(repack_layout) {
 typedef void (*mmx_fn)(e2h_pool *, const e2h_mm_out *, const float *, const void *, int, int64_t, int64_t,
                        int64_t, void *);
 typedef void (*swiglu_fn)(float *, const float *, const float *, int64_t, int64_t);
+typedef void (*rmsnorm_fn)(float *, const float *, const float *, int64_t, int64_t, float);
 
-static int check_fused(mm_fn plain, mmx_fn ex, swiglu_fn sw, int type, int64_t n_tok, int64_t n_in) {
+// With norm: the fused calls take the raw rows and RMSNorm them (norm weights nw) on the way
+// in; the unfused ones get rmsnorm(x) from the same implementation's rmsnorm.
+static int check_fused(mm_fn plain, mmx_fn ex, swiglu_fn sw, rmsnorm_fn rn, int norm, int type, int64_t n_tok,
+                       int64_t n_in) {
     const int64_t rq = 48, rk = 16, rh = 64; // rows of q, k (= v), and gate (= up)
     e2h_pool *p2 = e2h_pool_init(2);
     rcase q, k, v, g, u;
@@ -237,6 +241,10 @@ static int check_fused(mm_fn plain, mmx_fn ex, swiglu_fn sw, int type, int64_t n
     rcase_init(&v, type, n_tok, n_in, rk);
     rcase_init(&g, type, n_tok, n_in, rh);
     rcase_init(&u, type, n_tok, n_in, rh);
+    float *raw = malloc(sizeof(float) * (size_t)(n_tok * n_in)), *nw = malloc(sizeof(float) * (size_t)n_in);
+    memcpy(raw, q.x, sizeof(float) * (size_t)(n_tok * n_in));
+    for (int64_t i = 0; i < n_in; i++) nw[i] = 0.5f + rnd_sym();
+    if (norm) rn(q.x, raw, nw, n_tok, n_in, 1e-5f); // the unfused calls' input
     memcpy(k.x, q.x, sizeof(float) * (size_t)(n_tok * n_in)); // one input for all
     memcpy(v.x, q.x, sizeof(float) * (size_t)(n_tok * n_in));
     memcpy(g.x, q.x, sizeof(float) * (size_t)(n_tok * n_in));
@@ -261,30 +269,34 @@ static int check_fused(mm_fn plain, mmx_fn ex, swiglu_fn sw, int type, int64_t n
     int ok = 1;
     for (int threads = 0; threads < 2; threads++) {
         const e2h_mm_seg segs[3] = {{fq, rq, rq}, {fk, rk, rk}, {fv, rk, rk}};
-        const e2h_mm_out o3 = {segs, 3, 0};
-        ex(threads ? p2 : NULL, &o3, q.x, wqkv, type, n_tok, n_in, rq + 2 * rk, q.scratch);
+        const e2h_mm_out o3 = {segs, 3, 0, norm ? nw : NULL, 1e-5f};
+        ex(threads ? p2 : NULL, &o3, norm ? raw : q.x, wqkv, type, n_tok, n_in, rq + 2 * rk, q.scratch);
         const e2h_mm_seg sh = {fh, rh, rh};
-        const e2h_mm_out osw = {&sh, 1, 1};
-        ex(threads ? p2 : NULL, &osw, q.x, wgu, type, n_tok, n_in, 2 * rh, g.scratch);
+        const e2h_mm_out osw = {&sh, 1, 1, norm ? nw : NULL, 1e-5f};
+        ex(threads ? p2 : NULL, &osw, norm ? raw : q.x, wgu, type, n_tok, n_in, 2 * rh, g.scratch);
         ok &= !memcmp(yq, fq, sizeof(float) * (size_t)(n_tok * rq)) && !memcmp(yk, fk, sizeof(float) * (size_t)(n_tok * rk)) &&
               !memcmp(yv, fv, sizeof(float) * (size_t)(n_tok * rk)) && !memcmp(yg, fh, sizeof(float) * (size_t)(n_tok * rh));
     }
+    free(raw), free(nw);
     free(yq), free(yk), free(yv), free(fq), free(fk), free(fv), free(yg), free(yu), free(fh), free(wqkv), free(wgu);
     rcase_free(&q), rcase_free(&k), rcase_free(&v), rcase_free(&g), rcase_free(&u);
     e2h_pool_free(p2);
     return ok;
 }
 
-TEST(fused_qkv_and_swiglu_equal_unfused) {
+TEST(fused_qkv_swiglu_rmsnorm_equal_unfused) {
     const int64_t shapes[][2] = {{1, 96}, {5, 576}, {9, 160}};
     for (size_t ti = 0; ti < sizeof k_types / sizeof *k_types; ti++)
-        for (size_t si = 0; si < 3; si++) {
-            CHECKF(check_fused(e2h_r16_matmul_ref, e2h_r16_matmul_ex_ref, e2h_swiglu_ref, k_types[ti], shapes[si][0],
-                               shapes[si][1]), "ref type %d shape %zu", k_types[ti], si);
-            if (has_avx512())
-                CHECKF(check_fused(e2h_r16_matmul_avx512, e2h_r16_matmul_ex_avx512, e2h_swiglu_avx512, k_types[ti],
-                                   shapes[si][0], shapes[si][1]), "avx512 type %d shape %zu", k_types[ti], si);
-        }
+        for (size_t si = 0; si < 3; si++)
+            for (int norm = 0; norm < 2; norm++) {
+                CHECKF(check_fused(e2h_r16_matmul_ref, e2h_r16_matmul_ex_ref, e2h_swiglu_ref, e2h_rmsnorm_ref, norm,
+                                   k_types[ti], shapes[si][0], shapes[si][1]),
+                       "ref type %d shape %zu norm %d", k_types[ti], si, norm);
+                if (has_avx512())
+                    CHECKF(check_fused(e2h_r16_matmul_avx512, e2h_r16_matmul_ex_avx512, e2h_swiglu_avx512,
+                                       e2h_rmsnorm_avx512, norm, k_types[ti], shapes[si][0], shapes[si][1]),
+                           "avx512 type %d shape %zu norm %d", k_types[ti], si, norm);
+            }
 }
 
 TEST(rejects_bad_shapes) {
@@ -302,6 +314,6 @@ int main(void) {
     RUN(ref_matches_exact_and_gguf_ref);
     RUN(ref_batch_and_thread_invariance);
     RUN(avx512_bit_identical_to_ref);
-    RUN(fused_qkv_and_swiglu_equal_unfused);
+    RUN(fused_qkv_swiglu_rmsnorm_equal_unfused);
     return TEST_SUMMARY();
 }

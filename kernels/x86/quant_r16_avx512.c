@@ -164,7 +164,7 @@ static void r16_quantize_fn(void *p, int ith, int nth) {
     const r16_ctx *c = p;
     int64_t t0, t1;
     e2h_pool_slice(c->n_tok, ith, nth, 1, &t0, &t1);
-    e2h_r16_quantize(c->wtype, c->x, t0, t1, c->n_tok, c->n_in, c->scratch, 1);
+    e2h_r16_quantize(c->wtype, c->x, t0, t1, c->n_tok, c->n_in, c->scratch, 1, c->out->norm_w, c->out->norm_eps);
 }
 
 // Stores a tile: each group's 16 rows (fewer at the matrix end) for tokens [t, t + nt), into
@@ -241,11 +241,11 @@ static void r16_matmul_fn(void *p, int ith, int nth) {
 void e2h_r16_matmul_ex_avx512(e2h_pool *pool, const e2h_mm_out *out, const float *x, const void *wp,
                               int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
     if (e2h_r16_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
-    if (out->swiglu && n_out % (2 * E2H_R16_ROWS)) return;
+    if ((out->swiglu && n_out % (2 * E2H_R16_ROWS)) || (out->norm_w && n_in > E2H_R16_NORM_MAX)) return;
     r16_ctx c = {out, x, wp, wtype, n_tok, n_in, n_out, scratch, {{{0}}}};
     if (r16_tiles_get(wtype, &c.tiles)) return;
     if (n_tok < QUANT_INLINE_TOK || e2h_pool_size(pool) == 1)
-        e2h_r16_quantize(wtype, x, 0, n_tok, n_tok, n_in, scratch, 1);
+        e2h_r16_quantize(wtype, x, 0, n_tok, n_tok, n_in, scratch, 1, out->norm_w, out->norm_eps);
     else
         e2h_pool_run(pool, r16_quantize_fn, &c);
     e2h_pool_run(pool, r16_matmul_fn, &c);
