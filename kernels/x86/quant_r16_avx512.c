@@ -13,7 +13,9 @@
 
 #define AI static inline __attribute__((always_inline))
 
+#ifndef G_DEC
 #define G_DEC 2      // groups per decode tile
+#endif
 #define G_PRE 2      // groups per prefill tile
 #define NT_PRE 4     // tokens per prefill tile
 #define G_MAX 2
