@@ -105,14 +105,17 @@ SAMPLE_VEC static double sample_sumexp(const float *x, int32_t n, float mx) {
     return sum;
 }
 
-float sample_logprob(const float *logits, int32_t n, int32_t tok) {
-    const float mx = sample_max(logits, n);
+// log softmax(logits)[tok] given mx = max(logits).
+static float sample_logprob_mx(const float *logits, int32_t n, int32_t tok, float mx) {
     return (float)((double)(logits[tok] - mx) - log(sample_sumexp(logits, n, mx)));
 }
 
-// First index of the maximum (ties: the lowest id).
-static int32_t sample_argmax(const float *logits, int32_t n) {
-    float mx = sample_max(logits, n);
+float sample_logprob(const float *logits, int32_t n, int32_t tok) {
+    return sample_logprob_mx(logits, n, tok, sample_max(logits, n));
+}
+
+// First index of mx = max(logits) (ties: the lowest id).
+static int32_t sample_argmax(const float *logits, int32_t n, float mx) {
     int32_t i = 0;
     while (i < n - 1 && !(logits[i] == mx)) i++;
     return i;
@@ -208,11 +211,9 @@ SAMPLE_VEC static float sample_chunk_weights(const float *logits, int32_t i0, in
 // in token-id order, O(n) per token (sorting ~50k candidates per token dominated decoding).
 // The weights are computed vectorized in float, summed per chunk; the inverse CDF finds the
 // chunk from the chunk sums, then the token inside it.
-static int32_t sample_unsorted(const float *logits, int32_t n, const e2h_sampling *p,
+static int32_t sample_unsorted(const float *logits, int32_t n, float mx, const e2h_sampling *p,
                                e2h_rng *rng, sample_scratch *s) {
-    const float mx = sample_max(logits, n);
-    int32_t best = 0;
-    while (best < n - 1 && !(logits[best] == mx)) best++;
+    const int32_t best = sample_argmax(logits, n, mx);
     // the best token weighs 1, so min-p cuts at min_p
     const float inv_t = (float)(1.0 / p->temperature), thr = p->min_p > 0.0f ? p->min_p : 0.0f;
     float *w = (float *)s->prob;        // n floats in the n doubles
@@ -280,11 +281,12 @@ static int32_t sample_sorted(const float *logits, int32_t n, const e2h_sampling 
 int32_t sample_token(const float *logits, int32_t n, const e2h_sampling *p, e2h_rng *rng,
                      sample_scratch *s, float *logprob) {
     int32_t tok;
-    if (p->temperature <= 0.0f) tok = sample_argmax(logits, n);
+    const float mx = sample_max(logits, n); // one pass, shared by the pick and the log-prob
+    if (p->temperature <= 0.0f) tok = sample_argmax(logits, n, mx);
     else if ((p->top_k <= 0 || p->top_k >= n) && !(p->top_p > 0.0f && p->top_p < 1.0f))
-        tok = sample_unsorted(logits, n, p, rng, s);
+        tok = sample_unsorted(logits, n, mx, p, rng, s);
     else
         tok = sample_sorted(logits, n, p, rng, s);
-    if (logprob) *logprob = sample_logprob(logits, n, tok);
+    if (logprob) *logprob = sample_logprob_mx(logits, n, tok, mx);
     return tok;
 }

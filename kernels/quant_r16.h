@@ -102,6 +102,19 @@ static inline int e2h_r16_offset(int wtype) { return wtype == E2H_TYPE_Q4_0 ? 8 
 #define E2H_R16_NORM_MAX 16384
 void e2h_r16_quantize(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_tok,
                       int64_t n_in, void *scratch, int simd, const float *norm_w, float eps);
+// The arguments of one r16 matmul call, shared by the ref and AVX-512 drivers.
+typedef struct {
+    const e2h_mm_out *out;
+    const float *x;
+    const uint8_t *w; // r16 layout
+    int wtype;
+    int64_t n_tok, n_in, n_out;
+    uint8_t *scratch;
+    int simd;         // quantize with the AVX-512 twin
+} e2h_r16_args;
+// Pool body (args: e2h_r16_args *): quantizes this thread's slice of tokens, through the
+// fused RMSNorm when args->out->norm_w is set.
+void e2h_r16_quantize_fn(void *args, int ith, int nth);
 static inline int64_t e2h_r16_token_stride(int64_t n_in) {
     return e2h_qx_token_stride(E2H_TYPE_Q8_0, n_in);
 }

@@ -142,20 +142,14 @@ static float r16_dot_ref(int wtype, const uint8_t *grp, int lane, const uint8_t 
     return acc;
 }
 
-typedef struct {
-    const e2h_mm_out *out;
-    const float *x;
-    const uint8_t *w;
-    int wtype;
-    int64_t n_tok, n_in, n_out;
-    uint8_t *scratch;
-} r16_args;
+typedef e2h_r16_args r16_args;
 
-static void r16_ref_quantize_fn(void *p, int ith, int nth) {
-    const r16_args *a = p;
+void e2h_r16_quantize_fn(void *p, int ith, int nth) {
+    const e2h_r16_args *a = p;
     int64_t t0, t1;
     e2h_pool_slice(a->n_tok, ith, nth, 1, &t0, &t1);
-    e2h_r16_quantize(a->wtype, a->x, t0, t1, a->n_tok, a->n_in, a->scratch, 0, a->out->norm_w, a->out->norm_eps);
+    e2h_r16_quantize(a->wtype, a->x, t0, t1, a->n_tok, a->n_in, a->scratch, a->simd, a->out->norm_w,
+                     a->out->norm_eps);
 }
 
 static float r16_out_ref(const r16_args *a, int64_t t, int64_t r) {
@@ -194,8 +188,8 @@ void e2h_r16_matmul_ex_ref(e2h_pool *pool, const e2h_mm_out *out, const float *x
                            int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
     if (e2h_r16_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
     if ((out->swiglu && n_out % (2 * E2H_R16_ROWS)) || (out->norm_w && n_in > E2H_R16_NORM_MAX)) return;
-    r16_args a = {out, x, wp, wtype, n_tok, n_in, n_out, scratch};
-    e2h_pool_run(pool, r16_ref_quantize_fn, &a);
+    r16_args a = {out, x, wp, wtype, n_tok, n_in, n_out, scratch, 0};
+    e2h_pool_run(pool, e2h_r16_quantize_fn, &a);
     e2h_pool_run(pool, r16_ref_matmul_fn, &a);
 }
 

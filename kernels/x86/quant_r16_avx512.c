@@ -153,27 +153,15 @@ static int r16_tiles_get(int wtype, r16_tiles *t) {
 }
 
 typedef struct {
-    const e2h_mm_out *out;
-    const float *x;
-    const uint8_t *w;
-    int wtype;
-    int64_t n_tok, n_in, n_out;
-    uint8_t *scratch;
+    e2h_r16_args a; // first: the shared quantize body takes a pointer to the context
     r16_tiles tiles;
 } r16_ctx;
-
-static void r16_quantize_fn(void *p, int ith, int nth) {
-    const r16_ctx *c = p;
-    int64_t t0, t1;
-    e2h_pool_slice(c->n_tok, ith, nth, 1, &t0, &t1);
-    e2h_r16_quantize(c->wtype, c->x, t0, t1, c->n_tok, c->n_in, c->scratch, 1, c->out->norm_w, c->out->norm_eps);
-}
 
 // Stores a tile: each group's 16 rows (fewer at the matrix end) for tokens [t, t + nt), into
 // its segment; in swiglu mode the tile is a (gate, up) pair and gets swiglu'd.
 static void r16_store(const r16_ctx *c, int64_t row0, int G, int nt, int64_t t, __m512 out[][NT_PRE]) {
-    if (c->out->swiglu) {
-        const e2h_mm_seg *s = &c->out->segs[0];
+    if (c->a.out->swiglu) {
+        const e2h_mm_seg *s = &c->a.out->segs[0];
         float g[16], u[16];
         for (int j = 0; j < nt; j++) {
             _mm512_storeu_ps(g, out[0][j]);
@@ -184,19 +172,19 @@ static void r16_store(const r16_ctx *c, int64_t row0, int G, int nt, int64_t t, 
     }
     for (int g = 0; g < G; g++) {
         const int64_t r = row0 + (int64_t)g * E2H_R16_ROWS;
-        const int64_t left = c->n_out - r;
+        const int64_t left = c->a.n_out - r;
         const __mmask16 m = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
         int64_t ldy;
-        float *y = e2h_mm_out_at(c->out, r, &ldy);
+        float *y = e2h_mm_out_at(c->a.out, r, &ldy);
         for (int j = 0; j < nt; j++) _mm512_mask_storeu_ps(y + (t + j) * ldy, m, out[g][j]);
     }
 }
 
 // Groups [g0, g1) × tokens [t0, t1), tiles of up to gmax groups × ntmax tokens.
 static void r16_run(const r16_ctx *c, int64_t g0, int64_t g1, int64_t t0, int64_t t1, int gmax, int ntmax) {
-    const int64_t nb = c->n_in / 32, gs = e2h_r16_group_stride(c->wtype, c->n_in);
-    const int64_t ts = e2h_r16_token_stride(c->n_in);
-    const int32_t *init = e2h_r16_inits(c->scratch, c->n_tok, c->n_in);
+    const int64_t nb = c->a.n_in / 32, gs = e2h_r16_group_stride(c->a.wtype, c->a.n_in);
+    const int64_t ts = e2h_r16_token_stride(c->a.n_in);
+    const int32_t *init = e2h_r16_inits(c->a.scratch, c->a.n_tok, c->a.n_in);
     // Decode prefetch: short groups (small n_in) are short streams that the hardware
     // prefetcher keeps losing, so fetch the next tile (the same offset gmax groups on);
     // long groups stream well, so only R16_PF_DIST ahead in the group (coded negative).
@@ -204,13 +192,13 @@ static void r16_run(const r16_ctx *c, int64_t g0, int64_t g1, int64_t t0, int64_
     for (int64_t g = g0; g < g1; g += gmax) {
         const int G = (int)(g1 - g < gmax ? g1 - g : gmax);
         const uint8_t *gq[G_MAX];
-        for (int i = 0; i < G; i++) gq[i] = c->w + (g + i) * gs;
+        for (int i = 0; i < G; i++) gq[i] = c->a.w + (g + i) * gs;
         for (int64_t t = t0; t < t1; t += ntmax) {
             const int nt = (int)(t1 - t < ntmax ? t1 - t : ntmax);
             r16_tok tk[NT_PRE];
             for (int j = 0; j < nt; j++) {
-                const uint8_t *tok = c->scratch + (t + j) * ts;
-                const int64_t nb2 = e2h_qx32_nb2(c->n_in);
+                const uint8_t *tok = c->a.scratch + (t + j) * ts;
+                const int64_t nb2 = e2h_qx32_nb2(c->a.n_in);
                 tk[j].q = (const int8_t *)tok;
                 tk[j].dx = (const float *)(tok + nb2 * 32);
                 tk[j].sx = tk[j].dx + nb2;
@@ -225,17 +213,17 @@ static void r16_run(const r16_ctx *c, int64_t g0, int64_t g1, int64_t t0, int64_
 
 static void r16_matmul_fn(void *p, int ith, int nth) {
     const r16_ctx *c = p;
-    const int64_t groups = (c->n_out + E2H_R16_ROWS - 1) / E2H_R16_ROWS;
-    const int gmax = c->n_tok == 1 ? G_DEC : G_PRE;
+    const int64_t groups = (c->a.n_out + E2H_R16_ROWS - 1) / E2H_R16_ROWS;
+    const int gmax = c->a.n_tok == 1 ? G_DEC : G_PRE;
     int64_t g0, g1;
     e2h_pool_slice(groups, ith, nth, gmax, &g0, &g1);
     if (g0 >= g1) return;
-    if (c->n_tok == 1) {
+    if (c->a.n_tok == 1) {
         r16_run(c, g0, g1, 0, 1, gmax, 1);
         return;
     }
-    for (int64_t tb = 0; tb < c->n_tok; tb += TOK_BLOCK) {
-        const int64_t te = tb + TOK_BLOCK < c->n_tok ? tb + TOK_BLOCK : c->n_tok;
+    for (int64_t tb = 0; tb < c->a.n_tok; tb += TOK_BLOCK) {
+        const int64_t te = tb + TOK_BLOCK < c->a.n_tok ? tb + TOK_BLOCK : c->a.n_tok;
         r16_run(c, g0, g1, tb, te, gmax, NT_PRE);
     }
 }
@@ -244,12 +232,12 @@ void e2h_r16_matmul_ex_avx512(e2h_pool *pool, const e2h_mm_out *out, const float
                               int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
     if (e2h_r16_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
     if ((out->swiglu && n_out % (2 * E2H_R16_ROWS)) || (out->norm_w && n_in > E2H_R16_NORM_MAX)) return;
-    r16_ctx c = {out, x, wp, wtype, n_tok, n_in, n_out, scratch, {{{0}}}};
+    r16_ctx c = {{out, x, wp, wtype, n_tok, n_in, n_out, scratch, 1}, {{{0}}}};
     if (r16_tiles_get(wtype, &c.tiles)) return;
     if (n_tok < QUANT_INLINE_TOK || e2h_pool_size(pool) == 1)
         e2h_r16_quantize(wtype, x, 0, n_tok, n_tok, n_in, scratch, 1, out->norm_w, out->norm_eps);
     else
-        e2h_pool_run(pool, r16_quantize_fn, &c);
+        e2h_pool_run(pool, e2h_r16_quantize_fn, &c.a);
     e2h_pool_run(pool, r16_matmul_fn, &c);
 }
 
