@@ -20,6 +20,7 @@
 #include "kernels/pool.h"
 #include "kernels/quant.h"
 #include "kernels/quant_r16.h"
+#include "engine/util.h"
 #include "bench_util.h"
 
 typedef void (*qmm_fn)(e2h_pool *, float *, int64_t, const float *, const void *, int, int64_t,
@@ -52,7 +53,7 @@ static int g_cpu_clock = 0, g_repeats = 3, g_r16 = 0;
 // The r16 copy of w (freed), or w itself.
 static uint8_t *maybe_repack(uint8_t *w, int type, int64_t n_in, int64_t n_out) {
     if (!g_r16) return w;
-    uint8_t *wp = aligned_alloc(64, e2h_r16_size(type, n_in, n_out));
+    uint8_t *wp = e2h_alloc_large(e2h_r16_size(type, n_in, n_out)); // as the engine does
     e2h_r16_repack(NULL, type, w, n_in, n_out, wp);
     free(w);
     return wp;
@@ -193,7 +194,7 @@ int main(int argc, char **argv) {
             void *scratch = aligned_alloc(64, (size_t)(ss + 63) / 64 * 64);
             fill_weights(type, w, wbytes);
             if (r16) { // time the repacked copy (same bytes streamed per token)
-                uint8_t *wp = aligned_alloc(64, e2h_r16_size(type, n_in, n_out));
+                uint8_t *wp = e2h_alloc_large(e2h_r16_size(type, n_in, n_out)); // as the engine does
                 e2h_r16_repack(pools[1], type, w, n_in, n_out, wp);
                 free(w);
                 w = wp;

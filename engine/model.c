@@ -779,70 +779,96 @@ static int model_can_fuse(e2h_tensor *const parts[], int n) {
     return 1;
 }
 
+// All repacked copies live in one arena (huge pages, see e2h_alloc_large), carved in two
+// passes: the first (base NULL) only sums the sizes, the second repacks.
+typedef struct {
+    uint8_t *base; // NULL while sizing
+    size_t used;
+    e2h_pool *pool;
+} repack_arena;
+
+// The next `bytes` of the arena (64-byte aligned), or NULL while sizing.
+static uint8_t *arena_take(repack_arena *a, size_t bytes) {
+    uint8_t *p = a->base ? a->base + a->used : NULL;
+    a->used += (bytes + 63) / 64 * 64;
+    return p;
+}
+
 // The fused copies of a layer: q|k|v concatenated, gate/up interleaved by group.
-static int model_repack_fused(struct e2h_model *m, e2h_layer *L, e2h_pool *pool) {
+static void model_repack_fused(struct e2h_model *m, e2h_layer *L, repack_arena *a) {
     e2h_tensor *qkv[3] = {&L->wq, &L->wk, &L->wv}, *gu[2] = {&L->w_gate, &L->w_up};
     if (model_can_fuse(qkv, 3)) {
         const int t = L->wq.type;
         const int64_t n_in = L->wq.n_in, rows = L->wq.n_out + L->wk.n_out + L->wv.n_out;
         const int64_t gs = e2h_r16_group_stride(t, n_in);
-        uint8_t *p = model_alloc_aligned(m, e2h_r16_size(t, n_in, rows));
-        if (!p) return -1;
-        for (int i = 0, g = 0; i < 3; g += (int)(qkv[i]->n_out / E2H_R16_ROWS), i++)
-            e2h_r16_repack_to(pool, t, qkv[i]->data, n_in, qkv[i]->n_out, p + g * gs, gs);
-        L->wqkv = (e2h_tensor){NULL, t, n_in, rows, p};
-        m->packed_bytes += e2h_r16_size(t, n_in, rows);
+        uint8_t *p = arena_take(a, e2h_r16_size(t, n_in, rows));
+        if (p) {
+            for (int i = 0, g = 0; i < 3; g += (int)(qkv[i]->n_out / E2H_R16_ROWS), i++)
+                e2h_r16_repack_to(a->pool, t, qkv[i]->data, n_in, qkv[i]->n_out, p + g * gs, gs);
+            L->wqkv = (e2h_tensor){NULL, t, n_in, rows, p};
+            m->packed_bytes += e2h_r16_size(t, n_in, rows);
+        }
     }
     if (model_can_fuse(gu, 2) && L->w_gate.n_out == L->w_up.n_out) {
         const int t = L->w_gate.type;
         const int64_t n_in = L->w_gate.n_in, rows = 2 * L->w_gate.n_out;
         const int64_t gs = e2h_r16_group_stride(t, n_in);
-        uint8_t *p = model_alloc_aligned(m, e2h_r16_size(t, n_in, rows));
-        if (!p) return -1;
-        e2h_r16_repack_to(pool, t, L->w_gate.data, n_in, L->w_gate.n_out, p, 2 * gs);
-        e2h_r16_repack_to(pool, t, L->w_up.data, n_in, L->w_up.n_out, p + gs, 2 * gs);
-        L->w_gate_up = (e2h_tensor){NULL, t, n_in, rows, p};
-        m->packed_bytes += e2h_r16_size(t, n_in, rows);
+        uint8_t *p = arena_take(a, e2h_r16_size(t, n_in, rows));
+        if (p) {
+            e2h_r16_repack_to(a->pool, t, L->w_gate.data, n_in, L->w_gate.n_out, p, 2 * gs);
+            e2h_r16_repack_to(a->pool, t, L->w_up.data, n_in, L->w_up.n_out, p + gs, 2 * gs);
+            L->w_gate_up = (e2h_tensor){NULL, t, n_in, rows, p};
+            m->packed_bytes += e2h_r16_size(t, n_in, rows);
+        }
     }
-    return 0;
+}
+
+// The unfused copies: every supported matrix not covered by a fused copy (the fused ones
+// are decided the same way in both passes, so the sizing pass asks model_can_fuse too).
+static void model_repack_layer(struct e2h_model *m, e2h_layer *L, repack_arena *a) {
+    e2h_tensor *ts[7] = {&m->output};
+    int skip[7] = {0};
+    if (L) {
+        e2h_tensor *lt[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        memcpy(ts, lt, sizeof lt);
+        e2h_tensor *qkv[3] = {&L->wq, &L->wk, &L->wv}, *gu[2] = {&L->w_gate, &L->w_up};
+        skip[0] = skip[1] = skip[2] = model_can_fuse(qkv, 3);
+        skip[4] = skip[5] = model_can_fuse(gu, 2) && L->w_gate.n_out == L->w_up.n_out;
+    }
+    for (int i = 0; i < (L ? 7 : 1); i++) {
+        const size_t bytes = skip[i] ? 0 : e2h_r16_size(ts[i]->type, ts[i]->n_in, ts[i]->n_out);
+        if (!bytes) continue;
+        uint8_t *p = arena_take(a, bytes);
+        if (!p) continue;
+        e2h_r16_repack(a->pool, ts[i]->type, ts[i]->data, ts[i]->n_in, ts[i]->n_out, p);
+        ts[i]->packed = p;
+        m->packed_bytes += bytes;
+    }
 }
 
 static int model_repack(struct e2h_model *m, char *err, size_t err_len) {
     const e2h_ops *best = e2h_ops_get("auto");
     if (!best || !best->matmul_packed) return 0;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    e2h_pool *pool = e2h_pool_init(ncpu > 1 ? (int)(ncpu < 16 ? ncpu : 16) : 1);
-    int rc = 0;
-    for (int l = 0; l < m->cfg.n_layers && !rc; l++)
-        if (model_repack_fused(m, &m->layers[l], pool)) {
-            e2h_errf(err, err_len, "out of memory repacking layer %d; load with no_repack (--no-repack)", l);
-            rc = -1;
-        }
-    for (int l = -1; l < m->cfg.n_layers && !rc; l++) {
-        e2h_layer *L = l >= 0 ? &m->layers[l] : NULL;
-        e2h_tensor *ts[7] = {&m->output};
-        if (L) {
-            e2h_tensor *lt[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-            memcpy(ts, lt, sizeof lt);
-        }
-        for (int i = 0; i < (L ? 7 : 1); i++) {
-            if (L && ((i < 3 && L->wqkv.packed) || ((i == 4 || i == 5) && L->w_gate_up.packed))) continue;
-            const size_t bytes = e2h_r16_size(ts[i]->type, ts[i]->n_in, ts[i]->n_out);
-            if (!bytes) continue;
-            void *p = model_alloc_aligned(m, bytes);
-            if (!p) {
-                e2h_errf(err, err_len, "out of memory repacking layer %d weight %d (%zu bytes); "
-                         "load with no_repack (--no-repack)", l, i, bytes);
-                rc = -1;
-                break;
+    repack_arena a = {NULL, 0, NULL};
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            if (!a.used) return 0;
+            const size_t total = a.used;
+            a.base = model_own(m, e2h_alloc_large(total));
+            if (!a.base) {
+                e2h_errf(err, err_len, "out of memory repacking the weights (%zu bytes); "
+                         "load with no_repack (--no-repack)", total);
+                return -1;
             }
-            e2h_r16_repack(pool, ts[i]->type, ts[i]->data, ts[i]->n_in, ts[i]->n_out, p);
-            ts[i]->packed = p;
-            m->packed_bytes += bytes;
+            a.used = 0;
+            long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+            a.pool = e2h_pool_init(ncpu > 1 ? (int)(ncpu < 16 ? ncpu : 16) : 1);
         }
+        for (int l = 0; l < m->cfg.n_layers; l++) model_repack_fused(m, &m->layers[l], &a);
+        for (int l = -1; l < m->cfg.n_layers; l++) model_repack_layer(m, l >= 0 ? &m->layers[l] : NULL, &a);
     }
-    e2h_pool_free(pool);
-    return rc;
+    e2h_pool_free(a.pool);
+    return 0;
 }
 
 // A ChatML template that inserts a fixed system turn when the conversation has none holds it

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -70,4 +71,16 @@ double e2h_time_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void *e2h_alloc_large(size_t bytes) {
+    const size_t huge = (size_t)2 << 20;
+    if (bytes > E2H_ALLOC_LARGE_MAX) return NULL; // an impossible size (corrupt shape): fail here
+    if (bytes < huge) return aligned_alloc(64, (bytes + 63) / 64 * 64 + (bytes == 0) * 64);
+    const size_t n = (bytes + huge - 1) / huge * huge;
+    void *p = aligned_alloc(huge, n);
+#ifdef MADV_HUGEPAGE
+    if (p) (void)madvise(p, n, MADV_HUGEPAGE); // advice only: THP may be off ("never")
+#endif
+    return p;
 }
