@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "engine/kv.h"
-#include "engine/util.h"
 #include "harness.h"
 
 #define N_LAYERS 2
@@ -549,26 +548,7 @@ TEST(random_ops_f32_bs4) { random_ops(E2H_TYPE_F32, 4, 24, 1, 3000); }
 TEST(random_ops_f16_bs3) { random_ops(E2H_TYPE_F16, 3, 30, 2, 3000); }
 TEST(random_ops_f32_bs16) { random_ops(E2H_TYPE_F32, 16, 9, 3, 2000); }
 
-// The pool's (and the repacked weights') allocator: 64-byte aligned below 2 MiB, 2 MiB
-// aligned from there (huge pages), every byte writable, NULL for an impossible size.
-TEST(alloc_large_alignment) {
-    const size_t mib2 = (size_t)2 << 20;
-    const size_t sizes[] = {0, 1, 100, mib2 - 1, mib2, 5 * mib2 + 3};
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        uint8_t *p = e2h_alloc_large(sizes[i]);
-        CHECKF(p != NULL, "size %zu", sizes[i]);
-        if (!p) continue;
-        const size_t align = sizes[i] >= mib2 ? mib2 : 64;
-        CHECKF((uintptr_t)p % align == 0, "size %zu: %p not %zu-aligned", sizes[i], (void *)p, align);
-        if (sizes[i]) p[0] = 1, p[sizes[i] - 1] = 2;
-        free(p);
-    }
-    CHECK(e2h_alloc_large(SIZE_MAX) == NULL);
-    CHECK(e2h_alloc_large(E2H_ALLOC_LARGE_MAX + 1) == NULL);
-}
-
 int main(void) {
-    RUN(alloc_large_alignment);
     RUN(init_rejects_bad_config);
     RUN(init_sizes_from_budget);
     RUN(prefix_match_found_and_not_found);

@@ -8,12 +8,14 @@
 // f32, so the same arithmetic-order bound applies; we check 1e-4 there too (measured ~1e-5).
 #include <dirent.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "../include/e2h.h"
+#include "engine/util.h"
 #include "harness.h"
 
 #define FIX_DIR "tests/fixtures/models"
@@ -394,7 +396,26 @@ TEST(prompt_longer_than_context) {
     e2h_model_free(m);
 }
 
+// The repacked weights' allocator (engine/util.c): 64-byte aligned below 2 MiB, 2 MiB
+// aligned from there (huge pages), every byte writable, NULL for an impossible size.
+TEST(alloc_large_alignment) {
+    const size_t mib2 = (size_t)2 << 20;
+    const size_t sizes[] = {0, 1, 100, mib2 - 1, mib2, 5 * mib2 + 3};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        uint8_t *p = e2h_alloc_large(sizes[i]);
+        CHECKF(p != NULL, "size %zu", sizes[i]);
+        if (!p) continue;
+        const size_t align = sizes[i] >= mib2 ? mib2 : 64;
+        CHECKF((uintptr_t)p % align == 0, "size %zu: %p not %zu-aligned", sizes[i], (void *)p, align);
+        if (sizes[i]) p[0] = 1, p[sizes[i] - 1] = 2;
+        free(p);
+    }
+    CHECK(e2h_alloc_large(SIZE_MAX) == NULL);
+    CHECK(e2h_alloc_large(E2H_ALLOC_LARGE_MAX + 1) == NULL);
+}
+
 int main(void) {
+    RUN(alloc_large_alignment);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/e2h_test_model_XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
     n_fixtures = list_fixtures(fixtures, 32);
