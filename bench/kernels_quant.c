@@ -10,7 +10,9 @@
 //   sensitive to a loaded machine, but blind to memory stalls caused by others).
 //   -i r16: the AVX-512 kernel over weights repacked at load (kernels/quant_r16.h; q4_0,
 //   q4_1, q8_0), validated against its scalar reference (r16ref).
-//   -m: only the matmuls of one SmolLM2-135M decode step (AVX-512), see bench_smollm2_decode.
+//   -m: only the matmuls of one SmolLM2-135M decode step (AVX-512), see bench_model_decode.
+//   -m7b: the same for a Llama-2-7B step (fused q|k|v and gate|up as in the engine; 3.7 GB in
+//   q4_0, 7 GB in q8_0), for each weight type of -t that has the chosen kernel.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,53 +87,68 @@ static double time_call(qmm_fn fn, e2h_pool *pool, float *y, const float *x, con
     return best;
 }
 
-// The matmuls of one SmolLM2-135M decode step (30 layers of Q4_1 q,k,v,o,gate,up,down and the
-// tied Q8_0 49152x576 output), each with its own weights (96 MB: streamed from DRAM as in the
-// model, nothing stays in L3). Prints ms per token and GB/s of weights.
-static void bench_smollm2_decode(e2h_pool *pool, int nthr) {
-    enum { N_LAYER = 30, N_MAT = 7 };
-    static const int64_t shp[N_MAT][2] = {{576, 576}, {192, 576}, {192, 576}, {576, 576},
-                                          {1536, 576}, {1536, 576}, {576, 1536}}; // (n_out, n_in)
-    uint8_t *w[N_LAYER][N_MAT];
+// The matmuls of one decode step of a model, each matrix with its own weights, so that the
+// whole set streams from DRAM as in the model (nothing is re-read from L3 as it is when one
+// matrix is timed in a loop). Prints ms per token and GB/s of weights.
+typedef struct {
+    const char *name;
+    int n_layer, n_mat, wtype, out_type;
+    int64_t shp[7][2]; // per layer (n_out, n_in)
+    int64_t out_rows, out_in;
+} decode_model;
+
+// SmolLM2-135M: Q4_1 q,k,v,o,gate,up,down and the tied Q8_0 49152x576 output (96 MB).
+static const decode_model smollm2_model = {
+    "smollm2-135m", 30, 7, E2H_TYPE_Q4_1, E2H_TYPE_Q8_0,
+    {{576, 576}, {192, 576}, {192, 576}, {576, 576}, {1536, 576}, {1536, 576}, {576, 1536}}, 49152, 576};
+// Llama-2-7B with the engine's fused matrices (q|k|v, gate|up): 3.7 GB in q4_0.
+static const decode_model llama7b_model = {
+    "llama2-7b", 32, 4, E2H_TYPE_Q4_0, E2H_TYPE_Q4_0,
+    {{12288, 4096}, {4096, 4096}, {22016, 4096}, {4096, 11008}}, 32000, 4096};
+
+static void bench_model_decode(const decode_model *md, int wtype, const char *tname, e2h_pool *pool, int nthr) {
+    enum { MAX_LAYER = 32, MAX_MAT = 7 };
+    uint8_t *w[MAX_LAYER][MAX_MAT];
     size_t total = 0;
-    for (int l = 0; l < N_LAYER; l++)
-        for (int m = 0; m < N_MAT; m++) {
-            const size_t bytes = e2h_type_row_size(E2H_TYPE_Q4_1, shp[m][1]) * (size_t)shp[m][0];
+    for (int l = 0; l < md->n_layer; l++)
+        for (int m = 0; m < md->n_mat; m++) {
+            const size_t bytes = e2h_type_row_size(wtype, md->shp[m][1]) * (size_t)md->shp[m][0];
             w[l][m] = aligned_alloc(64, (bytes + 63) / 64 * 64);
-            fill_weights(E2H_TYPE_Q4_1, w[l][m], bytes);
-            w[l][m] = maybe_repack(w[l][m], E2H_TYPE_Q4_1, shp[m][1], shp[m][0]);
+            fill_weights(wtype, w[l][m], bytes);
+            w[l][m] = maybe_repack(w[l][m], wtype, md->shp[m][1], md->shp[m][0]);
             total += bytes;
         }
-    const size_t obytes = e2h_type_row_size(E2H_TYPE_Q8_0, 576) * 49152;
+    const size_t obytes = e2h_type_row_size(md->out_type, md->out_in) * (size_t)md->out_rows;
     uint8_t *wo = aligned_alloc(64, (obytes + 63) / 64 * 64);
-    fill_weights(E2H_TYPE_Q8_0, wo, obytes);
-    wo = maybe_repack(wo, E2H_TYPE_Q8_0, 576, 49152);
+    fill_weights(md->out_type, wo, obytes);
+    wo = maybe_repack(wo, md->out_type, md->out_in, md->out_rows);
     qmm_fn fn = g_r16 ? e2h_r16_matmul_avx512 : e2h_qmatmul_avx512;
     total += obytes;
-    float *x = malloc(1536 * 4), *y = malloc(49152 * 4);
-    for (int i = 0; i < 1536; i++) x[i] = ((int)(rnd() % 2001) - 1000) * 1e-3f;
-    void *scratch = aligned_alloc(64, 8192);
+    float *x = malloc(11008 * 4), *y = malloc(49152 * 4);
+    for (int i = 0; i < 11008; i++) x[i] = ((int)(rnd() % 2001) - 1000) * 1e-3f;
+    void *scratch = aligned_alloc(64, 65536);
     double best = 1e30;
     for (int rep = 0; rep < 2 + g_repeats; rep++) {
         const double t0 = clock_s();
-        for (int l = 0; l < N_LAYER; l++)
-            for (int m = 0; m < N_MAT; m++)
-                fn(pool, y, shp[m][0], x, w[l][m], E2H_TYPE_Q4_1, 1, shp[m][1], shp[m][0], scratch);
-        fn(pool, y, 49152, x, wo, E2H_TYPE_Q8_0, 1, 576, 49152, scratch);
+        for (int l = 0; l < md->n_layer; l++)
+            for (int m = 0; m < md->n_mat; m++)
+                fn(pool, y, md->shp[m][0], x, w[l][m], wtype, 1, md->shp[m][1], md->shp[m][0], scratch);
+        fn(pool, y, md->out_rows, x, wo, md->out_type, 1, md->out_in, md->out_rows, scratch);
         const double t = clock_s() - t0;
         if (rep >= 2 && t < best) best = t;
     }
-    printf("smollm2-135m decode matmuls (%d calls, %.1f MB), %d thr: %.3f ms/token = %.1f tok/s, %.2f GB/s\n",
-           N_LAYER * N_MAT + 1, total * 1e-6, nthr, best * 1e3, 1 / best, total / best * 1e-9);
-    for (int l = 0; l < N_LAYER; l++)
-        for (int m = 0; m < N_MAT; m++) free(w[l][m]);
+    printf("%s %s decode matmuls (%d calls, %.1f MB), %d thr: %.3f ms/token = %.2f tok/s, %.2f GB/s\n",
+           md->name, tname, md->n_layer * md->n_mat + 1, total * 1e-6, nthr, best * 1e3,
+           1 / best, total / best * 1e-9);
+    for (int l = 0; l < md->n_layer; l++)
+        for (int m = 0; m < md->n_mat; m++) free(w[l][m]);
     free(wo), free(x), free(y), free(scratch);
 }
 
 int main(int argc, char **argv) {
     const char *impl = "avx512", *types_arg = "q4_0,q4_1,q8_0,q4_k,q5_k,q6_k,q5_0,q5_1", *shapes_arg = "all";
     const char *threads_arg = "1,2";
-    int prefill512 = 0, smollm2 = 0;
+    int prefill512 = 0, smollm2 = 0, llama7b = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-i") && i + 1 < argc) impl = argv[++i];
         else if (!strcmp(argv[i], "-t") && i + 1 < argc) types_arg = argv[++i];
@@ -139,6 +156,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-p")) prefill512 = 1;
         else if (!strcmp(argv[i], "-c")) g_cpu_clock = 1;
         else if (!strcmp(argv[i], "-m")) smollm2 = 1;
+        else if (!strcmp(argv[i], "-m7b")) llama7b = 1;
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) g_repeats = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1;
         else if (!strcmp(argv[i], "-T") && i + 1 < argc) threads_arg = argv[++i];
         else {
@@ -170,7 +188,20 @@ int main(int argc, char **argv) {
     if (smollm2) { // AVX-512 only: the model's matmuls, then exit
         if (!__builtin_cpu_supports("avx512vnni")) return 1;
         for (int p = 0; p < 2; p++)
-            if (use_thr[p]) bench_smollm2_decode(pools[p], p + 1);
+            if (use_thr[p]) bench_model_decode(&smollm2_model, E2H_TYPE_Q4_1, "q4_1", pools[p], p + 1);
+        e2h_pool_free(pools[0]);
+        e2h_pool_free(pools[1]);
+        return 0;
+    }
+    if (llama7b) { // AVX-512 only: a 7B step's matmuls per weight type, then exit
+        if (!__builtin_cpu_supports("avx512vnni")) return 1;
+        for (size_t ti = 0; ti < sizeof all_types / sizeof all_types[0]; ti++) {
+            if (!strstr(types_arg, all_types[ti].name) || (r16 && !e2h_r16_supported(all_types[ti].type))) continue;
+            decode_model md = llama7b_model;
+            md.wtype = md.out_type = all_types[ti].type;
+            for (int p = 0; p < 2; p++)
+                if (use_thr[p]) bench_model_decode(&md, md.wtype, all_types[ti].name, pools[p], p + 1);
+        }
         e2h_pool_free(pools[0]);
         e2h_pool_free(pools[1]);
         return 0;

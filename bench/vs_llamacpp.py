@@ -59,6 +59,14 @@ def mean_sd(xs: list[float]) -> tuple[float, float]:
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
+def pool_rounds(per: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """(mean, sd) of one engine over rounds: one round keeps its own sd over repetitions,
+    several give the mean and sd of the rounds' means."""
+    if not per:
+        return None
+    return per[0] if len(per) == 1 else mean_sd([m for m, _ in per])
+
+
 def fmt_ms(m: float, s: float) -> str:
     if m is None or math.isnan(m):
         return "n/a"
@@ -367,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--membw-gbs", default=None, help="skip the probe: e.g. 1:16.0,2:30.5")
     ap.add_argument("--llama-fa", choices=["auto", "on", "off"], default="auto",
                     help="llama.cpp flash attention (llama.cpp's own default: auto)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run both engines this many times, alternating which goes first "
+                         "(ratios per round are printed; default 1)")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per engine per model")
     ap.add_argument("--json-out", type=Path, help="write every number here")
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -374,8 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     a.reps = a.reps or (2 if a.quick else 3)
     a.threads = [int(x) for x in (a.threads or "1,2").split(",")]
-    if a.n_prompt < 0 or a.n_gen < 0 or a.reps < 1 or min(a.threads) < 1:
-        ap.error("-p/-n must be >= 0, -r and threads >= 1")
+    if a.n_prompt < 0 or a.n_gen < 0 or a.reps < 1 or min(a.threads) < 1 or a.rounds < 1:
+        ap.error("-p/-n must be >= 0, -r, --rounds and threads >= 1")
 
     if a.llama_worker:  # child process: one model, every thread count, JSON on stdout
         res = llama_worker(a.llama_worker, a.threads, a.n_prompt, a.n_gen, a.reps,
@@ -399,27 +410,43 @@ def main(argv: list[str] | None = None) -> int:
         rec = {"path": str(path), **facts}
         print(f"{name}: {path} ({facts['bytes_per_token'] / 1e6:.1f} MB read per token)",
               flush=True)
-        if not a.no_llama:
-            rec["llama"] = run_llama(path, a)
-            if "error" in rec["llama"]:
-                print(f"  llama.cpp: {rec['llama']['error']}", file=sys.stderr)
-            else:
-                print(f"  llama.cpp done (python overhead "
-                      f"{rec['llama']['py_overhead_us_per_token']:.1f} us/token)", flush=True)
-        rec["e2h"] = {}
-        for t in a.threads:
-            if not a.no_e2h:
-                rec["e2h"][str(t)] = e = run_e2h(path, t, a)
-                if "error" in e:
-                    print(f"  e2h t={t}: {e['error']}", file=sys.stderr)
+        # Rounds alternate which engine runs first: on a shared host the bandwidth left to
+        # this VM drifts over minutes, and a fixed order would hand one engine the quieter
+        # minutes. Each round's ratio is kept; the table shows the mean over rounds.
+        rec["rounds"] = []
+        for rnd in range(a.rounds):
+            rd = {"e2h": {}}
+            order = ("llama", "e2h") if rnd % 2 == 0 else ("e2h", "llama")
+            for eng in order:
+                if eng == "llama" and not a.no_llama:
+                    rd["llama"] = run_llama(path, a)
+                    if "error" in rd["llama"]:
+                        print(f"  llama.cpp: {rd['llama']['error']}", file=sys.stderr)
+                    else:
+                        print(f"  round {rnd + 1}: llama.cpp done (python overhead "
+                              f"{rd['llama']['py_overhead_us_per_token']:.1f} us/token)", flush=True)
+                if eng == "e2h" and not a.no_e2h:
+                    for t in a.threads:
+                        rd["e2h"][str(t)] = e = run_e2h(path, t, a)
+                        if "error" in e:
+                            print(f"  e2h t={t}: {e['error']}", file=sys.stderr)
+                    print(f"  round {rnd + 1}: e2h done", flush=True)
+            rec["rounds"].append(rd)
+        rec["llama"], rec["e2h"] = rec["rounds"][0].get("llama", {}), rec["rounds"][0]["e2h"]
         for t in a.threads:
             bw = bw_at(membw, t)
             roof = bw * 1e9 / facts["bytes_per_token"] if bw else None
             for kind in ("pp", "tg"):
-                lt = rec.get("llama", {}).get("threads", {}).get(str(t), {})
+                per_e, per_l = [], []  # each round's mean tok/s
+                for rd in rec["rounds"]:
+                    lt = rd.get("llama", {}).get("threads", {}).get(str(t), {})
+                    e = rd["e2h"].get(str(t), {}).get(kind)
+                    if e and kind in lt:
+                        per_e.append(e)
+                        per_l.append(mean_sd(lt[kind]))
                 row = {"model": name, "threads": t, "test": kind,
-                       "e2h": rec["e2h"].get(str(t), {}).get(kind),
-                       "llama": mean_sd(lt[kind]) if kind in lt else None,
+                       "e2h": pool_rounds(per_e), "llama": pool_rounds(per_l),
+                       "round_ratios": [e[0] / l[0] for e, l in zip(per_e, per_l) if l[0] > 0],
                        "roofline_tok_s": roof}
                 rows.append(row)
         report["models"][name] = rec
@@ -428,8 +455,17 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows, a.n_prompt, a.n_gen)
     llv = next((m["llama"].get("llama_cpp_version") for m in report["models"].values()
                 if "llama" in m and "error" not in m["llama"]), None)
-    print(f"\nllama.cpp: llama-cpp-python {llv}, flash_attn={a.llama_fa}; mean ± stdev over "
-          f"{a.reps} reps; roofline = membw(t) / weight bytes per token")
+    if a.rounds > 1:
+        print("\nratio e2h/llama.cpp in each round (engines alternate going first):")
+        for r in rows:
+            if r["round_ratios"]:
+                test = f"pp{a.n_prompt}" if r["test"] == "pp" else f"tg{a.n_gen}"
+                print(f"  {r['model']:<22} {r['threads']:>2} {test:<6} "
+                      + " ".join(f"{x:.2f}" for x in r["round_ratios"]))
+    spread = (f"mean ± stdev over {a.reps} reps" if a.rounds == 1 else
+              f"mean ± stdev of {a.rounds} rounds' means ({a.reps} reps each)")
+    print(f"\nllama.cpp: llama-cpp-python {llv}, flash_attn={a.llama_fa}; {spread}; "
+          f"roofline = membw(t) / weight bytes per token")
     report["rows"] = rows
     if a.json_out:
         a.json_out.write_text(json.dumps(report, indent=1, default=str))
