@@ -147,9 +147,9 @@ def llama_worker(path: str, threads: list[int], n_prompt: int, n_gen: int, reps:
     bos = L.llama_vocab_bos(vocab)
 
     cp = L.llama_context_default_params()
-    cp.n_ctx = n_prompt + n_gen  # as llama-bench
-    cp.n_batch = n_prompt
-    cp.n_ubatch = n_prompt
+    cp.n_ctx = max(n_prompt, 32) + n_gen  # as llama-bench (the warm-up fills up to 32)
+    cp.n_batch = max(n_prompt, 32)  # -p 0 (decode only) still needs a batch for the warm-up
+    cp.n_ubatch = max(n_prompt, 32)
     cp.n_seq_max = 1
     cp.n_threads = cp.n_threads_batch = threads[0]
     cp.flash_attn_type = {"auto": -1, "off": 0, "on": 1}[flash_attn]
@@ -158,7 +158,7 @@ def llama_worker(path: str, threads: list[int], n_prompt: int, n_gen: int, reps:
     if not ctx:
         raise RuntimeError(f"{path}: llama_init_from_model failed")
     mem = L.llama_get_memory(ctx)
-    batch = L.llama_batch_init(n_prompt, 0, 1)
+    batch = L.llama_batch_init(max(n_prompt, 32), 0, 1)
     rng = random.Random(seed)
 
     def fill(tokens: list[int], pos0: int) -> None:
@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         for t in a.threads:
             bw = bw_at(membw, t)
             roof = bw * 1e9 / facts["bytes_per_token"] if bw else None
-            for kind in ("pp", "tg"):
+            for kind in [k for k, n in (("pp", a.n_prompt), ("tg", a.n_gen)) if n > 0]:
                 per_e, per_l = [], []  # each round's mean tok/s
                 for rd in rec["rounds"]:
                     lt = rd.get("llama", {}).get("threads", {}).get(str(t), {})
