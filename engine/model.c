@@ -794,10 +794,20 @@ static uint8_t *arena_take(repack_arena *a, size_t bytes) {
     return p;
 }
 
+// Whether a layer gets the fused q|k|v copy, and the fused gate|up copy.
+static int model_fuses_qkv(e2h_layer *L) {
+    e2h_tensor *qkv[3] = {&L->wq, &L->wk, &L->wv};
+    return model_can_fuse(qkv, 3);
+}
+static int model_fuses_gate_up(e2h_layer *L) {
+    e2h_tensor *gu[2] = {&L->w_gate, &L->w_up};
+    return model_can_fuse(gu, 2) && L->w_gate.n_out == L->w_up.n_out;
+}
+
 // The fused copies of a layer: q|k|v concatenated, gate/up interleaved by group.
 static void model_repack_fused(struct e2h_model *m, e2h_layer *L, repack_arena *a) {
-    e2h_tensor *qkv[3] = {&L->wq, &L->wk, &L->wv}, *gu[2] = {&L->w_gate, &L->w_up};
-    if (model_can_fuse(qkv, 3)) {
+    e2h_tensor *qkv[3] = {&L->wq, &L->wk, &L->wv};
+    if (model_fuses_qkv(L)) {
         const int t = L->wq.type;
         const int64_t n_in = L->wq.n_in, rows = L->wq.n_out + L->wk.n_out + L->wv.n_out;
         const int64_t gs = e2h_r16_group_stride(t, n_in);
@@ -809,7 +819,7 @@ static void model_repack_fused(struct e2h_model *m, e2h_layer *L, repack_arena *
             m->packed_bytes += e2h_r16_size(t, n_in, rows);
         }
     }
-    if (model_can_fuse(gu, 2) && L->w_gate.n_out == L->w_up.n_out) {
+    if (model_fuses_gate_up(L)) {
         const int t = L->w_gate.type;
         const int64_t n_in = L->w_gate.n_in, rows = 2 * L->w_gate.n_out;
         const int64_t gs = e2h_r16_group_stride(t, n_in);
@@ -823,17 +833,15 @@ static void model_repack_fused(struct e2h_model *m, e2h_layer *L, repack_arena *
     }
 }
 
-// The unfused copies: every supported matrix not covered by a fused copy (the fused ones
-// are decided the same way in both passes, so the sizing pass asks model_can_fuse too).
+// The unfused copies: every supported matrix not covered by a fused copy.
 static void model_repack_layer(struct e2h_model *m, e2h_layer *L, repack_arena *a) {
     e2h_tensor *ts[7] = {&m->output};
     int skip[7] = {0};
     if (L) {
         e2h_tensor *lt[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         memcpy(ts, lt, sizeof lt);
-        e2h_tensor *qkv[3] = {&L->wq, &L->wk, &L->wv}, *gu[2] = {&L->w_gate, &L->w_up};
-        skip[0] = skip[1] = skip[2] = model_can_fuse(qkv, 3);
-        skip[4] = skip[5] = model_can_fuse(gu, 2) && L->w_gate.n_out == L->w_up.n_out;
+        skip[0] = skip[1] = skip[2] = model_fuses_qkv(L);
+        skip[4] = skip[5] = model_fuses_gate_up(L);
     }
     for (int i = 0; i < (L ? 7 : 1); i++) {
         const size_t bytes = skip[i] ? 0 : e2h_r16_size(ts[i]->type, ts[i]->n_in, ts[i]->n_out);
@@ -846,27 +854,28 @@ static void model_repack_layer(struct e2h_model *m, e2h_layer *L, repack_arena *
     }
 }
 
+// One pass over every matrix (sizing when a->base is NULL, repacking otherwise).
+static void model_repack_pass(struct e2h_model *m, repack_arena *a) {
+    for (int l = 0; l < m->cfg.n_layers; l++) model_repack_fused(m, &m->layers[l], a);
+    for (int l = -1; l < m->cfg.n_layers; l++) model_repack_layer(m, l >= 0 ? &m->layers[l] : NULL, a);
+}
+
 static int model_repack(struct e2h_model *m, char *err, size_t err_len) {
     const e2h_ops *best = e2h_ops_get("auto");
     if (!best || !best->matmul_packed) return 0;
     repack_arena a = {NULL, 0, NULL};
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass == 1) {
-            if (!a.used) return 0;
-            const size_t total = a.used;
-            a.base = model_own(m, e2h_alloc_large(total));
-            if (!a.base) {
-                e2h_errf(err, err_len, "out of memory repacking the weights (%zu bytes); "
-                         "load with no_repack (--no-repack)", total);
-                return -1;
-            }
-            a.used = 0;
-            long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-            a.pool = e2h_pool_init(ncpu > 1 ? (int)(ncpu < 16 ? ncpu : 16) : 1);
-        }
-        for (int l = 0; l < m->cfg.n_layers; l++) model_repack_fused(m, &m->layers[l], &a);
-        for (int l = -1; l < m->cfg.n_layers; l++) model_repack_layer(m, l >= 0 ? &m->layers[l] : NULL, &a);
+    model_repack_pass(m, &a); // sizes
+    if (!a.used) return 0;
+    a.base = model_own(m, e2h_alloc_large(a.used));
+    if (!a.base) {
+        e2h_errf(err, err_len, "out of memory repacking the weights (%zu bytes); "
+                 "load with no_repack (--no-repack)", a.used);
+        return -1;
     }
+    a.used = 0;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    a.pool = e2h_pool_init(ncpu > 1 ? (int)(ncpu < 16 ? ncpu : 16) : 1); // NULL: single-threaded
+    model_repack_pass(m, &a);
     e2h_pool_free(a.pool);
     return 0;
 }

@@ -15,12 +15,11 @@ e2h_status e2h_read_file(const char *path, char **out, size_t *size, char *err, 
 // Converts n elements of an F32/F16/BF16 array to f32.
 void e2h_convert_to_f32(int type, const void *src, float *dst, int64_t n);
 double e2h_time_s(void); // monotonic seconds
-// Allocates a large buffer that is streamed (weights, the KV pool): 64-byte aligned, not
+// Allocates a large buffer that decode streams (the repacked weights): 64-byte aligned, not
 // zeroed; from 2 MiB up it is 2 MiB aligned and advised to use transparent huge pages.
-// Why: decode streams GBs through a few sequential read streams; on 4 KiB pages every
-// stream takes a TLB miss each 4 KiB and software prefetches far ahead cross pages
-// (measured on the 7B Q4_0 decode kernel, 1 thread: 26 -> 39 GB/s with huge pages and a
-// 4 KiB prefetch distance). The caller frees it with free(); NULL when out of memory.
+// Why: on 4 KiB pages every read stream takes a TLB miss each 4 KiB and software prefetches
+// far ahead do not pay; on huge pages a 4 KiB prefetch distance does (random 7B Q4_0, 1
+// thread: 7.1 -> 8.3 tok/s). The caller frees it with free(); NULL when out of memory.
 #define E2H_ALLOC_LARGE_MAX ((size_t)1 << 46) // 64 TiB: larger requests return NULL
 void *e2h_alloc_large(size_t bytes);
 

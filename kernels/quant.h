@@ -83,8 +83,6 @@ static inline int64_t e2h_qx_token_stride(int wtype, int64_t n_in) {
     return (nb2 * 32 + nb2 * 8 + 63) / 64 * 64;
 }
 
-// Quantizes tokens [t0, t1) of x into the scratch (the same code for every implementation,
-// so that ref and SIMD see identical activations).
 // The arguments of one quantized matmul call, shared by the ISA drivers.
 typedef struct {
     float *y;
@@ -99,6 +97,8 @@ typedef struct {
 // e2h_qx_quantize.
 void e2h_qmm_quantize_fn(void *args, int ith, int nth);
 
+// Quantizes tokens [t0, t1) of x into the scratch (the same code for every implementation,
+// so that ref and SIMD see identical activations).
 void e2h_qx_quantize(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_in,
                      void *scratch);
 // Its AVX-512 twin (kernels/x86/quant_avx512.c): byte-identical scratch for every input,

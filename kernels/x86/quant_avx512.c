@@ -524,21 +524,15 @@ static int q5_tiles_get(int wtype, q5_tiles *t) {
 }
 
 typedef struct {
-    float *y;
-    int64_t ldy;
-    const float *x;
-    const uint8_t *w;
-    int wtype;
-    int64_t n_tok, n_in, n_out;
-    uint8_t *scratch;
+    e2h_qmm_args a; // the call's arguments, as the other ISA drivers take them
     q5_tiles tiles;
 } q5_ctx;
 
 static void q5_quantize_fn(void *p, int ith, int nth) {
     q5_ctx *c = p;
     int64_t t0, t1;
-    e2h_pool_slice(c->n_tok, ith, nth, 1, &t0, &t1);
-    e2h_qx_quantize_avx512(c->wtype, c->x, t0, t1, c->n_in, c->scratch);
+    e2h_pool_slice(c->a.n_tok, ith, nth, 1, &t0, &t1);
+    e2h_qx_quantize_avx512(c->a.wtype, c->a.x, t0, t1, c->a.n_in, c->a.scratch);
 }
 
 // Rows [r0, r1) × tokens [t0, t1) with the decode tiles (QR_DEC × 1) or the prefill tiles
@@ -546,40 +540,40 @@ static void q5_quantize_fn(void *p, int ith, int nth) {
 static void q5_run_rows(const q5_ctx *c, int64_t r0, int64_t r1, int64_t t0, int64_t t1, int decode,
                         int nt_max) {
     const int qr = decode ? c->tiles.dec_rows : QR_PRE;
-    const size_t rs = e2h_type_row_size(c->wtype, c->n_in);
+    const size_t rs = e2h_type_row_size(c->a.wtype, c->a.n_in);
     const int64_t tile = qr * (int64_t)rs;
     const int64_t pf = !decode ? 0 : tile > PF_TILE_MAX ? PF_ROW : 2 * tile < PF_FAR ? 2 * tile : PF_FAR;
-    const int64_t ts = e2h_qx_token_stride(c->wtype, c->n_in);
+    const int64_t ts = e2h_qx_token_stride(c->a.wtype, c->a.n_in);
     for (int64_t r = r0; r < r1; r += qr) {
         const uint8_t *rows[QR_MAX];
         for (int i = 0; i < qr; i++) // rows past the slice repeat the last one (not stored)
-            rows[i] = c->w + (r + i < r1 ? r + i : r1 - 1) * rs;
+            rows[i] = c->a.w + (r + i < r1 ? r + i : r1 - 1) * rs;
         for (int64_t t = t0; t < t1; t += nt_max) {
             const int nt = (int)(t1 - t < nt_max ? t1 - t : nt_max);
             const uint8_t *toks[NT_PRE];
-            for (int i = 0; i < nt; i++) toks[i] = c->scratch + (t + i) * ts;
+            for (int i = 0; i < nt; i++) toks[i] = c->a.scratch + (t + i) * ts;
             float out[QR_MAX][NT_PRE];
-            (decode ? c->tiles.dec : c->tiles.pre[nt - 1])(rows, toks, c->n_in, out, pf);
+            (decode ? c->tiles.dec : c->tiles.pre[nt - 1])(rows, toks, c->a.n_in, out, pf);
             for (int i = 0; i < qr && r + i < r1; i++)
-                for (int j = 0; j < nt; j++) c->y[(t + j) * c->ldy + r + i] = out[i][j];
+                for (int j = 0; j < nt; j++) c->a.y[(t + j) * c->a.ldy + r + i] = out[i][j];
         }
     }
 }
 
 static void q5_matmul_fn(void *p, int ith, int nth) {
     const q5_ctx *c = p;
-    if (c->n_tok == 1) { // decode: equal slices of whole tiles
+    if (c->a.n_tok == 1) { // decode: equal slices of whole tiles
         int64_t r0, r1;
-        e2h_pool_slice(c->n_out, ith, nth, c->tiles.dec_rows, &r0, &r1);
+        e2h_pool_slice(c->a.n_out, ith, nth, c->tiles.dec_rows, &r0, &r1);
         if (r0 < r1) q5_run_rows(c, r0, r1, 0, 1, 1, 1);
         return;
     }
     int64_t r0, r1;
-    e2h_pool_slice(c->n_out, ith, nth, QR_PRE, &r0, &r1);
+    e2h_pool_slice(c->a.n_out, ith, nth, QR_PRE, &r0, &r1);
     if (r0 >= r1) return;
-    const int nt_max = e2h_quant_is_k(c->wtype) ? QK_NT : NT_PRE;
-    for (int64_t tb = 0; tb < c->n_tok; tb += TOK_BLOCK) {
-        const int64_t te = tb + TOK_BLOCK < c->n_tok ? tb + TOK_BLOCK : c->n_tok;
+    const int nt_max = e2h_quant_is_k(c->a.wtype) ? QK_NT : NT_PRE;
+    for (int64_t tb = 0; tb < c->a.n_tok; tb += TOK_BLOCK) {
+        const int64_t te = tb + TOK_BLOCK < c->a.n_tok ? tb + TOK_BLOCK : c->a.n_tok;
         q5_run_rows(c, r0, r1, tb, te, 0, nt_max);
     }
 }
@@ -587,7 +581,7 @@ static void q5_matmul_fn(void *p, int ith, int nth) {
 void e2h_qmatmul_avx512(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *w,
                         int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
     if (e2h_qmatmul_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
-    q5_ctx c = {y, ldy, x, w, wtype, n_tok, n_in, n_out, scratch, {0}};
+    q5_ctx c = {{y, ldy, x, w, wtype, n_tok, n_in, n_out, scratch}, {0}};
     if (q5_tiles_get(wtype, &c.tiles)) return;
     // Few tokens: quantizing here costs less than waking the pool twice.
     if (n_tok < QUANT_INLINE_TOK || e2h_pool_size(pool) == 1) e2h_qx_quantize_avx512(wtype, x, 0, n_tok, n_in, scratch);

@@ -26,10 +26,10 @@
 #ifndef R16_PF_HINT
 #define R16_PF_HINT _MM_HINT_T0
 #endif
-// Decode prefetch distance in each long group's quant stream (bytes): measured on the 7B
-// shapes (n_in 4096, 1 thread, weights on huge pages): q4 1024 -> 30 GB/s, 4096 -> 39,
-// 8192 -> 33; q8_0 (twice the bytes per instruction) streams best with the hardware
-// prefetchers alone (0: 40 GB/s, 4096: 38).
+// Decode prefetch distance in each long group's quant stream (bytes): measured over a whole
+// 7B step (bench/kernels_quant -m7b, 1 thread, weights on huge pages): q4_0 1024 -> 30 GB/s,
+// 4096 -> 34, 8192 -> 30; q8_0 (twice the bytes per instruction) streams best with the
+// hardware prefetchers alone (0: 35 GB/s, 4096: 34).
 #ifndef R16_PF_DIST_Q4
 #define R16_PF_DIST_Q4 4096
 #endif
