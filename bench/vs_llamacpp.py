@@ -19,6 +19,7 @@ the norms, and the output matrix -- token_embd when tied; one embedding row othe
     python3 bench/vs_llamacpp.py --quick         # small models only, fewer reps
     python3 bench/vs_llamacpp.py --models weights/SmolLM2-135M-Instruct.Q4_1.gguf --threads 2
     python3 bench/vs_llamacpp.py --no-e2h        # llama.cpp half only
+    python3 bench/vs_llamacpp.py --llama-path "" --llama-path DIR   # two llama.cpp builds side by side
 
 Each llama.cpp measurement runs in a child process (this script with --llama-worker) so a
 crash or its memory never outlives one model; e2h and llama.cpp never run at the same time.
@@ -152,12 +153,19 @@ def llama_worker(path: str, threads: list[int], n_prompt: int, n_gen: int, reps:
     cp.n_ubatch = max(n_prompt, 32)
     cp.n_seq_max = 1
     cp.n_threads = cp.n_threads_batch = threads[0]
-    cp.flash_attn_type = {"auto": -1, "off": 0, "on": 1}[flash_attn]
+    if hasattr(cp, "flash_attn_type"):
+        cp.flash_attn_type = {"auto": -1, "off": 0, "on": 1}[flash_attn]
+    else:  # llama.cpp before mid-2025 (--llama-path to an older build): a bool, off by default
+        cp.flash_attn = flash_attn == "on"
     cp.no_perf = True
     ctx = L.llama_init_from_model(model, cp)
     if not ctx:
         raise RuntimeError(f"{path}: llama_init_from_model failed")
-    mem = L.llama_get_memory(ctx)
+    if hasattr(L, "llama_get_memory"):
+        mem = L.llama_get_memory(ctx)
+        clear = lambda: L.llama_memory_clear(mem, True)  # noqa: E731
+    else:  # older API: the KV cache belongs to the context
+        clear = lambda: L.llama_kv_cache_clear(ctx)  # noqa: E731
     batch = L.llama_batch_init(max(n_prompt, 32), 0, 1)
     rng = random.Random(seed)
 
@@ -178,7 +186,7 @@ def llama_worker(path: str, threads: list[int], n_prompt: int, n_gen: int, reps:
         L.llama_synchronize(ctx)
 
     def run_pp(n: int) -> float:
-        L.llama_memory_clear(mem, True)
+        clear()
         toks = [bos] + [rng.randrange(n_vocab) for _ in range(n - 1)]
         t0 = time.perf_counter()
         fill(toks, 0)
@@ -186,7 +194,7 @@ def llama_worker(path: str, threads: list[int], n_prompt: int, n_gen: int, reps:
         return time.perf_counter() - t0
 
     def run_tg(n: int, do_decode: bool = True) -> float:
-        L.llama_memory_clear(mem, True)
+        clear()
         tok = bos
         t0 = time.perf_counter()
         for i in range(n):
@@ -219,12 +227,17 @@ def llama_worker(path: str, threads: list[int], n_prompt: int, n_gen: int, reps:
     return out
 
 
-def run_llama(path: Path, a: argparse.Namespace) -> dict:
+def run_llama(path: Path, a: argparse.Namespace, lib: str = "") -> dict:
+    """One llama.cpp measurement; lib: a directory holding another llama-cpp-python
+    (pip install --target DIR), put first on the child's import path; "" = the installed one."""
+    env = dict(os.environ)
+    if lib:
+        env["PYTHONPATH"] = os.pathsep.join(x for x in (lib, env.get("PYTHONPATH", "")) if x)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--llama-worker", str(path),
            "--threads", ",".join(map(str, a.threads)), "-p", str(a.n_prompt),
            "-n", str(a.n_gen), "-r", str(a.reps), "--llama-fa", a.llama_fa]
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"llama.cpp worker timed out after {a.timeout} s"}
     if a.verbose:
@@ -331,7 +344,7 @@ def run_e2h(path: Path, t: int, a: argparse.Namespace) -> dict:
 # ----------------------------------------------------------------------------- report
 
 def print_table(rows: list[dict], n_prompt: int, n_gen: int) -> None:
-    hdr = (f"{'model':<22} {'t':>2} {'test':<6} {'e2h tok/s':>16} {'llama.cpp tok/s':>16} "
+    hdr = (f"{'model':<22} {'t':>2} {'test':<6} {'llama.cpp':<9} {'e2h tok/s':>16} {'llama.cpp tok/s':>16} "
            f"{'e2h/llama':>9} {'roofline':>9} {'e2h %roof':>9} {'llama %roof':>11}")
     print(hdr)
     print("-" * len(hdr))
@@ -343,7 +356,7 @@ def print_table(rows: list[dict], n_prompt: int, n_gen: int) -> None:
         roof_s = f"{roof:.1f}" if roof and r["test"] == "tg" else ""
         pe = f"{100 * e[0] / roof:.0f}%" if roof and e and r["test"] == "tg" else ""
         pl = f"{100 * l[0] / roof:.0f}%" if roof and l and r["test"] == "tg" else ""
-        print(f"{r['model']:<22} {r['threads']:>2} {test:<6} "
+        print(f"{r['model']:<22} {r['threads']:>2} {test:<6} {r['baseline']:<9} "
               f"{fmt_ms(*(e or (math.nan, 0))):>16} {fmt_ms(*(l or (math.nan, 0))):>16} "
               f"{ratio:>9} {roof_s:>9} {pe:>9} {pl:>11}")
 
@@ -373,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-llama", action="store_true")
     ap.add_argument("--membw", default=None, help="membw binary (default newest build*/bench/membw)")
     ap.add_argument("--membw-gbs", default=None, help="skip the probe: e.g. 1:16.0,2:30.5")
+    ap.add_argument("--llama-path", action="append", default=None, metavar="DIR",
+                    help="another llama-cpp-python build (pip install --target DIR) as a baseline; "
+                         "repeat for several, '' for the installed one (default: only the installed one)")
     ap.add_argument("--llama-fa", choices=["auto", "on", "off"], default="auto",
                     help="llama.cpp flash attention (llama.cpp's own default: auto)")
     ap.add_argument("--rounds", type=int, default=1,
@@ -395,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     models = resolve_models(a)
+    libs = a.llama_path or [""]
     membw = parse_membw_arg(a.membw_gbs) if a.membw_gbs else \
         measure_membw(Path(a.membw) if a.membw else find_membw_bin(), a.threads, 5)
     print(f"membw GB/s: {membw or 'n/a'}", flush=True)
@@ -415,16 +432,16 @@ def main(argv: list[str] | None = None) -> int:
         # minutes. Each round's ratio is kept; the table shows the mean over rounds.
         rec["rounds"] = []
         for rnd in range(a.rounds):
-            rd = {"e2h": {}}
+            rd = {"e2h": {}, "llama": {}}
             order = ("llama", "e2h") if rnd % 2 == 0 else ("e2h", "llama")
             for eng in order:
-                if eng == "llama" and not a.no_llama:
-                    rd["llama"] = run_llama(path, a)
-                    if "error" in rd["llama"]:
-                        print(f"  llama.cpp: {rd['llama']['error']}", file=sys.stderr)
+                for lib in (libs if eng == "llama" and not a.no_llama else []):
+                    rd["llama"][lib] = lr = run_llama(path, a, lib)
+                    if "error" in lr:
+                        print(f"  llama.cpp {lib}: {lr['error']}", file=sys.stderr)
                     else:
-                        print(f"  round {rnd + 1}: llama.cpp done (python overhead "
-                              f"{rd['llama']['py_overhead_us_per_token']:.1f} us/token)", flush=True)
+                        print(f"  round {rnd + 1}: llama.cpp {lr['llama_cpp_version']} done (python "
+                              f"overhead {lr['py_overhead_us_per_token']:.1f} us/token)", flush=True)
                 if eng == "e2h" and not a.no_e2h:
                     for t in a.threads:
                         rd["e2h"][str(t)] = e = run_e2h(path, t, a)
@@ -432,35 +449,36 @@ def main(argv: list[str] | None = None) -> int:
                             print(f"  e2h t={t}: {e['error']}", file=sys.stderr)
                     print(f"  round {rnd + 1}: e2h done", flush=True)
             rec["rounds"].append(rd)
-        rec["llama"], rec["e2h"] = rec["rounds"][0].get("llama", {}), rec["rounds"][0]["e2h"]
         for t in a.threads:
             bw = bw_at(membw, t)
             roof = bw * 1e9 / facts["bytes_per_token"] if bw else None
             for kind in [k for k, n in (("pp", a.n_prompt), ("tg", a.n_gen)) if n > 0]:
-                per_e, per_l = [], []  # each round's mean tok/s
-                for rd in rec["rounds"]:
-                    lt = rd.get("llama", {}).get("threads", {}).get(str(t), {})
-                    e = rd["e2h"].get(str(t), {}).get(kind)
-                    if e and kind in lt:
-                        per_e.append(e)
-                        per_l.append(mean_sd(lt[kind]))
-                row = {"model": name, "threads": t, "test": kind,
-                       "e2h": pool_rounds(per_e), "llama": pool_rounds(per_l),
-                       "round_ratios": [e[0] / l[0] for e, l in zip(per_e, per_l) if l[0] > 0],
-                       "roofline_tok_s": roof}
-                rows.append(row)
+                for lib in libs:
+                    per_e, per_l = [], []  # each round's mean tok/s
+                    for rd in rec["rounds"]:
+                        lt = rd["llama"].get(lib, {}).get("threads", {}).get(str(t), {})
+                        e = rd["e2h"].get(str(t), {}).get(kind)
+                        if e and kind in lt:
+                            per_e.append(e)
+                            per_l.append(mean_sd(lt[kind]))
+                    ver = next((rd["llama"][lib].get("llama_cpp_version") for rd in rec["rounds"]
+                                if "error" not in rd["llama"].get(lib, {"error": 1})), "?")
+                    row = {"model": name, "threads": t, "test": kind, "baseline": ver,
+                           "e2h": pool_rounds(per_e), "llama": pool_rounds(per_l),
+                           "round_ratios": [e[0] / l[0] for e, l in zip(per_e, per_l) if l[0] > 0],
+                           "roofline_tok_s": roof}
+                    rows.append(row)
         report["models"][name] = rec
 
     print()
     print_table(rows, a.n_prompt, a.n_gen)
-    llv = next((m["llama"].get("llama_cpp_version") for m in report["models"].values()
-                if "llama" in m and "error" not in m["llama"]), None)
+    llv = ", ".join(sorted({r["baseline"] for r in rows if r["llama"]})) or None
     if a.rounds > 1:
         print("\nratio e2h/llama.cpp in each round (engines alternate going first):")
         for r in rows:
             if r["round_ratios"]:
                 test = f"pp{a.n_prompt}" if r["test"] == "pp" else f"tg{a.n_gen}"
-                print(f"  {r['model']:<22} {r['threads']:>2} {test:<6} "
+                print(f"  {r['model']:<22} {r['threads']:>2} {test:<6} {r['baseline']:<9} "
                       + " ".join(f"{x:.2f}" for x in r["round_ratios"]))
     spread = (f"mean ± stdev over {a.reps} reps" if a.rounds == 1 else
               f"mean ± stdev of {a.rounds} rounds' means ({a.reps} reps each)")
