@@ -133,7 +133,7 @@ def bw_at(membw: dict[int, float], t: int) -> float | None:
 # ----------------------------------------------------------------------------- llama.cpp
 
 def llama_worker(path: str, threads: list[int], n_prompt: int, n_gen: int, reps: int,
-                 flash_attn: str, seed: int) -> dict:
+                 flash_attn: str, seed: int, depth: int = 0) -> dict:
     """Runs in a child process; returns pp/tg samples per thread count."""
     import llama_cpp as L
 
@@ -148,7 +148,7 @@ def llama_worker(path: str, threads: list[int], n_prompt: int, n_gen: int, reps:
     bos = L.llama_vocab_bos(vocab)
 
     cp = L.llama_context_default_params()
-    cp.n_ctx = max(n_prompt, 32) + n_gen  # as llama-bench (the warm-up fills up to 32)
+    cp.n_ctx = depth + max(n_prompt, 32) + n_gen  # as llama-bench (the warm-up fills up to 32)
     cp.n_batch = max(n_prompt, 32)  # -p 0 (decode only) still needs a batch for the warm-up
     cp.n_ubatch = max(n_prompt, 32)
     cp.n_seq_max = 1
@@ -185,20 +185,27 @@ def llama_worker(path: str, threads: list[int], n_prompt: int, n_gen: int, reps:
             raise RuntimeError(f"{path}: llama_decode returned {rc}")
         L.llama_synchronize(ctx)
 
-    def run_pp(n: int) -> float:
+    def fill_depth() -> None:  # untimed: `depth` tokens in batches of n_batch, as llama-bench -d
         clear()
-        toks = [bos] + [rng.randrange(n_vocab) for _ in range(n - 1)]
+        toks = [bos] + [rng.randrange(n_vocab) for _ in range(depth - 1)]
+        for i in range(0, depth, cp.n_batch):
+            fill(toks[i:i + cp.n_batch], i)
+            decode()
+
+    def run_pp(n: int) -> float:
+        fill_depth()
+        toks = ([] if depth else [bos]) + [rng.randrange(n_vocab) for _ in range(n - (0 if depth else 1))]
         t0 = time.perf_counter()
-        fill(toks, 0)
+        fill(toks, depth)
         decode()
         return time.perf_counter() - t0
 
     def run_tg(n: int, do_decode: bool = True) -> float:
-        clear()
-        tok = bos
+        fill_depth()
+        tok = rng.randrange(n_vocab) if depth else bos
         t0 = time.perf_counter()
         for i in range(n):
-            fill([tok], i)
+            fill([tok], depth + i)
             if do_decode:
                 decode()
             tok = rng.randrange(n_vocab)
@@ -235,7 +242,7 @@ def run_llama(path: Path, a: argparse.Namespace, lib: str = "") -> dict:
         env["PYTHONPATH"] = os.pathsep.join(x for x in (lib, env.get("PYTHONPATH", "")) if x)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--llama-worker", str(path),
            "--threads", ",".join(map(str, a.threads)), "-p", str(a.n_prompt),
-           "-n", str(a.n_gen), "-r", str(a.reps), "--llama-fa", a.llama_fa]
+           "-n", str(a.n_gen), "-r", str(a.reps), "-d", str(a.depth), "--llama-fa", a.llama_fa]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout, env=env)
     except subprocess.TimeoutExpired:
@@ -310,7 +317,7 @@ def run_e2h(path: Path, t: int, a: argparse.Namespace) -> dict:
     if not exe.exists():
         return {"error": f"{exe} not found (build it with `make`)"}
     cmd = [str(exe), "bench", "-m", str(path), "-p", str(a.n_prompt), "-n", str(a.n_gen),
-           "-t", str(t), "-r", str(a.reps), "--json"]
+           "-t", str(t), "-r", str(a.reps), "-d", str(a.depth), "--json"]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout)
     except subprocess.TimeoutExpired:
@@ -343,20 +350,24 @@ def run_e2h(path: Path, t: int, a: argparse.Namespace) -> dict:
 
 # ----------------------------------------------------------------------------- report
 
-def print_table(rows: list[dict], n_prompt: int, n_gen: int) -> None:
-    hdr = (f"{'model':<22} {'t':>2} {'test':<6} {'llama.cpp':<9} {'e2h tok/s':>16} {'llama.cpp tok/s':>16} "
+def test_name(kind: str, n_prompt: int, n_gen: int, depth: int) -> str:
+    return (f"pp{n_prompt}" if kind == "pp" else f"tg{n_gen}") + (f"@d{depth}" if depth else "")
+
+
+def print_table(rows: list[dict], n_prompt: int, n_gen: int, depth: int = 0) -> None:
+    hdr = (f"{'model':<22} {'t':>2} {'test':<10} {'llama.cpp':<9} {'e2h tok/s':>16} {'llama.cpp tok/s':>16} "
            f"{'e2h/llama':>9} {'roofline':>9} {'e2h %roof':>9} {'llama %roof':>11}")
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
-        test = f"pp{n_prompt}" if r["test"] == "pp" else f"tg{n_gen}"
+        test = test_name(r["test"], n_prompt, n_gen, depth)
         e, l = r.get("e2h"), r.get("llama")
         ratio = f"{e[0] / l[0]:.2f}" if e and l and l[0] > 0 else "n/a"
         roof = r.get("roofline_tok_s")
         roof_s = f"{roof:.1f}" if roof and r["test"] == "tg" else ""
         pe = f"{100 * e[0] / roof:.0f}%" if roof and e and r["test"] == "tg" else ""
         pl = f"{100 * l[0] / roof:.0f}%" if roof and l and r["test"] == "tg" else ""
-        print(f"{r['model']:<22} {r['threads']:>2} {test:<6} {r['baseline']:<9} "
+        print(f"{r['model']:<22} {r['threads']:>2} {test:<10} {r['baseline']:<9} "
               f"{fmt_ms(*(e or (math.nan, 0))):>16} {fmt_ms(*(l or (math.nan, 0))):>16} "
               f"{ratio:>9} {roof_s:>9} {pe:>9} {pl:>11}")
 
@@ -380,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-p", "--n-prompt", type=int, default=512)
     ap.add_argument("-n", "--n-gen", type=int, default=128)
     ap.add_argument("-r", "--reps", type=int, default=None, help="repetitions (default 3)")
+    ap.add_argument("-d", "--depth", type=int, default=0,
+                    help="context depth: every test runs after this many tokens (llama-bench -d)")
     ap.add_argument("--quick", action="store_true", help="small models only, 2 reps")
     ap.add_argument("--e2h", default=str(REPO / "build/e2h"))
     ap.add_argument("--no-e2h", action="store_true")
@@ -401,12 +414,12 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     a.reps = a.reps or (2 if a.quick else 3)
     a.threads = [int(x) for x in (a.threads or "1,2").split(",")]
-    if a.n_prompt < 0 or a.n_gen < 0 or a.reps < 1 or min(a.threads) < 1 or a.rounds < 1:
+    if a.n_prompt < 0 or a.n_gen < 0 or a.depth < 0 or a.reps < 1 or min(a.threads) < 1 or a.rounds < 1:
         ap.error("-p/-n must be >= 0, -r, --rounds and threads >= 1")
 
     if a.llama_worker:  # child process: one model, every thread count, JSON on stdout
         res = llama_worker(a.llama_worker, a.threads, a.n_prompt, a.n_gen, a.reps,
-                           a.llama_fa, seed=1)
+                           a.llama_fa, seed=1, depth=a.depth)
         print(json.dumps(res))
         return 0
 
@@ -416,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         measure_membw(Path(a.membw) if a.membw else find_membw_bin(), a.threads, 5)
     print(f"membw GB/s: {membw or 'n/a'}", flush=True)
 
-    rows, report = [], {"membw_gbs": membw, "n_prompt": a.n_prompt, "n_gen": a.n_gen,
+    rows, report = [], {"membw_gbs": membw, "n_prompt": a.n_prompt, "n_gen": a.n_gen, "depth": a.depth,
                         "reps": a.reps, "models": {}}
     for name, path in models.items():
         if not path.exists():
@@ -471,14 +484,14 @@ def main(argv: list[str] | None = None) -> int:
         report["models"][name] = rec
 
     print()
-    print_table(rows, a.n_prompt, a.n_gen)
+    print_table(rows, a.n_prompt, a.n_gen, a.depth)
     llv = ", ".join(sorted({r["baseline"] for r in rows if r["llama"]})) or None
     if a.rounds > 1:
         print("\nratio e2h/llama.cpp in each round (engines alternate going first):")
         for r in rows:
             if r["round_ratios"]:
-                test = f"pp{a.n_prompt}" if r["test"] == "pp" else f"tg{a.n_gen}"
-                print(f"  {r['model']:<22} {r['threads']:>2} {test:<6} {r['baseline']:<9} "
+                test = test_name(r["test"], a.n_prompt, a.n_gen, a.depth)
+                print(f"  {r['model']:<22} {r['threads']:>2} {test:<10} {r['baseline']:<9} "
                       + " ".join(f"{x:.2f}" for x in r["round_ratios"]))
     spread = (f"mean ± stdev over {a.reps} reps" if a.rounds == 1 else
               f"mean ± stdev of {a.rounds} rounds' means ({a.reps} reps each)")

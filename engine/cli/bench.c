@@ -3,6 +3,10 @@
 //   ppP: prefill of P tokens into an empty cache (one e2h_seq_create), tokens/s = P / time.
 //   tgN: N decode steps, one token at a time (e2h_seq_extend with stop_at_eos = 0) after a
 //        one-token prompt, tokens/s = N / time.
+//   -d D (llama-bench's --n-depth, "ppP @ dD"): each test runs on top of D tokens already in
+//        the sequence (prefilled untimed by e2h_seq_create): ppP times e2h_seq_append of P
+//        tokens, tgN the N steps after the D-token prompt. This is where attention over a
+//        long context shows (step-by-step solutions scored by a PRM are 500-2000 tokens).
 // Each test runs once as a warm-up, then -r times; we report mean ± sample stdev. Only the
 // public API is used, so this measures what a user of the library gets.
 #include <math.h>
@@ -20,10 +24,11 @@ static const char *bench_usage =
     "  -p P                prompt tokens for the prefill test (0 skips it; default 512)\n"
     "  -n N                decode steps for the generation test (0 skips it; default 128)\n"
     "  -r R                repetitions (default 5)\n"
+    "  -d D                context depth: run each test after D tokens (default 0)\n"
     "  --json              print one JSON object instead of the table\n";
 
 typedef struct {
-    int n_prompt, n_gen, reps, json;
+    int n_prompt, n_gen, reps, json, depth;
     cli_model_opts mo;
 } bench_opts;
 
@@ -54,27 +59,32 @@ static int bench_fail_engine(e2h_engine *e, const char *what, e2h_status st) {
     return cli_fail("bench: %s: %s (%s)", what, e2h_engine_last_error(e), e2h_status_name(st));
 }
 
-// One prefill of n tokens; *secs gets the wall time of the e2h_seq_create call.
-static int bench_pp_once(e2h_engine *e, int32_t *ids, int n, int vocab, uint64_t seed,
+// One prefill of n tokens (after `depth` untimed ones); *secs gets the wall time of the
+// e2h_seq_create (depth 0) or e2h_seq_append call. ids holds depth + n tokens.
+static int bench_pp_once(e2h_engine *e, int32_t *ids, int depth, int n, int vocab, uint64_t seed,
                          double *secs) {
-    bench_fill_ids(ids, n, vocab, seed);
+    bench_fill_ids(ids, depth + n, vocab, seed);
     e2h_sampling sp = e2h_sampling_default();
     e2h_seq *s = NULL;
+    e2h_status st = depth ? e2h_seq_create(e, ids, depth, &sp, &s) : E2H_OK;
+    if (st) return bench_fail_engine(e, "depth prefill", st);
     double t0 = bench_now();
-    e2h_status st = e2h_seq_create(e, ids, n, &sp, &s);
+    st = depth ? e2h_seq_append(e, s, ids + depth, n) : e2h_seq_create(e, ids, n, &sp, &s);
     *secs = bench_now() - t0;
+    if (s) e2h_seq_release(e, s);
     if (st) return bench_fail_engine(e, "prefill", st);
-    e2h_seq_release(e, s);
     return 0;
 }
 
-// n decode steps after a one-token prompt; *secs gets the wall time of the extend call.
-static int bench_tg_once(e2h_engine *e, int n, int vocab, uint64_t seed, double *secs) {
-    int32_t first;
-    bench_fill_ids(&first, 1, vocab, seed);
+// n decode steps after a prompt of max(depth, 1) tokens (ids holds them); *secs gets the
+// wall time of the extend call.
+static int bench_tg_once(e2h_engine *e, int32_t *ids, int depth, int n, int vocab, uint64_t seed,
+                         double *secs) {
+    const int n_prompt = depth > 1 ? depth : 1;
+    bench_fill_ids(ids, n_prompt, vocab, seed);
     e2h_sampling sp = e2h_sampling_default(); // greedy: no sampling cost worth measuring
     e2h_seq *s = NULL;
-    e2h_status st = e2h_seq_create(e, &first, 1, &sp, &s);
+    e2h_status st = e2h_seq_create(e, ids, n_prompt, &sp, &s);
     if (st) return bench_fail_engine(e, "decode prompt", st);
     e2h_stop stop = {.max_tokens = n, .stop_strings = NULL, .n_stop_strings = 0, .stop_at_eos = 0};
     double t0 = bench_now();
@@ -98,13 +108,13 @@ static void bench_stats(bench_result *r, int reps) {
 // Runs one test (warm-up + reps). Repetition i uses seed i + 1 (warm-up: seed 0).
 static int bench_run(e2h_engine *e, const bench_opts *o, int vocab, bench_result *r) {
     int is_pp = !strcmp(r->name, "pp");
-    int32_t *ids = is_pp ? malloc((size_t)r->n_tokens * sizeof *ids) : NULL;
-    if (is_pp && !ids) return cli_fail("bench: out of memory");
+    int32_t *ids = malloc((size_t)(o->depth + r->n_tokens + 1) * sizeof *ids);
+    if (!ids) return cli_fail("bench: out of memory");
     int rc = 0;
     for (int i = 0; i <= o->reps && !rc; i++) {
         double secs = 0;
-        rc = is_pp ? bench_pp_once(e, ids, r->n_tokens, vocab, (uint64_t)i, &secs)
-                   : bench_tg_once(e, r->n_tokens, vocab, (uint64_t)i + 1000, &secs);
+        rc = is_pp ? bench_pp_once(e, ids, o->depth, r->n_tokens, vocab, (uint64_t)i, &secs)
+                   : bench_tg_once(e, ids, o->depth, r->n_tokens, vocab, (uint64_t)i + 1000, &secs);
         if (!rc && i > 0) r->tps[i - 1] = r->n_tokens / (secs > 0 ? secs : 1e-9);
     }
     free(ids);
@@ -134,9 +144,9 @@ static void bench_print_json(const bench_opts *o, const e2h_model_info *mi,
            o->mo.kernels ? o->mo.kernels : "auto", o->reps);
     for (int k = 0; k < n_res; k++) {
         const bench_result *r = &res[k];
-        printf(", \"%s\": {\"test\": \"%s%d\", \"n_tokens\": %d, \"tps_mean\": %.3f, "
+        printf(", \"%s\": {\"test\": \"%s%d\", \"n_tokens\": %d, \"n_depth\": %d, \"tps_mean\": %.3f, "
                "\"tps_std\": %.3f, \"tps\": [",
-               r->name, r->name, r->n_tokens, r->n_tokens, r->mean, r->std);
+               r->name, r->name, r->n_tokens, r->n_tokens, o->depth, r->mean, r->std);
         for (int i = 0; i < o->reps; i++) printf("%s%.3f", i ? ", " : "", r->tps[i]);
         printf("]}");
     }
@@ -145,14 +155,15 @@ static void bench_print_json(const bench_opts *o, const e2h_model_info *mi,
 
 static void bench_print_table(const bench_opts *o, const e2h_model_info *mi,
                               const bench_result *res, int n_res) {
-    char test[32];
-    printf("| %-32s | %9s | %8s | %-6s | %7s | %-7s | %20s |\n", "model", "size", "params",
+    char test[48];
+    printf("| %-32s | %9s | %8s | %-6s | %7s | %-13s | %20s |\n", "model", "size", "params",
            "type", "threads", "test", "t/s");
-    printf("| %.32s | %.9s | %.8s | %.6s | %.7s | %.7s | %.20s |\n", "--------------------------------",
-           "---------:", "--------:", "------", "------:", "-------", "-------------------:");
+    printf("| %.32s | %.9s | %.8s | %.6s | %.7s | %.13s | %.20s |\n", "--------------------------------",
+           "---------:", "--------:", "------", "------:", "-------------", "-------------------:");
     for (int k = 0; k < n_res; k++) {
-        snprintf(test, sizeof test, "%s%d", res[k].name, res[k].n_tokens);
-        printf("| %-32.32s | %5.1f MiB | %6.1f M | %-6s | %7d | %-7s | %10.2f ± %7.2f |\n",
+        int len = snprintf(test, sizeof test, "%s%d", res[k].name, res[k].n_tokens);
+        if (o->depth) snprintf(test + len, sizeof test - (size_t)len, " @ d%d", o->depth);
+        printf("| %-32.32s | %5.1f MiB | %6.1f M | %-6s | %7d | %-13s | %10.2f ± %7.2f |\n",
                bench_basename(o->mo.model), mi->weight_bytes / 1048576.0, mi->n_params / 1e6,
                mi->weight_type, o->mo.n_threads, test, res[k].mean, res[k].std);
     }
@@ -170,11 +181,12 @@ static int bench_parse(bench_opts *o, int argc, char **argv) {
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("%s%s", bench_usage, CLI_MODEL_OPTS_HELP);
             return -1;
-        } else if (!strcmp(a, "-p") || !strcmp(a, "-n") || !strcmp(a, "-r")) {
+        } else if (!strcmp(a, "-p") || !strcmp(a, "-n") || !strcmp(a, "-r") || !strcmp(a, "-d")) {
             long hi = a[1] == 'r' ? 1000 : 1 << 20;
             if (cli_parse_int(a, v, a[1] == 'r' ? 1 : 0, hi, &x)) return 2;
             if (a[1] == 'p') o->n_prompt = (int)x;
             else if (a[1] == 'n') o->n_gen = (int)x;
+            else if (a[1] == 'd') o->depth = (int)x;
             else o->reps = (int)x;
             i++;
         } else {
@@ -197,11 +209,12 @@ int cli_bench(int argc, char **argv) {
     if (cli_open(&o.mo, &m, &e)) return 2;
     e2h_model_info mi;
     e2h_model_get_info(m, &mi);
-    if (o.n_prompt > mi.max_ctx || o.n_gen + 1 > mi.max_ctx) {
+    const int64_t tg_ctx = (int64_t)(o.depth > 1 ? o.depth : 1) + o.n_gen;
+    if ((int64_t)o.depth + o.n_prompt > mi.max_ctx || tg_ctx > mi.max_ctx) {
         e2h_engine_free(e);
         e2h_model_free(m);
-        return cli_fail("bench: -p %d / -n %d exceed the model's context (%d)", o.n_prompt,
-                        o.n_gen, mi.max_ctx);
+        return cli_fail("bench: -d %d with -p %d / -n %d exceeds the model's context (%d)", o.depth,
+                        o.n_prompt, o.n_gen, mi.max_ctx);
     }
     bench_result res[2];
     int n_res = 0;
