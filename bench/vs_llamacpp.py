@@ -201,7 +201,10 @@ def llama_worker(path: str, threads: list[int], n_prompt: int, n_gen: int, reps:
         return time.perf_counter() - t0
 
     def run_tg(n: int, do_decode: bool = True) -> float:
-        fill_depth()
+        if do_decode:
+            fill_depth()
+        else:
+            clear()
         tok = rng.randrange(n_vocab) if depth else bos
         t0 = time.perf_counter()
         for i in range(n):
@@ -215,7 +218,8 @@ def llama_worker(path: str, threads: list[int], n_prompt: int, n_gen: int, reps:
            "system_info": L.llama_print_system_info().decode(errors="replace").strip(),
            "n_vocab": n_vocab, "flash_attn": flash_attn,
            # Python cost of one tg step without the decode: must be tiny next to a decode
-           "py_overhead_us_per_token": 1e6 * min(run_tg(n_gen, False) for _ in range(3)) / n_gen,
+           "py_overhead_us_per_token": 1e6 * min(run_tg(max(n_gen, 32), False) for _ in range(3))
+           / max(n_gen, 32),
            "threads": {}}
     for t in threads:
         L.llama_set_n_threads(ctx, t, t)

@@ -112,6 +112,27 @@ def test_e2h_bench_json_without_numbers():
     assert vsl.e2h_extract([{"model": "x", "n_prompt": 512}], "pp") is None
 
 
+def test_vs_llamacpp_e2h_half_with_depth(small_model, tmp_path):
+    # the e2h half end to end (llama.cpp is not needed): -d reaches e2h bench, each baseline
+    # gets its own row, and the table names the test at its depth
+    exe = REPO / "build" / "e2h"
+    if not exe.exists():
+        pytest.skip("build/e2h missing (make)")
+    _, path = small_model
+    out = tmp_path / "r.json"
+    rc = vsl.main(["--models", str(path), "--threads", "1", "-p", "8", "-n", "4", "-d", "16", "-r", "1",
+                   "--no-llama", "--membw-gbs", "1:10", "--e2h", str(exe), "--json-out", str(out),
+                   "--llama-path", "", "--llama-path", str(tmp_path)])
+    assert rc == 0
+    rep = json.loads(out.read_text())
+    assert rep["depth"] == 16 and len(rep["rows"]) == 4  # (pp, tg) x 2 baselines
+    (m,) = rep["models"].values()
+    e = m["rounds"][0]["e2h"]["1"]
+    assert "-d" in e["cmd"] and e["cmd"][e["cmd"].index("-d") + 1] == "16"
+    assert e["raw"][0]["tg"]["n_depth"] == 16 and e["pp"][0] > 0
+    assert vsl.test_name("tg", 8, 4, 16) == "tg4@d16" and vsl.test_name("pp", 8, 4, 0) == "pp8"
+
+
 def test_membw_json_line():
     exe = vsl.find_membw_bin()
     if exe is None:

@@ -56,7 +56,20 @@ def test_generate_greedy_json_matches_transformers():
     assert out["ids"] == g["continuation"]
 
 
+def test_bench_depth_json():
+    # -d D: each test runs after D tokens already in the sequence (pp appends to them)
+    d = os.path.join(FIX, "llama2_f32")
+    out = json.loads(run("bench", "-m", d, "-p", "8", "-n", "4", "-d", "20", "-r", "2", "--json").stdout)
+    assert out["pp"]["n_depth"] == 20 and out["tg"]["n_depth"] == 20
+    assert out["pp"]["n_tokens"] == 8 and out["tg"]["n_tokens"] == 4
+    assert len(out["tg"]["tps"]) == 2 and min(out["pp"]["tps"] + out["tg"]["tps"]) > 0
+    table = run("bench", "-m", d, "-p", "8", "-n", "0", "-d", "20", "-r", "1").stdout
+    assert "pp8 @ d20" in table
+
+
 @pytest.mark.parametrize("args,needle", [
+    (["bench", "-m", FIX + "/llama2_f32", "-p", "8", "-n", "4", "-d", "100000"], "context"),
+    (["bench", "-m", FIX + "/llama2_f32", "-d", "-3"], "-d"),
     (["info", "-m", "/no/such/model"], "/no/such/model"),
     (["info"], "-m MODEL"),
     (["generate", "-m", FIX + "/llama2_f32", "--ids", "1,2,x"], "--ids"),
