@@ -521,6 +521,34 @@ TEST(attention_invariance) {
     }
 }
 
+// Contexts long enough that the decode path reads the cache in several segments of chunks
+// (AT_TOUCH_CHUNKS = 32 in the AVX-512 kernel: 512 slots), with segment ends inside blocks of
+// 7 slots: against the oracle, and decode token by token == the same tokens in one call.
+TEST(attention_long_context_decode) {
+    const int n_past[] = {1100, 1037}, n_q[] = {5, 1};
+    const int cfg[][5] = {{64, 9, 3, 16, E2H_TYPE_F32}, {64, 9, 3, 7, E2H_TYPE_F16}, {40, 2, 1, 16, E2H_TYPE_F32}};
+    rng r = {4242};
+    for (unsigned ci = 0; ci < sizeof cfg / sizeof *cfg; ci++)
+        for (int ti = 0; ti < g_n_tables; ti++) {
+            attn_case c;
+            attn_case_init(&c, &r, cfg[ci][0], cfg[ci][1], cfg[ci][2], cfg[ci][3], cfg[ci][4], 2, n_past, n_q, 0);
+            const int64_t ld = (int64_t)c.n_heads * c.hd, total = c.n_tok * ld;
+            float *all = malloc(sizeof(float) * total), *one = malloc(sizeof(float) * total);
+            attn_run(&c, g_tables[ti], g_pool2, all, c.seqs, c.n_seqs);
+            CHECKF(attn_check_oracle(&c, all) == 0, "%s cfg %u", g_tables[ti]->name, ci);
+            for (int s = 0; s < c.n_seqs; s++)
+                for (int i = 0; i < c.seqs[s].n_q; i++) {
+                    e2h_attn_seq d = c.seqs[s];
+                    d.n_past += i, d.n_q = 1, d.q_offset += i;
+                    attn_run(&c, g_tables[ti], NULL, one, &d, 1);
+                    CHECKF(!memcmp(one + d.q_offset * ld, all + d.q_offset * ld, sizeof(float) * ld),
+                           "%s cfg %u: seq %d token %d decode != batched", g_tables[ti]->name, ci, s, i);
+                }
+            free(all), free(one);
+            attn_case_free(&c);
+        }
+}
+
 // 16 decoding sequences forked from one 200-token prompt (12 shared blocks of 16, then
 // private blocks): batched (cascade over the shared blocks) == each alone, bit for bit.
 TEST(attention_shared_prefix_decode) {
@@ -573,6 +601,7 @@ int main(void) {
     RUN(swiglu_vs_oracle);
     RUN(attention_vs_double_oracle);
     RUN(attention_invariance);
+    RUN(attention_long_context_decode);
     RUN(attention_shared_prefix_decode);
     e2h_pool_free(g_pool2);
     return TEST_SUMMARY();

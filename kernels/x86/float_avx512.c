@@ -732,6 +732,34 @@ static void at_prefetch(const e2h_attn_phase *ph, at_cursor *pf, int n_chunks) {
     }
 }
 
+// The row-by-row (decode) path reads the KV cache in segments of this many chunks: first every
+// line of the segment's K and V with plain loads (into L2: 256 KiB in f32 at head_dim 64), then
+// the compute over it. In decode the cache comes from DRAM (the weights evicted it since the
+// last step), and interleaved with the compute its loads stalled even with software prefetch
+// a few chunks ahead: SmolLM2 at depth 1000 (1 thread, 30 layers x 3 KV heads, 46 MB of f32
+// K/V) read 10.9 GB/s, 4.28 ms per step; touched first, 2.6 ms (a plain read loop streams
+// 33 GB/s from this pattern). 8 to 64 chunks measured alike.
+#ifndef AT_TOUCH_CHUNKS
+#define AT_TOUCH_CHUNKS 32
+#endif
+// Reads up to n chunks' K and V from the cursor with plain loads and nothing else to do, so
+// that they stream at the core's full read rate; returns how many chunks it read.
+static int at_touch(const e2h_attn_phase *ph, at_cursor *cu, int n) {
+    const size_t es = ph->kv->kv_type == E2H_TYPE_F16 ? 2 : 4;
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0;
+    at_chunk ch;
+    int c = 0;
+    for (; c < n && at_cursor_next(ph, cu, &ch); c++) {
+        const size_t bytes = (size_t)ch.clen * ph->kv->head_dim * es;
+        for (size_t o = 0; o + 64 <= bytes; o += 64) {
+            a0 = _mm512_or_si512(a0, _mm512_loadu_si512((const void *)(ch.k + o)));
+            a1 = _mm512_or_si512(a1, _mm512_loadu_si512((const void *)(ch.v + o)));
+        }
+    }
+    __asm__ volatile("" : : "v"(a0), "v"(a1)); // the loads are the point: keep them
+    return c;
+}
+
 static void at_phase_rows(const e2h_attn_phase *ph) {
     const int hd = ph->kv->head_dim, hp = (hd + 15) & ~15, n = ph->n_rows;
     const int nvs = (n + 15) & ~15;
@@ -739,14 +767,14 @@ static void at_phase_rows(const e2h_attn_phase *ph) {
     float *kT = ph->work, *pb = kT + AT_RB * 16 * hp;
     int32_t *nv = (int32_t *)(pb + 64);
     at_cursor cu = at_cursor_start(ph), pf = cu;
-    at_prefetch(ph, &pf, 2 * AT_RB); // two batches ahead
-    at_chunk ch[AT_RB];
-    for (;;) {
-        int C = 0;
-        while (C < AT_RB && at_cursor_next(ph, &cu, &ch[C])) C++;
-        if (!C) break;
-        at_prefetch(ph, &pf, AT_RB);
-        at_rows_batch(ph, ch, C, kT, pb, nv, nvs);
+    for (int left; (left = at_touch(ph, &pf, AT_TOUCH_CHUNKS)) > 0;) { // pf runs a segment ahead of cu
+        at_chunk ch[AT_RB];
+        while (left > 0) {
+            int C = 0;
+            while (C < AT_RB && C < left && at_cursor_next(ph, &cu, &ch[C])) C++;
+            at_rows_batch(ph, ch, C, kT, pb, nv, nvs);
+            left -= C;
+        }
     }
 }
 
