@@ -194,7 +194,9 @@ def llama_worker(path: str, threads: list[int], n_prompt: int, n_gen: int, reps:
 
     def run_pp(n: int) -> float:
         fill_depth()
-        toks = ([] if depth else [bos]) + [rng.randrange(n_vocab) for _ in range(n - (0 if depth else 1))]
+        toks = [rng.randrange(n_vocab) for _ in range(n)]
+        if not depth:
+            toks[0] = bos  # a prompt from an empty context starts with BOS
         t0 = time.perf_counter()
         fill(toks, depth)
         decode()

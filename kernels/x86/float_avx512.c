@@ -717,19 +717,35 @@ static int at_cursor_next(const e2h_attn_phase *ph, at_cursor *cu, at_chunk *ch)
     return 1;
 }
 
-// Software prefetch of the next chunks' K and V: blocks are scattered over the pool in 4 KiB
-// pieces (one KV head of a block), too short for the hardware prefetchers, and in decode the
-// cache has usually been evicted by the weights since the last step.
-static void at_prefetch(const e2h_attn_phase *ph, at_cursor *pf, int n_chunks) {
+// Walks up to n chunks from the cursor and brings the lines of their K and V into the cache:
+// touch = 0 with software prefetches, touch = 1 with plain loads (whole 64-byte lines). Returns how
+// many chunks it walked. Blocks are scattered over the pool in 4 KiB pieces (one KV head of a
+// block), too short for the hardware prefetchers.
+static inline __attribute__((always_inline)) int at_walk_t(const int touch, const e2h_attn_phase *ph,
+                                                           at_cursor *cu, int n) {
     const size_t es = ph->kv->kv_type == E2H_TYPE_F16 ? 2 : 4;
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0;
     at_chunk ch;
-    for (int c = 0; c < n_chunks && at_cursor_next(ph, pf, &ch); c++) {
+    int c = 0;
+    for (; c < n && at_cursor_next(ph, cu, &ch); c++) {
         const size_t bytes = (size_t)ch.clen * ph->kv->head_dim * es;
-        for (size_t o = 0; o < bytes; o += 64) {
-            _mm_prefetch(ch.k + o, _MM_HINT_T0);
-            _mm_prefetch(ch.v + o, _MM_HINT_T0);
+        for (size_t o = 0; touch ? o + 64 <= bytes : o < bytes; o += 64) { // loads stay in bounds
+            if (touch) {
+                a0 = _mm512_or_si512(a0, _mm512_loadu_si512((const void *)(ch.k + o)));
+                a1 = _mm512_or_si512(a1, _mm512_loadu_si512((const void *)(ch.v + o)));
+            } else {
+                _mm_prefetch(ch.k + o, _MM_HINT_T0);
+                _mm_prefetch(ch.v + o, _MM_HINT_T0);
+            }
         }
     }
+    if (touch) __asm__ volatile("" : : "v"(a0), "v"(a1)); // the loads are the point: keep them
+    return c;
+}
+
+// The tiled (prefill) path: the next chunk is prefetched while one is computed.
+static void at_prefetch(const e2h_attn_phase *ph, at_cursor *pf, int n_chunks) {
+    (void)at_walk_t(0, ph, pf, n_chunks);
 }
 
 // The row-by-row (decode) path reads the KV cache in segments of this many chunks: first every
@@ -742,23 +758,7 @@ static void at_prefetch(const e2h_attn_phase *ph, at_cursor *pf, int n_chunks) {
 #ifndef AT_TOUCH_CHUNKS
 #define AT_TOUCH_CHUNKS 32
 #endif
-// Reads up to n chunks' K and V from the cursor with plain loads and nothing else to do, so
-// that they stream at the core's full read rate; returns how many chunks it read.
-static int at_touch(const e2h_attn_phase *ph, at_cursor *cu, int n) {
-    const size_t es = ph->kv->kv_type == E2H_TYPE_F16 ? 2 : 4;
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0;
-    at_chunk ch;
-    int c = 0;
-    for (; c < n && at_cursor_next(ph, cu, &ch); c++) {
-        const size_t bytes = (size_t)ch.clen * ph->kv->head_dim * es;
-        for (size_t o = 0; o + 64 <= bytes; o += 64) {
-            a0 = _mm512_or_si512(a0, _mm512_loadu_si512((const void *)(ch.k + o)));
-            a1 = _mm512_or_si512(a1, _mm512_loadu_si512((const void *)(ch.v + o)));
-        }
-    }
-    __asm__ volatile("" : : "v"(a0), "v"(a1)); // the loads are the point: keep them
-    return c;
-}
+static int at_touch(const e2h_attn_phase *ph, at_cursor *cu, int n) { return at_walk_t(1, ph, cu, n); }
 
 static void at_phase_rows(const e2h_attn_phase *ph) {
     const int hd = ph->kv->head_dim, hp = (hd + 15) & ~15, n = ph->n_rows;
