@@ -21,7 +21,8 @@ AVX512_FLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq \
                 -mavx512vnni -mavx512bf16
 
 LIB_SRC   := $(sort $(wildcard engine/*.c engine/prm/*.c engine/search/*.c kernels/*.c \
-                                kernels/ref/*.c kernels/x86/*.c tokenizer/*.c))
+                                kernels/ref/*.c kernels/x86/*.c tokenizer/*.c \
+                                formats/*.c))
 CLI_SRC   := $(sort $(wildcard engine/cli/*.c))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gguf.h"
+#include "../formats/gguf.h"
 #include "model.h"
 
 // Upper bounds on hyperparameters: far above any real model, low enough that every product

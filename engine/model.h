@@ -1,5 +1,5 @@
 // engine/model.h — the in-memory model: config, per-layer weight views, owned buffers.
-// Both loaders (safetensors + config.json in model.c, GGUF in load_gguf.c) fill this one
+// Both loaders (safetensors + config.json in load_hf.c, GGUF in load_gguf.c) fill this one
 // struct through the architecture adapter, so the forward pass never sees the file format.
 #ifndef E2H_ENGINE_MODEL_H
 #define E2H_ENGINE_MODEL_H
@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../formats/model_config.h" // e2h_config
 #include "../include/e2h.h"
 #include "../kernels/ops.h"
 
@@ -20,32 +21,6 @@ typedef struct {
     const void *packed; // row-interleaved (r16) copy of data for the SIMD kernels, or NULL;
                         // owned by the model
 } e2h_tensor;
-
-typedef enum { E2H_ROPE_NONE = 0, E2H_ROPE_LLAMA3 = 1, E2H_ROPE_LINEAR = 2 } e2h_rope_scaling;
-
-typedef struct {
-    char arch[64];        // "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"
-    int dim;              // hidden_size
-    int n_layers;
-    int n_heads;
-    int n_kv_heads;
-    int head_dim;
-    int hidden_dim;       // intermediate_size
-    int vocab_size;
-    int max_ctx;          // max_position_embeddings
-    float rope_theta;
-    float norm_eps;
-    int rope_scaling;     // e2h_rope_scaling
-    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
-    int rope_orig_max_pos;
-    int tie_embeddings;
-    int has_qkv_bias;     // Qwen2
-    int rope_interleaved; // 1 for Llama-family GGUF (Q/K rows permuted by the converter)
-    int sliding_window;   // Mistral; 0 = none (only matters beyond the window)
-    int bos_id;           // -1 if none
-    int eos_ids[8];       // eos token ids (config may list several)
-    int n_eos;
-} e2h_config;
 
 typedef struct {
     float *attn_norm;     // (dim) f32, owned by the model
@@ -98,6 +73,7 @@ struct e2h_model {
 };
 
 // Allocation helpers used by the loaders: buffers are freed with the model.
+void *model_own(struct e2h_model *m, void *p); // takes p (may be NULL); NULL if it cannot grow
 void *model_alloc(struct e2h_model *m, size_t bytes);
 void *model_alloc_aligned(struct e2h_model *m, size_t bytes); // 64-byte aligned, not zeroed
 // Computes inv_freq from rope_theta and the rope scaling config. Returns 0 or -1 (ENOMEM).
@@ -106,6 +82,16 @@ int model_init_rope(struct e2h_model *m);
 int model_validate(const struct e2h_model *m, char *err, size_t err_len);
 // Quantizes every linear weight to `type` into owned buffers (quantize-on-load).
 int model_quantize(struct e2h_model *m, int type, char *err, size_t err_len);
+
+// Gives the quantized matrices their row-interleaved copies when the best kernels use them
+// (engine/model_repack.c). Returns 0 or -1 (out of memory, message in err).
+int model_repack(struct e2h_model *m, char *err, size_t err_len);
+// Reads the chat template's default system turn into m->chat_system (engine/model_chat.c).
+void model_load_chat_system(struct e2h_model *m, const char *path);
+
+// The Hugging Face loader (engine/load_hf.c): config.json + model.safetensors (or the shards
+// of model.safetensors.index.json) in directory `dir`. Same contract as model_load_gguf.
+e2h_status model_load_hf(struct e2h_model *m, const char *dir, char *err, size_t err_len);
 
 // The GGUF loader (engine/load_gguf.c): fills m (cfg, tensors, norms, maps or gguf handle,
 // source, weight_type, weight_bytes, n_params) from a GGUF file. Returns E2H_OK or a status

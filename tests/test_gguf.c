@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "../engine/gguf.h"
+#include "../formats/gguf.h"
 #include "harness.h"
 
 // ---- a tiny in-memory GGUF writer ----

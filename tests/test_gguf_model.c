@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "../engine/gguf.h"
+#include "../formats/gguf.h"
 #include "../engine/model.h"
 #include "harness.h"
 

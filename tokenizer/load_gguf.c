@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../engine/gguf.h"
+#include "../formats/gguf.h"
 #include "tokenizer.h"
 
 // Reads element i of a numeric array kv as float (scores) or int (token types).

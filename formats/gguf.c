@@ -1,4 +1,4 @@
-// engine/gguf.c — GGUF v2/v3 reader. The file is mmapped read-only; every count, length,
+// formats/gguf.c — GGUF v2/v3 reader. The file is mmapped read-only; every count, length,
 // offset and size is checked against the bytes that remain before it is used, so a
 // truncated or hostile file yields an error naming the file and field, never a wild read.
 #include "gguf.h"

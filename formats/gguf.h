@@ -1,7 +1,7 @@
-// engine/gguf.h — GGUF v2/v3 reader: mmaps the file, parses metadata and tensor infos, and
+// formats/gguf.h — GGUF v2/v3 reader: mmaps the file, parses metadata and tensor infos, and
 // validates every count, offset and size against the file length before anything reads it.
-#ifndef E2H_ENGINE_GGUF_H
-#define E2H_ENGINE_GGUF_H
+#ifndef E2H_FORMATS_GGUF_H
+#define E2H_FORMATS_GGUF_H
 
 #include <stddef.h>
 #include <stdint.h>

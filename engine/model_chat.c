@@ -1,0 +1,58 @@
+// engine/model_chat.c — what the model's chat template says: its default system turn.
+#include "model.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../formats/gguf.h"
+#include "util.h"
+
+// A ChatML template that inserts a fixed system turn when the conversation has none holds it
+// as a literal: '<|im_start|>system\n<text><|im_end|>' (SmolLM2, Qwen2). Returns a copy of
+// <text>, or NULL when the template has no such literal (a text with template syntax in it
+// is not a literal).
+static char *model_template_system(const char *t, size_t len) {
+    static const char *open = "<|im_start|>system", *close = "<|im_end|>";
+    const char *end = t + len;
+    for (const char *p = t; p && p < end; p = memchr(p + 1, '<', (size_t)(end - p - 1))) {
+        if ((size_t)(end - p) < strlen(open) || strncmp(p, open, strlen(open))) continue;
+        const char *s = p + strlen(open);
+        if (end - s >= 2 && s[0] == '\\' && s[1] == 'n') s += 2; // escaped in a Jinja string
+        else if (s < end && s[0] == '\n') s += 1;
+        else continue;
+        const char *e = s;
+        while (e < end && (size_t)(end - e) >= strlen(close) && strncmp(e, close, strlen(close))) e++;
+        if ((size_t)(end - e) < strlen(close) || e == s) continue;
+        int literal = 1;
+        for (const char *q = s; q < e; q++) literal &= *q != '{' && *q != '}' && *q != '\'' && *q != '+';
+        if (!literal) continue;
+        char *r = malloc((size_t)(e - s) + 1);
+        if (r) memcpy(r, s, (size_t)(e - s)), r[e - s] = 0;
+        return r;
+    }
+    return NULL;
+}
+
+// Reads the chat template (GGUF metadata or tokenizer_config.json) for its default system turn.
+void model_load_chat_system(struct e2h_model *m, const char *path) {
+    if (m->gguf) {
+        gguf_str s;
+        if (gguf_get_str((const gguf_file *)m->gguf, "tokenizer.chat_template", &s) == 0)
+            m->chat_system = model_template_system(s.ptr, (size_t)s.len);
+        return;
+    }
+    char p[2048], err[256], *txt = NULL;
+    size_t n = 0;
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", path);
+    if (access(p, F_OK) || e2h_read_file(p, &txt, &n, err, sizeof err)) return;
+    cJSON *j = cJSON_ParseWithLength(txt, n);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "chat_template");
+    if (cJSON_IsString(t)) m->chat_system = model_template_system(t->valuestring, strlen(t->valuestring));
+    cJSON_Delete(j);
+    free(txt);
+}
+
+const char *e2h_model_chat_system(const e2h_model *m) { return m ? m->chat_system : NULL; }

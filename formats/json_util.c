@@ -1,0 +1,51 @@
+// formats/json_util.c — see json_util.h.
+#include "json_util.h"
+
+#include <math.h>
+
+#include "io.h"
+
+int json_get_int(json_ctx *c, const cJSON *obj, const char *key, int required, int def, int *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v || cJSON_IsNull(v)) {
+        if (required) {
+            e2h_errf(c->err, c->err_len, "%s: missing required field '%s'", c->file, key);
+            c->failed = 1;
+            return -1;
+        }
+        *out = def;
+        return 0;
+    }
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 0 ||
+        v->valuedouble > 1e9) {
+        e2h_errf(c->err, c->err_len, "%s: field '%s' must be a non-negative integer", c->file, key);
+        c->failed = 1;
+        return -1;
+    }
+    *out = (int)v->valuedouble;
+    return 0;
+}
+
+int json_get_float(json_ctx *c, const cJSON *obj, const char *key, float def, float *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v || cJSON_IsNull(v)) { *out = def; return 0; }
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
+        e2h_errf(c->err, c->err_len, "%s: field '%s' must be a number", c->file, key);
+        c->failed = 1;
+        return -1;
+    }
+    *out = (float)v->valuedouble;
+    return 0;
+}
+
+int json_get_bool(json_ctx *c, const cJSON *obj, const char *key, int def, int *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v || cJSON_IsNull(v)) { *out = def; return 0; }
+    if (!cJSON_IsBool(v)) {
+        e2h_errf(c->err, c->err_len, "%s: field '%s' must be true or false", c->file, key);
+        c->failed = 1;
+        return -1;
+    }
+    *out = cJSON_IsTrue(v);
+    return 0;
+}

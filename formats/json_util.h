@@ -1,0 +1,27 @@
+// formats/json_util.h — typed, range-checked reads of fields of a cJSON object, with an error
+// message that names the file and the field. Used by the config.json reader; any reader of a
+// small JSON metadata object can use it.
+#ifndef E2H_FORMATS_JSON_UTIL_H
+#define E2H_FORMATS_JSON_UTIL_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+// Where messages go: "<file>: ..." into err; failed is set on the first error.
+typedef struct {
+    const char *file;
+    char *err;
+    size_t err_len;
+    int failed;
+} json_ctx;
+
+// Each returns 0 (value or default stored in *out) or -1 (message written, c->failed set).
+// An absent or null field takes the default, unless `required`.
+// An integer in [0, 1e9].
+int json_get_int(json_ctx *c, const cJSON *obj, const char *key, int required, int def, int *out);
+// A finite number, converted to float.
+int json_get_float(json_ctx *c, const cJSON *obj, const char *key, float def, float *out);
+// true or false.
+int json_get_bool(json_ctx *c, const cJSON *obj, const char *key, int def, int *out);
+
+#endif
