@@ -199,6 +199,22 @@ e2h_stop_reason e2h_seq_stop_reason(const e2h_seq *s);
 // Logits (vocab) of the next token after the last one, owned by the seq.
 const float *e2h_seq_logits(const e2h_seq *s);
 
+// ---------------------------------------------------------------- answers (MATH / GSM8K grading)
+// Pure functions: no state, no allocation visible to the caller, safe from any thread. No
+// function reads past text[len) (nor past a NUL before it).
+
+// Extracts the final answer from a solution: "# Answer\n\n..." (the paper's PRM800K format), else
+// the last \boxed{...}/\boxed 7/\fbox{}, else GSM8K "#### N", else "The answer is ...".
+// Writes a NUL-terminated string; returns 1 if found, 0 if not (out is then "", also when the
+// answer does not fit in cap bytes).
+int e2h_answer_extract(const char *text, size_t len, char *out, size_t cap);
+// Canonical key (equivalent answers -> equal keys): Hendrycks/PRM800K normalization, exact
+// rationals over simple radicals, structural tuples/intervals/unordered lists. Returns 1 on
+// success, 0 if it does not fit in cap (out is then "").
+int e2h_answer_key(const char *answer, size_t len, char *out, size_t cap);
+// 1 if the two answers are equivalent (equal non-empty keys), else 0.
+int e2h_answer_equal(const char *a, size_t alen, const char *b, size_t blen);
+
 #ifdef __cplusplus
 }
 #endif

@@ -14,6 +14,7 @@ static const struct {
     {"generate", cli_generate, "generate a continuation (or K samples through the shared cache)"},
     {"tokenize", cli_tokenize, "print the token ids of a text as a JSON array"},
     {"detokenize", cli_detokenize, "print the text of comma-separated token ids"},
+    {"answer", cli_answer, "extract a final answer, or check two answers for equivalence"},
     {"bench", cli_bench, "prefill and decode tokens/s (llama-bench style)"},
 };
 
