@@ -217,6 +217,10 @@ def llama_worker(a: argparse.Namespace) -> dict:
 
 # ----------------------------------------------------------------------------- e2h
 
+def stats_prompt_tokens(recs: list) -> int | None:
+    return next((r["prompt_tokens"] for r in recs if isinstance(r.get("prompt_tokens"), int)), None)
+
+
 def run_e2h(a: argparse.Namespace, k: int) -> dict:
     exe = Path(a.e2h)
     if not exe.exists():
@@ -232,23 +236,23 @@ def run_e2h(a: argparse.Namespace, k: int) -> dict:
         return {"error": f"timed out after {a.timeout} s"}
     wall = time.perf_counter() - t0
     recs = []
-    # per-sample JSON lines on stdout; e2h prints its summary as "stats: {...}" on stderr
+    # one JSON object per prompt on stdout ({"samples": [...]}); e2h prints its summary as a
+    # {"stats": {...}} line on stderr
     for ln in p.stdout.splitlines() + p.stderr.splitlines():
         ln = ln.strip()
-        if ln.startswith("stats:"):
-            ln = ln[len("stats:"):].strip()
         if ln.startswith("{"):
             try:
                 recs.append(json.loads(ln))
             except json.JSONDecodeError:
                 pass
-    samples = [r for r in recs if "sample" in r]
+    samples = [s for r in recs for s in r.get("samples", [])]
+    recs = [r.get("stats", r) for r in recs if "samples" not in r]
     if p.returncode != 0 or not samples:
         tail = "\n".join((p.stderr.strip() or p.stdout.strip()).splitlines()[-3:])
         return {"error": f"rc {p.returncode}: {tail}"}
     tokens = sum(int(r.get("tokens", 0)) for r in samples)
     res = {"samples": len(samples), "generated": tokens, "wall_s": wall, "timing": "wall",
-           "prompt_tokens": samples[0].get("prompt_tokens"),
+           "prompt_tokens": stats_prompt_tokens(recs),
            "text_first": samples[0].get("text"), "text_last": samples[-1].get("text")}
     # e2h's own timing / KV numbers when it prints them (any summary record, these keys)
     names = {"tok_s": "tok_s", "gen_tok_s": "tok_s", "decode_s": "t_gen_s", "gen_s": "t_gen_s",
@@ -256,8 +260,6 @@ def run_e2h(a: argparse.Namespace, k: int) -> dict:
              "kv_used_bytes": "kv_used_bytes", "kv_bytes_independent": "kv_indep_bytes",
              "kv_alloc_bytes": "kv_alloc_bytes", "generated_tokens": "generated"}
     for r in recs:
-        if "sample" in r:
-            continue
         for key, v in r.items():
             if key in names and isinstance(v, (int, float)) and not isinstance(v, bool):
                 res[names[key]] = v

@@ -4,6 +4,29 @@
 
 #include "cli.h"
 
+// The version of the library the CLI was built with (E2H_VERSION_* from e2h.h when the
+// header defines them).
+#if defined(E2H_VERSION_MAJOR) && defined(E2H_VERSION_MINOR) && defined(E2H_VERSION_PATCH)
+#define CLI_STR2(x) #x
+#define CLI_STR(x) CLI_STR2(x)
+#define CLI_VERSION CLI_STR(E2H_VERSION_MAJOR) "." CLI_STR(E2H_VERSION_MINOR) "." CLI_STR(E2H_VERSION_PATCH)
+#else
+#define CLI_VERSION "0.1.0"
+#endif
+
+static int cli_version(int argc, char **argv) {
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: e2h version   (or e2h --version): prints \"e2h MAJOR.MINOR.PATCH\"\n");
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "e2h version: unexpected argument '%s'\n", argv[1]);
+        return 2;
+    }
+    printf("e2h %s\n", CLI_VERSION);
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(int, char **);
@@ -16,6 +39,7 @@ static const struct {
     {"detokenize", cli_detokenize, "print the text of comma-separated token ids"},
     {"answer", cli_answer, "extract a final answer, or check two answers for equivalence"},
     {"bench", cli_bench, "prefill and decode tokens/s (llama-bench style)"},
+    {"version", cli_version, "print the version (also e2h --version)"},
 };
 
 static void cli_usage(FILE *f) {
@@ -36,6 +60,7 @@ int main(int argc, char **argv) {
         cli_usage(stdout);
         return 0;
     }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) return cli_version(argc - 1, argv + 1);
     for (size_t i = 0; i < sizeof cli_cmds / sizeof cli_cmds[0]; i++)
         if (!strcmp(argv[1], cli_cmds[i].name)) return cli_cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "e2h: unknown command '%s'\n\n", argv[1]);

@@ -4,6 +4,8 @@
 //   e2h detokenize -m MODEL 1,2,3                          the text
 // MODEL is a model directory, a tokenizer.json or a .gguf (a vocabulary-only GGUF works).
 // Both return 0 on success and 2 on a user error (message on stderr).
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,22 +113,42 @@ int cli_tokenize(int argc, char **argv) {
     return st == E2H_OK ? 0 : 2;
 }
 
-// Parses "1,2,3" / "1 2 3" / "[1, 2, 3]" from the remaining arguments.
+// Parses "1,2,3" / "1 2 3" / "[1, 2, 3]" from the remaining arguments. On a bad item prints
+// what it was and where, and returns NULL.
 static int32_t *parse_ids(int argc, char **argv, int from, int32_t *n) {
     size_t len;
     char *s = join_args(argc, argv, from, &len);
-    int32_t *ids = malloc((len / 2 + 2) * sizeof *ids);
+    int32_t *ids = s ? malloc((len / 2 + 2) * sizeof *ids) : NULL;
     *n = 0;
-    if (!s || !ids) { free(s); free(ids); return NULL; }
+    if (!s || !ids) {
+        fprintf(stderr, "e2h detokenize: out of memory\n");
+        free(s);
+        free(ids);
+        return NULL;
+    }
     for (char *p = s; *p;) {
         if (strchr("[], \t\n", *p)) { p++; continue; }
         char *e;
+        errno = 0;
         long v = strtol(p, &e, 10);
-        if (e == p || v < 0 || v > INT32_MAX) { free(s); free(ids); return NULL; }
+        if (e == p || errno || v < 0 || v > INT32_MAX || (*e && !strchr("[], \t\n", *e))) {
+            size_t w = strcspn(p, "[], \t\n");
+            fprintf(stderr, "e2h detokenize: item %d '%.*s' is not a token id: expected non-negative "
+                            "integers separated by commas or spaces, e.g. 1,2,3\n",
+                    *n + 1, (int)(w > 40 ? 40 : w), p);
+            free(s);
+            free(ids);
+            return NULL;
+        }
         ids[(*n)++] = (int32_t)v;
         p = e;
     }
     free(s);
+    if (*n == 0) {
+        fprintf(stderr, "e2h detokenize: no token ids given (e.g. 1,2,3)\n");
+        free(ids);
+        return NULL;
+    }
     return ids;
 }
 
@@ -136,17 +158,29 @@ int cli_detokenize(int argc, char **argv) {
     for (; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(DETOK_USAGE, stdout); return 0; }
         else if (!strcmp(argv[i], "-m") && i + 1 < argc) model = argv[++i];
-        else break;
+        else if (!strcmp(argv[i], "--")) { i++; break; }
+        else if (argv[i][0] == '-' && !(argv[i][1] >= '0' && argv[i][1] <= '9')) {
+            fprintf(stderr, "e2h detokenize: unknown option or missing value '%s'\n%s", argv[i], DETOK_USAGE);
+            return 2;
+        } else break;
     }
-    if (!model || i >= argc) { fputs(DETOK_USAGE, stderr); return 2; }
+    if (!model) { fprintf(stderr, "e2h detokenize: -m MODEL is required\n%s", DETOK_USAGE); return 2; }
+    if (i >= argc) { fprintf(stderr, "e2h detokenize: no token ids given\n%s", DETOK_USAGE); return 2; }
     int32_t n;
     int32_t *ids = parse_ids(argc, argv, i, &n);
-    if (!ids) {
-        fprintf(stderr, "e2h detokenize: ids must be non-negative integers, e.g. 1,2,3\n");
-        return 2;
-    }
+    if (!ids) return 2;
     e2h_tokenizer *t = load(model);
     if (!t) { free(ids); return 2; }
+    int32_t nv = e2h_tokenizer_n_vocab(t);
+    for (int32_t k = 0; k < n; k++) {
+        if (ids[k] >= nv) {
+            fprintf(stderr, "e2h detokenize: id %d (item %d) is outside the vocabulary: valid ids are 0..%d\n",
+                    ids[k], k + 1, nv - 1);
+            free(ids);
+            e2h_tokenizer_free(t);
+            return 2;
+        }
+    }
     size_t len = 0;
     e2h_status st = e2h_detokenize(t, ids, n, NULL, 0, &len);
     char *out = st == E2H_OK ? malloc(len + 1) : NULL;
@@ -155,8 +189,7 @@ int cli_detokenize(int argc, char **argv) {
         fwrite(out, 1, len, stdout);
         putchar('\n');
     } else {
-        fprintf(stderr, "e2h detokenize: %s (an id is outside the vocabulary of %d tokens?)\n",
-                e2h_status_name(st), e2h_tokenizer_n_vocab(t));
+        fprintf(stderr, "e2h detokenize: decoding failed (%s)\n", out ? e2h_status_name(st) : "out of memory");
     }
     free(out);
     free(ids);

@@ -53,7 +53,9 @@ def test_generate_greedy_json_matches_transformers():
     p = run("generate", "-m", d, "--ids", ",".join(map(str, g["prompt"])), "-n",
             str(len(g["continuation"])), "--temp", "0", "--ignore-eos", "--json")
     out = json.loads(p.stdout)
-    assert out["ids"] == g["continuation"]
+    assert out["index"] == 0 and out["prompt_tokens"] == len(g["prompt"])
+    assert len(out["samples"]) == 1 and out["samples"][0]["ids"] == g["continuation"]
+    assert out["samples"][0]["text"] is None and out["samples"][0]["stop"] == "length"
 
 
 def test_bench_depth_json():
@@ -78,6 +80,14 @@ def test_bench_depth_json():
     (["generate", "-m", FIX + "/llama2_f32", "-p", "hello"], "tokenizer"),
     (["logits", "-m", FIX + "/llama2_f32", "--ids", ",".join(["1"] * 300), "-o", "/tmp/x.npy"], "context"),
     (["generate", "-m", FIX + "/llama2_f32", "--ids", "1", "--quant", "q3_x"], "--quant"),
+    (["generate", "-m", FIX + "/llama2_f32", "--ids", "1", "-i", "x.jsonl"], "exactly one of"),
+    (["generate", "-m", FIX + "/llama2_f32", "-i", "/no/such/prompts.jsonl"], "/no/such/prompts.jsonl"),
+    (["generate", "-m", FIX + "/llama2_f32", "--ids", "1", "--samples", "0"], "--samples"),
+    (["generate", "-m", FIX + "/llama2_f32", "--ids", "1", "--stop", ""], "--stop"),
+    (["generate", "-m", FIX + "/llama2_f32", "--ids", "1", "-o", "/no/such/dir/o.jsonl"], "/no/such/dir"),
+    (["generate", "-m", FIX + "/llama2_f32", "--ids", "1", "-n"], "-n needs a value"),
+    (["generate", "-m", FIX + "/llama2_f32", "--ids", "1", "--frob"], "unknown option"),
+    (["version", "extra"], "unexpected argument"),
 ])
 def test_user_errors_exit_2(args, needle):
     p = run(*args, check=False)
@@ -93,14 +103,164 @@ needs_default = pytest.mark.skipif(not os.path.exists(DEFAULT),
 def test_default_model_stop_string_and_samples():
     p = run("generate", "-m", DEFAULT, "--chat", "-p", "Count from 1 to 20, one number per line.",
             "-n", "60", "--stop", "5", "--json", "-t", "2")
-    out = json.loads(p.stdout)
-    assert out["stop"] == "stop" and "5" in out["text"] and "9" not in out["text"]
+    out = json.loads(p.stdout)["samples"][0]
+    # the stop string and what follows it are cut from the text, and named
+    assert out["stop"] == "stop" and out["stop_string"] == "5"
+    assert "4" in out["text"] and "5" not in out["text"] and out["text"].rstrip().endswith("4")
+    kept = json.loads(run("generate", "-m", DEFAULT, "--chat", "-p", "Count from 1 to 20, one number per line.",
+                          "-n", "60", "--stop", "5", "--json", "-t", "2", "--keep-stop").stdout)["samples"][0]
+    assert kept["ids"] == out["ids"] and kept["text"].startswith(out["text"]) and "5" in kept["text"]
+    assert "9" not in kept["text"]
     p = run("generate", "-m", DEFAULT, "--chat", "-p", "What is 2+2?", "-n", "16", "--temp", "0.8",
             "--samples", "3", "--seed", "4", "-t", "2")
     lines = [json.loads(l) for l in p.stdout.splitlines()]
-    assert [l["sample"] for l in lines] == [0, 1, 2]
-    assert all(l["tokens"] >= 1 and l["logprob"] <= 0 for l in lines)
-    assert "stats:" in p.stderr
+    assert len(lines) == 1 and len(lines[0]["samples"]) == 3
+    assert all(s["tokens"] >= 1 and s["logprob"] <= 0 for s in lines[0]["samples"])
+    stats = _stats(p.stderr)
+    assert stats["samples"] == 3 and stats["prompts"] == 1 and stats["temperature"] == pytest.approx(0.8)
+
+
+def _stats(stderr):
+    """The {"stats": ...} JSON line of a generate run's stderr."""
+    found = [json.loads(l)["stats"] for l in stderr.splitlines() if l.startswith('{"stats"')]
+    assert len(found) == 1, stderr
+    return found[0]
+
+
+@needs_default
+def test_default_model_end_of_turn_stripped():
+    """The end-of-turn token is left out of "text" by default (stop "eos"), kept with --keep-stop;
+    ids, tokens and logprob count it either way."""
+    args = ["generate", "-m", DEFAULT, "--chat", "-p", "Say only the word yes.", "-n", "64", "--json"]
+    a = json.loads(run(*args).stdout)["samples"][0]
+    b = json.loads(run(*args, "--keep-stop").stdout)["samples"][0]
+    assert a["stop"] == b["stop"] == "eos" and a["ids"] == b["ids"]
+    assert "<|im_end|>" not in a["text"] and b["text"] == a["text"] + "<|im_end|>"
+    assert a["tokens"] == len(a["ids"])
+    plain = run(*args[:-1]).stdout  # plain text: the same text
+    assert plain == a["text"] + "\n"
+
+
+@needs_default
+def test_default_model_samples_default_to_sampling():
+    """--samples K > 1 samples at temperature 0.7 unless --temp is given; an explicit --temp 0
+    gives K identical greedy samples and says so on stderr."""
+    args = ["generate", "-m", DEFAULT, "--chat", "-p", "Write a word.", "-n", "12", "--samples", "4", "-t", "2"]
+    p = run(*args)
+    samples = json.loads(p.stdout)["samples"]
+    assert len({tuple(s["ids"]) for s in samples}) > 1 and "warning" not in p.stderr
+    assert _stats(p.stderr)["temperature"] == pytest.approx(0.7)
+    p = run(*args, "--temp", "0")
+    samples = json.loads(p.stdout)["samples"]
+    assert len({tuple(s["ids"]) for s in samples}) == 1
+    assert "warning" in p.stderr and "greedy" in p.stderr
+    # one sample stays greedy by default: the same ids as --temp 0
+    one = json.loads(run("generate", "-m", DEFAULT, "--chat", "-p", "Write a word.", "-n", "12", "--json").stdout)
+    assert one["samples"][0]["ids"] == samples[0]["ids"]
+
+
+@needs_default
+def test_default_model_batch_file(tmp_path):
+    """-i: every kind of line, fields copied through, the same samples as one prompt at a time
+    with seed --seed + index, streamed JSON lines, stats, progress, --parallel, --logprobs."""
+    rows = [{"prompt": "The capital of France is", "id": "a"},
+            {"messages": [{"role": "user", "content": "Say hi"}], "id": "b"},
+            {"problem": "What is 1+1?", "answer": "2", "level": 1},
+            {"question": "Tom has 3 apples and eats one. How many are left?", "seed": 99},
+            {"ids": [1, 504, 3458]}]
+    inp = tmp_path / "p.jsonl"
+    inp.write_text("\n".join(json.dumps(r) for r in rows[:2]) + "\n\n" +
+                   "\n".join(json.dumps(r) for r in rows[2:]) + "\n")
+    out = tmp_path / "o.jsonl"
+    common = ["-n", "10", "--temp", "0.9", "--seed", "5", "-t", "2"]
+    p = run("generate", "-m", DEFAULT, "-i", str(inp), "-o", str(out), "--samples", "2", "--logprobs", *common)
+    assert p.stdout == ""
+    got = [json.loads(l) for l in out.read_text().splitlines()]
+    assert [g["index"] for g in got] == [0, 1, 2, 3, 4] and [g["line"] for g in got] == [1, 2, 4, 5, 6]
+    assert got[0]["id"] == "a" and got[2]["answer"] == "2" and got[2]["level"] == 1
+    for g in got:
+        assert len(g["samples"]) == 2
+        for s in g["samples"]:
+            assert len(s["logprobs"]) == s["tokens"] == len(s["ids"])
+            assert abs(sum(s["logprobs"]) - s["logprob"]) < 1e-3 and max(s["logprobs"]) <= 0
+    stats = _stats(p.stderr)
+    assert stats["prompts"] == 5 and stats["samples"] == 10
+    assert stats["generated_tokens"] == sum(s["tokens"] for g in got for s in g["samples"])
+    assert "5/5 prompts" in p.stderr and "tok/s" in p.stderr
+    # line 0 == -p with --seed 5 + 0; line 3 has its own seed; --parallel changes nothing
+    single = json.loads(run("generate", "-m", DEFAULT, "-p", rows[0]["prompt"], "--samples", "2", *common).stdout)
+    assert [s["ids"] for s in single["samples"]] == [s["ids"] for s in got[0]["samples"]]
+    q = json.loads(run("generate", "-m", DEFAULT, "--chat", "-p", rows[3]["question"] +
+                       "\nPlease reason step by step, and put your final answer within \\boxed{}.",
+                       "--samples", "2", *common[:4], "--seed", "99", "-t", "2").stdout)
+    assert [s["ids"] for s in q["samples"]] == [s["ids"] for s in got[3]["samples"]]
+    par = run("generate", "-m", DEFAULT, "-i", str(inp), "--samples", "2", "--parallel", "3", "--quiet", *common)
+    assert [[s["ids"] for s in json.loads(l)["samples"]] for l in par.stdout.splitlines()] == \
+           [[s["ids"] for s in g["samples"]] for g in got]
+    assert "prompts," not in par.stderr  # --quiet: no progress line
+
+
+def _bad_file(tmp_path, text):
+    f = tmp_path / "bad.jsonl"
+    f.write_text(text)
+    return str(f)
+
+
+@pytest.mark.parametrize("text,needle", [
+    ('{"ids": [1, 2]}\n{"ids": [1, 2\n', "bad.jsonl:2: malformed JSON"),
+    ('[1, 2]\n', "bad.jsonl:1: expected a JSON object"),
+    ('{"id": 3}\n', "bad.jsonl:1: no prompt"),
+    ('{"prompt": 3}\n', "bad.jsonl:1: prompt: expected a string"),
+    ('{"prompt": "a", "ids": [1]}\n', "bad.jsonl:1: give only one of"),
+    ('\n\n{"ids": [1, -2]}\n', "bad.jsonl:3: ids[1]"),
+    ('{"ids": []}\n', "bad.jsonl:1: ids"),
+    ('{"ids": [1, 1e30]}\n', "bad.jsonl:1: ids[1]"),
+    ('{"messages": "hi"}\n', "bad.jsonl:1: messages"),
+    ('{"messages": [{"role": "bot", "content": "x"}]}\n', "bad.jsonl:1: messages[0].role"),
+    ('{"messages": [{"role": "user", "content": 1}]}\n', "bad.jsonl:1: messages[0].content"),
+    ('{"ids": [1], "seed": -1}\n', "bad.jsonl:1: seed"),
+    ('\n \n', "no prompts"),
+    ('{"ids": [1, 2]}\n{"ids": [1, 99999]}\n', "bad.jsonl:2: ids"),   # outside the vocabulary
+    ('{"prompt": "hello"}\n', "bad.jsonl:1: prompt: this model has no tokenizer"),
+])
+def test_batch_file_errors_exit_2(tmp_path, text, needle):
+    p = run("generate", "-m", FIX + "/llama2_f32", "-i", _bad_file(tmp_path, text), "-n", "2", check=False)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert needle in p.stderr, p.stderr
+    assert p.stdout == ""
+
+
+def test_batch_file_ids_without_tokenizer(tmp_path):
+    """A model without a tokenizer: {"ids"} lines, one load, greedy ids as --ids gives them."""
+    f = _bad_file(tmp_path, '{"ids": [1, 2, 3]}\n{"ids": [4, 5], "k": [1]}\n')
+    got = [json.loads(l) for l in run("generate", "-m", FIX + "/llama2_f32", "-i", f, "-n", "4").stdout.splitlines()]
+    assert [g["k"] for g in got[1:]] == [[1]] and got[0]["samples"][0]["text"] is None
+    one = json.loads(run("generate", "-m", FIX + "/llama2_f32", "--ids", "4,5", "-n", "4", "--json").stdout)
+    assert one["samples"][0]["ids"] == got[1]["samples"][0]["ids"]
+    # the same layout for one prompt and several; stats always a JSON line on stderr
+    assert set(one) == set(got[0]) - {"line", "ids"} and set(one["samples"][0]) == set(got[0]["samples"][0])
+    plain = run("generate", "-m", FIX + "/llama2_f32", "--ids", "4,5", "-n", "4", "--stats")
+    assert plain.stdout.strip() == ",".join(map(str, one["samples"][0]["ids"]))
+    assert _stats(plain.stderr)["generated_tokens"] == 4
+
+
+def test_version():
+    v = run("--version").stdout
+    assert v.startswith("e2h ") and v.count(".") >= 2
+    assert run("version").stdout == v
+
+
+@pytest.mark.parametrize("ids,needle", [
+    ("1,2,x", "item 3 'x' is not a token id"),
+    ("1,99999", "id 99999 (item 2) is outside the vocabulary"),
+    ("-5", "item 1 '-5'"),
+    ("1;2", "'1;2'"),
+])
+def test_detokenize_errors(ids, needle):
+    p = run("detokenize", "-m", os.path.join(ROOT, "tests", "fixtures", "tokenizer", "smollm.gguf"), ids, check=False)
+    assert p.returncode == 2 and needle in p.stderr, p.stderr
+    p = run("detokenize", "1,2", check=False)
+    assert p.returncode == 2 and "-m MODEL" in p.stderr
 
 
 @needs_default
@@ -119,7 +279,7 @@ def test_default_model_chat_system_and_repack():
     a = json.loads(run("generate", "-m", DEFAULT, "--chat", "-p", msg, "-n", "4", "--json").stdout)
     b = json.loads(run("generate", "-m", DEFAULT, "-p", sys_t, "-n", "4", "--json").stdout)
     c = json.loads(run("generate", "-m", DEFAULT, "--chat", "--system", "", "-p", msg, "-n", "4", "--json").stdout)
-    assert a["prompt_tokens"] == b["prompt_tokens"] and a["ids"] == b["ids"]
+    assert a["prompt_tokens"] == b["prompt_tokens"] and a["samples"][0]["ids"] == b["samples"][0]["ids"]
     assert c["prompt_tokens"] < a["prompt_tokens"]
 
 

@@ -85,7 +85,7 @@ def _run(args):
 def _greedy(model, p):
     out = _run(["generate", "-m", model, "--ids", ",".join(map(str, p["prompt_ids"])), "-n",
                 str(len(p["greedy"])), "--temp", "0", "--ignore-eos", "--json"])
-    return json.loads(out.strip().splitlines()[-1])["ids"]
+    return json.loads(out.strip().splitlines()[-1])["samples"][0]["ids"]
 
 
 def _logits(model, p, tmp_path):
