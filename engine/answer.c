@@ -2,7 +2,7 @@
 //
 // Extraction finds the answer a solution commits to: the paper's "# Answer\n\n..." line
 // (PRM800K format), else the last \boxed{...} / \boxed 7 / \fbox{...}, else GSM8K's "#### N",
-// else "The answer is ...". Every scan is bounded by the given length (never by a NUL).
+// else "The answer is ...", else (free-form text) the last math span or number. Every scan is bounded by the given length (never by a NUL).
 //
 // Keys follow the normalization of Hendrycks et al.'s MATH `strip_string` and PRM800K's grader
 // (written anew here, not copied): \left/\right, \dfrac/\tfrac, \text{} units, degrees, \%,
@@ -133,6 +133,70 @@ static int ans_emit(const char *b, const char *e, char *out, size_t cap) {
     return 1;
 }
 
+// First occurrence of needle in [p, e), or NULL.
+static const char *ans_find(const char *p, const char *e, const char *needle) {
+    size_t m = strlen(needle);
+    for (; p + m <= e; p++)
+        if (*p == needle[0] && memcmp(p, needle, m) == 0) return p;
+    return NULL;
+}
+
+// The last candidate answer of a free-form solution (as math-verify also reads one): the last
+// math span ($...$, $$...$$, \(...\), \[...\]), bold **...** or plain number in the text; of a
+// span holding "a = b", the part after the last top-level '='.
+static int ans_last_candidate(const char *s, const char *end, const char **ob, const char **oe) {
+    const char *cb = NULL, *ce = NULL;
+    for (const char *p = s; p < end;) {
+        const char *open = NULL, *close = NULL;
+        size_t ol = 0;
+        if (end - p >= 2 && p[0] == '$' && p[1] == '$') open = "$$", close = "$$", ol = 2;
+        else if (p[0] == '$') open = "$", close = "$", ol = 1;
+        else if (end - p >= 2 && p[0] == '\\' && p[1] == '(') open = "\\(", close = "\\)", ol = 2;
+        else if (end - p >= 2 && p[0] == '\\' && p[1] == '[') open = "\\[", close = "\\]", ol = 2;
+        else if (end - p >= 2 && p[0] == '*' && p[1] == '*') open = "**", close = "**", ol = 2;
+        if (open) {
+            // a '$' span stays on one line (a lone '$' is a currency sign)
+            const char *lim = ol == 1 ? ans_eol(p + 1, end) : end;
+            const char *q = ans_find(p + ol, lim, close);
+            if (q) {
+                const char *b = p + ol, *e = q;
+                int depth = 0;
+                for (const char *t = b; t < e; t++) {  // the right-hand side of the last '='
+                    if (*t == '{' || *t == '(' || *t == '[') depth++;
+                    else if ((*t == '}' || *t == ')' || *t == ']') && depth > 0) depth--;
+                    else if (*t == '=' && depth == 0) b = t + 1;
+                }
+                ans_trim(&b, &e);
+                if (e > b) cb = b, ce = e;
+                p = q + strlen(close);
+                continue;
+            }
+            p += ol;
+            continue;
+        }
+        if (isdigit((unsigned char)*p) && (p == s || !isalnum((unsigned char)p[-1]))) {
+            const char *b = p;
+            if (b > s && b[-1] == '-' && (b - 1 == s || !isalnum((unsigned char)b[-2]))) b--;
+            const char *q = p;
+            while (q < end && isdigit((unsigned char)*q)) q++;
+            while (end - q >= 4 && q[0] == ',' && isdigit((unsigned char)q[1]) && isdigit((unsigned char)q[2]) &&
+                   isdigit((unsigned char)q[3]) && (end - q == 4 || !isdigit((unsigned char)q[4])))
+                q += 4;
+            if (end - q >= 2 && q[0] == '.' && isdigit((unsigned char)q[1])) {
+                q++;
+                while (q < end && isdigit((unsigned char)*q)) q++;
+            }
+            cb = b, ce = q;
+            p = q;
+            continue;
+        }
+        p++;
+    }
+    if (!cb) return 0;
+    *ob = cb, *oe = ce;
+    return 1;
+}
+
 int e2h_answer_extract(const char *text, size_t len, char *out, size_t cap) {
     if (!out || cap == 0) return 0;
     out[0] = 0;
@@ -172,6 +236,11 @@ int e2h_answer_extract(const char *text, size_t len, char *out, size_t cap) {
         e = ans_eol(b, end);
         for (const char *q = b; q + 1 < e; q++)
             if (*q == '.' && ans_is_space(q[1])) { e = q; break; }
+        ans_strip_math(&b, &e);
+        if (e > b) return ans_emit(b, e, out, cap);
+    }
+    // 5. A free-form solution: its last math span or number.
+    if (ans_last_candidate(text, end, &b, &e)) {
         ans_strip_math(&b, &e);
         if (e > b) return ans_emit(b, e, out, cap);
     }
@@ -263,6 +332,26 @@ static int ans_is_unit(const char *s, size_t n) {
     return 0;
 }
 
+// Only words: letters, spaces, '.', '\'', '-' (and at least one letter).
+static int ans_words(const char *s, size_t n) {
+    int letters = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isalpha((unsigned char)s[i])) letters = 1;
+        else if (s[i] != ' ' && s[i] != '.' && s[i] != '\'' && s[i] != '-') return 0;
+    }
+    return letters;
+}
+
+// A plain number: [-]digits[,ddd][.digits] (spaces around allowed).
+static int ans_pure_number(const char *s, size_t n) {
+    size_t i = 0, d = 0;
+    while (i < n && s[i] == ' ') i++;
+    if (i < n && s[i] == '-') i++;
+    for (; i < n && (isdigit((unsigned char)s[i]) || s[i] == ',' || s[i] == '.'); i++) d += isdigit((unsigned char)s[i]) != 0;
+    while (i < n && s[i] == ' ') i++;
+    return d > 0 && i == n;
+}
+
 // \text{...}-like commands whose braces are dropped (keeping the content).
 static const char *const ans_textcmds[] = {"\\text", "\\textbf", "\\textit", "\\mathrm", "\\mathbf",
                                            "\\mbox", "\\textnormal", "\\operatorname", "\\mathit", NULL};
@@ -289,7 +378,11 @@ static void ans_text_units(sbuf *b) {
             size_t end = ans_match_brace(b->s, b->n, j);
             if (!end) { from = j; continue; }
             sbuf o = {0};
-            int unit = end == b->n && i > 0 && ans_numberish_end(b->s, i) && ans_is_unit(b->s + j + 1, end - j - 2);
+            // a trailing unit after a number: a known unit, or words written "\text{ words}"
+            // (Hendrycks' MATH convention for units)
+            int unit = end == b->n && i > 0 && ans_numberish_end(b->s, i) &&
+                       (ans_is_unit(b->s + j + 1, end - j - 2) ||
+                        (end - j - 2 > 0 && b->s[j + 1] == ' ' && ans_words(b->s + j + 1, end - j - 2)));
             sb_put(&o, b->s, i);
             if (!unit) sb_put(&o, b->s + j + 1, end - j - 2);
             size_t nf = o.n;
@@ -311,7 +404,8 @@ static void ans_plain_units(sbuf *b) {
         // the longest unit that is a whole trailing word run preceded by a space and a number
         for (size_t w = 0; w < n && !done; w++) {
             if (b->s[w] != ' ') continue;
-            if (ans_is_unit(b->s + w + 1, n - w - 1) && ans_numberish_end(b->s, w)) {
+            if ((ans_is_unit(b->s + w + 1, n - w - 1) && ans_numberish_end(b->s, w)) ||
+                (ans_words(b->s + w + 1, n - w - 1) && ans_pure_number(b->s, w))) {
                 b->n = w;
                 b->s[w] = 0;
                 done = 1;
@@ -346,48 +440,99 @@ static void ans_thousands(sbuf *b) {
     b->n = w;
 }
 
-// Drops a short "x =" / "x \in" left-hand side (one top-level '=').
+// Is s[0, n) a variable name: "x", "a_1", "x'", "\theta", or a tuple of them "(b,c)"?
+static int ans_is_ident(const char *s, size_t n) {
+    char t[40];
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '{' && s[i] != '}') {
+            if (m + 1 >= sizeof t) return 0;
+            t[m++] = s[i];
+        }
+    t[m] = 0;
+    if (m >= 3 && t[0] == '(' && t[m - 1] == ')') {  // a tuple of names
+        size_t st = 1;
+        for (size_t i = 1; i < m; i++)
+            if (t[i] == ',' || i == m - 1) {
+                if (!ans_is_ident(t + st, i - st)) return 0;
+                st = i + 1;
+            }
+        return 1;
+    }
+    if (m >= 1 && m <= 3 && isalpha((unsigned char)t[0])) {
+        for (size_t i = 1; i < m; i++)
+            if (!isalnum((unsigned char)t[i]) && t[i] != '_' && t[i] != '\'') return 0;
+        return 1;
+    }
+    if (m >= 2 && m <= 8 && t[0] == '\\') {
+        for (size_t i = 1; i < m; i++)
+            if (!isalpha((unsigned char)t[i])) return 0;
+        return 1;
+    }
+    return 0;
+}
+
+// True when s[0, n) has no letters outside LaTeX command names (a constant like \frac{28}{4}).
+static int ans_no_bare_letters(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\\') {
+            while (i + 1 < n && isalpha((unsigned char)s[i + 1])) i++;
+        } else if (isalpha((unsigned char)s[i])) return 0;
+    }
+    return 1;
+}
+
+// Drops a left-hand side: "x = 5", "(b,c) = (6,5)", "x \in [1,2]" -> the right-hand side; a
+// chain of equal constants "\frac{28}{4} = 7" -> its last member.
 static void ans_lhs(sbuf *b) {
     char *s = b->s;
     int depth = 0, n_eq = 0;
-    size_t at = 0;
+    size_t first = 0, last = 0;
     for (size_t i = 0; i < b->n; i++) {
         char c = s[i];
         if (c == '{' || c == '(' || c == '[') depth++;
         else if ((c == '}' || c == ')' || c == ']') && depth > 0) depth--;
-        else if (c == '=' && depth == 0) n_eq++, at = i;
-    }
-    size_t skip = 0;
-    if (n_eq == 1) skip = 1;
-    else if (n_eq == 0) {
-        char *q = strstr(s, "\\in");
-        if (!q || isalpha((unsigned char)q[3])) return;
-        at = (size_t)(q - s), skip = 3;
-    } else return;
-    // lhs: at most 2 letters/digits/_ after removing spaces and braces, starting with a letter or
-    // a short command like \theta
-    char lhs[32];
-    size_t ln = 0;
-    for (size_t i = 0; i < at; i++)
-        if (s[i] != ' ' && s[i] != '{' && s[i] != '}') {
-            if (ln + 1 >= sizeof lhs) return;
-            lhs[ln++] = s[i];
+        else if (c == '=' && depth == 0) {
+            if (!n_eq++) first = i;
+            last = i;
         }
-    lhs[ln] = 0;
-    int ok = 0;
-    if (ln >= 1 && ln <= 3 && isalpha((unsigned char)lhs[0])) {
-        ok = 1;
-        for (size_t i = 1; i < ln; i++)
-            if (!isalnum((unsigned char)lhs[i]) && lhs[i] != '_' && lhs[i] != '\'') ok = 0;
-    } else if (ln >= 2 && ln <= 8 && lhs[0] == '\\') {
-        ok = 1;
-        for (size_t i = 1; i < ln; i++)
-            if (!isalpha((unsigned char)lhs[i])) ok = 0;
     }
-    if (!ok) return;
-    size_t from = at + skip;
+    size_t from;
+    if (n_eq == 0) {
+        char *q = strstr(s, "\\in");
+        if (!q || isalpha((unsigned char)q[3]) || !ans_is_ident(s, (size_t)(q - s))) return;
+        from = (size_t)(q - s) + 3;
+    } else {
+        if (!ans_is_ident(s, first) && !(first > 0 && ans_no_bare_letters(s, last))) return;
+        from = last + 1;
+    }
+    while (from < b->n && s[from] == ' ') from++;
+    if (from >= b->n) return;  // "x =" alone: keep it
     memmove(s, s + from, b->n - from + 1);
     b->n -= from;
+}
+
+// Drops the base subscript of a number: 4210_{5}, 4210_5 -> 4210 (as math-verify reads them).
+static void ans_base_subscripts(sbuf *b) {
+    char *s = b->s;
+    size_t w = 0;
+    for (size_t i = 0; i < b->n;) {
+        if (s[i] == '_' && i > 0 && isdigit((unsigned char)s[i - 1])) {
+            size_t j = i + 1;
+            if (j < b->n && s[j] == '{') {
+                size_t k = j + 1;
+                while (k < b->n && isdigit((unsigned char)s[k])) k++;
+                if (k > j + 1 && k < b->n && s[k] == '}') { i = k + 1; continue; }
+            } else if (j < b->n && isdigit((unsigned char)s[j])) {
+                while (j < b->n && isdigit((unsigned char)s[j])) j++;
+                i = j;
+                continue;
+            }
+        }
+        s[w++] = s[i++];
+    }
+    s[w] = 0;
+    b->n = w;
 }
 
 // Hendrycks/PRM800K-style string normalization of one answer.
@@ -457,6 +602,7 @@ static void ans_normalize(sbuf *b, const char *a, size_t n) {
     b->s[w] = 0;
     b->n = w;
     while (b->n && (b->s[b->n - 1] == '.' || b->s[b->n - 1] == ',')) b->s[--b->n] = 0;
+    ans_base_subscripts(b);
     if (b->n > 0 && b->s[0] == '+' && b->n > 1 && isdigit((unsigned char)b->s[1])) memmove(b->s, b->s + 1, b->n--);
 }
 
@@ -944,6 +1090,75 @@ static void ans_key_list(const char *s, size_t n, const char *sep, const char *o
     for (int i = 0; i < k; i++) free(parts[i].s);
 }
 
+// "a \pm b" -> the unordered list {a + b, a - b}. Returns 1 if it wrote a key.
+static int ans_key_pm(const char *s, size_t n, sbuf *o, int depth) {
+    size_t st[3], ln[3];
+    if (ans_split(s, n, "\\pm", st, ln, 3) != 2 || isalpha((unsigned char)s[st[1]])) return 0;
+    sbuf t = {0};
+    sb_put(&t, s, ln[0]);
+    sb_puts(&t, "+");
+    sb_put(&t, s + st[1], ln[1]);
+    sb_puts(&t, ",");
+    sb_put(&t, s, ln[0]);
+    sb_puts(&t, "-(");
+    sb_put(&t, s + st[1], ln[1]);
+    sb_puts(&t, ")");
+    if (t.oom) { free(t.s); o->oom = 1; return 1; }
+    ans_key_list(t.s, t.n, ",", "L{", "}", 1, o, depth);
+    free(t.s);
+    return 1;
+}
+
+// \begin{pmatrix} a & b \\ c & d \end{pmatrix} (also bmatrix, matrix): entries keyed one by one.
+static int ans_key_matrix(const char *s, size_t n, sbuf *o, int depth) {
+    static const char *const env[] = {"pmatrix", "bmatrix", "matrix", NULL};
+    for (int k = 0; env[k]; k++) {
+        char b[32], e[32];
+        snprintf(b, sizeof b, "\\begin{%s}", env[k]);
+        snprintf(e, sizeof e, "\\end{%s}", env[k]);
+        size_t bl = strlen(b), el = strlen(e);
+        if (n < bl + el || memcmp(s, b, bl) || memcmp(s + n - el, e, el)) continue;
+        const char *c = s + bl;
+        size_t cn = n - bl - el;
+        enum { MAXR = 32 };
+        size_t rs[MAXR], rl[MAXR];
+        int nr = ans_split(c, cn, "\\\\", rs, rl, MAXR);
+        if (nr < 1 || nr > MAXR) return 0;
+        if (nr > 1 && rl[nr - 1] == 0) nr--;  // a trailing row break
+        sb_puts(o, "M[");
+        for (int r = 0; r < nr; r++) {
+            if (r) sb_puts(o, ";");
+            ans_key_list(c + rs[r], rl[r], "&", "[", "]", 0, o, depth);
+        }
+        sb_puts(o, "]");
+        return 1;
+    }
+    return 0;
+}
+
+// "A = B" with both sides polynomials: the key of A - B scaled so that its first term has
+// coefficient 1 (equivalent equations up to a constant factor key alike).
+static int ans_key_equation(const char *s, size_t n, sbuf *o) {
+    size_t st[3], ln[3];
+    if (ans_split(s, n, "=", st, ln, 3) != 2 || ln[0] == 0 || ln[1] == 0) return 0;
+    poly a, b;
+    ep pa = {s + st[0], 0, ln[0], 0}, pb = {s + st[1], 0, ln[1], 0};
+    if (!ep_expr(&pa, &a) || pa.i != ln[0] || !ep_expr(&pb, &b) || pb.i != ln[1] || !poly_add(&a, &b, -1))
+        return 0;
+    if (a.n > 0) {
+        qsort(a.t, (size_t)a.n, sizeof a.t[0], mono_cmp);
+        if (a.t[0].rad == 1) {
+            rat inv;
+            if (!rat_make(a.t[0].c.q, a.t[0].c.p, &inv)) return 0;
+            for (int i = 0; i < a.n; i++)
+                if (!rat_mul(a.t[i].c, inv, &a.t[i].c)) return 0;
+        }
+    }
+    sb_puts(o, "E:");
+    poly_key(&a, o);
+    return 1;
+}
+
 // The key of a normalized answer s[0, n).
 static void ans_key_rec(const char *s, size_t n, sbuf *o, int depth) {
     size_t st[2], ln[2];
@@ -975,6 +1190,7 @@ static void ans_key_rec(const char *s, size_t n, sbuf *o, int depth) {
             return;
         }
     }
+    if (ans_key_pm(s, n, o, depth) || ans_key_matrix(s, n, o, depth) || ans_key_equation(s, n, o)) return;
     {
         poly r;
         ep p = {s, 0, n, 0};

@@ -58,6 +58,20 @@ TEST(extract_formats) {
     CHECK(ex("\\boxed{a\\{b\\}c}", "a\\{b\\}c"));
 }
 
+TEST(extract_free_form) {
+    // no marked answer: the last math span (its right-hand side) or number, as math-verify reads it
+    CHECK(ex("Therefore, the area of kite $ABCD$ is $75$ square units.", "75"));
+    CHECK(ex("So \\( x = 10 \\).", "10"));
+    CHECK(ex("We get \\[ x^3 = \\frac{8}{2/3} = 12 \\]\n\nTherefore, \\(x^3 = 12\\).", "12"));
+    CHECK(ex("there are **12,441,600** ways", "12,441,600"));
+    CHECK(ex("Raymond has $32 - $24 = $8\n\nSo Raymond has $8 left.", "8"));
+    CHECK(ex("the change is $7.00.", "7.00"));
+    CHECK(ex("the temperature is -5 today", "-5"));
+    CHECK(ex("x-5 and y2", "5"));
+    CHECK(ex("no digits, no math", NULL));
+    CHECK(ex("an unclosed $ and \\( and ** here", NULL));
+}
+
 TEST(extract_malformed) {
     CHECK(ex("", NULL));
     CHECK(ex("no answer here", NULL));
@@ -65,7 +79,7 @@ TEST(extract_malformed) {
     CHECK(ex("\\boxed{unclosed", NULL));
     CHECK(ex("\\boxed{}", NULL));
     CHECK(ex("\\boxed", NULL));
-    CHECK(ex("\\boxedfoo{3}", NULL));
+    CHECK(ex("\\boxedfoo{x}", NULL));
     CHECK(ex("# Answer", NULL));
     CHECK(ex("# Answer\n\n", NULL));
     CHECK(ex("####", NULL));
@@ -74,7 +88,7 @@ TEST(extract_malformed) {
     // never reads past len: the box closes only beyond the given length
     const char *t = "\\boxed{12}";
     char out[16];
-    CHECK(e2h_answer_extract(t, 9, out, sizeof out) == 0 && out[0] == 0);
+    CHECK(e2h_answer_extract(t, 9, out, sizeof out) == 1 && !strcmp(out, "12"));  // the fallback
     CHECK(e2h_answer_extract(t, 10, out, sizeof out) == 1 && !strcmp(out, "12"));
     // a NUL inside the length ends the text
     const char z[] = "\\boxed{7}\0\\boxed{8}";
@@ -84,11 +98,13 @@ TEST(extract_malformed) {
     CHECK(e2h_answer_extract(NULL, 5, out, sizeof out) == 0);
     CHECK(e2h_answer_extract("x", 1, NULL, 0) == 0);
     // an exact-size heap copy (ASan catches a read past the end)
-    const char *s = "so \\boxed{\\frac{1}{2}";
+    const char *s = "so \\boxed{\\frac{x}{y}";
     size_t n = strlen(s);
     char *h = malloc(n);
     memcpy(h, s, n);
     CHECK(e2h_answer_extract(h, n, out, sizeof out) == 0);
+    memcpy(h, "so it is $\\frac{x}{3}", n);
+    CHECK(e2h_answer_extract(h, n, out, sizeof out) == 1 && !strcmp(out, "3"));
     memcpy(h, "# Answer\n\n12345678901", n);
     CHECK(e2h_answer_extract(h, n, out, sizeof out) == 1 && !strcmp(out, "12345678901"));
     free(h);
@@ -143,6 +159,12 @@ TEST(text_units_prefix) {
     CHECK(eq("5\\text{ cm}", "5"));
     CHECK(eq("12 \\text{square units}", "12"));
     CHECK(eq("12 square units", "12"));
+    CHECK(eq("65 \\text{ children tickets }", "65"));     // "\\text{ words}" after a number: units
+    CHECK(eq("12 tomatoes", "12"));
+    CHECK(eq("4210_{5}", "4210_5"));
+    CHECK(eq("(b,c) = (6,5)", "(6,5)"));
+    CHECK(eq("\\frac{28}{4} = 7", "7"));
+    CHECK(ne("x + 1 = 7", "7"));
     CHECK(eq("\\text{(C)}", "C"));
     CHECK(eq("\\textbf{(C)}", "(C)"));
     CHECK(eq("\\text{Monday}", "Monday"));
@@ -173,6 +195,14 @@ TEST(structures) {
     CHECK(ne("1,2", "1,3"));
     CHECK(eq("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}"));
     CHECK(ne("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix}2\\\\1\\end{pmatrix}"));
+    CHECK(eq("\\begin{pmatrix} -1/3 \\\\ 2/3 \\end{pmatrix}", "\\begin{pmatrix} -\\frac{1}{3} \\\\ \\frac{2}{3} \\end{pmatrix}"));
+    CHECK(eq("\\begin{pmatrix} 1/\\sqrt{2} & 0 \\\\ 0 & 1 \\end{pmatrix}", "\\begin{pmatrix} \\frac{\\sqrt2}{2} & 0 \\\\ 0 & 1 \\end{pmatrix}"));
+    CHECK(ne("\\begin{pmatrix} 1 & 0 \\end{pmatrix}", "\\begin{pmatrix} 1 \\\\ 0 \\end{pmatrix}"));
+    CHECK(eq("3 \\pm 2\\sqrt{2}", "3 - 2\\sqrt{2}, 2\\sqrt{2} + 3"));
+    CHECK(ne("3 \\pm 2\\sqrt{2}", "3 + 2\\sqrt{2}"));
+    CHECK(eq("5x - 7y + 11z + 4 = 0", "-5x+7y-11z-4=0"));      // equations up to a factor
+    CHECK(eq("x^2 + y^2 = 13", "x^2+y^2-13=0"));
+    CHECK(ne("x^2 + y^2 = 13", "x^2+y^2=12"));
 }
 
 TEST(keys) {
@@ -237,6 +267,7 @@ TEST(overflow_and_malformed) {
 
 int main(void) {
     RUN(extract_formats);
+    RUN(extract_free_form);
     RUN(extract_malformed);
     RUN(numbers);
     RUN(radicals_and_symbols);

@@ -24,3 +24,11 @@ if ! python3 -c "import numpy, safetensors, gguf, pytest" 2>/dev/null; then
     python3 -m pip install -q --disable-pip-version-check numpy==2.2.6 safetensors==0.5.3 \
         gguf==0.17.1 pytest==8.3.5 2>&1 | grep -v "as the 'root' user" || true
 fi
+# The answer checker's independent oracle (tools/eval, tests/py/test_answer_agreement.py) and the
+# report plot (tools/plot_report.py), pinned as in tools/requirements.txt.
+if ! python3 -c "import math_verify, matplotlib" 2>/dev/null; then
+    echo "deps: pip install math-verify matplotlib (pinned)"
+    python3 -m pip install -q --disable-pip-version-check math-verify==0.9.0 \
+        latex2sympy2_extended==1.11.0 antlr4-python3-runtime==4.13.2 matplotlib==3.10.3 2>&1 \
+        | grep -v "as the 'root' user" || true
+fi
