@@ -1,5 +1,6 @@
-// engine/engine_internal.h — the engine and sequence structs, shared by engine.c and the
-// modules built on it (PRM scoring, search, CLI helpers). Not part of the public API.
+// engine/engine_internal.h — the engine and sequence structs, shared by engine.c (handles,
+// sequence lifecycle) and sched.c (forward passes, extend). Not part of the public API; PRM
+// and search code use the public API or narrow headers (sched.h, kv.h), never these layouts.
 #ifndef E2H_ENGINE_INTERNAL_H
 #define E2H_ENGINE_INTERNAL_H
 
@@ -19,9 +20,15 @@ struct e2h_engine {
     int max_batch;        // tokens per forward pass (also the max sequences per pass)
     int max_ctx;
     int32_t vocab;
-    float *logits;        // (max_batch, vocab) logits of one pass
+    int dim;
+    float *logits;        // (max_batch, vocab) logits of one pass (rows that need them)
+    float *hidden;        // (max_batch, dim) final-normed hidden states of its output rows
     fwd_seq *fs;          // (max_batch) batch being built
     struct e2h_seq **fs_owner;
+    int32_t *out_rows;    // (max_batch) output rows of the batch (fs[i].out_rows point in here)
+    uint8_t *out_lg;      // (max_batch) which of them need logits
+    struct sched_row *work; // (max_batch) what to do with each output row after the pass
+    int64_t n_passes, n_pass_tokens; // counters (e2h_kv_stats)
     sample_scratch *ss;   // (n_threads) one per pool thread: sequences are sampled in parallel
     struct e2h_seq *live; // list of live sequences (for stats)
     char *text;           // decode buffer for stop strings
@@ -29,13 +36,32 @@ struct e2h_engine {
     char last_err[1024];
 };
 
+// Per-position flags of a sequence (e2h_seq.pflags).
+enum {
+    SEQ_F_LP = 1,  // fill logprobs[pos] (needs the logits of pos - 1)
+    SEQ_F_CAP = 2, // a capture (seq_capture) exists at pos
+};
+
+// A kept output row of a sequence (e2h_append_opts.capture).
+typedef struct {
+    int32_t pos;          // absolute position
+    int done;             // computed (hidden / logits hold it)
+    float *hidden;        // (dim)
+    float *logits;        // (vocab) or NULL when only the hidden state is kept
+} seq_capture;
+
 struct e2h_seq {
     kv_seq kv;            // K/V of tokens[0, kv.n_tokens)
     int32_t *tokens;      // (n) all tokens: prompt, sampled, appended
-    float *logprobs;      // (n) log-prob of each sampled token; NaN for given tokens
+    float *logprobs;      // (n) log-prob of each token given the previous ones; NaN if unknown
+    uint8_t *pflags;      // (n) SEQ_F_* per position
     int32_t n, cap;
     int32_t n_prompt;
     float *logits;        // (vocab) next-token logits, valid when kv.n_tokens == n
+    float *hidden;        // (dim) final-normed hidden state of the last token, valid likewise
+    seq_capture *caps;    // (n_caps) ascending pos
+    int32_t n_caps, cap_caps;
+    int in_pass;          // set while the scheduler has the sequence in the batch being built
     e2h_sampling sp;
     e2h_rng rng;
     int32_t next_tok;     // sampled by the parallel phase of extend, appended after it
@@ -45,5 +71,8 @@ struct e2h_seq {
     e2h_stop_reason stop;
     struct e2h_seq *prev, *next; // engine's live list
 };
+
+// Grows s's per-position arrays (tokens, logprobs, pflags) to hold need positions.
+e2h_status eng_seq_grow(struct e2h_seq *s, int32_t need);
 
 #endif

@@ -195,10 +195,17 @@ static e2h_status fwd_check(fwd_state *s, const struct e2h_model *m, kv_pool *kv
     }
     for (int i = 0; i < n_seqs; i++) {
         const fwd_seq *q = &seqs[i];
-        if (q->n < 1 || q->n_logits < 0 || q->n_logits > q->n) {
-            e2h_errf(err, err_len, "forward: sequence %d: bad token count %d / logits %d", i, q->n,
-                     q->n_logits);
+        if (q->n < 1 || q->n_out < 0 || q->n_out > q->n) {
+            e2h_errf(err, err_len, "forward: sequence %d: bad token count %d / output rows %d", i,
+                     q->n, q->n_out);
             return E2H_ERR_INVALID_ARG;
+        }
+        for (int32_t j = 0; q->out_rows && j < q->n_out; j++) {
+            if (q->out_rows[j] < 0 || q->out_rows[j] >= q->n || (j && q->out_rows[j] <= q->out_rows[j - 1])) {
+                e2h_errf(err, err_len, "forward: sequence %d: output rows not ascending in [0, %d)",
+                         i, q->n);
+                return E2H_ERR_INVALID_ARG;
+            }
         }
         int64_t end = (int64_t)q->kv->n_tokens + q->n;
         if (end > s->max_ctx) {
@@ -258,19 +265,32 @@ e2h_status fwd_run(fwd_state *s, const struct e2h_model *m, kv_pool *kv, e2h_poo
     fwd_embed(s, m, seqs, n_seqs);
     for (int l = 0; l < c->n_layers; l++) fwd_layer(s, m, l, kv, pool, seqs, n_seqs, T);
 
-    // gather the rows that need logits, then final norm + output projection on those only
+    // gather the output rows, then the final norm on those only
     int64_t n_out = 0, r = 0;
-    for (int i = 0; i < n_seqs; i++) {
+    for (int i = 0; i < n_seqs; r += seqs[i].n, i++) {
         const fwd_seq *q = &seqs[i];
-        for (int32_t j = 0; j < q->n; j++, r++) {
-            if (j < q->n - q->n_logits) continue;
-            memmove(s->xb + n_out * c->dim, s->x + r * c->dim, (size_t)c->dim * sizeof(float));
+        for (int32_t j = 0; j < q->n_out; j++) {
+            int32_t row = q->out_rows ? q->out_rows[j] : q->n - q->n_out + j;
+            memmove(s->xb + n_out * c->dim, s->x + (r + row) * c->dim, (size_t)c->dim * sizeof(float));
             n_out++;
         }
     }
     if (n_out == 0) return E2H_OK;
     s->ops->rmsnorm(s->xb, s->xb, m->output_norm, n_out, c->dim, c->norm_eps);
     if (hidden) memcpy(hidden, s->xb, (size_t)(n_out * c->dim) * sizeof(float));
-    if (logits) fwd_matmul(s, pool, logits, c->vocab_size, s->xb, &m->output, n_out);
+    if (!logits) return E2H_OK;
+    // keep only the rows that need logits (moved forward in place: order is kept), then the
+    // output projection on those
+    int64_t n_lg = 0, o = 0;
+    for (int i = 0; i < n_seqs; i++) {
+        const fwd_seq *q = &seqs[i];
+        for (int32_t j = 0; j < q->n_out; j++, o++) {
+            if (q->out_logits && !q->out_logits[j]) continue;
+            if (n_lg != o)
+                memmove(s->xb + n_lg * c->dim, s->xb + o * c->dim, (size_t)c->dim * sizeof(float));
+            n_lg++;
+        }
+    }
+    if (n_lg) fwd_matmul(s, pool, logits, c->vocab_size, s->xb, &m->output, n_lg);
     return E2H_OK;
 }

@@ -15,7 +15,10 @@ typedef struct {
                            // caller commits the tokens (kv_seq_commit) after the pass.
     const int32_t *tokens; // (n) new token ids
     int32_t n;
-    int32_t n_logits;      // logits for the last n_logits of its tokens (0..n)
+    int32_t n_out;         // output rows of this sequence (0..n): positions whose final-normed
+                           // hidden state (and logits) the pass returns
+    const int32_t *out_rows; // (n_out) ascending offsets in [0, n); NULL: the last n_out tokens
+    const uint8_t *out_logits; // (n_out) nonzero where that row also needs logits; NULL: all do
 } fwd_seq;
 
 typedef struct fwd_state fwd_state;
@@ -27,9 +30,10 @@ fwd_state *fwd_init(const struct e2h_model *m, const e2h_ops *ops, int max_token
 void fwd_free(fwd_state *s);
 int fwd_max_tokens(const fwd_state *s);
 
-// Runs the pass. logits: (sum of n_logits, vocab), rows in order of seqs and positions.
-// hidden (optional, may be NULL): (sum of n_logits, dim) final-normed hidden states of the
-// same rows (for PRM heads). Allocates nothing. Returns E2H_OK or E2H_ERR_INVALID_ARG /
+// Runs the pass. Output rows are taken in order of seqs and, within a sequence, of out_rows.
+// hidden (optional, may be NULL): (sum of n_out, dim) final-normed hidden states of every
+// output row (PRM and value heads). logits (optional): (rows that need logits, vocab), the
+// output rows flagged in out_logits only, in the same order. Allocates nothing. Returns E2H_OK or E2H_ERR_INVALID_ARG /
 // E2H_ERR_CONTEXT with a message in err.
 e2h_status fwd_run(fwd_state *s, const struct e2h_model *m, kv_pool *kv, e2h_pool *pool,
                    const fwd_seq *seqs, int n_seqs, float *logits, float *hidden, char *err,

@@ -139,10 +139,13 @@ const e2h_model *e2h_engine_model(const e2h_engine *e);
 // KV pool occupancy: blocks referenced by live sequences, blocks kept only as cached
 // prefixes, the pool's size, bytes per block (all layers, K+V), and the bytes that the live
 // sequences would need without sharing (sum over sequences of their own block counts).
+// Also the engine's forward-pass counters since e2h_engine_init: passes run and tokens
+// computed by them (the scheduler's batching shows as tokens per pass).
 typedef struct {
     int32_t blocks_total, blocks_used, blocks_cached, block_size;
     size_t block_bytes;
     size_t independent_bytes;
+    int64_t forward_passes, forward_tokens;
 } e2h_kv_stats;
 void e2h_engine_get_kv_stats(const e2h_engine *e, e2h_kv_stats *out);
 
@@ -175,29 +178,73 @@ typedef enum {
 } e2h_stop_reason;
 
 // ---------------------------------------------------------------- sequences (the tree API)
+//
+// Laziness: e2h_seq_create, e2h_seq_append(_ex) and e2h_seq_truncate only validate and record
+// tokens. Tokens whose K/V are not yet in the cache are "pending"; nothing runs until
+// e2h_engine_sync (or an extend / fork of that sequence) computes the pending tokens of many
+// sequences together in shared forward passes (up to max_batch_tokens tokens each). So
+// teacher-forcing 16 candidate steps is one pass, not 16. While a sequence has pending tokens,
+// e2h_seq_logits / e2h_seq_hidden return NULL (and captured rows not yet computed read NULL).
+// Sequences that share a prefix share its K/V only when the prefix was computed before the
+// later sequence was created (fork from a synced parent, or sync the first one first).
 
-// Creates a sequence holding ids[0..n) (prefilled; a cached prefix is reused). Its sampler
-// state starts from `sampling` (each sequence has its own RNG). Caller owns *out.
+// Creates a sequence holding ids[0..n) (lazy: computed by the next sync; a cached prefix is
+// reused). Its sampler state starts from `sampling` (NULL: e2h_sampling_default(); each
+// sequence has its own RNG). Fails with E2H_ERR_KV_FULL only if n tokens exceed the whole
+// pool; exhaustion by other sequences shows at sync. Caller owns *out.
 e2h_status e2h_seq_create(e2h_engine *e, const int32_t *ids, int32_t n,
                           const e2h_sampling *sampling, e2h_seq **out);
-// k children sharing every block of parent; child i's RNG is seeded from (seed, i).
+// Computes every pending token of seqs[0..n) in shared forward passes (a sequence listed twice,
+// or with nothing pending, is fine). On failure (E2H_ERR_KV_FULL: release sequences and call
+// again) every sequence stays valid; some may still have pending tokens.
+e2h_status e2h_engine_sync(e2h_engine *e, e2h_seq *const *seqs, int n);
+// k children sharing every block of parent (synced first); child i's RNG is seeded from
+// (seed, i). Children inherit the parent's tokens, log-probs and captures.
 e2h_status e2h_seq_fork(e2h_engine *e, e2h_seq *parent, int k, e2h_seq **children);
-// Advances all seqs together (one batched forward pass per token) until each hits its stop.
+// Syncs seqs, then advances them together (one batched forward pass per token) until each hits
+// its stop. Afterwards every seq is synced (logits and hidden state of its last token current).
 e2h_status e2h_seq_extend(e2h_engine *e, e2h_seq *const *seqs, int n, const e2h_stop *stop);
-// Appends given tokens (teacher forcing, e.g. a PRM step) without sampling.
+
+typedef struct {
+    int logprobs;            // 1 (default): fill e2h_seq_logprobs for the appended tokens (costs a
+                             // vocab row per token); 0: leave them NaN. NB: unlike the other options
+                             // structs, zero-filling turns this off; start from the default.
+    const int32_t *capture;  // offsets into this append's ids [0, n), ascending: keep the final-normed
+    int32_t n_capture;       //   hidden state (dim) of those positions once computed (e2h_seq_hidden_at)
+    int capture_logits;      // 1: also keep their logits (vocab) (e2h_seq_logits_at)
+} e2h_append_opts;
+e2h_append_opts e2h_append_opts_default(void); // logprobs 1, no captures
+// Appends given tokens (teacher forcing, e.g. a PRM step) without sampling. Lazy: computed by
+// the next sync / extend / fork. opts NULL = defaults. On error the sequence is unchanged.
+e2h_status e2h_seq_append_ex(e2h_engine *e, e2h_seq *s, const int32_t *ids, int32_t n,
+                             const e2h_append_opts *opts);
+// == e2h_seq_append_ex(e, s, ids, n, NULL)
 e2h_status e2h_seq_append(e2h_engine *e, e2h_seq *s, const int32_t *ids, int32_t n);
+// Keeps the first n_tokens tokens (1..len). Lazy: the last kept token becomes pending again
+// (its logits are recomputed by the next sync). Captures at positions >= n_tokens are dropped.
 e2h_status e2h_seq_truncate(e2h_engine *e, e2h_seq *s, int32_t n_tokens);
 void e2h_seq_release(e2h_engine *e, e2h_seq *s);
 
 int32_t e2h_seq_len(const e2h_seq *s);
 const int32_t *e2h_seq_tokens(const e2h_seq *s);        // (len), owned by the seq
-// Log-probabilities of the sampled tokens at positions [n_prompt, len) (NaN for appended
-// tokens), owned by the seq.
+// Log-probabilities indexed by ABSOLUTE position: lp[i] = log p(tokens[i] | tokens[0..i)) for
+// i in [n_prompt, len) where known: sampled tokens always, appended tokens once computed when
+// appended with logprobs on (the default); NaN otherwise (prompt tokens, logprobs off, not yet
+// synced). (len) floats owned by the seq.
 const float *e2h_seq_logprobs(const e2h_seq *s);
 int32_t e2h_seq_n_prompt(const e2h_seq *s);
 e2h_stop_reason e2h_seq_stop_reason(const e2h_seq *s);
-// Logits (vocab) of the next token after the last one, owned by the seq.
+// Logits (vocab) of the next token after the last one, owned by the seq; NULL while the
+// sequence has pending tokens.
 const float *e2h_seq_logits(const e2h_seq *s);
+// (dim) final-normed hidden state of the LAST token (the row the logits come from); valid
+// whenever e2h_seq_logits is (also after extend), else NULL.
+const float *e2h_seq_hidden(const e2h_seq *s);
+// (dim) hidden state / (vocab) logits at absolute position pos, captured by an append with
+// opts.capture (logits only with capture_logits); NULL if not captured or not yet computed.
+// Captures are inherited by fork and dropped by a truncate below them.
+const float *e2h_seq_hidden_at(const e2h_seq *s, int32_t pos);
+const float *e2h_seq_logits_at(const e2h_seq *s, int32_t pos);
 
 // ---------------------------------------------------------------- answers (MATH / GSM8K grading)
 // Pure functions: no state, no allocation visible to the caller, safe from any thread. No

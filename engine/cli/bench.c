@@ -1,12 +1,13 @@
 // engine/cli/bench.c — `e2h bench`: prefill and decode throughput in the spirit of llama-bench.
 //
-//   ppP: prefill of P tokens into an empty cache (one e2h_seq_create), tokens/s = P / time.
+//   ppP: prefill of P tokens into an empty cache (e2h_seq_create + e2h_engine_sync), tokens/s =
+//        P / time.
 //   tgN: N decode steps, one token at a time (e2h_seq_extend with stop_at_eos = 0) after a
 //        one-token prompt, tokens/s = N / time.
 //   -d D (llama-bench's --n-depth, "ppP @ dD"): each test runs on top of D tokens already in
-//        the sequence (prefilled untimed by e2h_seq_create): ppP times e2h_seq_append of P
-//        tokens, tgN the N steps after the D-token prompt. This is where attention over a
-//        long context shows (step-by-step solutions scored by a PRM are 500-2000 tokens).
+//        the sequence (prefilled untimed): ppP times e2h_seq_append of P tokens and the sync,
+//        tgN the N steps after the D-token prompt. This is where attention over a long context
+//        shows (step-by-step solutions scored by a PRM are 500-2000 tokens).
 // Each test runs once as a warm-up, then -r times; we report mean ± sample stdev. Only the
 // public API is used, so this measures what a user of the library gets.
 #include <math.h>
@@ -60,16 +61,24 @@ static int bench_fail_engine(e2h_engine *e, const char *what, e2h_status st) {
 }
 
 // One prefill of n tokens (after `depth` untimed ones); *secs gets the wall time of the
-// e2h_seq_create (depth 0) or e2h_seq_append call. ids holds depth + n tokens.
+// e2h_seq_create (depth 0) or e2h_seq_append call and the sync that computes it (appended
+// tokens' log-probs off: like llama-bench, only the last token's logits). ids holds depth + n.
 static int bench_pp_once(e2h_engine *e, int32_t *ids, int depth, int n, int vocab, uint64_t seed,
                          double *secs) {
     bench_fill_ids(ids, depth + n, vocab, seed);
     e2h_sampling sp = e2h_sampling_default();
     e2h_seq *s = NULL;
     e2h_status st = depth ? e2h_seq_create(e, ids, depth, &sp, &s) : E2H_OK;
-    if (st) return bench_fail_engine(e, "depth prefill", st);
+    if (!st && s) st = e2h_engine_sync(e, &s, 1);
+    if (st) {
+        if (s) e2h_seq_release(e, s);
+        return bench_fail_engine(e, "depth prefill", st);
+    }
+    e2h_append_opts ao = e2h_append_opts_default();
+    ao.logprobs = 0;
     double t0 = bench_now();
-    st = depth ? e2h_seq_append(e, s, ids + depth, n) : e2h_seq_create(e, ids, n, &sp, &s);
+    st = depth ? e2h_seq_append_ex(e, s, ids + depth, n, &ao) : e2h_seq_create(e, ids, n, &sp, &s);
+    if (!st) st = e2h_engine_sync(e, &s, 1);
     *secs = bench_now() - t0;
     if (s) e2h_seq_release(e, s);
     if (st) return bench_fail_engine(e, "prefill", st);
@@ -85,7 +94,11 @@ static int bench_tg_once(e2h_engine *e, int32_t *ids, int depth, int n, int voca
     e2h_sampling sp = e2h_sampling_default(); // greedy: no sampling cost worth measuring
     e2h_seq *s = NULL;
     e2h_status st = e2h_seq_create(e, ids, n_prompt, &sp, &s);
-    if (st) return bench_fail_engine(e, "decode prompt", st);
+    if (!st) st = e2h_engine_sync(e, &s, 1); // the prompt is not part of the timing
+    if (st) {
+        if (s) e2h_seq_release(e, s);
+        return bench_fail_engine(e, "decode prompt", st);
+    }
     e2h_stop stop = {.max_tokens = n, .stop_strings = NULL, .n_stop_strings = 0, .stop_at_eos = 0};
     double t0 = bench_now();
     st = e2h_seq_extend(e, &s, 1, &stop);

@@ -686,6 +686,8 @@ static int gen_group(const gen_args *a, e2h_model *m, e2h_engine *e, gen_prompt 
     double t0 = gen_now();
     for (long i = 0; i < np && !st; i++)
         if ((st = gen_start(a, e, &ps[i0 + i], seqs + i * k))) failed = i0 + i;
+    // creates are lazy: the prompts still pending are computed here, together, as the prefill
+    if (!st) st = e2h_engine_sync(e, seqs, (int)(np * k));
     double t1 = gen_now();
     if (!st) st = e2h_seq_extend(e, seqs, (int)(np * k), &stop);
     double t2 = gen_now();

@@ -1,0 +1,257 @@
+// engine/sched.c — the scheduler. A sequence holds its tokens; the KV cache holds K/V for a
+// prefix of them. Tokens past that prefix are "pending": create, append and truncate only
+// record tokens, and sched_sync computes the pending tokens of many sequences in shared
+// forward passes. Each pass asks the forward for the output rows it needs only: the last
+// token of a sequence (its next-token logits and hidden state), the position before each
+// appended token whose log-prob is wanted, and captured positions (PRM / value heads).
+// e2h_seq_extend samples all its sequences one token each and syncs them: one pass per token.
+#include "sched.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_internal.h"
+#include "util.h"
+
+#define ENG_ERR(e, st, ...) (e2h_errf((e)->last_err, sizeof (e)->last_err, __VA_ARGS__), (st))
+
+// Gives back blocks reserved beyond the committed tokens (after a failed batch).
+static void sched_unreserve(e2h_engine *e, int nb) {
+    for (int b = 0; b < nb; b++) {
+        kv_seq_truncate(e->kv, &e->fs_owner[b]->kv, e->fs_owner[b]->kv.n_tokens);
+        e->fs_owner[b]->in_pass = 0;
+    }
+}
+
+static seq_capture *sched_find_cap(e2h_seq *s, int32_t pos) {
+    int32_t lo = 0, hi = s->n_caps;
+    while (lo < hi) {
+        int32_t mid = (lo + hi) / 2;
+        if (s->caps[mid].pos < pos) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < s->n_caps && s->caps[lo].pos == pos ? &s->caps[lo] : NULL;
+}
+
+// Output rows of positions [p0, p0 + take) of s: appended to e->out_rows / e->out_lg / e->work
+// from index *n_rows; *n_lg counts logits rows.
+static int32_t sched_rows(e2h_engine *e, e2h_seq *s, int32_t p0, int32_t take, int32_t *n_rows,
+                          int32_t *n_lg) {
+    int32_t n_out = 0;
+    for (int32_t p = p0; p < p0 + take; p++) {
+        int last = p == s->n - 1;
+        int lp = p + 1 < s->n && (s->pflags[p + 1] & SEQ_F_LP);
+        seq_capture *c = (s->pflags[p] & SEQ_F_CAP) ? sched_find_cap(s, p) : NULL;
+        if (!last && !lp && !c) continue;
+        int need_lg = last || lp || (c && c->logits);
+        int32_t r = *n_rows;
+        e->out_rows[r] = p - p0;
+        e->out_lg[r] = (uint8_t)need_lg;
+        e->work[r] = (struct sched_row){s, p, r, need_lg ? (*n_lg)++ : -1};
+        (*n_rows)++;
+        n_out++;
+    }
+    return n_out;
+}
+
+typedef struct {
+    e2h_engine *e;
+    int32_t n;
+} sched_post_args;
+
+// Pool body: copies each output row where it belongs. Rows of one pass touch disjoint memory
+// (distinct sequences or distinct positions), so any split over threads gives the same result.
+static void sched_post_fn(void *p, int ith, int nth) {
+    const sched_post_args *a = p;
+    e2h_engine *e = a->e;
+    int64_t i0, i1;
+    e2h_pool_slice(a->n, ith, nth, 1, &i0, &i1);
+    for (int64_t i = i0; i < i1; i++) {
+        const struct sched_row *w = &e->work[i];
+        e2h_seq *s = w->s;
+        const float *h = e->hidden + (size_t)w->hid * e->dim;
+        const float *lg = w->lg >= 0 ? e->logits + (size_t)w->lg * e->vocab : NULL;
+        if (w->pos == s->n - 1) {
+            memcpy(s->hidden, h, (size_t)e->dim * sizeof(float));
+            memcpy(s->logits, lg, (size_t)e->vocab * sizeof(float));
+        }
+        if (w->pos + 1 < s->n && (s->pflags[w->pos + 1] & SEQ_F_LP))
+            s->logprobs[w->pos + 1] = sample_logprob(lg, e->vocab, s->tokens[w->pos + 1]);
+        seq_capture *c = (s->pflags[w->pos] & SEQ_F_CAP) ? sched_find_cap(s, w->pos) : NULL;
+        if (c) {
+            memcpy(c->hidden, h, (size_t)e->dim * sizeof(float));
+            if (c->logits) memcpy(c->logits, lg, (size_t)e->vocab * sizeof(float));
+            c->done = 1;
+        }
+    }
+}
+
+// One forward pass over as many pending tokens of seqs as fit in the batch. Sets *progress
+// to whether anything ran.
+static e2h_status sched_pass(e2h_engine *e, e2h_seq *const *seqs, int n, int *progress) {
+    int nb = 0, budget = e->max_batch;
+    int32_t n_rows = 0, n_lg = 0;
+    *progress = 0;
+    for (int i = 0; i < n && budget > 0 && nb < e->max_batch; i++) {
+        e2h_seq *s = seqs[i];
+        int32_t pending = s->n - s->kv.n_tokens;
+        if (pending <= 0 || s->in_pass) continue;
+        int32_t take = pending < budget ? pending : budget;
+        if (kv_seq_reserve(e->kv, &s->kv, take)) {
+            sched_unreserve(e, nb);
+            return ENG_ERR(e, E2H_ERR_KV_FULL,
+                           "KV cache exhausted: no free block for %d more tokens (pool of %d blocks, "
+                           "%d cached); release sequences or raise kv_mem_gib",
+                           take, kv_pool_n_blocks(e->kv), kv_pool_n_cached(e->kv));
+        }
+        int32_t r0 = n_rows, p0 = s->kv.n_tokens;
+        int32_t n_out = sched_rows(e, s, p0, take, &n_rows, &n_lg);
+        e->fs[nb] = (fwd_seq){&s->kv, s->tokens + p0, take, n_out, e->out_rows + r0, e->out_lg + r0};
+        e->fs_owner[nb++] = s;
+        s->in_pass = 1;
+        budget -= take;
+    }
+    if (nb == 0) return E2H_OK;
+    e2h_status st = fwd_run(e->fwd, e->model, e->kv, e->pool, e->fs, nb, e->logits, e->hidden,
+                            e->last_err, sizeof e->last_err);
+    if (st) {
+        sched_unreserve(e, nb);
+        return st;
+    }
+    e->n_passes++;
+    e->n_pass_tokens += e->max_batch - budget;
+    sched_post_args pa = {e, n_rows};
+    e2h_pool_run(n_rows > 1 ? e->pool : NULL, sched_post_fn, &pa);
+    e2h_status cst = E2H_OK;
+    for (int b = 0; b < nb; b++) {
+        e2h_seq *s = e->fs_owner[b];
+        s->in_pass = 0;
+        // A refused commit would leave the tokens pending forever: report it, never loop.
+        if (kv_seq_commit(e->kv, &s->kv, e->fs[b].tokens, e->fs[b].n) && !cst)
+            cst = ENG_ERR(e, E2H_ERR_INVALID_ARG, "internal: the KV cache refused to record %d "
+                          "tokens of a sequence", e->fs[b].n);
+    }
+    *progress = !cst;
+    return cst;
+}
+
+e2h_status sched_sync(e2h_engine *e, e2h_seq *const *seqs, int n) {
+    for (;;) {
+        int progress;
+        e2h_status st = sched_pass(e, seqs, n, &progress);
+        if (st || !progress) return st;
+    }
+}
+
+e2h_status e2h_engine_sync(e2h_engine *e, e2h_seq *const *seqs, int n) {
+    if (!e) return E2H_ERR_INVALID_ARG;
+    if (n < 0 || (n > 0 && !seqs)) return ENG_ERR(e, E2H_ERR_INVALID_ARG, "sync: no sequence list");
+    for (int i = 0; i < n; i++)
+        if (!seqs[i]) return ENG_ERR(e, E2H_ERR_INVALID_ARG, "sync: sequence %d is NULL", i);
+    return sched_sync(e, seqs, n);
+}
+
+// ------------------------------------------------------------------ extend
+
+static int sched_is_eos(const e2h_engine *e, int32_t tok) {
+    const e2h_config *c = &e->model->cfg;
+    for (int i = 0; i < c->n_eos; i++)
+        if (c->eos_ids[i] == tok) return 1;
+    const e2h_tokenizer *t = e->model->tok;
+    return t && e2h_tokenizer_eos(t) == tok;
+}
+
+// Does the text generated since ext_start contain one of the stop strings?
+static int sched_hit_stop_string(e2h_engine *e, const e2h_seq *s, const e2h_stop *stop) {
+    if (!stop || stop->n_stop_strings <= 0) return 0;
+    size_t len = 0;
+    int32_t n = s->n - s->ext_start;
+    for (;;) {
+        if (e2h_detokenize(e->model->tok, s->tokens + s->ext_start, n, e->text, e->text_cap, &len))
+            return 0;
+        if (len < e->text_cap) break;
+        size_t cap = (len + 1) * 2;
+        char *t = realloc(e->text, cap);
+        if (!t) return 0;
+        e->text = t;
+        e->text_cap = cap;
+    }
+    for (int i = 0; i < stop->n_stop_strings; i++)
+        if (stop->stop_strings[i][0] && strstr(e->text, stop->stop_strings[i])) return 1;
+    return 0;
+}
+
+typedef struct {
+    e2h_engine *e;
+    e2h_seq *const *seqs;
+    int n;
+} sched_sample_args;
+
+// Pool body: each thread samples its share of the sequences (each has its own RNG, so the
+// tokens do not depend on the thread count) with its own scratch.
+static void sched_sample_fn(void *p, int ith, int nth) {
+    const sched_sample_args *a = p;
+    int64_t i0, i1;
+    e2h_pool_slice(a->n, ith, nth, 1, &i0, &i1);
+    for (int64_t i = i0; i < i1; i++) {
+        e2h_seq *s = a->seqs[i];
+        s->next_tok = sample_token(s->logits, a->e->vocab, &s->sp, &s->rng, &a->e->ss[ith], &s->next_lp);
+    }
+}
+
+// Appends the token sampled for s (next_tok); sets s->stop if done.
+static e2h_status sched_take_sample(e2h_engine *e, e2h_seq *s, const e2h_stop *stop) {
+    if (eng_seq_grow(s, s->n + 2)) return ENG_ERR(e, E2H_ERR_NOMEM, "out of memory");
+    const int32_t tok = s->next_tok;
+    s->tokens[s->n] = tok;
+    s->logprobs[s->n] = s->next_lp;
+    s->pflags[s->n] = 0;
+    s->n++;
+    int at_eos = stop ? stop->stop_at_eos : 1;
+    int32_t budget = stop && stop->max_tokens > 0 ? stop->max_tokens : INT32_MAX;
+    if (at_eos && sched_is_eos(e, tok)) s->stop = E2H_STOP_EOS;
+    else if (sched_hit_stop_string(e, s, stop)) s->stop = E2H_STOP_STRING;
+    else if (s->n - s->ext_start >= budget) s->stop = E2H_STOP_LENGTH;
+    else if (s->n >= e->max_ctx) s->stop = E2H_STOP_CONTEXT;
+    return E2H_OK;
+}
+
+e2h_status e2h_seq_extend(e2h_engine *e, e2h_seq *const *seqs, int n, const e2h_stop *stop) {
+    if (!e || !seqs || n < 1) return e ? ENG_ERR(e, E2H_ERR_INVALID_ARG, "extend: no sequences") : E2H_ERR_INVALID_ARG;
+    if (stop && stop->n_stop_strings > 0 && !e->model->tok)
+        return ENG_ERR(e, E2H_ERR_TOKENIZER, "stop strings need a tokenizer, and this model has none");
+    // A sequence listed twice would be sampled twice per step.
+    for (int i = 0; i < n; i++) {
+        if (!seqs[i]) return ENG_ERR(e, E2H_ERR_INVALID_ARG, "extend: sequence %d is NULL", i);
+        for (int j = 0; j < i; j++)
+            if (seqs[j] == seqs[i])
+                return ENG_ERR(e, E2H_ERR_INVALID_ARG, "extend: sequence %d is listed twice", i);
+    }
+    e2h_seq **active = malloc((size_t)n * sizeof *active);
+    if (!active) return ENG_ERR(e, E2H_ERR_NOMEM, "out of memory");
+    e2h_status st = sched_sync(e, seqs, n);
+    int n_active = 0;
+    for (int i = 0; i < n && !st; i++) {
+        seqs[i]->ext_start = seqs[i]->n;
+        seqs[i]->stop = E2H_STOP_NONE;
+        if (seqs[i]->n >= e->max_ctx) seqs[i]->stop = E2H_STOP_CONTEXT;
+        else active[n_active++] = seqs[i];
+    }
+    while (!st && n_active > 0) {
+        int m = 0;
+        sched_sample_args sa = {e, active, n_active};
+        e2h_pool_run(n_active > 1 ? e->pool : NULL, sched_sample_fn, &sa);
+        for (int i = 0; i < n_active && !st; i++) {
+            st = sched_take_sample(e, active[i], stop);
+            if (active[i]->stop == E2H_STOP_NONE) active[m++] = active[i];
+        }
+        n_active = m;
+        if (!st && n_active) st = sched_sync(e, active, n_active);
+    }
+    // The last sampled token of each stopped sequence is still pending: compute them all in
+    // one pass so e2h_seq_logits is current, as the API promises.
+    if (!st) st = sched_sync(e, seqs, n);
+    free(active);
+    return st;
+}
