@@ -214,7 +214,31 @@ static const tok_added *added_at(const e2h_tokenizer *t, const char *s, size_t l
     return NULL;
 }
 
-static int is_ws(char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; }
+// Unicode White_Space (Rust's char::is_whitespace, which the reference's lstrip/rstrip use).
+static int is_white_cp(uint32_t c) {
+    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
+           c == 0x205F || c == 0x3000;
+}
+
+// Bytes of the white-space character starting at s[i] (i < len), or 0.
+static size_t ws_after(const char *s, size_t len, size_t i) {
+    uint32_t cp;
+    int l = tok_utf8_decode((const uint8_t *)s + i, len - i, &cp);
+    return l && is_white_cp(cp) ? (size_t)l : 0;
+}
+
+// Bytes of the white-space character ending at s[end) (that starts at or after from), or 0.
+static size_t ws_before(const char *s, size_t from, size_t end) {
+    size_t b = end;
+    while (b > from && end - b < 4) {
+        b--;
+        if (((uint8_t)s[b] & 0xC0) != 0x80) break; // the lead byte
+    }
+    if (b == end) return 0;
+    size_t l = ws_after(s, end, b);
+    return l == end - b ? l : 0;
+}
 
 static int encode_segment(enc_ctx *c, const char *s, size_t len, int first) {
     if (!len) return 0;
@@ -244,14 +268,14 @@ static int encode_text(enc_ctx *c, const char *s, size_t len) {
         if (!a) { i++; continue; }
         size_t end = i;
         if (a->lstrip)
-            while (end > seg && is_ws(s[end - 1])) end--;
+            for (size_t w; end > seg && (w = ws_before(s, seg, end));) end -= w;
         if (encode_segment(c, s + seg, end - seg, first)) return -1;
         if (end > seg) first = 0;
         out_push(c, a->id);
         first = 0;
         i += a->len;
         if (a->rstrip)
-            while (i < len && is_ws(s[i])) i++;
+            for (size_t w; i < len && (w = ws_after(s, len, i));) i += w;
         seg = i;
     }
     return encode_segment(c, s + seg, len - seg, first);

@@ -113,6 +113,28 @@ static int uses_neox_tokenizer(gguf_file *f, const char *pre_name, size_t pre_le
            arch.len == 7 && memcmp(arch.ptr, "gptneox", 7) == 0;
 }
 
+// A GGUF does not record the lstrip/rstrip flags of tokenizer.json's added tokens. Phi-3's
+// tokenizer.json sets rstrip on its special tokens ("</s>", "<|user|>", "<|end|>", ...: the
+// white space after them is dropped) except "<unk>", "<s>" and "<|endoftext|>"; like llama.cpp
+// (llama-vocab.cpp), recognise that vocabulary by general.name containing "phi-3" or "phi3".
+static void apply_strip_attrs(e2h_tokenizer *t, gguf_file *f) {
+    gguf_str name;
+    if (gguf_get_str(f, "general.name", &name) != 0) return;
+    char low[128];
+    size_t n = name.len < sizeof low - 1 ? name.len : sizeof low - 1;
+    for (size_t i = 0; i < n; i++)
+        low[i] = (char)(name.ptr[i] >= 'A' && name.ptr[i] <= 'Z' ? name.ptr[i] + 32 : name.ptr[i]);
+    low[n] = 0;
+    if (!strstr(low, "phi-3") && !strstr(low, "phi3")) return;
+    static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
+    for (int32_t k = 0; k < t->n_added; k++) {
+        tok_added *a = &t->added[k];
+        a->rstrip = 1;
+        for (size_t j = 0; j < sizeof keep / sizeof keep[0]; j++)
+            if (a->len == strlen(keep[j]) && memcmp(a->text, keep[j], a->len) == 0) a->rstrip = 0;
+    }
+}
+
 static e2h_status build(gguf_file *f, const char *path, e2h_tokenizer **out, char *err,
                         size_t err_len) {
     gguf_str model;
@@ -145,6 +167,7 @@ static e2h_status build(gguf_file *f, const char *path, e2h_tokenizer **out, cha
     read_special_ids(t, f);
     if (load_tokens(t, f, toks, path, err, err_len) || tok_finalize(t, path, err, err_len))
         goto fail;
+    apply_strip_attrs(t, f);
     if (family == TOK_BPE) {
         gguf_str pre = {"", 0};
         char name[64];

@@ -81,15 +81,27 @@ def read_vocab(path):
         "eos": scalar("tokenizer.ggml.eos_token_id"),
         "unk": scalar("tokenizer.ggml.unknown_token_id"),
         "add_bos": scalar("tokenizer.ggml.add_bos_token"),
+        "name": scalar("general.name", ""),
     }
+
+
+def rstrip_tokens(v):
+    """Added tokens whose tokenizer.json sets rstrip (the white space after them is dropped).
+    A GGUF does not record it; Phi-3's tokenizer.json sets it on every special token but
+    <unk>, <s> and <|endoftext|>, and llama.cpp (llama-vocab.cpp) applies that by general.name."""
+    name = (v.get("name") or "").lower()
+    if "phi-3" not in name and "phi3" not in name:
+        return set()
+    return {t for t, ty in zip(v["tokens"], v["types"]) if ty in (2, 3, 4)} - {"<unk>", "<s>", "<|endoftext|>"}
 
 
 def added_tokens(v):
     # control (3), user-defined (4) and unknown (2) tokens are matched before the model
     out = []
+    rs = rstrip_tokens(v)
     for i, (t, ty) in enumerate(zip(v["tokens"], v["types"])):
         if ty in (2, 3, 4):
-            out.append(AddedToken(t, special=ty != 4, normalized=False))
+            out.append(AddedToken(t, special=ty != 4, normalized=False, rstrip=t in rs))
     return out
 
 
@@ -240,6 +252,9 @@ def edge_cases():
         "中文测试，汉字。한국어 テスト", "12345678 3.14159 1,000,000 2024-01-01",
         "<|user|>\nhi<|end|>\n<|assistant|>\n", "[PAD32011] <|endoftext|> <s>",
         "   leading and trailing   ", "line\r\nwith\rcarriage\n\n\n\n",
+        # white space after special tokens (Phi-3's rstrip drops it, Unicode spaces included)
+        "</s> hello</s>  world </s>\n\nnext", "<s> a <unk> b <|endoftext|> c</s>",
+        "<|user|>  spaced\u00a0<|end|>\u3000\u2009x<|assistant|>\t\n y<|end|>",
     ]
     cases = [c.encode("utf-8") for c in s]
     cases += [b"\xff", b"abc\xffdef", b"\xc3", b"\xe2\x82", b"\xe2\x82x", b"\xf0\x9f\xa6",
