@@ -298,7 +298,7 @@ def init_weights(module, gen, scale=0.15):
 
 def make_config(arch, vocab, **kw):
     common = dict(vocab_size=vocab, hidden_size=HIDDEN, intermediate_size=INTER, num_hidden_layers=LAYERS,
-                  num_attention_heads=N_HEADS, num_key_value_heads=N_KV, max_position_embeddings=512,
+                  num_attention_heads=N_HEADS, num_key_value_heads=N_KV, max_position_embeddings=4096,
                   hidden_act="silu", torch_dtype="float32")
     common.update(kw)
     if arch == "llama":
