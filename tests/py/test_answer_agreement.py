@@ -52,3 +52,22 @@ def test_ctypes_binding_and_cli_agree():
         assert bad.returncode == 2 and "e2h: answer:" in bad.stderr
         ex = subprocess.run([cli, "answer", "--extract", "no answer"], capture_output=True, text=True)
         assert ex.returncode == 1 and ex.stdout == ""
+
+
+@need_lib
+def test_agree_regrades_a_results_file(tmp_path, capsys):
+    import json
+    f = tmp_path / "r.jsonl"
+    lines = [{"config": {"method": "maj", "n": 3}},
+             {"unique_id": "a", "level": 1, "answer": "\\frac{1}{2}", "method": "maj", "n": 3, "samples": [
+                 {"text": "so \\boxed{0.5}", "answer": "0.5", "correct": True},
+                 {"text": "# Answer\n\n$3$", "answer": "3", "correct": False},
+                 {"text": "The answer is $\\frac{2}{4}$.", "answer": "\\frac{2}{4}", "correct": False}]}]
+    f.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    out = tmp_path / "o.json"
+    assert agree.main([str(f), "--json", str(out)]) == 0
+    r = json.load(open(out))["inputs"][0]
+    assert r["n"] == 3 and r["agree"] == 3 and r["e2h_equal"] == 2
+    # the stored flags disagree once (the third sample was recorded wrong): 2/3
+    assert r["recorded_n"] == 3 and r["recorded_agree"] == 2
+    assert "stored 'correct' flags" in capsys.readouterr().out

@@ -10,7 +10,7 @@ Inputs (any number, combined):
   results JSONL files (PLAN.md "6. Results JSONL"): every sample's text against the problem's answer
   --pairs FILE     JSONL lines {"pred": ..., "ref": ...}
   --set NAME       built-in sets from ../shared (see SETS below): math500, processbench-math,
-                   processbench-gsm8k, prm800k
+                   processbench-gsm8k, prm800k, math-test-crossed
   --limit N        at most N pairs per input (the first N, deterministic)
 Prints the agreement rate, the disagreements (--show K), and the speed ratio (time per pair of
 math-verify / time per pair of e2h, measured in this one run, single thread).
@@ -75,6 +75,23 @@ def set_math500():
     return out
 
 
+def set_math_test_crossed():
+    """Negatives and near-misses: each MATH test reference solution (5000, all levels) against the
+    reference answer of the next problem of the same subject and level (mostly different answers,
+    sometimes equal ones written differently)."""
+    rows = [json.loads(line) for line in open(os.path.join(SHARED, "data", "math", "math_test.jsonl"))]
+    by = {}
+    for d in rows:
+        a = _last_boxed(d["solution"])
+        if a is not None:
+            by.setdefault((d.get("type"), d.get("level")), []).append((d["solution"], a))
+    out = []
+    for group in by.values():
+        for i, (sol, _) in enumerate(group):
+            out.append((sol, group[(i + 1) % len(group)][1]))
+    return out
+
+
 def set_processbench(name):
     """ProcessBench model solutions (10 generators) against the reference answer of the problem."""
     data = json.load(open(os.path.join(SHARED, "data", "processbench", name + ".json")))
@@ -109,11 +126,13 @@ def set_prm800k():
     return out
 
 
-SETS = {"math500": set_math500, "processbench-math": lambda: set_processbench("math"),
+SETS = {"math500": set_math500, "math-test-crossed": set_math_test_crossed, "processbench-math": lambda: set_processbench("math"),
         "processbench-gsm8k": lambda: set_processbench("gsm8k"), "prm800k": set_prm800k}
 
 
-def pairs_from_results(path):
+def pairs_from_results(path, recorded=None):
+    """(solution text, reference) of every sample; recorded (a list) gets each sample's stored
+    `correct` (None when absent): the verdict e2h's search wrote at run time."""
     out = []
     with open(path) as f:
         for ln, line in enumerate(f, 1):
@@ -130,6 +149,8 @@ def pairs_from_results(path):
                 raise SystemExit(f"{path}:{ln}: no reference 'answer'")
             for s in d.get("samples") or []:
                 out.append((s.get("text") or s.get("answer") or "", str(ref)))
+                if recorded is not None:
+                    recorded.append(s.get("correct"))
     return out
 
 
@@ -170,7 +191,7 @@ def agreement(pairs, e2h=None, show=0, out=sys.stdout, label=""):
     agree = sum(a == b for a, b in zip(mine, theirs))
     res = {"set": label, "n": n, "agree": agree, "rate": agree / n if n else float("nan"),
            "e2h_equal": sum(mine), "mv_equal": sum(theirs), "e2h_s": t_e2h, "mv_s": t_mv,
-           "speedup": t_mv / t_e2h if t_e2h > 0 else float("inf"), "disagreements": []}
+           "speedup": t_mv / t_e2h if t_e2h > 0 else float("inf"), "disagreements": [], "mv": theirs}
     for (p, r), a, b in zip(pairs, mine, theirs):
         if a != b:
             res["disagreements"].append({"e2h": a, "math_verify": b, "ref": r,
@@ -194,8 +215,12 @@ def main(argv=None):
     ap.add_argument("--show", type=int, default=0, help="print up to K disagreements per input")
     ap.add_argument("--json", help="write the numbers (and all disagreements) to this file")
     a = ap.parse_args(argv)
-    inputs = [(p, pairs_from_results(p)) for p in a.results] + \
-             [(p, pairs_from_file(p)) for p in a.pairs] + [(s, SETS[s]()) for s in a.set]
+    recorded = {}
+    inputs = []
+    for p in a.results:
+        recorded[p] = []
+        inputs.append((p, pairs_from_results(p, recorded[p])))
+    inputs += [(p, pairs_from_file(p)) for p in a.pairs] + [(s, SETS[s]()) for s in a.set]
     if not inputs:
         ap.error("nothing to grade: give results files, --pairs or --set")
     e2h = E2HAnswers()
@@ -204,6 +229,16 @@ def main(argv=None):
         if a.limit:
             pairs = pairs[:a.limit]
         r = agreement(pairs, e2h, a.show, label=name)
+        rec = recorded.get(name)
+        if rec:  # the `correct` flags stored in the results file, against math-verify
+            rec = rec[:len(pairs)]
+            have = [(x, y) for x, y in zip(rec, r["mv"]) if x is not None]
+            if have:
+                ok = sum(bool(x) == y for x, y in have)
+                r["recorded_agree"], r["recorded_n"] = ok, len(have)
+                print(f"{name}: stored 'correct' flags vs math-verify: {ok}/{len(have)} = "
+                      f"{100 * ok / len(have):.2f}%")
+        del r["mv"]
         allres.append(r)
         for k in tot:
             tot[k] += r[k]
