@@ -553,7 +553,6 @@ TEST(invalid_utf8_bounds) {
     e2h_tokenizer_free(t);
 }
 
-// The merge loop is O(n log n): 1 MB of one repeated character in well under a second.
 // The BPE merge loop must be near-linear in the length of one pre-token: 1 MiB of 'a' (one
 // pre-token) against 64 KiB. Measured in thread CPU time and as a ratio, so a loaded machine
 // does not fail it: linear is 16x, the quadratic loop this guards against is 256x.
