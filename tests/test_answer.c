@@ -265,6 +265,46 @@ TEST(overflow_and_malformed) {
     CHECK(e2h_answer_key(list, strlen(list), k, sizeof k) == 1);
 }
 
+// Random token soup (deterministic): no crash, no read past the end (ASan), extraction returns a
+// piece of the input, keys are deterministic, equality is symmetric and reflexive for parsable keys.
+TEST(random_inputs) {
+    static const char *const tok[] = {"\\boxed{", "\\fbox{", "{", "}", "(", ")", "[", "]", "\\{", "\\}", ",",
+                                      "=", "+", "-", "/", "^", "1", "23", "0.5", ".", "\\frac", "\\sqrt", "\\pi",
+                                      "x", "ab", " ", "\\text{", "cm", "\\left(", "\\right)", "$", "\\(",
+                                      "\\)", "**", "# Answer\n\n", "####", "The answer is ", "\\pm", "\\cup",
+                                      "\\\\", "&", "\\begin{pmatrix}", "\\end{pmatrix}", "\n", "\xff", "_", "{,}",
+                                      "\\infty", "%", "^\\circ", "\\!", "99999999999999999999", "\\in"};
+    const int nt = (int)(sizeof tok / sizeof tok[0]);
+    uint64_t st = 12345;
+    int bad = 0;
+    for (int it = 0; it < 20000 && !bad; it++) {
+        char a[256];
+        size_t n = 0;
+        int len = 1 + (int)((st = st * 6364136223846793005ULL + 1442695040888963407ULL) >> 59);
+        for (int t = 0; t < len; t++) {
+            st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+            const char *w = tok[(st >> 33) % (uint64_t)nt];
+            size_t wl = strlen(w);
+            if (n + wl >= sizeof a) break;
+            memcpy(a + n, w, wl);
+            n += wl;
+        }
+        char *h = malloc(n ? n : 1);  // exact size: ASan flags any read past the end
+        memcpy(h, a, n);
+        char out[512], k1[1024], k2[1024];
+        if (e2h_answer_extract(h, n, out, sizeof out)) {
+            if (!out[0] || !memmem(h, n, out, strlen(out))) { printf("  extract not a piece: %.*s\n", (int)n, a); bad = 1; }
+        } else if (out[0]) bad = 1;
+        int r1 = e2h_answer_key(h, n, k1, sizeof k1), r2 = e2h_answer_key(h, n, k2, sizeof k2);
+        if (r1 != r2 || (r1 && strcmp(k1, k2))) { printf("  key not deterministic: %.*s\n", (int)n, a); bad = 1; }
+        if (r1 && strcmp(k1, "S:") && !e2h_answer_equal(h, n, h, n)) { printf("  not reflexive: %.*s\n", (int)n, a); bad = 1; }
+        const char *o = tok[it % nt];
+        if (e2h_answer_equal(h, n, o, strlen(o)) != e2h_answer_equal(o, strlen(o), h, n)) bad = 1;
+        free(h);
+    }
+    CHECK(!bad);
+}
+
 int main(void) {
     RUN(extract_formats);
     RUN(extract_free_form);
@@ -275,5 +315,6 @@ int main(void) {
     RUN(structures);
     RUN(keys);
     RUN(overflow_and_malformed);
+    RUN(random_inputs);
     return TEST_SUMMARY();
 }
