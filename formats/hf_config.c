@@ -57,19 +57,21 @@ static e2h_status hf_parse_eos(json_ctx *c, const cJSON *root, e2h_config *cfg) 
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "eos_token_id");
     cfg->n_eos = 0;
     if (!v || cJSON_IsNull(v)) return E2H_OK;
+    int64_t id;
     if (cJSON_IsNumber(v)) {
-        cfg->eos_ids[cfg->n_eos++] = (int)v->valuedouble;
-        return E2H_OK;
-    }
-    if (cJSON_IsArray(v)) {
+        if (json_num_to_i64(v, 0, INT32_MAX - 1, &id)) {
+            cfg->eos_ids[cfg->n_eos++] = (int)id;
+            return E2H_OK;
+        }
+    } else if (cJSON_IsArray(v)) {
         const cJSON *it;
         cJSON_ArrayForEach(it, v) {
-            if (!cJSON_IsNumber(it)) break;
-            if (cfg->n_eos < 8) cfg->eos_ids[cfg->n_eos++] = (int)it->valuedouble;
+            if (!json_num_to_i64(it, 0, INT32_MAX - 1, &id)) break;
+            if (cfg->n_eos < 8) cfg->eos_ids[cfg->n_eos++] = (int)id;
         }
         if (!it) return E2H_OK;
     }
-    e2h_errf(c->err, c->err_len, "%s: field 'eos_token_id' must be an integer or a list of integers",
+    e2h_errf(c->err, c->err_len, "%s: field 'eos_token_id' must be a token id (0..2^31-2) or a list of them",
              c->file);
     return E2H_ERR_FORMAT;
 }
@@ -140,7 +142,16 @@ e2h_status hf_config_parse(const char *file, const char *text, e2h_config *cfg, 
         const cJSON *sw = cJSON_GetObjectItemCaseSensitive(root, "sliding_window");
         int use_sw = 1;
         json_get_bool(&c, root, "use_sliding_window", !is_qwen2, &use_sw);
-        if (cJSON_IsNumber(sw) && use_sw) cfg->sliding_window = (int)sw->valuedouble;
+        int64_t w = 0;
+        if (sw && !cJSON_IsNull(sw) && use_sw) {
+            if (!json_num_to_i64(sw, 0, INT32_MAX, &w)) {
+                e2h_errf(c.err, c.err_len, "%s: field 'sliding_window' must be an integer in "
+                         "[0, 2^31)", c.file);
+                st = E2H_ERR_FORMAT;
+                goto done;
+            }
+            cfg->sliding_window = (int)w;
+        }
     }
     cfg->has_qkv_bias = is_qwen2;
     if ((st = hf_parse_rope_scaling(&c, root, cfg)) != E2H_OK) goto done;

@@ -16,14 +16,23 @@ int json_get_int(json_ctx *c, const cJSON *obj, const char *key, int required, i
         *out = def;
         return 0;
     }
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 0 ||
-        v->valuedouble > 1e9) {
+    int64_t x;
+    if (!json_num_to_i64(v, 0, 1000000000, &x)) {
         e2h_errf(c->err, c->err_len, "%s: field '%s' must be a non-negative integer", c->file, key);
         c->failed = 1;
         return -1;
     }
-    *out = (int)v->valuedouble;
+    *out = (int)x;
     return 0;
+}
+
+int json_num_to_i64(const cJSON *v, int64_t lo, int64_t hi, int64_t *out) {
+    if (!cJSON_IsNumber(v)) return 0;
+    double d = v->valuedouble;
+    // compare as doubles first: only a value known to be in range is converted
+    if (!isfinite(d) || d != floor(d) || d < (double)lo || d > (double)hi) return 0;
+    *out = (int64_t)d;
+    return 1;
 }
 
 int json_get_float(json_ctx *c, const cJSON *obj, const char *key, float def, float *out) {

@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
+#include <stdint.h>
 
 // Where messages go: "<file>: ..." into err; failed is set on the first error.
 typedef struct {
@@ -14,6 +15,13 @@ typedef struct {
     size_t err_len;
     int failed;
 } json_ctx;
+
+// The one place a JSON number becomes an integer: 1 if v is a finite number with no fraction
+// in [lo, hi] (*out set), else 0. Converting an out-of-range double is undefined behaviour
+// (and wraps on x86-64), so every integer, offset or size read from JSON goes through here.
+// lo and hi must lie within +-2^53, where doubles hold every integer exactly.
+int json_num_to_i64(const cJSON *v, int64_t lo, int64_t hi, int64_t *out);
+#define JSON_MAX_EXACT_INT 9007199254740992LL // 2^53
 
 // Each returns 0 (value or default stored in *out) or -1 (message written, c->failed set).
 // An absent or null field takes the default, unless `required`.

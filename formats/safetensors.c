@@ -1,5 +1,6 @@
 // formats/safetensors.c — see safetensors.h.
 #include "safetensors.h"
+#include "json_util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -92,12 +93,12 @@ static e2h_status st_add_tensor(st_index *ix, const char *path, const cJSON *ite
     uint64_t numel = 1;
     for (int i = 0; i < t.n_dims; i++) {
         const cJSON *d = cJSON_GetArrayItem(sh, i);
-        if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > 4e12 ||
-            d->valuedouble != floor(d->valuedouble)) {
+        int64_t dim;
+        if (!json_num_to_i64(d, 0, 4000000000000LL, &dim)) {
             e2h_errf(err, err_len, "%s: tensor '%s': bad shape entry %d", path, name, i);
             return E2H_ERR_FORMAT;
         }
-        t.shape[i] = (int64_t)d->valuedouble;
+        t.shape[i] = dim;
         if (t.shape[i] && numel > UINT64_MAX / 8 / (uint64_t)t.shape[i]) {
             e2h_errf(err, err_len, "%s: tensor '%s': shape overflows", path, name);
             return E2H_ERR_FORMAT;
@@ -105,12 +106,14 @@ static e2h_status st_add_tensor(st_index *ix, const char *path, const cJSON *ite
         numel *= (uint64_t)t.shape[i];
     }
     const cJSON *b = cJSON_GetArrayItem(off, 0), *e = cJSON_GetArrayItem(off, 1);
-    if (!cJSON_IsNumber(b) || !cJSON_IsNumber(e) || b->valuedouble < 0 ||
-        e->valuedouble < b->valuedouble) {
-        e2h_errf(err, err_len, "%s: tensor '%s': bad data_offsets", path, name);
+    int64_t ib, ie;
+    if (!json_num_to_i64(b, 0, JSON_MAX_EXACT_INT, &ib) || !json_num_to_i64(e, 0, JSON_MAX_EXACT_INT, &ie) ||
+        ie < ib) {
+        e2h_errf(err, err_len, "%s: tensor '%s': data_offsets must be two integers 0 <= begin <= end "
+                 "<= 2^53", path, name);
         return E2H_ERR_FORMAT;
     }
-    uint64_t ob = (uint64_t)b->valuedouble, oe = (uint64_t)e->valuedouble;
+    uint64_t ob = (uint64_t)ib, oe = (uint64_t)ie;
     if (oe > data_len) {
         e2h_errf(err, err_len, "%s: tensor '%s': data_offsets [%llu, %llu) run past the end of the "
                  "data section (%llu bytes): file truncated?", path, name, (unsigned long long)ob,

@@ -371,6 +371,33 @@ TEST(unknown_dtype) {
     expect_error(make_variant("dtype", NULL, NULL, edit_header), E2H_ERR_UNSUPPORTED,
                  "model.safetensors", "F64");
 }
+// JSON numbers that become integers are range-checked before conversion (fuzzing found an
+// offset of 2^64 wrapping to 0 and pointing the tensor before the mapping).
+TEST(data_offsets_out_of_range) {
+    const char *bad[] = {"[18446744073709551616, 18446744073709641000]", "[0, 1e300]",
+                         "[-1, 89279]", "[0.5, 89280]", "[0, 89280.25]", "[0, \"89280\"]"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        st_from = "[0,89280]";
+        st_to = bad[i];
+        char name[32];
+        snprintf(name, sizeof name, "offs%zu", i);
+        expect_error(make_variant(name, NULL, NULL, edit_header), E2H_ERR_FORMAT,
+                     "model.safetensors", "data_offsets");
+    }
+    st_from = "\"shape\":[310,72]";
+    st_to = "\"shape\":[1e30,72]";
+    expect_error(make_variant("shape_huge", NULL, NULL, edit_header), E2H_ERR_FORMAT, "model.safetensors", "shape");
+}
+TEST(config_numbers_out_of_range) {
+    expect_error(make_variant("eos_huge", "\"eos_token_id\": null", "\"eos_token_id\": 1e20", NULL),
+                 E2H_ERR_FORMAT, "config.json", "eos_token_id");
+    expect_error(make_variant("eos_neg", "\"eos_token_id\": null", "\"eos_token_id\": [2, -3]", NULL),
+                 E2H_ERR_FORMAT, "config.json", "eos_token_id");
+    expect_error(make_variant("sw_huge", "\"eos_token_id\": null", "\"eos_token_id\": null, \"sliding_window\": 1e19", NULL),
+                 E2H_ERR_FORMAT, "config.json", "sliding_window");
+    expect_error(make_variant("layers_huge", "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1e300", NULL),
+                 E2H_ERR_FORMAT, "config.json", "num_hidden_layers");
+}
 TEST(missing_directory) {
     expect_error("/nonexistent/e2h-model", E2H_ERR_IO, "/nonexistent/e2h-model", NULL);
 }
@@ -434,6 +461,8 @@ int main(void) {
     RUN(header_past_end_of_file);
     RUN(truncated_data);
     RUN(unknown_dtype);
+    RUN(data_offsets_out_of_range);
+    RUN(config_numbers_out_of_range);
     RUN(missing_directory);
     RUN(prompt_longer_than_context);
     char cmd[300];

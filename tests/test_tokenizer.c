@@ -495,6 +495,17 @@ TEST(malformed_tokenizer_json) {
     expect_load_error(p, "regex");
     write_text(p, "{\"model\": {\"type\": \"BPE\", \"vocab\": ");
     expect_load_error(p, "malformed JSON");
+    // ids are integers bounded by the number of entries: a 60-byte file must not ask for
+    // 20 GB (fuzzing), and 2^64 or a fraction must not be converted at all
+    write_text(p, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 5000000000}, \"merges\": []}}");
+    expect_load_error(p, "model.vocab");
+    write_text(p, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1e30}, \"merges\": []}}");
+    expect_load_error(p, "model.vocab");
+    write_text(p, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 0.5}, \"merges\": []}}");
+    expect_load_error(p, "model.vocab");
+    write_text(p, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
+                  "\"added_tokens\": [{\"id\": 18446744073709551616, \"content\": \"x\"}]}");
+    expect_load_error(p, "added_tokens");
     unlink(p);
     expect_load_error("/nonexistent/dir/tokenizer.json", "/nonexistent/dir");
     expect_load_error("/tmp", "no tokenizer.json");

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../formats/json_util.h"
 #include "tokenizer.h"
 
 #define GPT2_RE \
@@ -68,17 +69,24 @@ static const cJSON *find_component(const cJSON *stage, const char *list_key, con
 
 // ---- vocabulary ----
 
+// The vocabulary size is the largest id + 1, and ids are bounded by the number of entries
+// (vocab + added tokens) plus a documented slack of TOK_ID_SLACK for sparse vocabularies, so
+// a tiny file cannot ask for gigabytes. Returns -1 when an id is not an integer in that range.
+#define TOK_ID_SLACK 65536
 static int32_t vocab_size(const cJSON *vocab, const cJSON *added) {
-    int64_t mx = -1;
+    int64_t n_entries = (int64_t)cJSON_GetArraySize(vocab) + cJSON_GetArraySize(added);
+    int64_t cap = n_entries + TOK_ID_SLACK, mx = -1, id;
+    if (cap > INT32_MAX - 1) cap = INT32_MAX - 1;
     const cJSON *it;
     cJSON_ArrayForEach(it, vocab) {
-        if (cJSON_IsNumber(it) && it->valuedouble > mx) mx = (int64_t)it->valuedouble;
+        if (!json_num_to_i64(it, 0, cap - 1, &id)) return -1;
+        if (id > mx) mx = id;
     }
     cJSON_ArrayForEach(it, added) {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
-        if (cJSON_IsNumber(id) && id->valuedouble > mx) mx = (int64_t)id->valuedouble;
+        if (!json_num_to_i64(cJSON_GetObjectItemCaseSensitive(it, "id"), 0, cap - 1, &id)) return -1;
+        if (id > mx) mx = id;
     }
-    return mx < 0 || mx >= INT32_MAX ? -1 : (int32_t)(mx + 1);
+    return mx < 0 ? -1 : (int32_t)(mx + 1);
 }
 
 static int is_byte_token(const char *s) {
@@ -89,8 +97,8 @@ static int fill_tokens(e2h_tokenizer *t, const cJSON *vocab, const cJSON *added,
                        int byte_fallback, const char *path, char *err, size_t err_len) {
     const cJSON *it;
     cJSON_ArrayForEach(it, vocab) {
-        double d = cJSON_IsNumber(it) ? it->valuedouble : -1;
-        if (d < 0 || d >= t->n_vocab || d != (double)(int32_t)d) {
+        int64_t d;
+        if (!json_num_to_i64(it, 0, (int64_t)t->n_vocab - 1, &d)) {
             tok_set_err(err, err_len, "%s: model.vocab: bad id for token '%.40s'", path,
                         it->string ? it->string : "");
             return -1;
@@ -106,13 +114,13 @@ static int fill_tokens(e2h_tokenizer *t, const cJSON *vocab, const cJSON *added,
     cJSON_ArrayForEach(it, added) {
         const cJSON *idj = cJSON_GetObjectItemCaseSensitive(it, "id");
         const char *content = jstr(it, "content");
-        if (!cJSON_IsNumber(idj) || !content || idj->valuedouble < 0 ||
-            idj->valuedouble >= t->n_vocab) {
+        int64_t aid;
+        if (!json_num_to_i64(idj, 0, (int64_t)t->n_vocab - 1, &aid) || !content) {
             tok_set_err(err, err_len, "%s: added_tokens: entry without a valid id and content",
                         path);
             return -1;
         }
-        int32_t id = (int32_t)idj->valuedouble;
+        int32_t id = (int32_t)aid;
         if (tok_set_token(t, id, content, strlen(content), 0.0f,
                           jtrue(it, "special") ? TOKT_CONTROL : TOKT_USER))
             return -1;
@@ -125,9 +133,10 @@ static void apply_added_flags(e2h_tokenizer *t, const cJSON *added) {
     const cJSON *it;
     cJSON_ArrayForEach(it, added) {
         const cJSON *idj = cJSON_GetObjectItemCaseSensitive(it, "id");
-        if (!cJSON_IsNumber(idj)) continue;
+        int64_t aid;
+        if (!json_num_to_i64(idj, 0, INT32_MAX, &aid)) continue;
         for (int32_t k = 0; k < t->n_added; k++) {
-            if (t->added[k].id != (int32_t)idj->valuedouble) continue;
+            if (t->added[k].id != (int32_t)aid) continue;
             t->added[k].lstrip = (uint8_t)jtrue(it, "lstrip");
             t->added[k].rstrip = (uint8_t)jtrue(it, "rstrip");
         }
@@ -289,10 +298,15 @@ static e2h_status build(const cJSON *root, const cJSON *cfg, const char *path,
                      find_component(dec, "decoders", "ByteLevel");
     int byte_fallback = jtrue(model, "byte_fallback");
     int32_t n = vocab_size(vocab, added);
-    e2h_tokenizer *t = n > 0 ? tok_alloc(n) : NULL;
-    if (!t) {
-        tok_set_err(err, err_len, "%s: model.vocab: empty or too large", path);
+    if (n <= 0) {
+        tok_set_err(err, err_len, "%s: model.vocab/added_tokens: empty, or an id that is not an "
+                    "integer in [0, entries + %d)", path, TOK_ID_SLACK);
         return E2H_ERR_FORMAT;
+    }
+    e2h_tokenizer *t = tok_alloc(n);
+    if (!t) {
+        tok_set_err(err, err_len, "%s: out of memory for a vocabulary of %d tokens", path, n);
+        return E2H_ERR_NOMEM;
     }
     t->family = byte_level ? TOK_BPE : TOK_SPM;
     t->spm_explicit_merges = 1;
