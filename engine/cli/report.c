@@ -101,7 +101,8 @@ static char *rp_strdup(const char *s) {
 static int rp_is_rerank(const char *m) { return !strcmp(m, "maj") || !strcmp(m, "bon") || !strcmp(m, "weighted"); }
 
 // Fields that make two runs comparable.
-static const char *const rp_cmp_fields[] = {"policy", "prm", "protocol", "problems", "temperature", "max_tokens", NULL};
+static const char *const rp_cmp_fields[] = {"policy", "prm", "protocol", "problems", "temperature", "top_p",
+                                            "max_tokens", "system", "fewshot", NULL};
 
 static int rp_check_config(rp_data *d, cJSON *cfg, const char *file) {
     if (!d->cfg0) {
@@ -276,9 +277,14 @@ static int rp_read_file(rp_data *d, const char *path) {
                 break;
             }
             cJSON *meth = cJSON_GetObjectItemCaseSensitive(cfg, "method");
-            long n, m, seed;
+            long n, m, seed = 0;
+            cJSON *sd = cJSON_GetObjectItemCaseSensitive(cfg, "seed");
+            int bad_seed = sd && !cJSON_IsNull(sd) && !(cJSON_IsNumber(sd) && isfinite(sd->valuedouble));
+            // the seed only tells runs apart (a 64-bit seed may not fit a double exactly)
+            if (cJSON_IsNumber(sd) && isfinite(sd->valuedouble))
+                seed = (long)fmod(sd->valuedouble, 9007199254740992.0);
             if (!cJSON_IsString(meth) || rp_get_long(cfg, "n", 1, 1 << 20, 1, &n) ||
-                rp_get_long(cfg, "m", 0, 1 << 20, 0, &m) || rp_get_long(cfg, "seed", -(1L << 53), 1L << 53, 0, &seed)) {
+                rp_get_long(cfg, "m", 0, 1 << 20, 0, &m) || bad_seed) {
                 cJSON_Delete(j);
                 rc = cli_fail("report: %s:%ld: config needs a string 'method' and integer 'n' (and 'm', 'seed')", path, ln);
                 break;
@@ -524,6 +530,7 @@ static const char *rp_estimator(const char *rule, int k, int N, const rp_opts *o
 }
 
 static double rp_estimate(const rp_problem *p, const char *rule, int k, const rp_opts *o, int pi) {
+    if (p->ns == 0) return 0;  // attempted, nothing sampled: wrong
     if (p->ns < k) return NAN;
     const char *e = rp_estimator(rule, k, p->ns, o);
     if (!strcmp(rule, "bon")) return est_bon(p, k, o->bon_agg);
@@ -765,9 +772,15 @@ int cli_report(int argc, char **argv) {
         // shards in any order give the same numbers (the bootstrap resamples by position)
         qsort(run->p, (size_t)run->np, sizeof *run->p, rp_cmp_uid);
         if (rp_is_rerank(run->method)) {
-            int Nmin = INT32_MAX;
-            for (int i = 0; i < run->np; i++) Nmin = run->p[i].ns < Nmin ? run->p[i].ns : Nmin;
-            if (Nmin > 4096 || Nmin < 1) { rc = cli_fail("report: %s: a problem of the %s run has no samples", run->file, run->method); break; }
+            // k goes up to the smallest sample count; problems with no samples at all count as wrong
+            int Nmin = INT32_MAX, n_empty = 0;
+            for (int i = 0; i < run->np; i++) {
+                if (run->p[i].ns == 0) n_empty++;
+                else if (run->p[i].ns < Nmin) Nmin = run->p[i].ns;
+            }
+            if (n_empty == run->np) { rc = cli_fail("report: %s: no problem of the %s run has samples", run->file, run->method); break; }
+            if (n_empty) fprintf(stderr, "e2h: report: %d problem(s) of the %s run have no samples: counted as wrong\n", n_empty, run->method);
+            if (Nmin < run->n) fprintf(stderr, "e2h: report: the %s run has problems with %d < n = %ld samples: k goes up to %d\n", run->method, Nmin, run->n, Nmin);
             int has_scores = 0;
             for (int i = 0; i < run->np && !has_scores; i++)
                 for (int s = 0; s < run->p[i].ns; s++)

@@ -123,6 +123,18 @@ def test_dp_equals_enumeration_and_sampling_is_close(tmp_path):
     assert dp[("weighted", 4)]["estimator"] == "sampled"
 
 
+def test_problem_without_samples_counts_as_wrong(tmp_path):
+    empty = {"unique_id": "E", "level": 3, "answer": "1", "method": "weighted", "n": 4, "samples": []}
+    f = write(tmp_path, "r.jsonl", CFG, [PA, empty])
+    r = report(f, "--json")
+    assert r.returncode == 0 and "no samples" in r.stderr
+    d, rows = rows_of(r.stdout)
+    assert rows[("weighted", 2)]["buckets"]["easy"]["acc"] == pytest.approx(0.25)   # (1/2 + 0) / 2
+    assert rows[("weighted", 2)]["buckets"]["easy"]["n"] == 2
+    only = write(tmp_path, "e.jsonl", CFG, [empty])
+    assert report(only).returncode == 2
+
+
 def test_no_levels(tmp_path):
     f = write(tmp_path, "r.jsonl", CFG, [dict(PA, level=None), dict(PB, level=None)])
     r = report(f, "--json")
