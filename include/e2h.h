@@ -262,6 +262,98 @@ int e2h_answer_key(const char *answer, size_t len, char *out, size_t cap);
 // 1 if the two answers are equivalent (equal non-empty keys), else 0.
 int e2h_answer_equal(const char *a, size_t alen, const char *b, size_t blen);
 
+// ---------------------------------------------------------------- search and re-ranking
+// (engine/search/: one file per method; every method runs on the tree API above)
+
+typedef enum {
+    E2H_SEARCH_GREEDY = 0,   // one greedy solution
+    E2H_SEARCH_MAJ = 1,      // N samples, majority vote over canonical answer keys
+    E2H_SEARCH_BON = 2,      // N samples, the best by an aggregate of step scores (default min)
+    E2H_SEARCH_WEIGHTED = 3, // N samples, vote weighted by an aggregate (default prod)
+    E2H_SEARCH_BEAM = 4,     // step-level beam search: N beams, keep N/M, each gets M children
+    E2H_SEARCH_DVTS = 5,     // N/M independent subtrees, each greedy by step score over M children
+    E2H_SEARCH_REBASE = 6,   // reward-balanced tree search (children by softmax of step scores)
+} e2h_search_method;
+// "greedy", "maj", "bon", "weighted", "beam", "dvts", "rebase"; NULL for an unknown value.
+const char *e2h_search_method_name(e2h_search_method m);
+// Parses a name as above; returns 0 and sets *out, or -1 when unknown.
+int e2h_search_method_parse(const char *name, e2h_search_method *out);
+
+// How a sample's step scores become one number.
+typedef enum { E2H_AGG_MIN = 0, E2H_AGG_PROD = 1, E2H_AGG_MEAN = 2, E2H_AGG_LAST = 3 } e2h_agg;
+const char *e2h_agg_name(e2h_agg a);
+int e2h_agg_parse(const char *name, e2h_agg *out);
+
+// Scores the newest step of each seq (the tokens since that seq's previous scoring);
+// is_final marks the end of the solutions. scores[i] in [0, 1]. Must be deterministic for
+// search results to be. Returns E2H_OK or an error (the search stops with it).
+typedef e2h_status (*e2h_search_score_fn)(void *ctx, e2h_engine *e, e2h_seq *const *seqs, int n,
+                                          int is_final, float *scores);
+
+// Called after each round of a step-level method (and after each step round of the
+// sampling methods) once pruned branches are released: `kept` are the live sequences that
+// continue, `n_completed` the solutions finished so far. For progress and tests.
+typedef struct {
+    int round;
+    e2h_seq *const *kept;
+    int n_kept;
+    int n_completed;
+    int n_generated;  // sequences extended this round
+} e2h_search_round_info;
+typedef void (*e2h_search_round_fn)(void *ctx, e2h_engine *e, const e2h_search_round_info *info);
+
+typedef struct {
+    e2h_search_method method;
+    int n;                  // samples / beams / total budget (default 4, search-and-learn)
+    int m;                  // beam width M for beam/dvts (default 4); N % M == 0
+    int max_rounds;         // step rounds of beam/dvts/rebase (default 40); the last one
+                            // generates to the end of the solution
+    int32_t max_tokens;     // generated tokens per solution (default 2048, search-and-learn)
+    const char *step_delimiter;  // NULL: "\n\n"
+    e2h_sampling sampling;  // default temperature 0.8, top_p 1.0, seed 42 (search-and-learn)
+    e2h_agg agg_bon;        // default E2H_AGG_MIN (Lightman et al. 2023 / the e2h paper)
+    e2h_agg agg_weighted;   // default E2H_AGG_PROD (Sun et al. 2024)
+    e2h_agg agg_search;     // beam/dvts/rebase ranking, default E2H_AGG_LAST (search-and-learn)
+    float rebase_temperature; // REBASE balance temperature T_b (default 0.1, Wu et al. 2024)
+    e2h_search_score_fn score;  // step scorer; NULL: none (greedy and maj only)
+    void *score_ctx;
+    e2h_search_round_fn on_round;  // optional
+    void *round_ctx;
+} e2h_search_opts;
+e2h_search_opts e2h_search_opts_default(void);
+
+typedef struct {
+    char *text;             // the generated solution (NUL-terminated)
+    int32_t n_tokens;       // generated tokens
+    int32_t n_steps;
+    char **steps;           // (n_steps) step texts; concatenated they give text
+    float *step_scores;     // (n_steps); NaN without a scorer
+    char *answer;           // extracted final answer, or NULL
+    char *key;              // canonical key of answer, or NULL
+    float agg[4];           // indexed by e2h_agg; NaN without scores
+    e2h_stop_reason stop;
+} e2h_search_sample;
+
+typedef struct {
+    int n_samples;
+    e2h_search_sample *samples; // (n_samples) in generation (completion) order
+    int selected;           // index of the selected sample, -1 when none has an answer
+    int64_t policy_tokens;  // tokens the policy computed: prompt once + every generated token
+                            // of every branch, pruned ones included
+    int64_t prm_tokens;     // policy tokens passed to the scorer (each once)
+    int rounds;             // step rounds run
+    double seconds;
+} e2h_search_result;
+
+// Runs one search from a prompt (token ids, e.g. a chat-templated problem) on e. Every
+// sequence it creates is released before it returns, also on error (a KV pool too small
+// for the search gives E2H_ERR_KV_FULL with a message in e2h_engine_last_error). The same
+// seed gives the same result whatever the thread count. *out is filled on success and
+// freed with e2h_search_result_free.
+e2h_status e2h_search_run(e2h_engine *e, const int32_t *prompt, int32_t n_prompt,
+                          const e2h_search_opts *opts, e2h_search_result *out);
+void e2h_search_result_free(e2h_search_result *r);
+
 #ifdef __cplusplus
 }
 #endif
