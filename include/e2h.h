@@ -319,6 +319,7 @@ typedef struct {
     void *score_ctx;
     e2h_search_round_fn on_round;  // optional
     void *round_ctx;
+    const char *problem;    // problem text given to an attached PRM (e2h_seq_set_problem)
 } e2h_search_opts;
 e2h_search_opts e2h_search_opts_default(void);
 

@@ -39,6 +39,7 @@ static const struct {
     {"detokenize", cli_detokenize, "print the text of comma-separated token ids"},
     {"answer", cli_answer, "extract a final answer, or check two answers for equivalence"},
     {"report", cli_report, "accuracy per method x N x level (easy/hard) from results JSONL"},
+    {"search", cli_search, "solve a problems file by search / re-ranking (results JSONL)"},
     {"bench", cli_bench, "prefill and decode tokens/s (llama-bench style)"},
     {"version", cli_version, "print the version (also e2h --version)"},
 };

@@ -106,9 +106,9 @@ static e2h_status srch_score(srch_ctx *c, srch_node **nodes, int n, int is_final
     for (int i = 0; i < n; i++) {
         srch_node *nd = nodes[i];
         float s = c->tmps[i];
-        if (!(s >= 0.0f && s <= 1.0f)) // NaN included
-            return srch_err(c, E2H_ERR_INVALID_ARG, "search: the step scorer returned %g, "
-                            "outside [0, 1]", (double)s);
+        if (!isfinite(s)) // scores are in [0, 1] except an implicit PRM's log-ratio
+            return srch_err(c, E2H_ERR_INVALID_ARG, "search: the step scorer returned %g "
+                            "for a new step", (double)s);
         nd->score[nd->n_steps - 1] = s;
         int32_t start = nd->n_steps > 1 ? nd->step_end[nd->n_steps - 2] : c->n_prompt;
         c->prm_tokens += nd->step_end[nd->n_steps - 1] - start;

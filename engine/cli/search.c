@@ -1,0 +1,517 @@
+// engine/cli/search.c — `e2h search`: runs a search / re-ranking method over a problems file
+// (MATH500 or GSM8K JSONL) and writes one JSON line per problem (PLAN.md §6 "Results
+// JSONL"): every sample with its steps, step scores, extracted answer and correctness, and
+// the answer the method selects. Resumable (problems already in the output are skipped; a
+// different configuration in the output is an error), shardable (--shard i/n takes the
+// problems whose index is i mod n), with a progress line on stderr.
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+
+static const char *search_usage =
+    "usage: e2h search --policy MODEL [--prm MODEL [--prm-protocol NAME] | --prm-head FILE]\n"
+    "                  --problems FILE.jsonl --method METHOD -n N [-M WIDTH] [--seed S]\n"
+    "                  -o RESULTS.jsonl [--shard I/N] [options]\n"
+    "Solves each problem with a policy (and a PRM) and writes one JSON line per problem.\n"
+    "  --policy MODEL      the policy model (directory or .gguf; also -m)\n"
+    "  --prm MODEL         a process reward model; --prm-protocol NAME picks its protocol\n"
+    "                      (default: detected)\n"
+    "  --prm-head FILE     an e2h head (.safetensors) on the policy's own hidden states\n"
+    "  --problems FILE     JSONL: MATH500 (problem, answer, level, unique_id) or GSM8K\n"
+    "                      (question, answer ending in \"#### N\")\n"
+    "  --method M          greedy, maj, bon, weighted, beam, dvts, rebase\n"
+    "  -n N                samples / beams / budget (default 4)\n"
+    "  -M WIDTH            beam width for beam and dvts (default 4; must divide N)\n"
+    "  --seed S            RNG seed (default 42)\n"
+    "  --temp T            sampling temperature (default 0.8)\n"
+    "  --top-p P           nucleus sampling (default 1.0)\n"
+    "  --max-tokens N      generated tokens per solution (default 2048)\n"
+    "  --max-rounds N      step rounds of beam/dvts/rebase (default 40)\n"
+    "  -o FILE             results JSONL (appended to when it exists: resume)\n"
+    "  --shard I/N         only the problems whose index (0-based line of a problem) is I mod N\n"
+    "  --limit K           stop after K new problems (default: all)\n"
+    "  --quiet             no progress line\n";
+
+typedef struct {
+    cli_model_opts mo;
+    const char *prm, *prm_protocol, *prm_head, *problems, *out;
+    e2h_search_opts so;
+    double temp, top_p;
+    int shard_i, shard_n, quiet;
+    long limit;
+    char shard[32];
+} srch_args;
+
+static int sa_parse(srch_args *a, int argc, char **argv) {
+    memset(a, 0, sizeof *a);
+    cli_model_opts_init(&a->mo);
+    a->so = e2h_search_opts_default();
+    a->so.method = (e2h_search_method)-1;
+    a->temp = 0.8;
+    a->top_p = 1.0;
+    a->shard_n = 1;
+    a->limit = -1;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_model_opts_parse(&a->mo, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r) continue;
+        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long x;
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
+            printf("%s%s", search_usage, CLI_MODEL_OPTS_HELP);
+            return 1;
+        }
+        if (!strcmp(f, "--quiet")) { a->quiet = 1; continue; }
+        if (!v) return cli_fail("search: unknown option or missing value '%s' (see --help)", f);
+        if (!strcmp(f, "--policy")) a->mo.model = v;
+        else if (!strcmp(f, "--prm")) a->prm = v;
+        else if (!strcmp(f, "--prm-protocol")) a->prm_protocol = v;
+        else if (!strcmp(f, "--prm-head")) a->prm_head = v;
+        else if (!strcmp(f, "--problems")) a->problems = v;
+        else if (!strcmp(f, "-o")) a->out = v;
+        else if (!strcmp(f, "--method")) {
+            if (e2h_search_method_parse(v, &a->so.method))
+                return cli_fail("--method: '%s' is not one of greedy, maj, bon, weighted, beam, dvts, rebase", v);
+        } else if (!strcmp(f, "-n")) { if (cli_parse_int(f, v, 1, 4096, &x)) return 2; a->so.n = (int)x; }
+        else if (!strcmp(f, "-M")) { if (cli_parse_int(f, v, 1, 4096, &x)) return 2; a->so.m = (int)x; }
+        else if (!strcmp(f, "--seed")) { if (cli_parse_int(f, v, 0, 0x7fffffffffffffffL, &x)) return 2; a->so.sampling.seed = (uint64_t)x; }
+        else if (!strcmp(f, "--temp")) { if (cli_parse_float(f, v, 0, 100, &a->temp)) return 2; }
+        else if (!strcmp(f, "--top-p")) { if (cli_parse_float(f, v, 0, 1, &a->top_p)) return 2; }
+        else if (!strcmp(f, "--max-tokens")) { if (cli_parse_int(f, v, 1, 1 << 24, &x)) return 2; a->so.max_tokens = (int32_t)x; }
+        else if (!strcmp(f, "--max-rounds")) { if (cli_parse_int(f, v, 1, 100000, &x)) return 2; a->so.max_rounds = (int)x; }
+        else if (!strcmp(f, "--limit")) { if (cli_parse_int(f, v, 0, 1L << 40, &x)) return 2; a->limit = x; }
+        else if (!strcmp(f, "--shard")) {
+            char *end;
+            errno = 0;
+            long si = strtol(v, &end, 10), sn = -1;
+            if (!errno && end != v && *end == '/') {
+                char *e2;
+                sn = strtol(end + 1, &e2, 10);
+                if (errno || e2 == end + 1 || *e2) sn = -1;
+            }
+            if (sn < 1 || sn > 1000000 || si < 0 || si >= sn)
+                return cli_fail("--shard: '%s' is not I/N with 0 <= I < N", v);
+            a->shard_i = (int)si;
+            a->shard_n = (int)sn;
+        } else return cli_fail("search: unknown option '%s' (see e2h search --help)", f);
+        i++;
+    }
+    if (!a->mo.model) return cli_fail("search: --policy MODEL is required");
+    if (!a->problems) return cli_fail("search: --problems FILE is required");
+    if (!a->out) return cli_fail("search: -o RESULTS.jsonl is required");
+    if ((int)a->so.method < 0) return cli_fail("search: --method is required");
+    if (a->prm && a->prm_head) return cli_fail("search: give --prm or --prm-head, not both");
+    if (a->prm_protocol && !a->prm) return cli_fail("search: --prm-protocol needs --prm");
+    int uses_m = a->so.method == E2H_SEARCH_BEAM || a->so.method == E2H_SEARCH_DVTS;
+    if (uses_m && (a->so.m > a->so.n || a->so.n % a->so.m))
+        return cli_fail("search: -M %d must divide -n %d (1 <= M <= N)", a->so.m, a->so.n);
+    int needs_prm = a->so.method != E2H_SEARCH_GREEDY && a->so.method != E2H_SEARCH_MAJ;
+    if (needs_prm && !a->prm && !a->prm_head)
+        return cli_fail("search: --method %s needs a PRM (--prm MODEL or --prm-head FILE)",
+                        e2h_search_method_name(a->so.method));
+    a->so.sampling.temperature = (float)a->temp;
+    a->so.sampling.top_p = (float)a->top_p;
+    snprintf(a->shard, sizeof a->shard, "%d/%d", a->shard_i, a->shard_n);
+    return 0;
+}
+
+static cJSON *sa_config(const srch_args *a, const char *protocol) {
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "policy", a->mo.model);
+    const char *prm = a->prm ? a->prm : a->prm_head;
+    if (prm) cJSON_AddStringToObject(c, "prm", prm);
+    else cJSON_AddNullToObject(c, "prm");
+    if (protocol) cJSON_AddStringToObject(c, "protocol", protocol);
+    else cJSON_AddNullToObject(c, "protocol");
+    cJSON_AddStringToObject(c, "method", e2h_search_method_name(a->so.method));
+    cJSON_AddNumberToObject(c, "n", a->so.n);
+    cJSON_AddNumberToObject(c, "m", a->so.m);
+    cJSON_AddNumberToObject(c, "seed", (double)a->so.sampling.seed);
+    cJSON_AddNumberToObject(c, "temperature", a->temp);
+    cJSON_AddNumberToObject(c, "top_p", a->top_p);
+    cJSON_AddNumberToObject(c, "max_tokens", a->so.max_tokens);
+    cJSON_AddNumberToObject(c, "max_rounds", a->so.max_rounds);
+    cJSON_AddStringToObject(c, "problems", a->problems);
+    cJSON_AddStringToObject(c, "shard", a->shard);
+    return c;
+}
+
+// ------------------------------------------------------------------ resume
+
+typedef struct {
+    char **ids;
+    size_t n, cap;
+} id_set;
+
+static int ids_cmp(const void *x, const void *y) {
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+static int ids_has(const id_set *s, const char *id) {
+    return s->n && bsearch(&id, s->ids, s->n, sizeof *s->ids, ids_cmp) != NULL;
+}
+static void ids_free(id_set *s) {
+    for (size_t i = 0; i < s->n; i++) free(s->ids[i]);
+    free(s->ids);
+}
+
+// Reads an existing results file: checks its config against cfg, collects the unique_ids
+// done, and cuts off a last line that was not finished (a run killed mid-write). Returns 0,
+// or 2 with a message.
+static int sa_resume(const char *path, const cJSON *cfg, id_set *done, int *has_config) {
+    *has_config = 0;
+    FILE *f = fopen(path, "r+");
+    if (!f) return errno == ENOENT ? 0 : cli_fail("%s: cannot open (%s)", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long lineno = 0, good_end = 0;
+    int rc = 0;
+    while (!rc && (len = getline(&line, &cap, f)) > 0) {
+        lineno++;
+        if (line[len - 1] != '\n') break; // unfinished last line: dropped below
+        cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
+        if (!j) {
+            rc = cli_fail("%s:%ld: not JSON; is this a results file?", path, lineno);
+            break;
+        }
+        if (lineno == 1) {
+            const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "config");
+            if (!c) rc = cli_fail("%s:1: no \"config\" object; not a results file of e2h search", path);
+            else if (!cJSON_Compare(c, cfg, 1)) {
+                const cJSON *it;
+                const char *which = "?";
+                cJSON_ArrayForEach(it, cfg) {
+                    const cJSON *o = cJSON_GetObjectItemCaseSensitive(c, it->string);
+                    if (!o || !cJSON_Compare(o, it, 1)) { which = it->string; break; }
+                }
+                char *have = cJSON_PrintUnformatted(c);
+                rc = cli_fail("%s holds results of a different configuration (field \"%s\"): %s; "
+                              "use another -o or the same options", path, which, have ? have : "?");
+                free(have);
+            }
+            *has_config = 1;
+        } else {
+            const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "unique_id");
+            if (cJSON_IsString(u)) {
+                if (done->n == done->cap) {
+                    done->cap = done->cap ? done->cap * 2 : 256;
+                    char **p = realloc(done->ids, done->cap * sizeof *p);
+                    if (!p) { cJSON_Delete(j); rc = cli_fail("out of memory"); break; }
+                    done->ids = p;
+                }
+                done->ids[done->n++] = strdup(u->valuestring);
+            }
+        }
+        cJSON_Delete(j);
+        good_end += len;
+    }
+    free(line);
+    if (!rc && ftruncate(fileno(f), good_end)) rc = cli_fail("%s: cannot truncate (%s)", path, strerror(errno));
+    fclose(f);
+    if (done->n) qsort(done->ids, done->n, sizeof *done->ids, ids_cmp);
+    return rc;
+}
+
+// ------------------------------------------------------------------ problems
+
+typedef struct {
+    char *problem, *answer, *uid;
+    int level;  // 0: none
+} problem;
+
+static void prob_free(problem *p) {
+    free(p->problem);
+    free(p->answer);
+    free(p->uid);
+    memset(p, 0, sizeof *p);
+}
+
+static char *sa_trim_dup(const char *s, size_t n) {
+    while (n && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')) { s++; n--; }
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r')) n--;
+    char *d = malloc(n + 1);
+    if (d) { memcpy(d, s, n); d[n] = 0; }
+    return d;
+}
+
+// Parses one problem line (MATH500 or GSM8K). Returns NULL or a message (static).
+static const char *prob_parse(const char *line, size_t len, long lineno, problem *p) {
+    memset(p, 0, sizeof *p);
+    cJSON *j = cJSON_ParseWithLength(line, len);
+    if (!j || !cJSON_IsObject(j)) { cJSON_Delete(j); return "not a JSON object"; }
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(j, "problem");
+    int gsm = 0;
+    if (!q) { q = cJSON_GetObjectItemCaseSensitive(j, "question"); gsm = q != NULL; }
+    const cJSON *ans = cJSON_GetObjectItemCaseSensitive(j, "answer");
+    const char *err = NULL;
+    if (!cJSON_IsString(q)) err = "field \"problem\" (or \"question\") missing or not a string";
+    else if (!cJSON_IsString(ans) && !cJSON_IsNumber(ans)) err = "field \"answer\" missing or not a string/number";
+    if (!err) {
+        p->problem = strdup(q->valuestring);
+        if (cJSON_IsNumber(ans)) {
+            char b[64];
+            snprintf(b, sizeof b, "%.17g", ans->valuedouble);
+            p->answer = strdup(b);
+        } else {
+            const char *s = ans->valuestring, *h = gsm ? strstr(s, "####") : NULL;
+            if (gsm && !h) err = "GSM8K field \"answer\" has no \"#### N\"";
+            else p->answer = h ? sa_trim_dup(h + 4, strlen(h + 4)) : strdup(s);
+        }
+    }
+    const cJSON *lv = cJSON_GetObjectItemCaseSensitive(j, "level");
+    if (!err && lv && !cJSON_IsNull(lv)) {
+        double d = -1;
+        if (cJSON_IsNumber(lv)) d = lv->valuedouble;
+        else if (cJSON_IsString(lv) && !strncmp(lv->valuestring, "Level ", 6)) {
+            char *end;
+            long x = strtol(lv->valuestring + 6, &end, 10);
+            if (end != lv->valuestring + 6 && !*end) d = (double)x;
+            else d = 0; // "Level ?" in MATH: unknown
+        }
+        if (d == 0) p->level = 0;
+        else if (d >= 1 && d <= 5 && d == floor(d)) p->level = (int)d;
+        else err = "field \"level\" is not 1..5 or \"Level N\"";
+    }
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "unique_id");
+    if (!err) {
+        if (cJSON_IsString(u)) p->uid = strdup(u->valuestring);
+        else if (u && !cJSON_IsNull(u)) err = "field \"unique_id\" is not a string";
+        else {
+            char b[48];
+            snprintf(b, sizeof b, "line:%ld", lineno);
+            p->uid = strdup(b);
+        }
+    }
+    cJSON_Delete(j);
+    if (!err && (!p->problem || !p->answer || !p->uid)) err = "out of memory";
+    if (err) prob_free(p);
+    return err;
+}
+
+// The policy's chat layout (ChatML, as `e2h generate --chat`) with the step-by-step
+// instruction as the system turn (as search-and-learn's system prompt).
+static const char *sa_instruction =
+    "Solve the following math problem step by step. Separate the steps with a blank line. "
+    "Put the final answer in \\boxed{}.";
+
+static int sa_prompt(const e2h_model *m, const char *problem, int32_t **ids, int32_t *n) {
+    const e2h_tokenizer *t = e2h_model_tokenizer(m);
+    size_t len = strlen(problem) + strlen(sa_instruction) + 128;
+    char *w = malloc(len);
+    if (!w) return -1;
+    snprintf(w, len, "<|im_start|>system\n%s<|im_end|>\n<|im_start|>user\n%s<|im_end|>\n"
+             "<|im_start|>assistant\n", sa_instruction, problem);
+    len = strlen(w);
+    int32_t cap = (int32_t)len + 16, need = 0;
+    *ids = malloc((size_t)cap * sizeof **ids);
+    e2h_status st = *ids ? e2h_tokenize(t, w, len, 0, *ids, cap, &need) : E2H_ERR_NOMEM;
+    free(w);
+    if (st || need > cap) { free(*ids); *ids = NULL; return -1; }
+    *n = need;
+    return 0;
+}
+
+// Answer equality. STAND-IN until e2h_answer_equal (PLAN.md §2) lands: the answers
+// without spaces and "$" compared as text.
+static int sa_answer_equal(const char *a, const char *b) {
+    if (!a || !b) return 0;
+    for (;;) {
+        while (*a == ' ' || *a == '$') a++;
+        while (*b == ' ' || *b == '$') b++;
+        if (*a != *b) return 0;
+        if (!*a) return 1;
+        a++;
+        b++;
+    }
+}
+
+static cJSON *sa_num(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
+static cJSON *sa_str(const char *s) { return s ? cJSON_CreateString(s) : cJSON_CreateNull(); }
+
+static cJSON *sa_result_json(const srch_args *a, const problem *p, const e2h_search_result *r) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "unique_id", p->uid);
+    if (p->level) cJSON_AddNumberToObject(o, "level", p->level);
+    else cJSON_AddNullToObject(o, "level");
+    cJSON_AddStringToObject(o, "problem", p->problem);
+    cJSON_AddStringToObject(o, "answer", p->answer);
+    cJSON_AddStringToObject(o, "method", e2h_search_method_name(a->so.method));
+    cJSON_AddNumberToObject(o, "n", a->so.n);
+    cJSON *ss = cJSON_AddArrayToObject(o, "samples");
+    for (int i = 0; i < r->n_samples; i++) {
+        const e2h_search_sample *s = &r->samples[i];
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "text", s->text);
+        cJSON *st = cJSON_AddArrayToObject(j, "steps"), *sc = cJSON_AddArrayToObject(j, "step_scores");
+        for (int k = 0; k < s->n_steps; k++) {
+            cJSON_AddItemToArray(st, cJSON_CreateString(s->steps[k]));
+            cJSON_AddItemToArray(sc, sa_num(s->step_scores[k]));
+        }
+        cJSON_AddItemToObject(j, "answer", sa_str(s->answer));
+        cJSON_AddItemToObject(j, "key", sa_str(s->key));
+        cJSON_AddBoolToObject(j, "correct", sa_answer_equal(s->answer, p->answer));
+        cJSON *ag = cJSON_AddObjectToObject(j, "agg");
+        for (int k = 0; k < 4; k++) cJSON_AddItemToObject(ag, e2h_agg_name((e2h_agg)k), sa_num(s->agg[k]));
+        cJSON_AddNumberToObject(j, "tokens", s->n_tokens);
+        cJSON_AddItemToArray(ss, j);
+    }
+    cJSON *sel = cJSON_AddObjectToObject(o, "selected");
+    const char *sa = r->selected >= 0 ? r->samples[r->selected].answer : NULL;
+    cJSON_AddItemToObject(sel, "answer", sa_str(sa));
+    cJSON_AddBoolToObject(sel, "correct", sa_answer_equal(sa, p->answer));
+    cJSON_AddNumberToObject(o, "policy_tokens", (double)r->policy_tokens);
+    cJSON_AddNumberToObject(o, "prm_tokens", (double)r->prm_tokens);
+    cJSON_AddNumberToObject(o, "seconds", r->seconds);
+    return o;
+}
+
+static int sa_write_line(FILE *f, const cJSON *j) {
+    char *s = cJSON_PrintUnformatted(j);
+    if (!s) return -1;
+    int bad = fputs(s, f) < 0 || fputc('\n', f) == EOF || fflush(f);
+    free(s);
+    return bad ? -1 : 0;
+}
+
+static double sa_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+// Number of problems of this shard in the file (for the ETA): non-blank lines with index
+// i mod n.
+static long sa_count_shard(const char *path, const srch_args *a) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    long k = 0, mine = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        int blank = 1;
+        for (ssize_t i = 0; i < len && blank; i++) blank = line[i] == ' ' || line[i] == '\n' || line[i] == '\r' || line[i] == '\t';
+        if (blank) continue;
+        mine += k % a->shard_n == a->shard_i;
+        k++;
+    }
+    free(line);
+    fclose(f);
+    return mine;
+}
+
+static int sa_run(srch_args *a, e2h_model *m, e2h_engine *e) {
+    if (!e2h_model_tokenizer(m)) return cli_fail("%s: the policy has no tokenizer", a->mo.model);
+    const char *protocol = a->prm_head ? "head" : a->prm_protocol;
+    if (a->prm || a->prm_head)
+        return cli_fail("search: PRM scoring (--prm/--prm-head) needs the PRM API, which this "
+                        "build does not have yet");
+    cJSON *cfg = sa_config(a, protocol);
+    id_set done = {0};
+    int has_cfg = 0;
+    int rc = sa_resume(a->out, cfg, &done, &has_cfg);
+    FILE *pf = rc ? NULL : fopen(a->problems, "r");
+    if (!rc && !pf) rc = cli_fail("%s: cannot open (%s)", a->problems, strerror(errno));
+    FILE *of = rc ? NULL : fopen(a->out, "a");
+    if (!rc && !of) rc = cli_fail("%s: cannot open for writing (%s)", a->out, strerror(errno));
+    if (!rc && !has_cfg) {
+        cJSON *head = cJSON_CreateObject();
+        cJSON_AddItemReferenceToObject(head, "config", cfg);
+        if (sa_write_line(of, head)) rc = cli_fail("%s: write failed", a->out);
+        cJSON_Delete(head);
+    }
+    long total = rc ? 0 : sa_count_shard(a->problems, a), n_done_before = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long lineno = 0, k = 0, n_new = 0, n_bad = 0;
+    double t0 = sa_now();
+    int64_t gen_tokens = 0; // policy tokens computed (prompts + every branch)
+    while (!rc && (a->limit < 0 || n_new < a->limit) && (len = getline(&line, &cap, pf)) > 0) {
+        lineno++;
+        int blank = 1;
+        for (ssize_t i = 0; i < len && blank; i++) blank = line[i] == ' ' || line[i] == '\n' || line[i] == '\r' || line[i] == '\t';
+        if (blank) continue;
+        long idx = k++;
+        if (idx % a->shard_n != a->shard_i) continue;
+        problem p;
+        const char *perr = prob_parse(line, (size_t)len, lineno, &p);
+        if (perr) {
+            fprintf(stderr, "e2h: %s:%ld: %s; problem skipped\n", a->problems, lineno, perr);
+            n_bad++;
+            continue;
+        }
+        if (ids_has(&done, p.uid)) { n_done_before++; prob_free(&p); continue; }
+        int32_t *ids = NULL, n_ids = 0;
+        if (sa_prompt(m, p.problem, &ids, &n_ids)) {
+            fprintf(stderr, "e2h: %s:%ld: tokenizing the problem failed; skipped\n", a->problems, lineno);
+            n_bad++;
+            prob_free(&p);
+            continue;
+        }
+        e2h_search_opts so = a->so;
+        so.problem = p.problem;
+        e2h_search_result r;
+        e2h_status st = e2h_search_run(e, ids, n_ids, &so, &r);
+        free(ids);
+        if (st == E2H_ERR_CONTEXT || st == E2H_ERR_KV_FULL) { // this problem only
+            fprintf(stderr, "e2h: %s:%ld (%s): %s (%s); problem skipped\n", a->problems, lineno, p.uid,
+                    e2h_engine_last_error(e), e2h_status_name(st));
+            n_bad++;
+            prob_free(&p);
+            continue;
+        }
+        if (st) {
+            rc = cli_fail("%s:%ld: %s (%s)", a->problems, lineno, e2h_engine_last_error(e), e2h_status_name(st));
+            prob_free(&p);
+            break;
+        }
+        cJSON *j = sa_result_json(a, &p, &r);
+        if (sa_write_line(of, j)) rc = cli_fail("%s: write failed (%s)", a->out, strerror(errno));
+        cJSON_Delete(j);
+        gen_tokens += r.policy_tokens;
+        n_new++;
+        if (!a->quiet) {
+            double dt = sa_now() - t0;
+            long left = total - n_done_before - n_new - n_bad;
+            double eta = n_new ? dt / n_new * (left > 0 ? left : 0) : 0;
+            fprintf(stderr, "search %s: %ld/%ld problems (shard %s), %.1f tok/s, ETA %02d:%02d:%02d\n",
+                    e2h_search_method_name(a->so.method), n_done_before + n_new, total, a->shard,
+                    dt > 0 ? gen_tokens / dt : 0.0, (int)(eta / 3600), (int)fmod(eta / 60, 60), (int)fmod(eta, 60));
+        }
+        e2h_search_result_free(&r);
+        prob_free(&p);
+    }
+    if (!rc && !a->quiet)
+        fprintf(stderr, "search: %ld new, %ld already done, %ld skipped (bad lines / too long) -> %s\n",
+                n_new, n_done_before, n_bad, a->out);
+    free(line);
+    if (pf) fclose(pf);
+    if (of && fclose(of) && !rc) rc = cli_fail("%s: write failed", a->out);
+    ids_free(&done);
+    cJSON_Delete(cfg);
+    return rc;
+}
+
+int cli_search(int argc, char **argv) {
+    srch_args a;
+    int rc = sa_parse(&a, argc, argv);
+    if (rc == 1) return 0;
+    if (rc) return rc;
+    e2h_model *m;
+    e2h_engine *e;
+    rc = cli_open(&a.mo, &m, &e);
+    if (rc) return rc;
+    rc = sa_run(&a, m, e);
+    e2h_engine_free(e);
+    e2h_model_free(m);
+    return rc;
+}

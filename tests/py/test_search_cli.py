@@ -1,0 +1,120 @@
+"""`e2h search` end to end with majority voting (no PRM needed) on the default SmolLM2 model:
+the results JSONL schema (PLAN.md §6), resume, configuration mismatch, shards, bad lines,
+MATH500 and GSM8K schemas, exit codes."""
+import json
+import os
+import subprocess
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+E2H = os.environ.get("E2H_BIN", os.path.join(ROOT, os.environ.get("BUILD", "build"), "e2h"))
+DEFAULT = os.path.join(ROOT, "weights", "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+pytestmark = pytest.mark.skipif(not os.path.exists(DEFAULT),
+                                reason="default model missing (run `make model`)")
+
+PROBLEMS = [
+    {"problem": "What is $2+3$?", "answer": "5", "level": "Level 1", "unique_id": "t/1.json"},
+    {"problem": "Compute $7 \\cdot 6$.", "answer": "42", "level": 2, "unique_id": "t/2.json"},
+    {"problem": "What is $10-4$?", "answer": "6", "level": "Level 5", "unique_id": "t/3.json"},
+]
+FAST = ["-n", "2", "--max-tokens", "12", "--quiet"]
+
+
+def run(*args):
+    return subprocess.run([E2H, "search", *args], capture_output=True, text=True, timeout=600)
+
+
+def write_jsonl(path, rows, extra_lines=()):
+    with open(path, "w") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+        for x in extra_lines:
+            f.write(x + "\n")
+
+
+def read(path):
+    with open(path) as f:
+        return [json.loads(x) for x in f]
+
+
+def test_maj_schema_resume_and_config(tmp_path):
+    probs, out = tmp_path / "p.jsonl", tmp_path / "r.jsonl"
+    write_jsonl(probs, PROBLEMS, ['{"problem": 3}', "not json"])
+    p = run("--policy", DEFAULT, "--problems", str(probs), "--method", "maj", "-o", str(out), *FAST)
+    assert p.returncode == 0, p.stderr
+    # the two bad lines are reported with file:line and skipped
+    assert f"{probs}:4:" in p.stderr and f"{probs}:5:" in p.stderr
+    rows = read(out)
+    cfg = rows[0]["config"]
+    assert cfg["method"] == "maj" and cfg["n"] == 2 and cfg["seed"] == 42 and cfg["shard"] == "0/1"
+    assert cfg["prm"] is None and cfg["policy"] == DEFAULT and cfg["max_tokens"] == 12
+    assert [r["unique_id"] for r in rows[1:]] == ["t/1.json", "t/2.json", "t/3.json"]
+    assert [r["level"] for r in rows[1:]] == [1, 2, 5]
+    for r in rows[1:]:
+        assert r["method"] == "maj" and r["n"] == 2 and len(r["samples"]) == 2
+        assert set(r["selected"]) == {"answer", "correct"}
+        assert r["policy_tokens"] > 0 and r["seconds"] > 0
+        for s in r["samples"]:
+            assert set(s) == {"text", "steps", "step_scores", "answer", "key", "correct", "agg", "tokens"}
+            assert "".join(s["steps"]) == s["text"] and 1 <= s["tokens"] <= 12
+            assert s["step_scores"] == [None] * len(s["steps"])  # no PRM
+            assert set(s["agg"]) == {"min", "prod", "mean", "last"}
+    # resume: nothing new; the file is unchanged
+    before = out.read_text()
+    p = run("--policy", DEFAULT, "--problems", str(probs), "--method", "maj", "-o", str(out), *FAST)
+    assert p.returncode == 0 and out.read_text() == before
+    # a killed run's unfinished last line is cut and that problem redone
+    lines = before.splitlines(keepends=True)
+    out.write_text("".join(lines[:-1]) + lines[-1][:40])
+    p = run("--policy", DEFAULT, "--problems", str(probs), "--method", "maj", "-o", str(out), *FAST)
+    assert p.returncode == 0, p.stderr
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    assert strip(read(out)) == strip(rows)  # same seed: the same line again
+    # another configuration into the same file: exit 2 naming the field
+    p = run("--policy", DEFAULT, "--problems", str(probs), "--method", "maj", "-o", str(out),
+            "-n", "2", "--max-tokens", "12", "--seed", "3")
+    assert p.returncode == 2 and '"seed"' in p.stderr
+
+
+def test_shards_split_deterministically(tmp_path):
+    probs = tmp_path / "p.jsonl"
+    write_jsonl(probs, PROBLEMS)
+    ids = []
+    for i in range(2):
+        out = tmp_path / f"r{i}.jsonl"
+        p = run("--policy", DEFAULT, "--problems", str(probs), "--method", "greedy", "-o", str(out),
+                "--shard", f"{i}/2", *FAST)
+        assert p.returncode == 0, p.stderr
+        rows = read(out)
+        assert rows[0]["config"]["shard"] == f"{i}/2"
+        ids.append([r["unique_id"] for r in rows[1:]])
+    assert ids == [["t/1.json", "t/3.json"], ["t/2.json"]]
+
+
+def test_gsm8k_schema(tmp_path):
+    probs, out = tmp_path / "g.jsonl", tmp_path / "r.jsonl"
+    write_jsonl(probs, [{"question": "Tom has 3 apples and buys 4 more. How many?",
+                         "answer": "3 + 4 = 7\n#### 7"}])
+    p = run("--policy", DEFAULT, "--problems", str(probs), "--method", "greedy", "-o", str(out), *FAST)
+    assert p.returncode == 0, p.stderr
+    r = read(out)[1]
+    assert r["answer"] == "7" and r["level"] is None and r["unique_id"] == "line:1"
+    assert len(r["samples"]) == 1
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--method", "beam", "-n", "6", "-M", "4", "--prm-head", "x"], "must divide"),
+    (["--method", "dvts", "-n", "4", "-M", "8", "--prm-head", "x"], "must divide"),
+    (["--method", "bon", "-n", "4"], "needs a PRM"),
+    (["--method", "frob", "-n", "4"], "--method"),
+    (["--method", "maj", "-n", "0"], "-n"),
+    (["--method", "maj", "--shard", "2/2"], "--shard"),
+])
+def test_bad_options_exit_2(tmp_path, args, msg):
+    probs = tmp_path / "p.jsonl"
+    write_jsonl(probs, PROBLEMS)
+    p = run("--policy", DEFAULT, "--problems", str(probs), "-o", str(tmp_path / "r.jsonl"), *args)
+    assert p.returncode == 2 and msg in p.stderr, p.stderr
