@@ -315,8 +315,8 @@ TEST(selection_rules) {
     s[4].key = (char *)"2";
     CHECK(search_select_maj(&r) == 1);
     char out[64];
-    CHECK(srch_answer_extract("so \\boxed{\\frac{1}{2}} and \\boxed{7}.", strlen("so \\boxed{\\frac{1}{2}} and \\boxed{7}."), out, sizeof out) && !strcmp(out, "7"));
-    CHECK(!srch_answer_extract("no answer here", 14, out, sizeof out));
+    CHECK(e2h_answer_extract("so \\boxed{\\frac{1}{2}} and \\boxed{7}.", strlen("so \\boxed{\\frac{1}{2}} and \\boxed{7}."), out, sizeof out) && !strcmp(out, "7"));
+    CHECK(!e2h_answer_extract("no answer here", 14, out, sizeof out));
 }
 
 int main(void) {

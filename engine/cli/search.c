@@ -319,18 +319,9 @@ static int sa_prompt(const e2h_model *m, const char *problem, int32_t **ids, int
     return 0;
 }
 
-// Answer equality. STAND-IN until e2h_answer_equal (PLAN.md §2) lands: the answers
-// without spaces and "$" compared as text.
+// Graded with the library's answer check (PLAN.md §2); no answer is never correct.
 static int sa_answer_equal(const char *a, const char *b) {
-    if (!a || !b) return 0;
-    for (;;) {
-        while (*a == ' ' || *a == '$') a++;
-        while (*b == ' ' || *b == '$') b++;
-        if (*a != *b) return 0;
-        if (!*a) return 1;
-        a++;
-        b++;
-    }
+    return a && b && e2h_answer_equal(a, strlen(a), b, strlen(b));
 }
 
 static cJSON *sa_num(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }

@@ -433,9 +433,9 @@ static e2h_status srch_fill_sample(srch_ctx *c, const srch_path *p, e2h_search_s
     size_t len = strlen(s->text), cap = len + 1;
     char *ans = malloc(cap), *key = malloc(2 * cap + 64);
     if (!ans || !key) { free(ans); free(key); return E2H_ERR_NOMEM; }
-    if (srch_answer_extract(s->text, len, ans, cap)) {
+    if (e2h_answer_extract(s->text, len, ans, cap)) {
         s->answer = ans;
-        if (srch_answer_key(ans, strlen(ans), key, 2 * cap + 64)) s->key = key;
+        if (e2h_answer_key(ans, strlen(ans), key, 2 * cap + 64)) s->key = key;
         else free(key);
     } else {
         free(ans);

@@ -103,8 +103,4 @@ int search_select_maj(const e2h_search_result *r);
 int search_select_agg(const e2h_search_result *r, e2h_agg a);       // best aggregate
 int search_select_weighted(const e2h_search_result *r, e2h_agg a);  // weighted vote
 
-// Answer extraction / canonical key used for voting (PLAN.md §2).
-int srch_answer_extract(const char *text, size_t len, char *out, size_t cap);
-int srch_answer_key(const char *ans, size_t len, char *out, size_t cap);
-
 #endif
