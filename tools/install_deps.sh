@@ -32,3 +32,9 @@ if ! python3 -c "import math_verify, matplotlib" 2>/dev/null; then
         latex2sympy2_extended==1.11.0 antlr4-python3-runtime==4.13.2 matplotlib==3.10.3 2>&1 \
         | grep -v "as the 'root' user" || true
 fi
+# Ray runs tools/ray_search.py's shards; optional: its test skips with a message without it.
+if ! python3 -c "import ray" 2>/dev/null; then
+    echo "deps: pip install ray==2.40.0 (optional; for tools/ray_search.py)"
+    python3 -m pip install -q --disable-pip-version-check ray==2.40.0 >/dev/null 2>&1 \
+        || echo "deps: ray not installed; tests/py/test_ray_search.py will skip"
+fi
