@@ -37,12 +37,17 @@ static const char *search_usage =
     "  --max-rounds N      step rounds of beam/dvts/rebase (default 40)\n"
     "  -o FILE             results JSONL (appended to when it exists: resume)\n"
     "  --shard I/N         only the problems whose index (0-based line of a problem) is I mod N\n"
+    "  --system TEXT       system turn of the prompt (default: an instruction to solve step\n"
+    "                      by step, steps separated by blank lines, answer in \\boxed{}; \"\" for none)\n"
+    "  --fewshot FILE      JSONL of {\"problem\", \"solution\"}: worked examples given as earlier\n"
+    "                      user/assistant turns before the problem\n"
     "  --limit K           stop after K new problems (default: all)\n"
     "  --quiet             no progress line\n";
 
 typedef struct {
     cli_model_opts mo;
-    const char *prm, *prm_protocol, *prm_head, *problems, *out;
+    const char *prm, *prm_protocol, *prm_head, *problems, *out, *system, *fewshot;
+    char *fewshot_turns;  // rendered few-shot turns (ChatML), or NULL
     e2h_search_opts so;
     double temp, top_p;
     int shard_i, shard_n, quiet;
@@ -77,6 +82,8 @@ static int sa_parse(srch_args *a, int argc, char **argv) {
         else if (!strcmp(f, "--prm-head")) a->prm_head = v;
         else if (!strcmp(f, "--problems")) a->problems = v;
         else if (!strcmp(f, "-o")) a->out = v;
+        else if (!strcmp(f, "--system")) a->system = v;
+        else if (!strcmp(f, "--fewshot")) a->fewshot = v;
         else if (!strcmp(f, "--method")) {
             if (e2h_search_method_parse(v, &a->so.method))
                 return cli_fail("--method: '%s' is not one of greedy, maj, bon, weighted, beam, dvts, rebase", v);
@@ -141,6 +148,9 @@ static cJSON *sa_config(const srch_args *a, const char *protocol) {
     cJSON_AddNumberToObject(c, "max_rounds", a->so.max_rounds);
     cJSON_AddStringToObject(c, "problems", a->problems);
     cJSON_AddStringToObject(c, "shard", a->shard);
+    // prompt options only when given (the default prompt keeps the PLAN §6 fields only)
+    if (a->system) cJSON_AddStringToObject(c, "system", a->system);
+    if (a->fewshot) cJSON_AddStringToObject(c, "fewshot", a->fewshot);
     return c;
 }
 
@@ -297,24 +307,79 @@ static const char *prob_parse(const char *line, size_t len, long lineno, problem
 }
 
 // The policy's chat layout (ChatML, as `e2h generate --chat`) with the step-by-step
-// instruction as the system turn (as search-and-learn's system prompt).
+// instruction as the system turn (as search-and-learn's system prompt), optional few-shot
+// turns, then the problem.
 static const char *sa_instruction =
     "Solve the following math problem step by step. Separate the steps with a blank line. "
     "Put the final answer in \\boxed{}.";
 
-static int sa_prompt(const e2h_model *m, const char *problem, int32_t **ids, int32_t *n) {
+// Appends s to the growing buffer *b (length *n, capacity *cap). Returns -1 when out of memory.
+static int sa_cat(char **b, size_t *n, size_t *cap, const char *s) {
+    size_t l = strlen(s);
+    if (*n + l + 1 > *cap) {
+        size_t c = (*n + l + 1) * 2;
+        char *nb = realloc(*b, c);
+        if (!nb) return -1;
+        *b = nb;
+        *cap = c;
+    }
+    memcpy(*b + *n, s, l + 1);
+    *n += l;
+    return 0;
+}
+
+// Renders --fewshot FILE into ChatML user/assistant turns. Returns 0 or 2 (message printed).
+static int sa_load_fewshot(srch_args *a) {
+    if (!a->fewshot) return 0;
+    FILE *f = fopen(a->fewshot, "r");
+    if (!f) return cli_fail("%s: cannot open (%s)", a->fewshot, strerror(errno));
+    char *line = NULL, *buf = NULL;
+    size_t lcap = 0, n = 0, cap = 0;
+    ssize_t len;
+    long lineno = 0;
+    int rc = 0;
+    while (!rc && (len = getline(&line, &lcap, f)) > 0) {
+        lineno++;
+        int blank = 1;
+        for (ssize_t i = 0; i < len && blank; i++) blank = line[i] == ' ' || line[i] == '\n' || line[i] == '\r' || line[i] == '\t';
+        if (blank) continue;
+        cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "problem");
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "solution");
+        if (!cJSON_IsString(p) || !cJSON_IsString(s))
+            rc = cli_fail("%s:%ld: expected {\"problem\": string, \"solution\": string}", a->fewshot, lineno);
+        else if (sa_cat(&buf, &n, &cap, "<|im_start|>user\n") || sa_cat(&buf, &n, &cap, p->valuestring) ||
+                 sa_cat(&buf, &n, &cap, "<|im_end|>\n<|im_start|>assistant\n") ||
+                 sa_cat(&buf, &n, &cap, s->valuestring) || sa_cat(&buf, &n, &cap, "<|im_end|>\n"))
+            rc = cli_fail("out of memory");
+        cJSON_Delete(j);
+    }
+    free(line);
+    fclose(f);
+    if (!rc && !buf) rc = cli_fail("%s: no examples", a->fewshot);
+    if (rc) free(buf);
+    else a->fewshot_turns = buf;
+    return rc;
+}
+
+static int sa_prompt(const srch_args *a, const e2h_model *m, const char *problem, int32_t **ids, int32_t *n) {
     const e2h_tokenizer *t = e2h_model_tokenizer(m);
-    size_t len = strlen(problem) + strlen(sa_instruction) + 128;
-    char *w = malloc(len);
-    if (!w) return -1;
-    snprintf(w, len, "<|im_start|>system\n%s<|im_end|>\n<|im_start|>user\n%s<|im_end|>\n"
-             "<|im_start|>assistant\n", sa_instruction, problem);
-    len = strlen(w);
-    int32_t cap = (int32_t)len + 16, need = 0;
-    *ids = malloc((size_t)cap * sizeof **ids);
-    e2h_status st = *ids ? e2h_tokenize(t, w, len, 0, *ids, cap, &need) : E2H_ERR_NOMEM;
+    const char *sys = a->system ? a->system : sa_instruction;
+    char *w = NULL;
+    size_t len = 0, cap = 0;
+    int bad = 0;
+    if (*sys)
+        bad |= sa_cat(&w, &len, &cap, "<|im_start|>system\n") || sa_cat(&w, &len, &cap, sys) ||
+               sa_cat(&w, &len, &cap, "<|im_end|>\n");
+    if (a->fewshot_turns) bad |= sa_cat(&w, &len, &cap, a->fewshot_turns);
+    bad |= sa_cat(&w, &len, &cap, "<|im_start|>user\n") || sa_cat(&w, &len, &cap, problem) ||
+           sa_cat(&w, &len, &cap, "<|im_end|>\n<|im_start|>assistant\n");
+    if (bad) { free(w); return -1; }
+    int32_t tcap = (int32_t)len + 16, need = 0;
+    *ids = malloc((size_t)tcap * sizeof **ids);
+    e2h_status st = *ids ? e2h_tokenize(t, w, len, 0, *ids, tcap, &need) : E2H_ERR_NOMEM;
     free(w);
-    if (st || need > cap) { free(*ids); *ids = NULL; return -1; }
+    if (st || need > tcap) { free(*ids); *ids = NULL; return -1; }
     *n = need;
     return 0;
 }
@@ -405,10 +470,12 @@ static int sa_run(srch_args *a, e2h_model *m, e2h_engine *e) {
     if (a->prm || a->prm_head)
         return cli_fail("search: PRM scoring (--prm/--prm-head) needs the PRM API, which this "
                         "build does not have yet");
+    int rc = sa_load_fewshot(a);
+    if (rc) return rc;
     cJSON *cfg = sa_config(a, protocol);
     id_set done = {0};
     int has_cfg = 0;
-    int rc = sa_resume(a->out, cfg, &done, &has_cfg);
+    rc = sa_resume(a->out, cfg, &done, &has_cfg);
     FILE *pf = rc ? NULL : fopen(a->problems, "r");
     if (!rc && !pf) rc = cli_fail("%s: cannot open (%s)", a->problems, strerror(errno));
     FILE *of = rc ? NULL : fopen(a->out, "a");
@@ -442,7 +509,7 @@ static int sa_run(srch_args *a, e2h_model *m, e2h_engine *e) {
         }
         if (ids_has(&done, p.uid)) { n_done_before++; prob_free(&p); continue; }
         int32_t *ids = NULL, n_ids = 0;
-        if (sa_prompt(m, p.problem, &ids, &n_ids)) {
+        if (sa_prompt(a, m, p.problem, &ids, &n_ids)) {
             fprintf(stderr, "e2h: %s:%ld: tokenizing the problem failed; skipped\n", a->problems, lineno);
             n_bad++;
             prob_free(&p);
@@ -489,6 +556,7 @@ static int sa_run(srch_args *a, e2h_model *m, e2h_engine *e) {
     if (of && fclose(of) && !rc) rc = cli_fail("%s: write failed", a->out);
     ids_free(&done);
     cJSON_Delete(cfg);
+    free(a->fewshot_turns);
     return rc;
 }
 

@@ -118,3 +118,24 @@ def test_bad_options_exit_2(tmp_path, args, msg):
     write_jsonl(probs, PROBLEMS)
     p = run("--policy", DEFAULT, "--problems", str(probs), "-o", str(tmp_path / "r.jsonl"), *args)
     assert p.returncode == 2 and msg in p.stderr, p.stderr
+
+
+def test_system_and_fewshot(tmp_path):
+    probs, out, shots = tmp_path / "p.jsonl", tmp_path / "r.jsonl", tmp_path / "shots.jsonl"
+    write_jsonl(probs, PROBLEMS[:1])
+    write_jsonl(shots, [{"problem": "What is 1+1?", "solution": "1 + 1 = 2.\n\nThe answer is 2."}])
+    p = run("--policy", DEFAULT, "--problems", str(probs), "--method", "greedy", "-o", str(out),
+            "--system", "Be brief.", "--fewshot", str(shots), *FAST)
+    assert p.returncode == 0, p.stderr
+    cfg = read(out)[0]["config"]
+    assert cfg["system"] == "Be brief." and cfg["fewshot"] == str(shots)
+    # the few-shot prompt is longer than the plain one
+    plain = tmp_path / "plain.jsonl"
+    assert run("--policy", DEFAULT, "--problems", str(probs), "--method", "greedy", "-o", str(plain),
+               *FAST).returncode == 0
+    assert read(out)[1]["policy_tokens"] > read(plain)[1]["policy_tokens"]
+    assert "system" not in read(plain)[0]["config"]
+    write_jsonl(shots, [{"problem": "x"}])
+    p = run("--policy", DEFAULT, "--problems", str(probs), "--method", "greedy", "-o",
+            str(tmp_path / "r2.jsonl"), "--fewshot", str(shots), *FAST)
+    assert p.returncode == 2 and f"{shots}:1:" in p.stderr
