@@ -511,6 +511,53 @@ TEST(malformed_tokenizer_json) {
     expect_load_error("/tmp", "no tokenizer.json");
 }
 
+// Pieces that split inside a UTF-8 character (a `\C` Split; an added token that is not valid
+// UTF-8) must not reach PCRE2 under PCRE2_NO_UTF_CHECK: fuzzing found a hang at 100% CPU there.
+// A catastrophic pattern hits PCRE2's match limit: E2H_ERR_TOKENIZER, not out-of-memory.
+// alarm() turns a hang into a failure of this binary.
+static e2h_tokenizer *load_text(const char *json) {
+    char p[256], err[512];
+    snprintf(p, sizeof p, "/tmp/e2h_tok_split_%d.json", (int)getpid());
+    write_text(p, json);
+    e2h_tokenizer *t = NULL;
+    e2h_status st = e2h_tokenizer_load(p, &t, err, sizeof err);
+    CHECKF(st == E2H_OK, "%s", err);
+    unlink(p);
+    return t;
+}
+TEST(split_inside_utf8_characters) {
+    alarm(60);
+    e2h_tokenizer *t = load_text(
+        "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": []},"
+        "\"added_tokens\": [{\"id\": 2, \"content\": \"\\u00e9\", \"special\": false}],"
+        "\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": ["
+        "{\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\C\"}, \"behavior\": \"Isolated\"},"
+        "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": true}]},"
+        "\"decoder\": {\"type\": \"ByteLevel\"}}");
+    if (!t) return;
+    const char *texts[] = {"h\xc3\xa9llo w\xc3\xb6rld \xe2\x82\xac\xf0\x9f\x98\x80 ab", "\xc3\xa9\xc3\xa9\xc3\xa9",
+                           "\xff\xfe caf\xc3\xa9 \xe2\x82"};
+    for (int i = 0; i < 3; i++) {
+        int32_t ids[256], n = 0;
+        e2h_status st = e2h_tokenize(t, texts[i], strlen(texts[i]), 0, ids, 256, &n);
+        CHECKF(st == E2H_OK || st == E2H_ERR_TOKENIZER, "text %d: %s", i, e2h_status_name(st));
+    }
+    e2h_tokenizer_free(t);
+    t = load_text("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": []},"
+                  "\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(a+)+$\"},"
+                  " \"behavior\": \"Isolated\"}, \"decoder\": {\"type\": \"ByteLevel\"}}");
+    if (t) {
+        char text[64];
+        memset(text, 'a', 40);
+        strcpy(text + 40, "b");
+        int32_t ids[256], n = 0;
+        e2h_status st = e2h_tokenize(t, text, strlen(text), 0, ids, 256, &n);
+        CHECKF(st == E2H_ERR_TOKENIZER, "catastrophic regex: %s", e2h_status_name(st));
+        e2h_tokenizer_free(t);
+    }
+    alarm(0);
+}
+
 // A GGUF without a tokenizer, and one whose merges name unknown tokens.
 TEST(malformed_gguf_vocab) {
     char p[256];
@@ -737,6 +784,7 @@ int main(void) {
     RUN(bos_eos_and_specials);
     RUN(streaming_decode);
     RUN(malformed_tokenizer_json);
+    RUN(split_inside_utf8_characters);
     RUN(malformed_gguf_vocab);
     RUN(invalid_utf8_bounds);
     RUN(merge_loop_scales);

@@ -40,7 +40,9 @@ static void out_push(enc_ctx *c, int32_t id) {
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return 0;
     size_t nc = *cap ? *cap : 64;
-    while (nc < need) nc *= 2;
+    // overflow-checked: a doubling loop that wraps to 0 never ends (fuzzing found one)
+    if (elem == 0 || need > SIZE_MAX / elem) return -1;
+    while (nc < need) nc = nc > SIZE_MAX / 2 ? need : nc * 2;
     void *np = realloc(*p, nc * elem);
     if (!np) return -1;
     *p = np;
@@ -135,7 +137,7 @@ static int merge_all(enc_ctx *c, int32_t n) {
 static int spm_segment(enc_ctx *c, const char *s, size_t len, int prefix) {
     const e2h_tokenizer *t = c->t;
     // normalized text: optional "▁" prefix, spaces -> "▁"
-    if (grow((void **)&c->buf, &c->buf_cap, len * 3 + 4, 1)) return -1;
+    if (len > (SIZE_MAX - 4) / 3 || grow((void **)&c->buf, &c->buf_cap, len * 3 + 4, 1)) return -1;
     size_t n = 0;
     if (prefix) { memcpy(c->buf, "\xe2\x96\x81", 3); n = 3; }
     for (size_t i = 0; i < len; i++) {
@@ -183,7 +185,7 @@ static int bpe_word(void *ctx, const char *s, size_t len) {
     if (!len) return 0;
     if (t->ignore_merges) {
         // whole-word lookup needs the byte-mapped form
-        if (grow((void **)&c->buf, &c->buf_cap, len * 2 + 1, 1)) return -1;
+        if (len > (SIZE_MAX - 1) / 2 || grow((void **)&c->buf, &c->buf_cap, len * 2 + 1, 1)) return -1;
         size_t n = 0;
         for (size_t i = 0; i < len; i++) n += (size_t)tok_byte_to_utf8((uint8_t)s[i], c->buf + n);
         int32_t id = tok_lookup(t, c->buf, n);
@@ -269,7 +271,8 @@ static int encode_text(enc_ctx *c, const char *s, size_t len) {
         size_t end = i;
         if (a->lstrip)
             for (size_t w; end > seg && (w = ws_before(s, seg, end));) end -= w;
-        if (encode_segment(c, s + seg, end - seg, first)) return -1;
+        int rc = encode_segment(c, s + seg, end - seg, first);
+        if (rc) return rc;
         if (end > seg) first = 0;
         out_push(c, a->id);
         first = 0;
@@ -313,7 +316,7 @@ e2h_status e2h_tokenize(const e2h_tokenizer *t, const char *text, size_t len, in
     free(c.heap);
     free(c.buf);
     free(clean);
-    if (rc) return E2H_ERR_NOMEM;
+    if (rc) return rc == TOK_SPLIT_REGEX ? E2H_ERR_TOKENIZER : E2H_ERR_NOMEM;
     if (c.n > INT32_MAX) return E2H_ERR_CONTEXT;
     *n_ids = (int32_t)c.n;
     return E2H_OK;

@@ -1,5 +1,6 @@
 // tokenizer/pretok.c — UTF-8 handling and the regex pre-tokenizers of byte-level BPE
 // vocabularies (PCRE2 with JIT; patterns are the ones in each model's tokenizer.json).
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,6 +180,7 @@ typedef struct { span *v; size_t n, cap; } span_list;
 static int span_push(span_list *l, size_t off, size_t len) {
     if (!len) return 0;
     if (l->n == l->cap) {
+        if (l->cap > SIZE_MAX / 2 / sizeof(span)) return TOK_SPLIT_NOMEM;
         size_t nc = l->cap ? l->cap * 2 : 64;
         span *nv = realloc(l->v, nc * sizeof *nv);
         if (!nv) return -1;
@@ -189,17 +191,34 @@ static int span_push(span_list *l, size_t off, size_t len) {
     return 0;
 }
 
+static int span_valid_utf8(const char *s, size_t len) {
+    for (size_t i = 0; i < len;) {
+        int full, l = tok_utf8_prefix((const uint8_t *)s + i, len - i, &full);
+        if (!full) return 0;
+        i += (size_t)l;
+    }
+    return 1;
+}
+
 // Splits s[sp] by re into matches and gaps (HF Split behaviour "Isolated").
+// PCRE2_NO_UTF_CHECK is a promise that the subject is valid UTF-8 (undefined behaviour
+// otherwise: fuzzing saw a match whose start lay after its end, and a hang). The whole text is
+// sanitized before encoding, but an earlier split (an added token or a `\C` pattern) can cut
+// inside a character: such a piece is kept whole, unsplit. A match span that is still
+// impossible, or a PCRE2 error such as its match limit, is TOK_SPLIT_REGEX, not out-of-memory.
 static int split_one(const pcre2_code *re, pcre2_match_data *md, pcre2_match_context *mc,
                      const char *s, span sp, span_list *out) {
     const char *sub = s + sp.off;
+    if (!span_valid_utf8(sub, sp.len)) return span_push(out, sp.off, sp.len);
     size_t pos = 0, gap = 0;
     while (pos < sp.len) {
         int rc = pcre2_match(re, (PCRE2_SPTR)sub, sp.len, pos, PCRE2_NO_UTF_CHECK, md, mc);
         if (rc == PCRE2_ERROR_NOMATCH) break;
-        if (rc < 0) return -1;
+        if (rc == PCRE2_ERROR_NOMEMORY) return TOK_SPLIT_NOMEM;
+        if (rc < 0) return TOK_SPLIT_REGEX;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         size_t ms = ov[0], me = ov[1];
+        if (ms < pos || me < ms || me > sp.len || ms < gap) return TOK_SPLIT_REGEX;
         if (me == ms) { // empty match: step one character and keep it in the gap
             pos = ms + 1;
             while (pos < sp.len && ((uint8_t)sub[pos] & 0xC0) == 0x80) pos++;
@@ -217,7 +236,7 @@ int tok_pretok_split(const e2h_tokenizer *t, const char *s, size_t len, tok_word
     if (!len) return 0;
     if (t->n_regex == 0) return fn(ctx, s, len);
     span_list a = {0}, b = {0};
-    int rc = -1;
+    int rc = TOK_SPLIT_NOMEM;
     pcre2_match_data *md = pcre2_match_data_create(16, NULL);
     pcre2_match_context *mc = pcre2_match_context_create(NULL);
     pcre2_jit_stack *js = pcre2_jit_stack_create(32 * 1024, 64 * 1024 * 1024, NULL);
@@ -227,7 +246,7 @@ int tok_pretok_split(const e2h_tokenizer *t, const char *s, size_t len, tok_word
     for (int r = 0; r < t->n_regex; r++) {
         b.n = 0;
         for (size_t i = 0; i < a.n; i++)
-            if (split_one(t->regex[r], md, mc, s, a.v[i], &b)) goto done;
+            if ((rc = split_one(t->regex[r], md, mc, s, a.v[i], &b)) != 0) goto done;
         span_list tmp = a;
         a = b;
         b = tmp;

@@ -122,6 +122,10 @@ int tok_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp);
 int tok_utf8_prefix(const uint8_t *s, size_t n, int *full);
 // Splits text (valid UTF-8) with the regex list, each regex splitting the pieces of the
 // previous one into matches and the gaps between them. Calls fn for each final piece.
+// Returns 0, fn's non-zero result, or TOK_SPLIT_NOMEM / TOK_SPLIT_REGEX (a PCRE2 error such as
+// its match limit, or an impossible match span).
+#define TOK_SPLIT_NOMEM (-1)
+#define TOK_SPLIT_REGEX (-2)
 typedef int (*tok_word_fn)(void *ctx, const char *s, size_t len);
 int tok_pretok_split(const e2h_tokenizer *t, const char *s, size_t len, tok_word_fn fn,
                      void *ctx);

@@ -102,6 +102,7 @@ static int32_t vocab_build(e2h_tokenizer *t, int32_t *dup_of) {
 static uint32_t pair_hash(uint64_t k) { return (uint32_t)((k * 0x9E3779B97F4A7C15ull) >> 32); }
 
 static int pair_grow(tok_pair_map *m) {
+    if (m->cap > UINT32_MAX / 2 || (size_t)m->cap * 2 > SIZE_MAX / sizeof(tok_pair)) return -1;
     uint32_t ncap = m->cap ? m->cap * 2 : 1024;
     tok_pair *ns = malloc(ncap * sizeof *ns);
     if (!ns) return -1;
