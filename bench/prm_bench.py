@@ -1,0 +1,315 @@
+#!/usr/bin/env python3
+"""PRM step scoring on a beam-search-shaped workload: e2h incremental vs full re-scoring (e2h, torch).
+
+Workload (issue #13): B branches x S steps of ~T tokens each over one shared ~P-token problem (default
+16 x 20 x 40 over 200). Round k appends step k to every branch and scores it. The PRM is a random-weight
+Qwen2-1.5B-shaped model with a Skywork-style value head (protocol "value-head"), written once as bf16
+safetensors; e2h runs it as stored (bf16) and quantized on load (q8_0). Variants, in one run:
+
+  (a) e2h incremental: a policy engine (the tiny fixture policy; its cost is negligible) with the PRM
+      attached; each round the branches' policy sequences get their new step text and
+      e2h_prm_score_new_steps scores them: the PRM mirrors compute only the new step's tokens.
+  (b) e2h full re-scoring: every round, every branch's whole prefix (problem + steps 1..k) is scored by
+      e2h_prm_score_texts on a fresh engine, so nothing is reused (what PRM-guided search tools do).
+  (c) transformers on CPU (torch f32 / bf16): every round, one padded batch of the B full prefixes
+      through Qwen2Model + the value head (the fastest way to run what the reference code runs; the
+      reference also computes the LM logits, which we skip in its favour).
+
+Reported per variant: PRM tokens processed (e2h: counted by the engine; torch: the unpadded prefix tokens,
+padded count in brackets) and wall time, plus ratios to (a). Scores of (a), (b) and (c) must agree (a check,
+printed as the max |diff| against torch f32).
+
+    python3 bench/prm_bench.py                          # the issue's workload at full 28 layers
+    python3 bench/prm_bench.py --layers 2 --branches 4  # smaller, for a 2-core box
+    python3 bench/prm_bench.py --variants a,b --dtypes q8_0
+
+Needs `make` (build/libe2h.so with the PRM API), numpy, safetensors; torch/transformers for (c).
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.join(REPO, "python"))
+FIX = os.path.join(REPO, "tests", "fixtures", "prm")
+
+# Qwen2-1.5B (Qwen/Qwen2.5-1.5B config.json): the backbone of Skywork-o1-Open-PRM-Qwen-2.5-1.5B
+QWEN2_15B = dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
+                 num_key_value_heads=2, vocab_size=151936, rope_theta=1000000.0, rms_norm_eps=1e-6,
+                 max_position_embeddings=32768, tie_word_embeddings=True)
+
+
+def to_bf16_bits(a):
+    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def write_bf16_safetensors(path, tensors):
+    header, off = {}, 0
+    for k, v in tensors.items():
+        header[k] = {"dtype": "BF16", "shape": list(v.shape), "data_offsets": [off, off + v.nbytes]}
+        off += v.nbytes
+    header["__metadata__"] = {"format": "pt"}
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(len(h).to_bytes(8, "little"))
+        f.write(h)
+        for k, v in tensors.items():
+            if k != "__metadata__":
+                f.write(np.ascontiguousarray(v).tobytes())
+
+
+def make_model(out, layers, seed=0):
+    """Random bf16 Qwen2-1.5B-shaped value-head PRM with the value_head fixture's tokenizer."""
+    cfg = dict(QWEN2_15B, num_hidden_layers=layers)
+    marker = os.path.join(out, "config.json")
+    if os.path.exists(marker):
+        with open(marker) as f:
+            if json.load(f).get("num_hidden_layers") == layers:
+                return out
+    os.makedirs(out, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    H, F, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
+    hd = H // cfg["num_attention_heads"]
+    kv = cfg["num_key_value_heads"] * hd
+
+    def mat(r, c, std=0.02):
+        return to_bf16_bits(rng.standard_normal((r, c), dtype=np.float32) * std)
+
+    def vec(n, base=0.0, std=0.0):
+        return to_bf16_bits(base + std * rng.standard_normal(n, dtype=np.float32))
+
+    t = {"model.embed_tokens.weight": mat(V, H), "model.norm.weight": vec(H, 1.0)}
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        t.update({p + "input_layernorm.weight": vec(H, 1.0), p + "post_attention_layernorm.weight": vec(H, 1.0),
+                  p + "self_attn.q_proj.weight": mat(H, H), p + "self_attn.q_proj.bias": vec(H, 0, 0.02),
+                  p + "self_attn.k_proj.weight": mat(kv, H), p + "self_attn.k_proj.bias": vec(kv, 0, 0.02),
+                  p + "self_attn.v_proj.weight": mat(kv, H), p + "self_attn.v_proj.bias": vec(kv, 0, 0.02),
+                  p + "self_attn.o_proj.weight": mat(H, H),
+                  p + "mlp.gate_proj.weight": mat(F, H), p + "mlp.up_proj.weight": mat(F, H),
+                  p + "mlp.down_proj.weight": mat(H, F)})
+    t["v_head.summary.weight"] = mat(1, H, 0.05)
+    t["v_head.summary.bias"] = vec(1, 0, 0.1)
+    write_bf16_safetensors(os.path.join(out, "model.safetensors"), t)
+    src = os.path.join(FIX, "value_head")
+    with open(os.path.join(src, "tokenizer_config.json")) as f:
+        tcfg = json.load(f)
+    with open(os.path.join(src, "tokenizer.json"), encoding="utf-8") as f:
+        tok = json.load(f)
+    with open(os.path.join(out, "tokenizer.json"), "w", encoding="utf-8") as f:
+        json.dump(tok, f, ensure_ascii=False)
+    with open(os.path.join(out, "tokenizer_config.json"), "w") as f:
+        json.dump(tcfg, f)
+    ids = {a["content"]: a["id"] for a in tok["added_tokens"]}
+    config = dict(cfg, architectures=["Qwen2ForCausalLM"], model_type="qwen2", hidden_act="silu",
+                  torch_dtype="bfloat16", use_sliding_window=False, sliding_window=None, max_window_layers=layers,
+                  bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], attention_dropout=0.0,
+                  initializer_range=0.02, use_cache=True)
+    with open(marker, "w") as f:
+        json.dump(config, f, indent=1)
+    return out
+
+
+def make_texts(tok, n_branches, n_steps, step_tokens, problem_tokens, seed=0):
+    """Problem and B x S distinct steps built from MATH text, each cut to ~the target token count with the
+    PRM's tokenizer; ASCII, no newlines."""
+    words = []
+    src = os.path.join(REPO, "..", "shared", "data", "math", "math_train.jsonl")
+    if os.path.exists(src):
+        with open(src, encoding="utf-8") as f:
+            for i, line in enumerate(f):
+                if i >= 400:
+                    break
+                words += [w for w in json.loads(line)["solution"].split() if w.isascii()]
+    if len(words) < 1000:
+        words = ("we compute the sum of the roots using the factorization and then simplify the fraction "
+                 "so that the answer is an integer").split() * 200
+    rng = np.random.default_rng(seed)
+
+    def piece(n_tok):
+        start = int(rng.integers(0, len(words) - 400))
+        out = []
+        for w in words[start:start + 400]:
+            out.append(w)
+            if len(tok.encode(" ".join(out))) >= n_tok:
+                break
+        return " ".join(out)
+
+    problem = piece(problem_tokens)
+    steps = [[piece(step_tokens) for _ in range(n_steps)] for _ in range(n_branches)]
+    return problem, steps
+
+
+# ---------------------------------------------------------------- variants
+
+
+def run_e2h_incremental(e2h, prm, policy, problem, steps, threads):
+    B, S = len(steps), len(steps[0])
+    scores = np.zeros((B, S), dtype=np.float64)
+    t0 = time.perf_counter()
+    with e2h.Engine(policy, n_threads=threads) as eng:
+        eng.attach_prm(prm)
+        root = eng.create(policy.chat(problem), problem=problem)
+        root.sync()
+        eng.score_new_steps([root])  # the root's PRM mirror computes the problem once; forks share it
+        branches = root.fork(B)
+        root.release()
+        for k in range(S):
+            for b, s in enumerate(branches):
+                s.append(steps[b][k] + "\n\n")
+            scores[:, k] = eng.score_new_steps(branches)
+        tokens = eng.prm_tokens
+    return time.perf_counter() - t0, tokens, scores
+
+
+def run_e2h_full(e2h, prm, policy, problem, steps, threads):
+    B, S = len(steps), len(steps[0])
+    scores = np.zeros((B, S), dtype=np.float64)
+    tokens = 0
+    t0 = time.perf_counter()
+    for k in range(S):
+        for b in range(B):
+            with e2h.Engine(policy, n_threads=threads) as eng:  # fresh PRM pool: nothing reused
+                eng.attach_prm(prm)
+                scores[b, k] = eng.score_texts(problem, steps[b][:k + 1])[-1]
+                tokens += eng.prm_tokens
+    return time.perf_counter() - t0, tokens, scores
+
+
+def prm_ids(tok, problem, steps, step_id, bos_text):
+    """value-head layout (Skywork prepare_input): encode(bos + problem + '\\n') + per step encode(step) + [step_id]."""
+    ids = list(tok.encode(bos_text + problem + "\n"))
+    for s in steps:
+        ids += list(tok.encode(s)) + [step_id]
+    return ids
+
+
+def run_torch(model_dir, dtype, tok, problem, steps, threads):
+    import torch
+    from safetensors.torch import load_file
+    from transformers import Qwen2Config, Qwen2Model
+    torch.set_num_threads(threads)
+    cfg = Qwen2Config.from_pretrained(model_dir)
+    cfg._attn_implementation = "sdpa"
+    tdt = {"f32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    model = Qwen2Model.from_pretrained(model_dir, torch_dtype=tdt, config=cfg).eval()
+    st = load_file(os.path.join(model_dir, "model.safetensors"))
+    vw = st["v_head.summary.weight"].to(torch.float32)
+    vb = st["v_head.summary.bias"].to(torch.float32)
+    step_id = tok.encode("\n")[-1]
+    bos = "<|endoftext|>"
+    B, S = len(steps), len(steps[0])
+    scores = np.zeros((B, S), dtype=np.float64)
+    tokens = padded = 0
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for k in range(S):
+            seqs = [prm_ids(tok, problem, steps[b][:k + 1], step_id, bos) for b in range(B)]
+            L = max(len(s) for s in seqs)
+            ids = torch.zeros((B, L), dtype=torch.long)
+            mask = torch.zeros((B, L), dtype=torch.long)
+            for b, s in enumerate(seqs):
+                ids[b, :len(s)] = torch.tensor(s)
+                mask[b, :len(s)] = 1
+            h = model(input_ids=ids, attention_mask=mask).last_hidden_state
+            for b, s in enumerate(seqs):
+                v = h[b, len(s) - 1].to(torch.float32) @ vw[0] + vb[0]
+                scores[b, k] = float(torch.sigmoid(v))
+            tokens += sum(len(s) for s in seqs)
+            padded += B * L
+    return time.perf_counter() - t0, tokens, scores, padded
+
+
+def cpu_model():
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--layers", type=int, default=28)
+    ap.add_argument("--branches", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--step-tokens", type=int, default=40)
+    ap.add_argument("--problem-tokens", type=int, default=200)
+    ap.add_argument("-t", "--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--variants", default="a,b,c")
+    ap.add_argument("--dtypes", default="q8_0,bf16", help="e2h weight types: bf16 (as stored), q8_0 (on load)")
+    ap.add_argument("--torch-dtypes", default="f32,bf16")
+    ap.add_argument("--model-dir", default=os.path.join(tempfile.gettempdir(), "e2h_prm_bench_qwen2_1.5b"))
+    ap.add_argument("--kv-mem", type=float, default=2.0)
+    ap.add_argument("-o", "--out", default=None, help="write the results as JSON")
+    a = ap.parse_args(argv)
+    variants = set(a.variants.split(","))
+
+    import e2h
+    mdir = make_model(f"{a.model_dir}_L{a.layers}", a.layers)
+    policy = e2h.Model(os.path.join(FIX, "policy"))
+    tok = e2h.Tokenizer.load(mdir)
+    problem, steps = make_texts(tok, a.branches, a.steps, a.step_tokens, a.problem_tokens)
+    n_prob = len(tok.encode("<|endoftext|>" + problem + "\n"))
+    n_step = np.mean([len(tok.encode(s)) + 1 for br in steps for s in br])
+    print(f"prm_bench: Qwen2-1.5B shape, {a.layers} layers, value head; {a.branches} branches x {a.steps} steps "
+          f"of {n_step:.1f} PRM tokens over a {n_prob}-token problem; {a.threads} threads; CPU {cpu_model()}; "
+          f"libe2h {e2h.library_path()}")
+    print(f"command: python3 bench/prm_bench.py {' '.join(argv if argv is not None else sys.argv[1:])}")
+    rows, ref = [], None
+    if "c" in variants:
+        for dt in a.torch_dtypes.split(","):
+            secs, toks, sc, padded = run_torch(mdir, dt, tok, problem, steps, a.threads)
+            rows.append(dict(variant=f"(c) transformers {dt}, full re-scoring", tokens=toks, padded=padded,
+                             seconds=secs, scores=sc))
+            if dt == "f32":
+                ref = sc
+            print(f"  done {rows[-1]['variant']}: {secs:.1f} s", flush=True)
+    for dt in a.dtypes.split(","):
+        quant = None if dt == "bf16" else dt
+        with e2h.PRM(mdir, protocol="value-head", quant=quant, n_threads=a.threads, kv_mem_gib=a.kv_mem) as prm:
+            if "a" in variants:
+                secs, toks, sc = run_e2h_incremental(e2h, prm, policy, problem, steps, a.threads)
+                rows.append(dict(variant=f"(a) e2h {dt}, incremental", tokens=toks, seconds=secs, scores=sc))
+                print(f"  done {rows[-1]['variant']}: {secs:.1f} s", flush=True)
+            if "b" in variants:
+                secs, toks, sc = run_e2h_full(e2h, prm, policy, problem, steps, a.threads)
+                rows.append(dict(variant=f"(b) e2h {dt}, full re-scoring", tokens=toks, seconds=secs, scores=sc))
+                print(f"  done {rows[-1]['variant']}: {secs:.1f} s", flush=True)
+    base = {r["variant"].split(",")[0].split(" ", 2)[-1]: r for r in rows if r["variant"].startswith("(a)")}
+    print()
+    print("| variant | PRM tokens | wall s | tokens/s | tokens vs (a) | time vs (a) | max abs diff vs torch f32 |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        dt = r["variant"].split(",")[0].split(" ", 2)[-1]
+        b = base.get(dt) or (next(iter(base.values())) if base else None)
+        tok_s = f"{r['tokens']}" + (f" ({r['padded']} padded)" if r.get("padded") else "")
+        rt = f"{r['tokens'] / b['tokens']:.1f}x" if b and b["tokens"] else "-"
+        rs = f"{r['seconds'] / b['seconds']:.1f}x" if b else "-"
+        diff = f"{np.abs(r['scores'] - ref).max():.2g}" if ref is not None else "-"
+        print(f"| {r['variant']} | {tok_s} | {r['seconds']:.1f} | {r['tokens'] / r['seconds']:.0f} | {rt} | {rs} | "
+              f"{diff} |")
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump({"args": vars(a), "cpu": cpu_model(), "problem_tokens": n_prob, "mean_step_tokens": n_step,
+                       "rows": [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.items()}
+                                for r in rows]}, f)
+    tok.close()
+    policy.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
