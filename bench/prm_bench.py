@@ -288,22 +288,30 @@ def main(argv=None):
                 secs, toks, sc = run_e2h_full(e2h, prm, policy, problem, steps, a.threads)
                 rows.append(dict(variant=f"(b) e2h {dt}, full re-scoring", tokens=toks, seconds=secs, scores=sc))
                 print(f"  done {rows[-1]['variant']}: {secs:.1f} s", flush=True)
-    base = {r["variant"].split(",")[0].split(" ", 2)[-1]: r for r in rows if r["variant"].startswith("(a)")}
+    # tokens a full re-scoring processes (every round, every branch's whole prefix), whether or not run
+    step_id = tok.encode("\n")[-1]
+    full_tokens = sum(len(prm_ids(tok, problem, steps[b][:k + 1], step_id, "<|endoftext|>"))
+                      for k in range(a.steps) for b in range(a.branches))
+    inc = {r["variant"].split(" ")[2].rstrip(","): r for r in rows if r["variant"].startswith("(a)")}
     print()
-    print("| variant | PRM tokens | wall s | tokens/s | tokens vs (a) | time vs (a) | max abs diff vs torch f32 |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(f"full re-scoring processes {full_tokens} PRM tokens in this workload (sum of all prefixes)")
+    print()
+    cols = [f"time vs (a) {d}" for d in inc]
+    print("| variant | PRM tokens | wall s | tokens/s | tokens vs (a) | " + " | ".join(cols) +
+          " | max abs diff vs torch f32 |")
+    print("|---|---:|---:|---:|---:|" + "---:|" * len(cols) + "---:|")
     for r in rows:
-        dt = r["variant"].split(",")[0].split(" ", 2)[-1]
-        b = base.get(dt) or (next(iter(base.values())) if base else None)
         tok_s = f"{r['tokens']}" + (f" ({r['padded']} padded)" if r.get("padded") else "")
-        rt = f"{r['tokens'] / b['tokens']:.1f}x" if b and b["tokens"] else "-"
-        rs = f"{r['seconds'] / b['seconds']:.1f}x" if b else "-"
+        a_tok = min((x["tokens"] for x in inc.values()), default=0)
+        rt = f"{r['tokens'] / a_tok:.1f}x" if a_tok else "-"
+        rs = " | ".join(f"{r['seconds'] / x['seconds']:.1f}x" for x in inc.values())
         diff = f"{np.abs(r['scores'] - ref).max():.2g}" if ref is not None else "-"
-        print(f"| {r['variant']} | {tok_s} | {r['seconds']:.1f} | {r['tokens'] / r['seconds']:.0f} | {rt} | {rs} | "
-              f"{diff} |")
+        print(f"| {r['variant']} | {tok_s} | {r['seconds']:.1f} | {r['tokens'] / r['seconds']:.0f} | {rt} | "
+              + (rs + " | " if rs else "") + f"{diff} |")
     if a.out:
         with open(a.out, "w") as f:
             json.dump({"args": vars(a), "cpu": cpu_model(), "problem_tokens": n_prob, "mean_step_tokens": n_step,
+                       "full_rescoring_tokens": full_tokens,
                        "rows": [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.items()}
                                 for r in rows]}, f)
     tok.close()
