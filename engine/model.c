@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -90,7 +91,8 @@ e2h_status e2h_model_load(const char *path, const e2h_load_opts *opts, e2h_model
         st = model_load_gguf(m, path, err, err_len);
         snprintf(m->source, sizeof m->source, "gguf");
     } else if (access(path, F_OK) != 0) {
-        e2h_errf(err, err_len, "%s: no such file or directory", path);
+        // errno tells a missing file from a symlink loop or a permission problem
+        e2h_errf(err, err_len, "%s: %s", path, strerror(errno));
         st = E2H_ERR_IO;
     } else {
         e2h_errf(err, err_len, "%s: not a model directory (config.json + safetensors) or a .gguf file",

@@ -53,6 +53,11 @@ int cli_model_opts_parse(cli_model_opts *o, int argc, char **argv, int *i);
 // Loads the model and creates an engine; prints the error and returns 2 on failure.
 int cli_open(const cli_model_opts *o, e2h_model **m, e2h_engine **e);
 
+// Reads a text file ("-" = stdin) into a NUL-terminated malloc'd buffer. A directory, a
+// symlink loop, a read error or (unless allow_nul) a NUL byte inside the text is an error
+// naming the file: returns 2 with the message printed; 0 on success.
+int cli_read_text(const char *path, int allow_nul, char **out, size_t *len);
+
 // Prints "e2h: <message>" and returns 2.
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

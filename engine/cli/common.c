@@ -3,8 +3,10 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -166,5 +168,41 @@ int cli_open(const cli_model_opts *o, e2h_model **m, e2h_engine **e) {
         *m = NULL;
         return cli_fail("%s (%s)", err, e2h_status_name(st));
     }
+    return 0;
+}
+
+int cli_read_text(const char *path, int allow_nul, char **out, size_t *len) {
+    *out = NULL;
+    *len = 0;
+    int is_stdin = strcmp(path, "-") == 0;
+    struct stat sb;
+    if (!is_stdin && stat(path, &sb) != 0) return cli_fail("%s: %s", path, strerror(errno));
+    if (!is_stdin && S_ISDIR(sb.st_mode)) return cli_fail("%s: is a directory, not a text file", path);
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f) return cli_fail("%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0, r;
+    char *b = malloc(cap + 1);
+    while (b && (r = fread(b + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) {
+            char *nb = cap > SIZE_MAX / 4 ? NULL : realloc(b, cap * 2 + 1);
+            if (!nb) { free(b); b = NULL; break; }
+            b = nb;
+            cap *= 2;
+        }
+    }
+    int bad = ferror(f);
+    if (!is_stdin) fclose(f);
+    if (!b) return cli_fail("%s: out of memory reading it", path);
+    if (bad) { free(b); return cli_fail("%s: read error", path); }
+    b[n] = 0;
+    const char *nul = allow_nul ? NULL : memchr(b, 0, n);
+    if (nul) {
+        size_t at = (size_t)(nul - b);
+        free(b);
+        return cli_fail("%s: contains a NUL byte at offset %zu (a prompt must be text)", path, at);
+    }
+    *out = b;
+    *len = n;
     return 0;
 }

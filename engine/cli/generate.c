@@ -210,21 +210,9 @@ static double gen_now(void) {
 }
 
 static char *gen_read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap);
-    for (size_t r; b && (r = fread(b + n, 1, cap - n - 1, f)) > 0;) {
-        n += r;
-        if (n + 1 == cap) {
-            char *nb = realloc(b, cap *= 2);
-            if (!nb) { free(b); b = NULL; }
-            else b = nb;
-        }
-    }
-    fclose(f);
-    if (b) b[n] = 0;
-    return b;
+    char *b = NULL;
+    size_t len;
+    return cli_read_text(path, 0, &b, &len) ? NULL : b;
 }
 
 // ------------------------------------------------------------------ input rows (-i)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../../include/e2h.h"
+#include "cli.h"
 
 int cli_tokenize(int argc, char **argv);
 int cli_detokenize(int argc, char **argv);
@@ -35,22 +36,8 @@ static e2h_tokenizer *load(const char *model) {
 }
 
 static char *read_all(const char *path, size_t *len) {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0, r;
-    char *b = malloc(cap);
-    while (b && (r = fread(b + n, 1, cap - n, f)) > 0) {
-        n += r;
-        if (n == cap) {
-            char *nb = realloc(b, cap * 2);
-            if (!nb) { free(b); b = NULL; break; }
-            b = nb;
-            cap *= 2;
-        }
-    }
-    if (f != stdin) fclose(f);
-    *len = n;
-    return b;
+    char *b = NULL;
+    return cli_read_text(path, 0, &b, len) ? NULL : b;
 }
 
 // Joins the positional arguments with single spaces (so `e2h tokenize -m M hello world`
@@ -92,8 +79,8 @@ int cli_tokenize(int argc, char **argv) {
     size_t len = 0;
     char *text = file ? read_all(file, &len) : join_args(argc, argv, i, &len);
     if (!text) {
-        fprintf(stderr, "e2h tokenize: cannot read '%s'\n", file ? file : "arguments");
-        return 2;
+        if (!file) fprintf(stderr, "e2h tokenize: out of memory joining the arguments\n");
+        return 2; // cli_read_text printed what was wrong with the file
     }
     e2h_tokenizer *t = load(model);
     if (!t) { free(text); return 2; }

@@ -297,3 +297,28 @@ def test_repacked_and_stored_layouts_agree(tmp_path):
     d = np.abs(a - b)[1:]  # position 0 (BOS alone) has extreme activations in this model
     assert d.mean() < 0.35, d.mean()
     assert (a.argmax(1) == b.argmax(1)).mean() >= 0.85
+
+
+def test_bad_files_name_the_problem(tmp_path):
+    """#16: a directory, a NUL byte and a symlink loop are errors naming the file (exit 2),
+    never an empty result with exit 0 or a misleading message."""
+    tok = os.path.join(ROOT, "tests", "fixtures", "tokenizer", "smollm.gguf")
+    nul = tmp_path / "nul.txt"
+    nul.write_bytes(b"hello\0world")
+    loop_a, loop_b = tmp_path / "loop_a", tmp_path / "loop_b"
+    os.symlink(loop_b, loop_a)
+    os.symlink(loop_a, loop_b)
+    cases = [
+        (["tokenize", "-m", tok, "-f", str(tmp_path)], "is a directory"),
+        (["tokenize", "-m", tok, "-f", str(nul)], "NUL byte at offset 5"),
+        (["tokenize", "-m", tok, "-f", str(loop_a)], "symbolic links"),
+        (["info", "-m", str(loop_a)], "symbolic links"),
+    ]
+    if os.path.exists(DEFAULT):  # generate -f needs a model with a tokenizer
+        cases += [(["generate", "-m", DEFAULT, "-f", str(tmp_path), "-n", "1"], "is a directory"),
+                  (["generate", "-m", DEFAULT, "-f", str(nul), "-n", "1"], "NUL byte")]
+    for args, needle in cases:
+        p = run(*args, check=False)
+        assert p.returncode == 2, (args, p.returncode, p.stdout, p.stderr)
+        assert needle in p.stderr, (args, p.stderr)
+        assert p.stdout.strip() == "", (args, p.stdout)
