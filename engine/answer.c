@@ -782,7 +782,7 @@ static int ep_arg(ep *p, poly *r) {
 
 static int ep_number(ep *p, poly *r) {
     __int128 num = 0, den = 1;
-    int digits = 0, frac = 0, any = 0;
+    int digits = 0, frac = 0, any = 0, fdigits = 0;
     while (p->i < p->n && (isdigit((unsigned char)p->s[p->i]) || p->s[p->i] == '.')) {
         char c = p->s[p->i];
         if (c == '.') {
@@ -792,6 +792,7 @@ static int ep_number(ep *p, poly *r) {
             if (digits >= 36) return 0;
             any = 1;
             if (num != 0 || c != '0') digits++;
+            if (frac && ++fdigits > 30) return 0;  // 10^30 still fits; more would overflow den
             num = num * 10 + (c - '0');
             if (frac) den *= 10;
         }

@@ -230,6 +230,9 @@ TEST(overflow_and_malformed) {
     CHECK(ne("\\frac{1}{0}", "\\frac{2}{0}"));
     CHECK(eq("\\frac{1}{0}", "\\frac{1}{0}"));
     CHECK(ne("\\sqrt{-4}", "2"));
+    // many fractional zeros: the denominator would pass 2^127 (string form instead, no overflow)
+    CHECK(eq("0.00000000000000000000000000000000000000000000000001", "0.00000000000000000000000000000000000000000000000001"));
+    CHECK(ne("0.00000000000000000000000000000000000000000000000001", "0"));
     CHECK(ne("\\sqrt{1000000000000000000}", "1"));
     const char *bad[] = {"(((((", ")))", "\\frac{", "\\sqrt", "^^^", "{}{}{}", "\\left(", "1/", "/1",
                          "..", ".", "-", "+-+-", "\\", "$$", "\\{1,2", "[1,2", "x==y", "= 5", "\\cup",
