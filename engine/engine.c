@@ -54,19 +54,21 @@ e2h_status e2h_engine_init(const e2h_model *m, const e2h_engine_opts *opts, e2h_
     e2h_engine_opts o;
     memset(&o, 0, sizeof o);
     if (opts) o = *opts;
+    if (o.share_pool_with) o.n_threads = o.share_pool_with->n_threads;
     if (o.n_threads <= 0) o.n_threads = 1;
     if (o.max_batch_tokens <= 0) o.max_batch_tokens = 512;
-    if (o.n_threads > 256 || o.max_batch_tokens > 65536 || o.block_size < 0 || o.block_size > 1024 ||
-        o.kv_mem_gib < 0) {
-        e2h_errf(err, err_len, "engine options out of range (threads 1..256, batch 1..65536, "
-                 "block size 1..1024, kv-mem >= 0)");
-        return E2H_ERR_INVALID_ARG;
-    }
+    // option errors name the e2h_engine_opts field (the CLI maps them to its flags)
+#define OPT_ERR(...) (e2h_errf(err, err_len, __VA_ARGS__), E2H_ERR_INVALID_ARG)
+    if (o.n_threads > 256) return OPT_ERR("n_threads: %d is above 256", o.n_threads);
+    if (o.max_batch_tokens > 65536)
+        return OPT_ERR("max_batch_tokens: %d is above 65536", o.max_batch_tokens);
+    if (o.block_size < 0 || o.block_size > 1024)
+        return OPT_ERR("block_size: %d is outside 0..1024", o.block_size);
+    if (!(o.kv_mem_gib >= 0) || o.kv_mem_gib > 1048576.0) // also NaN
+        return OPT_ERR("kv_mem_gib: %g is outside 0..1048576", o.kv_mem_gib);
     const e2h_ops *ops = e2h_ops_get(o.kernels ? o.kernels : "auto");
-    if (!ops) {
-        e2h_errf(err, err_len, "--kernels: '%s' is unknown or not supported by this CPU", o.kernels);
-        return E2H_ERR_INVALID_ARG;
-    }
+    if (!ops) return OPT_ERR("kernels: '%s' is unknown or not supported by this CPU", o.kernels);
+#undef OPT_ERR
     e2h_engine *e = calloc(1, sizeof *e);
     if (!e) return E2H_ERR_NOMEM;
     e->model = m;
@@ -80,7 +82,14 @@ e2h_status e2h_engine_init(const e2h_model *m, const e2h_engine_opts *opts, e2h_
     e->dim = m->cfg.dim;
     e2h_status st = eng_init_kv(e, &o, err, err_len);
     if (st) goto fail;
-    e->pool = e2h_pool_init(o.n_threads);
+    if (o.share_pool_with) { // the pool lives until the last engine using it is freed
+        e->pool_ref = o.share_pool_with->pool_ref;
+        e->pool_ref->refs++;
+    } else if ((e->pool_ref = calloc(1, sizeof *e->pool_ref))) {
+        e->pool_ref->refs = 1;
+        e->pool_ref->pool = e2h_pool_init(o.n_threads);
+    }
+    e->pool = e->pool_ref ? e->pool_ref->pool : NULL;
     e->fwd = fwd_init(m, ops, e->max_batch, e->max_batch, e->max_ctx, o.n_threads);
     e->logits = malloc((size_t)e->max_batch * e->vocab * sizeof(float));
     e->fs = malloc((size_t)e->max_batch * sizeof *e->fs);
@@ -112,7 +121,10 @@ void e2h_engine_free(e2h_engine *e) {
     while (e->live) seq_free(e, e->live); // sequences still live are released with it
     fwd_free(e->fwd);
     kv_pool_free(e->kv);
-    e2h_pool_free(e->pool);
+    if (e->pool_ref && --e->pool_ref->refs == 0) {
+        e2h_pool_free(e->pool_ref->pool);
+        free(e->pool_ref);
+    }
     for (int i = 0; e->ss && i < e->n_threads; i++) sample_scratch_free(&e->ss[i]);
     free(e->ss);
     free(e->logits);
@@ -124,6 +136,24 @@ void e2h_engine_free(e2h_engine *e) {
     free(e->work);
     free(e->text);
     free(e);
+}
+
+e2h_engine_opts e2h_engine_opts_default(void) {
+    e2h_engine_opts o;
+    memset(&o, 0, sizeof o);
+    return o;
+}
+
+e2h_load_opts e2h_load_opts_default(void) {
+    e2h_load_opts o;
+    memset(&o, 0, sizeof o);
+    return o;
+}
+
+e2h_stop e2h_stop_default(void) {
+    e2h_stop s;
+    memset(&s, 0, sizeof s);
+    return s;
 }
 
 const char *e2h_engine_last_error(const e2h_engine *e) { return e ? e->last_err : ""; }
@@ -175,6 +205,8 @@ static void seq_free(e2h_engine *e, e2h_seq *s) {
     else e->live = s->next;
     if (s->next) s->next->prev = s->prev;
     kv_seq_release(e->kv, &s->kv);
+    e2h_detok_stream_free(s->ds);
+    free(s->tail);
     free(s->tokens);
     free(s->logprobs);
     free(s->pflags);

@@ -10,10 +10,18 @@
 #include "model.h"
 #include "sample.h"
 
+// A thread pool shared by the engines that use it (e2h_engine_opts.share_pool_with); freed
+// with the last of them.
+typedef struct {
+    e2h_pool *pool;
+    int refs;
+} eng_pool_ref;
+
 struct e2h_engine {
     const struct e2h_model *model;
     const e2h_ops *ops;
-    e2h_pool *pool;
+    e2h_pool *pool;       // pool_ref->pool
+    eng_pool_ref *pool_ref;
     kv_pool *kv;
     fwd_state *fwd;
     int n_threads;
@@ -31,8 +39,9 @@ struct e2h_engine {
     int64_t n_passes, n_pass_tokens; // counters (e2h_kv_stats)
     sample_scratch *ss;   // (n_threads) one per pool thread: sequences are sampled in parallel
     struct e2h_seq *live; // list of live sequences (for stats)
-    char *text;           // decode buffer for stop strings
+    char *text;           // decode buffer for stop strings (full-decode fallback)
     size_t text_cap;
+    size_t stop_max;      // longest stop string of the running extend
     char last_err[1024];
 };
 
@@ -68,6 +77,9 @@ struct e2h_seq {
     float next_lp;
     uint64_t stream;      // RNG stream id (path in the fork tree)
     int32_t ext_start;    // first token of the current extend call
+    e2h_detok_stream *ds; // during an extend with stop strings: its continuation's text,
+    char *tail;           //   streamed; the last bytes of it that can start a stop string
+    size_t tail_len;
     e2h_stop_reason stop;
     struct e2h_seq *prev, *next; // engine's live list
 };

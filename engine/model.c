@@ -71,7 +71,7 @@ static e2h_status model_parse_quant(const char *q, int *type, char *err, size_t 
     if (!strcmp(q, "q8_0")) { *type = E2H_TYPE_Q8_0; return E2H_OK; }
     if (!strcmp(q, "q4_0")) { *type = E2H_TYPE_Q4_0; return E2H_OK; }
     if (!strcmp(q, "q4_k")) { *type = E2H_TYPE_Q4_K; return E2H_OK; }
-    e2h_errf(err, err_len, "--quant: unknown type '%s' (use q8_0, q4_0 or q4_k)", q);
+    e2h_errf(err, err_len, "quant: unknown type '%s' (use q8_0, q4_0 or q4_k)", q);
     return E2H_ERR_INVALID_ARG;
 }
 

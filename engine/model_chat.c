@@ -56,3 +56,45 @@ void model_load_chat_system(struct e2h_model *m, const char *path) {
 }
 
 const char *e2h_model_chat_system(const e2h_model *m) { return m ? m->chat_system : NULL; }
+
+// Appends s to out (up to cap - 1 bytes kept, NUL-terminated), counting every byte in *n.
+static void chat_put(char *out, size_t cap, size_t *n, const char *s) {
+    size_t l = strlen(s);
+    if (out && cap && *n < cap - 1) {
+        size_t k = l < cap - 1 - *n ? l : cap - 1 - *n;
+        memcpy(out + *n, s, k);
+        out[*n + k] = 0;
+    }
+    *n += l;
+}
+
+static void chat_turn(char *out, size_t cap, size_t *n, const char *role, const char *content) {
+    chat_put(out, cap, n, "<|im_start|>");
+    chat_put(out, cap, n, role);
+    chat_put(out, cap, n, "\n");
+    chat_put(out, cap, n, content);
+    chat_put(out, cap, n, "<|im_end|>\n");
+}
+
+e2h_status e2h_model_apply_chat_turns(const e2h_model *m, const char *system,
+                                      const char *const *roles, const char *const *contents, int n,
+                                      char *out, size_t cap, size_t *len) {
+    if (!m || !len || n < 0 || (n > 0 && (!roles || !contents)) || (!out && cap)) return E2H_ERR_INVALID_ARG;
+    for (int i = 0; i < n; i++)
+        if (!roles[i] || !contents[i]) return E2H_ERR_INVALID_ARG;
+    size_t k = 0;
+    if (out && cap) out[0] = 0;
+    const char *sys = system ? system : m->chat_system;
+    if (sys && *sys && !(n > 0 && !strcmp(roles[0], "system"))) chat_turn(out, cap, &k, "system", sys);
+    for (int i = 0; i < n; i++) chat_turn(out, cap, &k, roles[i], contents[i]);
+    chat_put(out, cap, &k, "<|im_start|>assistant\n");
+    *len = k;
+    return E2H_OK;
+}
+
+e2h_status e2h_model_apply_chat(const e2h_model *m, const char *system, const char *user,
+                                char *out, size_t cap, size_t *len) {
+    if (!user) return E2H_ERR_INVALID_ARG;
+    const char *role = "user";
+    return e2h_model_apply_chat_turns(m, system, &role, &user, 1, out, cap, len);
+}

@@ -14,6 +14,9 @@
 #include "engine_internal.h"
 #include "util.h"
 
+// Longest text of one token that the streamed stop-string check takes (longer: full decode).
+#define SCHED_PIECE_MAX 256
+
 #define ENG_ERR(e, st, ...) (e2h_errf((e)->last_err, sizeof (e)->last_err, __VA_ARGS__), (st))
 
 // Gives back blocks reserved beyond the committed tokens (after a failed batch).
@@ -162,9 +165,9 @@ static int sched_is_eos(const e2h_engine *e, int32_t tok) {
     return t && e2h_tokenizer_eos(t) == tok;
 }
 
-// Does the text generated since ext_start contain one of the stop strings?
-static int sched_hit_stop_string(e2h_engine *e, const e2h_seq *s, const e2h_stop *stop) {
-    if (!stop || stop->n_stop_strings <= 0) return 0;
+// Does the text generated since ext_start contain one of the stop strings? The whole
+// continuation, decoded again: the fallback when the streamed tail cannot be used.
+static int sched_stop_full(e2h_engine *e, const e2h_seq *s, const e2h_stop *stop) {
     size_t len = 0;
     int32_t n = s->n - s->ext_start;
     for (;;) {
@@ -178,8 +181,62 @@ static int sched_hit_stop_string(e2h_engine *e, const e2h_seq *s, const e2h_stop
         e->text_cap = cap;
     }
     for (int i = 0; i < stop->n_stop_strings; i++)
-        if (stop->stop_strings[i][0] && strstr(e->text, stop->stop_strings[i])) return 1;
+        if (stop->stop_strings[i][0] && memmem(e->text, len, stop->stop_strings[i], strlen(stop->stop_strings[i])))
+            return 1;
     return 0;
+}
+
+// The same, checking only the tail that can complete a stop string: the newest token's text
+// (from the sequence's detokenizing stream) and the stop_max - 1 bytes before it. Earlier
+// text was checked when it arrived, so a new match must end in the new text. Per token this
+// costs O(longest stop string), not O(continuation) as decoding it all again would.
+static int sched_hit_stop_string(e2h_engine *e, e2h_seq *s, const e2h_stop *stop) {
+    if (!stop || stop->n_stop_strings <= 0) return 0;
+    char piece[SCHED_PIECE_MAX + 1];
+    size_t len = 0;
+    if (!s->ds || e2h_detok_stream_push(s->ds, s->tokens[s->n - 1], piece, sizeof piece, &len) ||
+        len >= sizeof piece) {
+        e2h_detok_stream_free(s->ds); // a piece too long (or no stream): decode all from now on
+        s->ds = NULL;
+        return sched_stop_full(e, s, stop);
+    }
+    size_t keep = s->tail_len < e->stop_max - 1 ? s->tail_len : e->stop_max - 1;
+    memmove(s->tail, s->tail + s->tail_len - keep, keep);
+    memcpy(s->tail + keep, piece, len);
+    s->tail_len = keep + len;
+    for (int i = 0; i < stop->n_stop_strings; i++)
+        if (stop->stop_strings[i][0] && memmem(s->tail, s->tail_len, stop->stop_strings[i],
+                                               strlen(stop->stop_strings[i])))
+            return 1;
+    return 0;
+}
+
+// Sets up (stop strings given) or frees (stop NULL) the streamed tails of seqs.
+static e2h_status sched_stop_state(e2h_engine *e, e2h_seq *const *seqs, int n, const e2h_stop *stop) {
+    for (int i = 0; i < n; i++) {
+        e2h_detok_stream_free(seqs[i]->ds);
+        seqs[i]->ds = NULL;
+        free(seqs[i]->tail);
+        seqs[i]->tail = NULL;
+        seqs[i]->tail_len = 0;
+    }
+    if (!stop || stop->n_stop_strings <= 0) return E2H_OK;
+    e->stop_max = 1;
+    for (int i = 0; i < stop->n_stop_strings; i++) {
+        if (!stop->stop_strings || !stop->stop_strings[i])
+            return ENG_ERR(e, E2H_ERR_INVALID_ARG, "extend: stop_strings[%d] is NULL", i);
+        size_t l = strlen(stop->stop_strings[i]);
+        e->stop_max = l > e->stop_max ? l : e->stop_max;
+    }
+    for (int i = 0; i < n; i++) {
+        seqs[i]->ds = e2h_detok_stream_new(e->model->tok);
+        seqs[i]->tail = malloc(e->stop_max + SCHED_PIECE_MAX + 1);
+        if (!seqs[i]->ds || !seqs[i]->tail) {
+            sched_stop_state(e, seqs, n, NULL);
+            return ENG_ERR(e, E2H_ERR_NOMEM, "extend: out of memory for stop-string state");
+        }
+    }
+    return E2H_OK;
 }
 
 typedef struct {
@@ -208,7 +265,7 @@ static e2h_status sched_take_sample(e2h_engine *e, e2h_seq *s, const e2h_stop *s
     s->logprobs[s->n] = s->next_lp;
     s->pflags[s->n] = 0;
     s->n++;
-    int at_eos = stop ? stop->stop_at_eos : 1;
+    int at_eos = !(stop && stop->ignore_eos);
     int32_t budget = stop && stop->max_tokens > 0 ? stop->max_tokens : INT32_MAX;
     if (at_eos && sched_is_eos(e, tok)) s->stop = E2H_STOP_EOS;
     else if (sched_hit_stop_string(e, s, stop)) s->stop = E2H_STOP_STRING;
@@ -228,9 +285,14 @@ e2h_status e2h_seq_extend(e2h_engine *e, e2h_seq *const *seqs, int n, const e2h_
             if (seqs[j] == seqs[i])
                 return ENG_ERR(e, E2H_ERR_INVALID_ARG, "extend: sequence %d is listed twice", i);
     }
+    e2h_status st = sched_stop_state(e, seqs, n, stop);
+    if (st) return st;
     e2h_seq **active = malloc((size_t)n * sizeof *active);
-    if (!active) return ENG_ERR(e, E2H_ERR_NOMEM, "out of memory");
-    e2h_status st = sched_sync(e, seqs, n);
+    if (!active) {
+        sched_stop_state(e, seqs, n, NULL);
+        return ENG_ERR(e, E2H_ERR_NOMEM, "out of memory");
+    }
+    st = sched_sync(e, seqs, n);
     int n_active = 0;
     for (int i = 0; i < n && !st; i++) {
         seqs[i]->ext_start = seqs[i]->n;
@@ -252,6 +314,7 @@ e2h_status e2h_seq_extend(e2h_engine *e, e2h_seq *const *seqs, int n, const e2h_
     // The last sampled token of each stopped sequence is still pending: compute them all in
     // one pass so e2h_seq_logits is current, as the API promises.
     if (!st) st = sched_sync(e, seqs, n);
+    sched_stop_state(e, seqs, n, NULL);
     free(active);
     return st;
 }

@@ -8,6 +8,17 @@
 // Ownership: whatever a *_load / *_init / *_create returns is owned by the caller and freed
 // with the matching *_free / *_release. Pointers returned by getters stay owned by the
 // handle and are valid until it is freed or changed.
+//
+// Options structs: each has an e2h_*_default() initializer, and a zero-filled struct (what
+// memset, `= {0}`, ctypes and cffi give) means the documented defaults, except where a field
+// says otherwise (e2h_append_opts.logprobs). A NULL options pointer means the defaults too.
+//
+// Threads: a loaded e2h_model (and its tokenizer) is immutable after e2h_model_load and may
+// be shared by any number of engines on any number of threads. An e2h_engine, its sequences
+// and an e2h_detok_stream are used by one thread at a time (one engine per thread); engines
+// over one model on different threads do not interact. Engines that share a thread pool
+// (e2h_engine_opts.share_pool_with) must be used from the same thread. The e2h_tokenize /
+// e2h_detokenize / e2h_answer_* functions and the *_default() initializers are thread-safe.
 #ifndef E2H_H
 #define E2H_H
 
@@ -47,6 +58,7 @@ typedef struct {
                        // have one, q4_0/q4_1/q8_0 matrices also get a row-interleaved copy
                        // made at load (kernels/quant_r16.h; same size as the stored weights)
 } e2h_load_opts;
+e2h_load_opts e2h_load_opts_default(void); // all zero: stored types, repacked copies made
 
 // Loads a Hugging Face model directory (config.json + model.safetensors or sharded
 // safetensors with model.safetensors.index.json) or a .gguf file. Weights are mmapped and
@@ -77,6 +89,19 @@ const e2h_tokenizer *e2h_model_tokenizer(const e2h_model *m);
 // named SmolLM, ...", which the template inserts when a conversation has no system turn;
 // NULL if the template has none. Owned by the model.
 const char *e2h_model_chat_system(const e2h_model *m);
+// A ChatML prompt for one user turn (the layout the SmolLM2 / Qwen2 templates produce, and
+// what `e2h generate --chat` uses):
+//   <|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n
+// system: NULL = the template's default (e2h_model_chat_system; no system turn if it has
+// none), "" = no system turn. Writes a NUL-terminated text truncated to cap (out may be NULL
+// with cap 0 to size it); *len gets the full length. Tokenize the result with add_special 0.
+e2h_status e2h_model_apply_chat(const e2h_model *m, const char *system, const char *user,
+                                char *out, size_t cap, size_t *len);
+// The same for a conversation of n turns (roles "system" / "user" / "assistant"): the default
+// system turn goes first only when the conversation has none (system as above).
+e2h_status e2h_model_apply_chat_turns(const e2h_model *m, const char *system,
+                                      const char *const *roles, const char *const *contents, int n,
+                                      char *out, size_t cap, size_t *len);
 
 // ---------------------------------------------------------------- tokenizer
 // (see tokenizer/README.md for the supported families)
@@ -126,12 +151,21 @@ typedef struct {
     int block_size;       // KV block size in tokens; 0: 16
     int max_batch_tokens; // tokens per forward pass; 0: 512
     const char *kernels;  // NULL/"auto", "ref", "avx2", "avx512"
+    // NULL (default): the engine makes its own pool of n_threads threads. Else another engine
+    // whose thread pool this one uses (n_threads is then that pool's size), so that two models
+    // (a policy and a PRM hosted beside it) never oversubscribe the cores. The two engines
+    // must be used from the same thread; either may be freed first (the pool lives until
+    // both are freed).
+    const struct e2h_engine *share_pool_with;
 } e2h_engine_opts;
+e2h_engine_opts e2h_engine_opts_default(void); // all zero: see the fields
 
 // Creates an engine over a loaded model (the model must outlive it). Allocates the run
 // state, the KV pool and the thread pool once. Caller owns *out (e2h_engine_free).
 e2h_status e2h_engine_init(const e2h_model *m, const e2h_engine_opts *opts, e2h_engine **out,
                            char *err, size_t err_len);
+// Frees the engine and every sequence still live in it (so a garbage-collected binding may
+// free in any order). Sequences handles are invalid afterwards: do not release them again.
 void e2h_engine_free(e2h_engine *e);
 const char *e2h_engine_last_error(const e2h_engine *e);
 const e2h_model *e2h_engine_model(const e2h_engine *e);
@@ -156,20 +190,23 @@ e2h_status e2h_eval_logits(e2h_engine *e, const int32_t *ids, int32_t n, float *
 // ---------------------------------------------------------------- sampling
 
 typedef struct {
-    float temperature; // 0: greedy
-    int top_k;         // 0: off
-    float top_p;       // 1: off
-    float min_p;       // 0: off
-    uint64_t seed;
+    float temperature; // 0 (default): greedy
+    int top_k;         // 0 (default): off
+    float top_p;       // 0 or 1 (default): off
+    float min_p;       // 0 (default): off
+    uint64_t seed;     // the RNG seed (1 from e2h_sampling_default, 0 when zero-filled: greedy
+                       // decoding does not use it; with a temperature every value is valid)
 } e2h_sampling;
 e2h_sampling e2h_sampling_default(void); // greedy, seed 1
 
 typedef struct {
-    int32_t max_tokens;             // token budget of one extend call
-    const char *const *stop_strings;// stop when the decoded continuation contains one
-    int n_stop_strings;
-    int stop_at_eos;                // default 1
+    int32_t max_tokens;             // token budget of one extend call; 0 (default): none (up
+                                    // to the context)
+    const char *const *stop_strings;// stop when the text generated by this extend call
+    int n_stop_strings;             //   contains one (empty strings are ignored)
+    int ignore_eos;                 // 0 (default): stop at an end-of-sequence token; 1: go on
 } e2h_stop;
+e2h_stop e2h_stop_default(void); // all zero: stop at EOS, no budget, no stop strings
 
 // Why a sequence stopped.
 typedef enum {

@@ -244,7 +244,7 @@ TEST(hidden_after_extend) {
     sp.temperature = 0.8f;
     e2h_seq *s = NULL, *t = NULL;
     CHECK(e2h_seq_create(e, ids, 10, &sp, &s) == E2H_OK);
-    e2h_stop stop = {12, NULL, 0, 0};
+    e2h_stop stop = {12, NULL, 0, 1};
     CHECK(e2h_seq_extend(e, &s, 1, &stop) == E2H_OK);
     int32_t n = e2h_seq_len(s);
     const float *h = e2h_seq_hidden(s);

@@ -2,7 +2,7 @@
 //
 //   ppP: prefill of P tokens into an empty cache (e2h_seq_create + e2h_engine_sync), tokens/s =
 //        P / time.
-//   tgN: N decode steps, one token at a time (e2h_seq_extend with stop_at_eos = 0) after a
+//   tgN: N decode steps, one token at a time (e2h_seq_extend with ignore_eos = 1) after a
 //        one-token prompt, tokens/s = N / time.
 //   -d D (llama-bench's --n-depth, "ppP @ dD"): each test runs on top of D tokens already in
 //        the sequence (prefilled untimed): ppP times e2h_seq_append of P tokens and the sync,
@@ -99,7 +99,7 @@ static int bench_tg_once(e2h_engine *e, int32_t *ids, int depth, int n, int voca
         if (s) e2h_seq_release(e, s);
         return bench_fail_engine(e, "decode prompt", st);
     }
-    e2h_stop stop = {.max_tokens = n, .stop_strings = NULL, .n_stop_strings = 0, .stop_at_eos = 0};
+    e2h_stop stop = {.max_tokens = n, .stop_strings = NULL, .n_stop_strings = 0, .ignore_eos = 1};
     double t0 = bench_now();
     st = e2h_seq_extend(e, &s, 1, &stop);
     *secs = bench_now() - t0;

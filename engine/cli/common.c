@@ -147,6 +147,18 @@ int cli_model_opts_parse(cli_model_opts *o, int argc, char **argv, int *i) {
     return 1;
 }
 
+// The library's option errors name the options field ("kv_mem_gib: ..."): the flag that sets it.
+static const char *cli_flag_of(const char *err) {
+    static const char *const map[][2] = {{"kv_mem_gib", "--kv-mem"}, {"kernels", "--kernels"},
+                                         {"n_threads", "-t"}, {"max_batch_tokens", "--batch"},
+                                         {"quant", "--quant"}};
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        size_t n = strlen(map[i][0]);
+        if (!strncmp(err, map[i][0], n) && err[n] == ':') return map[i][1];
+    }
+    return NULL;
+}
+
 int cli_open(const cli_model_opts *o, e2h_model **m, e2h_engine **e) {
     char err[1024] = "";
     *m = NULL;
@@ -154,7 +166,8 @@ int cli_open(const cli_model_opts *o, e2h_model **m, e2h_engine **e) {
     if (!o->model) return cli_fail("-m MODEL is required");
     e2h_load_opts lo = {o->quant, o->no_repack};
     e2h_status st = e2h_model_load(o->model, &lo, m, err, sizeof err);
-    if (st) return cli_fail("%s (%s)", err, e2h_status_name(st));
+    const char *flag = cli_flag_of(err);
+    if (st) return cli_fail("%s%s%s (%s)", flag ? flag : "", flag ? ": " : "", err, e2h_status_name(st));
     if (!e) return 0;
     e2h_engine_opts eo = {0};
     eo.n_threads = o->n_threads;
@@ -166,7 +179,8 @@ int cli_open(const cli_model_opts *o, e2h_model **m, e2h_engine **e) {
     if (st) {
         e2h_model_free(*m);
         *m = NULL;
-        return cli_fail("%s (%s)", err, e2h_status_name(st));
+        flag = cli_flag_of(err);
+        return cli_fail("%s%s%s (%s)", flag ? flag : "", flag ? ": " : "", err, e2h_status_name(st));
     }
     return 0;
 }

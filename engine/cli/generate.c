@@ -358,26 +358,19 @@ static void gen_cat(gen_buf *b, const char *s) {
     b->n += l;
 }
 
-static void gen_turn(gen_buf *b, const char *role, const char *content) {
-    gen_cat(b, "<|im_start|>");
-    gen_cat(b, role);
-    gen_cat(b, "\n");
-    gen_cat(b, content);
-    gen_cat(b, "<|im_end|>\n");
-}
-
-// ChatML text of a conversation: the given turns, preceded by the system message (--system,
-// else the template's default) when the conversation has none, and the assistant's header.
+// ChatML text of a conversation (e2h_model_apply_chat_turns): the given turns, preceded by
+// the system message (--system, else the template's default) when the conversation has none,
+// and the assistant's header.
 static char *gen_chatml(const gen_args *a, const e2h_model *m, const char *const *roles,
                         const char *const *contents, int n) {
-    gen_buf b = {0};
-    gen_cat(&b, "");
-    const char *sys = a->system ? a->system : e2h_model_chat_system(m);
-    if (sys && *sys && !(n > 0 && !strcmp(roles[0], "system"))) gen_turn(&b, "system", sys);
-    for (int i = 0; i < n; i++) gen_turn(&b, roles[i], contents[i]);
-    gen_cat(&b, "<|im_start|>assistant\n");
-    if (b.oom) { free(b.s); return NULL; }
-    return b.s;
+    size_t len = 0;
+    if (e2h_model_apply_chat_turns(m, a->system, roles, contents, n, NULL, 0, &len)) return NULL;
+    char *t = malloc(len + 1);
+    if (t && e2h_model_apply_chat_turns(m, a->system, roles, contents, n, t, len + 1, &len)) {
+        free(t);
+        t = NULL;
+    }
+    return t;
 }
 
 // The prompt text of a row or of -p/-f; *chat is set when it is in the chat template.
@@ -668,7 +661,7 @@ static int gen_group(const gen_args *a, e2h_model *m, e2h_engine *e, gen_prompt 
     long np = i1 - i0;
     e2h_seq **seqs = calloc((size_t)(np * k), sizeof *seqs);
     if (!seqs) return cli_fail("out of memory");
-    e2h_stop stop = {(int32_t)a->n_new, (const char *const *)a->stops, a->n_stops, !a->ignore_eos};
+    e2h_stop stop = {(int32_t)a->n_new, (const char *const *)a->stops, a->n_stops, a->ignore_eos};
     e2h_status st = E2H_OK;
     long failed = -1;
     double t0 = gen_now();
