@@ -301,7 +301,7 @@ class Engine(_Handle):
         enc = [_b(x) for x in stop]
         sarr = (ctypes.c_char_p * max(1, len(enc)))(*enc)
         st = Stop(max_tokens=max_tokens, stop_strings=sarr if enc else None, n_stop_strings=len(enc),
-                  stop_at_eos=int(bool(stop_at_eos)))
+                  ignore_eos=int(not stop_at_eos))
         self._call(lib().e2h_seq_extend(self._live(), arr, len(seqs), ctypes.byref(st)))
 
     def eval_logits(self, ids):

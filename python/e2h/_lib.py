@@ -46,7 +46,8 @@ class ModelInfo(ctypes.Structure):
 
 class EngineOpts(ctypes.Structure):
     _fields_ = [("n_threads", c_int), ("kv_mem_gib", c_double), ("kv_f16", c_int), ("block_size", c_int),
-                ("max_batch_tokens", c_int), ("kernels", c_char_p), ("_spare", ctypes.c_char * SPARE)]
+                ("max_batch_tokens", c_int), ("kernels", c_char_p), ("share_pool_with", c_void_p),
+                ("_spare", ctypes.c_char * SPARE)]
 
 
 class KVStats(ctypes.Structure):
@@ -62,7 +63,7 @@ class Sampling(ctypes.Structure):
 
 class Stop(ctypes.Structure):
     _fields_ = [("max_tokens", c_int32), ("stop_strings", P(c_char_p)), ("n_stop_strings", c_int),
-                ("stop_at_eos", c_int), ("_spare", ctypes.c_char * SPARE)]
+                ("ignore_eos", c_int), ("_spare", ctypes.c_char * SPARE)]
 
 
 class AppendOpts(ctypes.Structure):
