@@ -222,7 +222,7 @@ TEST(stepwise_equals_plain_sampling) {
     e2h_stop stop;
     memset(&stop, 0, sizeof stop);
     stop.max_tokens = 40;
-    stop.stop_at_eos = 1;
+    stop.ignore_eos = 0; // stop at EOS (the zero default, spelled out)
     CHECK(e2h_seq_extend(e, kids, 3, &stop) == E2H_OK);
     const e2h_tokenizer *t = e2h_model_tokenizer(g_model);
     for (int i = 0; i < 3 && r.n_samples == 3; i++) {

@@ -137,7 +137,7 @@ e2h_status srch_expand(srch_ctx *c, srch_node **nodes, int n, int final) {
     e2h_stop stop;
     memset(&stop, 0, sizeof stop);
     stop.max_tokens = rem_max; // one call for all; a node past its own budget is cut below
-    stop.stop_at_eos = 1;
+    stop.ignore_eos = 0; // stop at EOS (the zero default, spelled out)
     if (!final) {
         stop.stop_strings = c->delim;
         stop.n_stop_strings = 1;
