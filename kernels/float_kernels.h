@@ -9,12 +9,12 @@
 #ifndef E2H_KERNELS_FLOAT_KERNELS_H
 #define E2H_KERNELS_FLOAT_KERNELS_H
 
-#include "ops.h"
+#include "pool.h"
+#include "types.h"
 
 #define E2H_DOT_LANES 16
 
 // ---- float weight rows (f32 / f16 / bf16) ----
-int e2h_is_float_type(int type);
 void e2h_float_dequantize_row(int type, const void *src, float *dst, int64_t n);
 void e2h_float_quantize_row(int type, const float *src, void *dst, int64_t n);
 

@@ -30,8 +30,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "ops.h"
 #include "pool.h"
+#include "types.h"
 
 // 1 for the weight types the matmul and dequantize support:
 // Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K Q5_K Q6_K (Q8_K: dequantize/quantize only).

@@ -96,12 +96,21 @@ static inline int e2h_r16_offset(int wtype) { return wtype == E2H_TYPE_Q4_0 ? 8 
 
 // Scratch: per token the Q8_0 activation layout of kernels/quant.h (natural element order;
 // dx, sx arrays), then for all tokens int32 init[t][b] = -off·Σq over block b.
-// Quantizes tokens [t0, t1) (ref code; `simd` selects the byte-identical AVX-512 twin), each
-// row first through rmsnorm(row, norm_w, eps) when norm_w is not NULL (e2h_rmsnorm_ref, or
-// e2h_rmsnorm_avx512 with simd; rows of up to E2H_R16_NORM_MAX elements).
+// How a kernel quantizes its activations: the ref passes e2h_rmsnorm_ref + e2h_qx_quantize,
+// the AVX-512 kernel its byte-identical twins (so this shared driver, in kernels/ref, names
+// no SIMD function).
+typedef struct {
+    void (*rmsnorm)(float *out, const float *x, const float *w, int64_t n, int64_t dim, float eps);
+    void (*quantize)(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_in,
+                     void *scratch);
+} e2h_r16_act_ops;
+extern const e2h_r16_act_ops e2h_r16_act_ref;
+// Quantizes tokens [t0, t1) with act, each row first through act->rmsnorm(row, norm_w, eps)
+// when norm_w is not NULL (rows of up to E2H_R16_NORM_MAX elements).
 #define E2H_R16_NORM_MAX 16384
 void e2h_r16_quantize(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_tok,
-                      int64_t n_in, void *scratch, int simd, const float *norm_w, float eps);
+                      int64_t n_in, void *scratch, const e2h_r16_act_ops *act,
+                      const float *norm_w, float eps);
 // The arguments of one r16 matmul call, shared by the ref and AVX-512 drivers.
 typedef struct {
     const e2h_mm_out *out;
@@ -110,7 +119,7 @@ typedef struct {
     int wtype;
     int64_t n_tok, n_in, n_out;
     uint8_t *scratch;
-    int simd;         // quantize with the AVX-512 twin
+    const e2h_r16_act_ops *act; // how activations are quantized
 } e2h_r16_args;
 // Pool body (args: e2h_r16_args *): quantizes this thread's slice of tokens, through the
 // fused RMSNorm when args->out->norm_w is set.

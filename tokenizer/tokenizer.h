@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "../include/e2h.h"
+#include "utf8.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -114,12 +115,6 @@ int tok_pretok_set_named(e2h_tokenizer *t, const char *name, const char *path, c
                          size_t err_len);
 int tok_pretok_add(e2h_tokenizer *t, const char *pattern, const char *path, char *err,
                    size_t err_len);
-// Decodes one UTF-8 sequence at s (n bytes left). Returns its length (1..4) and the code
-// point, or 0 if the sequence is invalid or truncated.
-int tok_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp);
-// Length of the longest valid prefix of the sequence at s (0 if the lead byte is invalid);
-// *full is 1 when that prefix is a whole character.
-int tok_utf8_prefix(const uint8_t *s, size_t n, int *full);
 // Splits text (valid UTF-8) with the regex list, each regex splitting the pieces of the
 // previous one into matches and the gaps between them. Calls fn for each final piece.
 // Returns 0, fn's non-zero result, or TOK_SPLIT_NOMEM / TOK_SPLIT_REGEX (a PCRE2 error such as
@@ -129,8 +124,6 @@ int tok_utf8_prefix(const uint8_t *s, size_t n, int *full);
 typedef int (*tok_word_fn)(void *ctx, const char *s, size_t len);
 int tok_pretok_split(const e2h_tokenizer *t, const char *s, size_t len, tok_word_fn fn,
                      void *ctx);
-// Copies text replacing invalid UTF-8 like Python's errors="replace". Caller frees.
-char *tok_utf8_sanitize(const char *s, size_t len, size_t *out_len);
 
 // ---- load_gguf.c / load_json.c ----
 e2h_status tok_load_gguf(const char *path, e2h_tokenizer **out, char *err, size_t err_len);

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer.h"
 #include "unicode_nfc_tables.h"
+#include "utf8.h"
 
 enum { QC_YES = 0, QC_NO = 1, QC_MAYBE = 2 };
 

@@ -13,15 +13,10 @@
 #define Q_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define Q_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+// The quant types of kernels/types.c's trait table marked supported.
 int e2h_quant_type_supported(int type) {
-    switch (type) {
-    case E2H_TYPE_Q4_0: case E2H_TYPE_Q4_1: case E2H_TYPE_Q5_0: case E2H_TYPE_Q5_1:
-    case E2H_TYPE_Q8_0: case E2H_TYPE_Q4_K: case E2H_TYPE_Q5_K: case E2H_TYPE_Q6_K:
-    case E2H_TYPE_Q8_K:
-        return 1;
-    default:
-        return 0;
-    }
+    const e2h_type_traits *tr = e2h_type_traits_get(type);
+    return tr && tr->supported && !e2h_is_float_type(type);
 }
 
 // f32 -> f16 bits, round to nearest even, overflow to inf, subnormals exact.

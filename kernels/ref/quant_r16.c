@@ -79,21 +79,21 @@ int64_t e2h_r16_scratch_size(int wtype, int64_t n_tok, int64_t n_in) {
     return n_tok * e2h_r16_token_stride(n_in) + n_tok * (n_in / 32) * 4 + 64;
 }
 
+const e2h_r16_act_ops e2h_r16_act_ref = {e2h_rmsnorm_ref, e2h_qx_quantize};
+
 void e2h_r16_quantize(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_tok,
-                      int64_t n_in, void *scratch, int simd, const float *norm_w, float eps) {
+                      int64_t n_in, void *scratch, const e2h_r16_act_ops *act,
+                      const float *norm_w, float eps) {
     const int64_t nb = n_in / 32, ts = e2h_r16_token_stride(n_in);
     if (norm_w && n_in <= E2H_R16_NORM_MAX) { // row by row through a stack row: it stays in L1
         float row[E2H_R16_NORM_MAX] __attribute__((aligned(64)));
         for (int64_t t = t0; t < t1; t++) {
-            (simd ? e2h_rmsnorm_avx512 : e2h_rmsnorm_ref)(row, x + t * n_in, norm_w, 1, n_in, eps);
+            act->rmsnorm(row, x + t * n_in, norm_w, 1, n_in, eps);
             uint8_t *tok = (uint8_t *)scratch + t * ts;
-            if (simd) e2h_qx_quantize_avx512(E2H_TYPE_Q8_0, row, 0, 1, n_in, tok);
-            else e2h_qx_quantize(E2H_TYPE_Q8_0, row, 0, 1, n_in, tok);
+            act->quantize(E2H_TYPE_Q8_0, row, 0, 1, n_in, tok);
         }
-    } else if (simd) {
-        e2h_qx_quantize_avx512(E2H_TYPE_Q8_0, x, t0, t1, n_in, scratch);
     } else {
-        e2h_qx_quantize(E2H_TYPE_Q8_0, x, t0, t1, n_in, scratch);
+        act->quantize(E2H_TYPE_Q8_0, x, t0, t1, n_in, scratch);
     }
     const int off = e2h_r16_offset(wtype);
     int32_t *init = e2h_r16_inits(scratch, n_tok, n_in);
@@ -148,7 +148,7 @@ void e2h_r16_quantize_fn(void *p, int ith, int nth) {
     const e2h_r16_args *a = p;
     int64_t t0, t1;
     e2h_pool_slice(a->n_tok, ith, nth, 1, &t0, &t1);
-    e2h_r16_quantize(a->wtype, a->x, t0, t1, a->n_tok, a->n_in, a->scratch, a->simd, a->out->norm_w,
+    e2h_r16_quantize(a->wtype, a->x, t0, t1, a->n_tok, a->n_in, a->scratch, a->act, a->out->norm_w,
                      a->out->norm_eps);
 }
 
@@ -188,7 +188,7 @@ void e2h_r16_matmul_ex_ref(e2h_pool *pool, const e2h_mm_out *out, const float *x
                            int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
     if (e2h_r16_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
     if ((out->swiglu && n_out % (2 * E2H_R16_ROWS)) || (out->norm_w && n_in > E2H_R16_NORM_MAX)) return;
-    r16_args a = {out, x, wp, wtype, n_tok, n_in, n_out, scratch, 0};
+    r16_args a = {out, x, wp, wtype, n_tok, n_in, n_out, scratch, &e2h_r16_act_ref};
     e2h_pool_run(pool, e2h_r16_quantize_fn, &a);
     e2h_pool_run(pool, r16_ref_matmul_fn, &a);
 }

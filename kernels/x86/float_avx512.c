@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../float_kernels.h"
+#include "../matmul_blocked.h"
 
 #define MR 4 // rows per micro-tile
 #define NR 6 // tokens per micro-tile
@@ -121,67 +122,14 @@ MM_TILE_FN(tile_f32, E2H_TYPE_F32)
 MM_TILE_FN(tile_f16, E2H_TYPE_F16)
 MM_TILE_FN(tile_bf16, E2H_TYPE_BF16)
 
-typedef void (*tile_fn)(int R, int T, const char *w, size_t wrow, const float *x, int64_t ldx,
-                        int64_t n_in, float *y, int64_t ldy);
-
-typedef struct {
-    float *y;
-    int64_t ldy;
-    const float *x;
-    const char *w;
-    int64_t n_tok, n_in, n_out;
-    size_t wrow;
-    tile_fn tile;
-} mm_ctx;
-
-// Cache blocking (changes only the order tiles are visited, never how an element is summed).
-// Either (a) a block of tokens of x stays in L2 while every W row of the thread's slice
-// streams past it (W re-read once per token block), or (b) a block of W rows stays in L2
-// while all tokens stream past (x re-read once per row block). Pick the lower traffic;
-// operands larger than ~L3 count double (DRAM).
-#define MM_L2_BUDGET (512 * 1024)
-#define MM_L3_BYTES (16ll * 1024 * 1024)
-
-static int64_t mm_block(int64_t row_bytes, int64_t unit) {
-    int64_t b = MM_L2_BUDGET / (row_bytes + 1) / unit * unit;
-    return b < unit ? unit : b;
-}
-
-static void mm_tiles(const mm_ctx *c, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
-    for (int64_t r = r0; r < r1; r += MR) {
-        const int R = r1 - r < MR ? (int)(r1 - r) : MR;
-        for (int64_t t = t0; t < t1; t += NR) {
-            const int T = t1 - t < NR ? (int)(t1 - t) : NR;
-            c->tile(R, T, c->w + r * c->wrow, c->wrow, c->x + t * c->n_in, c->n_in, c->n_in,
-                    c->y + t * c->ldy + r, c->ldy);
-        }
-    }
-}
-
-static void mm_worker(void *p, int ith, int nth) {
-    const mm_ctx *c = p;
-    int64_t r0, r1;
-    e2h_pool_slice(c->n_out, ith, nth, 16, &r0, &r1);
-    const int64_t tb = mm_block(c->n_in * 4, NR), rb = mm_block((int64_t)c->wrow, MR);
-    const int64_t w_bytes = (r1 - r0) * (int64_t)c->wrow, x_bytes = c->n_tok * c->n_in * 4;
-    const int64_t cost_a = (c->n_tok + tb - 1) / tb * w_bytes * (w_bytes > MM_L3_BYTES ? 2 : 1);
-    const int64_t cost_b = (r1 - r0 + rb - 1) / rb * x_bytes * (x_bytes > MM_L3_BYTES ? 2 : 1);
-    if (cost_a <= cost_b) {
-        for (int64_t t0 = 0; t0 < c->n_tok; t0 += tb)
-            mm_tiles(c, r0, r1, t0, t0 + tb < c->n_tok ? t0 + tb : c->n_tok);
-    } else {
-        for (int64_t rr = r0; rr < r1; rr += rb)
-            mm_tiles(c, rr, rr + rb < r1 ? rr + rb : r1, 0, c->n_tok);
-    }
-}
-
 void e2h_matmul_float_avx512(e2h_pool *pool, float *y, int64_t ldy, const float *x,
                              const void *w, int wtype, int64_t n_tok, int64_t n_in,
                              int64_t n_out, void *scratch) {
     (void)scratch;
-    tile_fn tile = wtype == E2H_TYPE_F16 ? tile_f16 : wtype == E2H_TYPE_BF16 ? tile_bf16 : tile_f32;
-    mm_ctx c = {y, ldy, x, w, n_tok, n_in, n_out, e2h_type_row_size(wtype, n_in), tile};
-    e2h_pool_run(pool, mm_worker, &c);
+    static const e2h_mm_tiling k_f32 = {MR, NR, tile_f32}, k_f16 = {MR, NR, tile_f16},
+                               k_bf16 = {MR, NR, tile_bf16};
+    const e2h_mm_tiling *tl = wtype == E2H_TYPE_F16 ? &k_f16 : wtype == E2H_TYPE_BF16 ? &k_bf16 : &k_f32;
+    e2h_matmul_blocked(pool, tl, y, ldy, x, w, e2h_type_row_size(wtype, n_in), n_tok, n_in, n_out);
 }
 
 // ---- exp: Cephes-style range reduction + degree-5 polynomial, ~1 ulp; 0 below -87.3 ----

@@ -236,14 +236,18 @@ static void r16_matmul_fn(void *p, int ith, int nth) {
     }
 }
 
+// Activations quantized by the AVX-512 twins of the ref's rmsnorm and quantizer (same bytes).
+static const e2h_r16_act_ops k_act_avx512 = {e2h_rmsnorm_avx512, e2h_qx_quantize_avx512};
+
 void e2h_r16_matmul_ex_avx512(e2h_pool *pool, const e2h_mm_out *out, const float *x, const void *wp,
                               int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
     if (e2h_r16_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
     if ((out->swiglu && n_out % (2 * E2H_R16_ROWS)) || (out->norm_w && n_in > E2H_R16_NORM_MAX)) return;
-    r16_ctx c = {{out, x, wp, wtype, n_tok, n_in, n_out, scratch, 1}, {{{0}}}};
+    r16_ctx c = {{out, x, wp, wtype, n_tok, n_in, n_out, scratch, &k_act_avx512}, {{{0}}}};
     if (r16_tiles_get(wtype, &c.tiles)) return;
     if (n_tok < QUANT_INLINE_TOK || e2h_pool_size(pool) == 1)
-        e2h_r16_quantize(wtype, x, 0, n_tok, n_tok, n_in, scratch, 1, out->norm_w, out->norm_eps);
+        e2h_r16_quantize(wtype, x, 0, n_tok, n_tok, n_in, scratch, &k_act_avx512, out->norm_w,
+                         out->norm_eps);
     else
         e2h_pool_run(pool, e2h_r16_quantize_fn, &c.a);
     e2h_pool_run(pool, r16_matmul_fn, &c);
