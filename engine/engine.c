@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine_internal.h"
+#include "prm/prm_hooks.h"
 #include "sched.h"
 #include "util.h"
 
@@ -118,6 +119,7 @@ static void seq_free(e2h_engine *e, e2h_seq *s);
 
 void e2h_engine_free(e2h_engine *e) {
     if (!e) return;
+    prm_hook_engine_free(e); // PRM state of live sequences, the PRM's engines
     while (e->live) seq_free(e, e->live); // sequences still live are released with it
     fwd_free(e->fwd);
     kv_pool_free(e->kv);
@@ -201,6 +203,7 @@ static void seq_drop_caps(e2h_seq *s, int32_t from) {
 }
 
 static void seq_free(e2h_engine *e, e2h_seq *s) {
+    prm_hook_release(e, s);
     if (s->prev) s->prev->next = s->next;
     else e->live = s->next;
     if (s->next) s->next->prev = s->prev;
@@ -316,6 +319,7 @@ e2h_status e2h_seq_fork(e2h_engine *e, e2h_seq *parent, int k, e2h_seq **childre
         c->stream = parent->stream * 1000003ull + (uint64_t)i + 1;
         rng_seed(&c->rng, c->sp.seed, c->stream);
         children[i] = c;
+        prm_hook_fork(e, parent, c); // the child's PRM mirror shares the parent's
     }
     return E2H_OK;
 }
@@ -406,6 +410,7 @@ e2h_status e2h_seq_truncate(e2h_engine *e, e2h_seq *s, int32_t n_tokens) {
     s->n = n_tokens;
     if (s->n_prompt > n_tokens) s->n_prompt = n_tokens;
     seq_drop_caps(s, n_tokens);
+    prm_hook_truncate(e, s, n_tokens);
     return E2H_OK;
 }
 

@@ -43,6 +43,7 @@ struct e2h_engine {
     size_t text_cap;
     size_t stop_max;      // longest stop string of the running extend
     char last_err[1024];
+    struct prm_rt *prm_rt; // attached PRM (engine/prm/mirror.c) or NULL
 };
 
 // Per-position flags of a sequence (e2h_seq.pflags).
@@ -82,6 +83,7 @@ struct e2h_seq {
     size_t tail_len;
     e2h_stop_reason stop;
     struct e2h_seq *prev, *next; // engine's live list
+    struct prm_seq *prm;  // PRM state that follows the seq (engine/prm/mirror.c) or NULL
 };
 
 // Grows s's per-position arrays (tokens, logprobs, pflags) to hold need positions.

@@ -37,6 +37,7 @@ struct kv_pool {
     int32_t n_cached;
     int32_t *free_stack;     // (n_blocks)
     int32_t n_free;
+    int32_t limit;           // blocks that may be referenced or cached at once (<= n_blocks)
 
     kv_index_slot *index;    // (index_cap), index_cap a power of two >= 2 * n_blocks
     uint64_t index_mask;
@@ -109,6 +110,7 @@ kv_pool *kv_pool_init(const kv_config *cfg, char *err, size_t err_len) {
     // Pushed in reverse so block 0 is handed out first (predictable in tests).
     for (int32_t i = 0; i < p->n_blocks; i++) p->free_stack[i] = p->n_blocks - 1 - i;
     p->n_free = p->n_blocks;
+    p->limit = p->n_blocks;
     p->lru_head = p->lru_tail = KV_NIL;
     return p;
 nomem:
@@ -134,11 +136,18 @@ void kv_pool_free(kv_pool *p) {
 // ---------------------------------------------------------------- getters
 
 const kv_config *kv_pool_config(const kv_pool *p) { return &p->cfg; }
-int32_t kv_pool_n_blocks(const kv_pool *p) { return p->n_blocks; }
-int32_t kv_pool_n_free(const kv_pool *p) { return p->n_free; }
+int32_t kv_pool_n_blocks(const kv_pool *p) { return p->limit; }
+// free blocks within the limit
+int32_t kv_pool_n_free(const kv_pool *p) { return p->n_free - (p->n_blocks - p->limit); }
 int32_t kv_pool_n_cached(const kv_pool *p) { return p->n_cached; }
 int32_t kv_pool_n_used(const kv_pool *p) { return p->n_blocks - p->n_free - p->n_cached; }
-int32_t kv_pool_n_available(const kv_pool *p) { return p->n_free + p->n_cached; }
+int32_t kv_pool_n_available(const kv_pool *p) { return kv_pool_n_free(p) + p->n_cached; }
+
+int kv_pool_set_limit(kv_pool *p, int32_t limit) {
+    if (limit < 1 || limit > p->n_blocks || p->n_blocks - p->n_free > limit) return -1;
+    p->limit = limit;
+    return 0;
+}
 size_t kv_pool_block_bytes(const kv_pool *p) {
     return 2 * (size_t)p->cfg.n_layers * p->block_layer_bytes;
 }
@@ -260,7 +269,7 @@ static void kv_lru_push_tail(kv_pool *p, int32_t b) {
 // cached one (dropping it from the index). KV_NIL when neither exists.
 static int32_t kv_block_alloc(kv_pool *p) {
     int32_t b;
-    if (p->n_free > 0) {
+    if (p->n_free > 0 && p->n_blocks - p->n_free < p->limit) {
         b = p->free_stack[--p->n_free];
     } else if (p->lru_head != KV_NIL) {
         b = p->lru_head;

@@ -127,8 +127,12 @@ e2h_status model_load_hf(struct e2h_model *m, const char *dir, char *err, size_t
     if ((st = hf_get_vector(m, &ix, dir, "model.norm.weight", c->dim, &m->output_norm, err,
                             err_len)))
         goto done;
-    if (c->tie_embeddings && !st_find(&ix, "lm_head.weight")) {
+    // PRM classes have no lm_head (their head is read by engine/prm): the embeddings stand in
+    // so the forward pass runs; their logits mean nothing (no_lm_head tells the PRM code).
+    int prm_arch = !strcmp(c->arch, "Qwen2ForProcessRewardModel") || !strcmp(c->arch, "Qwen2ForPrmModel");
+    if ((c->tie_embeddings || prm_arch) && !st_find(&ix, "lm_head.weight")) {
         m->output = m->tok_embd;
+        m->no_lm_head = prm_arch && !c->tie_embeddings;
     } else if ((st = hf_get_matrix(&ix, dir, "lm_head.weight", c->vocab_size, c->dim, &m->output,
                                    err, err_len))) {
         goto done;

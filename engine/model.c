@@ -45,11 +45,16 @@ static void model_compute_id(struct e2h_model *m) {
     if (!s) return;
     XXH3_128bits_reset(s);
     XXH3_128bits_update(s, &m->cfg, sizeof m->cfg);
-    XXH3_128bits_update(s, m->path, strlen(m->path));
     XXH3_128bits_update(s, &m->weight_type, sizeof m->weight_type);
     // a sample of the first layer's weights distinguishes fine-tunes of one architecture
+    // (not the path: the same weights at two paths are the same model, and a PRM head file
+    // names its policy by this id). The sample also takes the last layer and an output row.
     size_t n = e2h_type_row_size(m->layers[0].wq.type, m->layers[0].wq.n_in);
     XXH3_128bits_update(s, m->layers[0].wq.data, n);
+    const e2h_tensor *wl = &m->layers[m->cfg.n_layers - 1].w_down;
+    if (wl->data) XXH3_128bits_update(s, wl->data, e2h_type_row_size(wl->type, wl->n_in));
+    if (m->output.data)
+        XXH3_128bits_update(s, m->output.data, e2h_type_row_size(m->output.type, m->output.n_in));
     XXH128_hash_t h = XXH3_128bits_digest(s);
     XXH3_freeState(s);
     m->model_id[0] = h.low64;
@@ -165,6 +170,8 @@ void e2h_model_get_info(const e2h_model *m, e2h_model_info *info) {
     info->weight_bytes = m->weight_bytes;
     info->n_quant_fallback = m->n_quant_fallback;
     info->packed_bytes = m->packed_bytes;
+    snprintf(info->model_id, sizeof info->model_id, "%016llx%016llx",
+             (unsigned long long)m->model_id[0], (unsigned long long)m->model_id[1]);
 }
 
 const e2h_tokenizer *e2h_model_tokenizer(const e2h_model *m) { return m ? m->tok : NULL; }

@@ -62,6 +62,7 @@ struct e2h_model {
     void *gguf;                // gguf_file kept open for the model's life when source is gguf
                                // (weights point into its mapping); gguf_close at free
     uint64_t model_id[2];      // identity for the KV prefix index
+    int no_lm_head;            // PRM class without lm_head: `output` is a stand-in (engine/prm)
     char path[1024];
     char source[16];      // "safetensors" or "gguf"
     int weight_type;      // dominant weight type (for info)

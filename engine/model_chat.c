@@ -20,17 +20,35 @@ static char *model_template_system(const char *t, size_t len) {
     for (const char *p = t; p && p < end; p = memchr(p + 1, '<', (size_t)(end - p - 1))) {
         if ((size_t)(end - p) < strlen(open) || strncmp(p, open, strlen(open))) continue;
         const char *s = p + strlen(open);
-        if (end - s >= 2 && s[0] == '\\' && s[1] == 'n') s += 2; // escaped in a Jinja string
+        int escaped = 0; // inside a Jinja string literal: \\, \n, \' are escapes
+        if (end - s >= 2 && s[0] == '\\' && s[1] == 'n') s += 2, escaped = 1;
         else if (s < end && s[0] == '\n') s += 1;
         else continue;
         const char *e = s;
         while (e < end && (size_t)(end - e) >= strlen(close) && strncmp(e, close, strlen(close))) e++;
         if ((size_t)(end - e) < strlen(close) || e == s) continue;
+        // a literal has no template syntax ({{ }} {% %}, an unescaped quote ending the string
+        // or +): single braces are text (Qwen2.5-Math's "\\boxed{}")
         int literal = 1;
-        for (const char *q = s; q < e; q++) literal &= *q != '{' && *q != '}' && *q != '\'' && *q != '+';
+        for (const char *q = s; q < e; q++) {
+            if (escaped && *q == '\\' && q + 1 < e) { q++; continue; }
+            literal &= *q != '\'' && *q != '+' && !(q + 1 < e && ((q[0] == '{' && (q[1] == '{' || q[1] == '%')) ||
+                                                                 ((q[0] == '}' || q[0] == '%') && q[1] == '}')));
+        }
         if (!literal) continue;
-        char *r = malloc((size_t)(e - s) + 1);
-        if (r) memcpy(r, s, (size_t)(e - s)), r[e - s] = 0;
+        size_t span = (size_t)(e - s);
+        char *r = span < ((size_t)1 << 30) ? malloc(span + 1) : NULL;
+        if (!r) return NULL;
+        size_t n = 0;
+        for (const char *q = s; q < e; q++) {
+            if (escaped && *q == '\\' && q + 1 < e) {
+                q++;
+                r[n++] = *q == 'n' ? '\n' : *q == 't' ? '\t' : *q;
+            } else {
+                r[n++] = *q;
+            }
+        }
+        r[n] = 0;
         return r;
     }
     return NULL;

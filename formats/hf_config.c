@@ -96,15 +96,19 @@ e2h_status hf_config_parse(const char *file, const char *text, e2h_config *cfg, 
         goto done;
     }
     snprintf(cfg->arch, sizeof cfg->arch, "%s", a0->valuestring);
+    // The PRM classes (Qwen2ForProcessRewardModel, Skywork's Qwen2ForPrmModel) are a Qwen2
+    // backbone plus a head that engine/prm reads itself; the backbone loads like a causal LM.
     if (strcmp(cfg->arch, "LlamaForCausalLM") && strcmp(cfg->arch, "MistralForCausalLM") &&
-        strcmp(cfg->arch, "Qwen2ForCausalLM")) {
+        strcmp(cfg->arch, "Qwen2ForCausalLM") && strcmp(cfg->arch, "Qwen2ForProcessRewardModel") &&
+        strcmp(cfg->arch, "Qwen2ForPrmModel")) {
         e2h_errf(err, err_len,
                  "%s: unsupported architecture '%s' in field 'architectures' (supported: "
-                 "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)", file, cfg->arch);
+                 "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
+                 "Qwen2ForProcessRewardModel, Qwen2ForPrmModel)", file, cfg->arch);
         st = E2H_ERR_UNSUPPORTED;
         goto done;
     }
-    int is_qwen2 = strcmp(cfg->arch, "Qwen2ForCausalLM") == 0;
+    int is_qwen2 = strncmp(cfg->arch, "Qwen2For", 8) == 0;
     json_get_int(&c, root, "hidden_size", 1, 0, &cfg->dim);
     if (!c.failed) json_get_int(&c, root, "num_hidden_layers", 1, 0, &cfg->n_layers);
     if (!c.failed) json_get_int(&c, root, "num_attention_heads", 1, 0, &cfg->n_heads);

@@ -80,6 +80,8 @@ typedef struct {
     size_t weight_bytes;   // bytes of weights as stored (mmapped)
     int n_quant_fallback;  // --quant q4_k: matrices stored as q5_0 (rows not a multiple of 256)
     size_t packed_bytes;   // bytes of the row-interleaved copies made at load (0: none)
+    char model_id[33];     // identity of the weights (32 hex chars; the KV prefix index key and
+                           // what a PRM head file names as its policy)
 } e2h_model_info;
 void e2h_model_get_info(const e2h_model *m, e2h_model_info *info);
 // The model's tokenizer, or NULL when the model came without one. Owned by the model.
@@ -391,6 +393,85 @@ typedef struct {
 e2h_status e2h_search_run(e2h_engine *e, const int32_t *prompt, int32_t n_prompt,
                           const e2h_search_opts *opts, e2h_search_result *out);
 void e2h_search_result_free(e2h_search_result *r);
+
+// ---------------------------------------------------------------- process reward models (PRM)
+//
+// A PRM gives each step of a step-by-step solution a probability of being correct. Protocols
+// (how the text is laid out for the PRM and where its score is read; see engine/prm/*.c):
+//   "e2h-paper"      easy-to-hard paper's Llemma reward models: sigmoid of the mean over the
+//                    vocabulary of the logits at the first "\n" after each step;
+//                    "e2h-paper-orm" reads only the final answer, "e2h-paper-oprm" every step
+//                    plus the final answer
+//   "math-shepherd"  steps end with the tag "ки"; P(+) of softmax over the "+" / "-" logits
+//   "qwen-prm"       Qwen2.5-Math-PRM: chat template, "<extra_0>" after each step, 2-class head
+//   "rlhflow"        RLHFlow Llama-3.1 PRMs: a user turn per step answered "+"; P(+) vs "-"
+//   "value-head"     Skywork-o1-Open-PRM style: linear value head at each step end, sigmoid
+//   "implicit"       PRIME / EurusPRM: beta * sum over the step's tokens of
+//                    (log pi(token) - log pi_ref(token)), two causal LMs
+//   "head"           e2h's own head (small safetensors, PLAN §4) on the POLICY's hidden state
+//                    at each step end: no PRM model, no extra forward pass
+// Step scores are in [0, 1] except "implicit" (a log-ratio, unbounded).
+typedef struct e2h_prm e2h_prm;     // a loaded PRM: immutable after load, shareable by engines
+typedef struct {
+    const char *protocol;  // NULL: detect from config.json / GGUF metadata (error if ambiguous)
+    const char *ref_model; // "implicit": the reference model path (required)
+    float beta;            // "implicit": 0 = default (0.001 as EurusPRM)
+    e2h_load_opts load;    // how the PRM model is loaded (quantize on load, ...)
+} e2h_prm_opts;
+e2h_prm_opts e2h_prm_opts_default(void);
+// path: a PRM model (dir or gguf) or, for "head", a head .safetensors; policy: required for
+// "head" (its dim and model id must match the head's metadata), may be NULL otherwise.
+// The policy must outlive the PRM. Caller owns *out (e2h_prm_free). Errors: INVALID_ARG
+// (unknown protocol), UNSUPPORTED (the model's head does not match the protocol), SHAPE,
+// FORMAT, IO, TOKENIZER (a model protocol needs the PRM's tokenizer).
+e2h_status e2h_prm_load(const char *path, const e2h_model *policy, const e2h_prm_opts *opts,
+                        e2h_prm **out, char *err, size_t err_len);
+void e2h_prm_free(e2h_prm *p);
+const char *e2h_prm_protocol(const e2h_prm *p);   // the protocol's name (owned by the PRM)
+// The text that separates steps in a solution string ("\n\n"), owned by the PRM.
+const char *e2h_prm_step_delimiter(const e2h_prm *p);
+// Splits a solution into steps on the protocol's delimiter (a "# Answer" line joins the
+// answer that follows it; empty pieces are dropped). Writes up to cap (start, length) pairs
+// into starts/lens and returns the number of steps (call again with more room if > cap).
+int e2h_prm_split_solution(const e2h_prm *p, const char *text, size_t len, size_t *starts,
+                           size_t *lens, int cap);
+
+// Attaches a PRM to a policy engine (at most one; the PRM must outlive the engine, or be
+// detached by e2h_engine_free). A model PRM gets its own engine that shares the policy
+// engine's thread pool; the --kv-mem budget is SPLIT: the policy's pool keeps the share
+// policy_bytes/(policy_bytes + prm_bytes) per token of its blocks, the PRM pool gets the rest
+// (both hold the same number of tokens). Each pool's prefix index hashes its model's id.
+// Policy sequences then get PRM mirrors that fork / truncate / release with them. The "head"
+// protocol needs no PRM engine and reads the policy's own hidden states. Attach before
+// creating sequences (E2H_ERR_INVALID_ARG otherwise).
+e2h_status e2h_engine_attach_prm(e2h_engine *e, const e2h_prm *p);
+// The PRM attached to e, or NULL.
+const e2h_prm *e2h_engine_prm(const e2h_engine *e);
+// Sets the problem text of a (root) policy sequence; forks inherit it. Copies the text.
+e2h_status e2h_seq_set_problem(e2h_engine *e, e2h_seq *s, const char *problem);
+// Scores, for each seq, the new step(s) since that seq's previous scoring: the policy text
+// generated since then (tokens after the prompt, a trailing EOS dropped) split on the step
+// delimiter; is_final marks the end of the solution (ORM / answer reads). scores[i] = score of
+// seq i's newest step (NaN if it had no new text). Batched: all mirrors' new tokens run in
+// shared forward passes; a scored prefix is never recomputed. Re-scoring with no new text
+// returns the last score again at no cost.
+e2h_status e2h_prm_score_new_steps(e2h_engine *e, e2h_seq *const *seqs, int n, int is_final,
+                                   float *scores);
+// All step scores of a sequence so far (owned by the seq; valid until it is scored, truncated
+// or released). Returns the count.
+int32_t e2h_seq_step_scores(const e2h_seq *s, const float **scores);
+// Scores given texts: problem + steps (no policy sampling); step_scores: (n_steps). The
+// solution is treated as final. Uses a temporary mirror (its prefix stays cached).
+e2h_status e2h_prm_score_texts(e2h_engine *e, const char *problem, const char *const *steps,
+                               int n_steps, float *step_scores);
+// PRM tokens computed by the attached PRM's engine so far (for benchmarks; 0 for "head").
+int64_t e2h_engine_prm_tokens(const e2h_engine *e);
+
+// Aggregates of step scores (e2h_agg above; n >= 1, NaN for n == 0).
+float e2h_prm_aggregate(const float *scores, int n, e2h_agg how);
+// The PRM's own model (NULL for "head"), e.g. to run a PRM without a policy: an engine on it
+// with the PRM attached scores texts in that same engine (no second pool).
+const e2h_model *e2h_prm_model(const e2h_prm *p);
 
 #ifdef __cplusplus
 }

@@ -42,6 +42,7 @@ static const struct {
     {"search", cli_search, "solve a problems file by search / re-ranking (results JSONL)"},
     {"bench", cli_bench, "prefill and decode tokens/s (llama-bench style)"},
     {"version", cli_version, "print the version (also e2h --version)"},
+    {"score", cli_score, "PRM step scores of given solutions (JSONL in, JSONL out)"},
 };
 
 static void cli_usage(FILE *f) {

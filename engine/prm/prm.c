@@ -1,0 +1,484 @@
+// engine/prm/prm.c — loading a PRM (protocol detection, model, heads), the score readers,
+// solution splitting and aggregation.
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "../../kernels/ops.h"
+#include "../model.h"
+#include "../util.h"
+#include "prm_internal.h"
+
+static const prm_protocol *const prm_protocols[] = {
+    &prm_proto_e2h_paper, &prm_proto_math_shepherd, &prm_proto_qwen_prm, &prm_proto_rlhflow,
+    &prm_proto_value_head, &prm_proto_implicit, &prm_proto_head,
+};
+#define PRM_N_PROTOCOLS ((int)(sizeof prm_protocols / sizeof prm_protocols[0]))
+#define PRM_PROTOCOL_LIST "e2h-paper, e2h-paper-orm, e2h-paper-oprm, math-shepherd, qwen-prm, " \
+                          "rlhflow, value-head, implicit, head"
+
+e2h_prm_opts e2h_prm_opts_default(void) {
+    e2h_prm_opts o;
+    memset(&o, 0, sizeof o);
+    return o;
+}
+
+// Name -> protocol and variant. NULL if unknown.
+static const prm_protocol *prm_find(const char *name, int *variant) {
+    *variant = 0;
+    if (!strcmp(name, "e2h-paper-orm")) { *variant = 1; return &prm_proto_e2h_paper; }
+    if (!strcmp(name, "e2h-paper-oprm")) { *variant = 2; return &prm_proto_e2h_paper; }
+    for (int i = 0; i < PRM_N_PROTOCOLS; i++)
+        if (!strcmp(name, prm_protocols[i]->name)) return prm_protocols[i];
+    return NULL;
+}
+
+// ---------------------------------------------------------------- readers
+
+static float prm_sigmoid(double x) { return (float)(1.0 / (1.0 + exp(-x))); }
+
+static double prm_dot(const float *a, const float *b, int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+// out[j] = w2[j] . relu(w1 x + b1) + b2[j] (or w2 x + b2 for a linear head). x = [h, extra].
+static void prm_head_eval(const e2h_prm *p, const float *h, float extra, double *out) {
+    int in = p->head_in, dim = p->dim;
+    double hid[4096], *hb = hid;
+    double *heap = NULL;
+    if (p->w1 && p->head_hidden > 4096) hb = heap = malloc((size_t)p->head_hidden * sizeof *hb);
+    if (p->w1 && !hb) { out[0] = out[1] = NAN; return; }
+    if (p->w1) {
+        for (int j = 0; j < p->head_hidden; j++) {
+            const float *w = p->w1 + (size_t)j * in;
+            double s = p->b1[j] + prm_dot(w, h, dim);
+            if (in > dim) s += (double)w[dim] * extra;
+            hb[j] = s > 0 ? s : 0;
+        }
+    }
+    for (int o = 0; o < p->head_out; o++) {
+        double s = p->b2 ? p->b2[o] : 0;
+        if (p->w1) {
+            const float *w = p->w2 + (size_t)o * p->head_hidden;
+            for (int j = 0; j < p->head_hidden; j++) s += (double)w[j] * hb[j];
+        } else {
+            const float *w = p->w2 + (size_t)o * in;
+            s += prm_dot(w, h, dim);
+            if (in > dim) s += (double)w[dim] * extra;
+        }
+        out[o] = s;
+    }
+    free(heap);
+}
+
+float prm_read_hidden(const e2h_prm *p, const float *h, float mean_lp) {
+    double o[2];
+    switch (p->proto->read) {
+    case PRM_READ_MEAN_SIGMOID:
+        return prm_sigmoid(prm_dot(p->mean_row, h, p->dim));
+    case PRM_READ_PLUS_MINUS:
+        return prm_sigmoid(prm_dot(p->pm_rows, h, p->dim) - prm_dot(p->pm_rows + p->dim, h, p->dim));
+    case PRM_READ_CLS2:
+        prm_head_eval(p, h, 0, o);
+        return prm_sigmoid(o[1] - o[0]); // softmax over 2 classes, P(class 1)
+    case PRM_READ_VALUE:
+    case PRM_READ_HEAD:
+        prm_head_eval(p, h, mean_lp, o);
+        return prm_sigmoid(o[0]);
+    case PRM_READ_IMPLICIT:
+        break;
+    }
+    return NAN;
+}
+
+// ---------------------------------------------------------------- model-side helpers
+
+void prm_output_row(const e2h_model *m, int32_t id, float *out) {
+    const e2h_tensor *t = &m->output;
+    size_t row = e2h_type_row_size(t->type, t->n_in);
+    e2h_ops_ref()->dequantize_row(t->type, (const uint8_t *)t->data + (size_t)id * row, out, t->n_in);
+}
+
+e2h_status prm_plus_minus(e2h_prm *p, const char *plus, const char *minus, char *err,
+                          size_t err_len) {
+    int32_t ids[16], n = 0;
+    if (!minus) { // the pair "+ -" encoded with BOS; the last two ids
+        if (e2h_tokenize(p->tok, plus, strlen(plus), 1, ids, 16, &n) || n < 2) goto bad;
+        p->plus_id = ids[n - 2];
+        p->minus_id = ids[n - 1];
+    } else {
+        if (e2h_tokenize(p->tok, plus, strlen(plus), 1, ids, 16, &n) || n < 1) goto bad;
+        p->plus_id = ids[n - 1];
+        if (e2h_tokenize(p->tok, minus, strlen(minus), 1, ids, 16, &n) || n < 1) goto bad;
+        p->minus_id = ids[n - 1];
+    }
+    p->pm_rows = malloc(2 * (size_t)p->dim * sizeof *p->pm_rows);
+    if (!p->pm_rows) return E2H_ERR_NOMEM;
+    prm_output_row(p->model, p->plus_id, p->pm_rows);
+    prm_output_row(p->model, p->minus_id, p->pm_rows + p->dim);
+    return E2H_OK;
+bad:
+    e2h_errf(err, err_len, "%s: cannot find the \"+\" / \"-\" tokens in the tokenizer", p->proto->name);
+    return E2H_ERR_TOKENIZER;
+}
+
+// Shape of a tensor in a safetensors file (dir or file): 0 and dims, or -1.
+static int prm_st_shape(const char *path, const char *name, int64_t shape[2], int *nd) {
+    char file[2048];
+    struct stat sb;
+    if (stat(path, &sb)) return -1;
+    if (S_ISDIR(sb.st_mode)) snprintf(file, sizeof file, "%s/model.safetensors", path);
+    else snprintf(file, sizeof file, "%s", path);
+    FILE *f = fopen(file, "rb");
+    if (!f) return -1;
+    uint8_t h8[8];
+    uint64_t hlen = 0;
+    int rc = -1;
+    if (fread(h8, 1, 8, f) == 8) {
+        for (int i = 7; i >= 0; i--) hlen = hlen << 8 | h8[i];
+        char *js = hlen < (100u << 20) ? malloc(hlen + 1) : NULL;
+        if (js && fread(js, 1, hlen, f) == hlen) {
+            js[hlen] = 0;
+            cJSON *root = cJSON_Parse(js);
+            const cJSON *sh = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(root, name), "shape");
+            if (cJSON_IsArray(sh) && cJSON_GetArraySize(sh) <= 2) {
+                *nd = cJSON_GetArraySize(sh);
+                for (int i = 0; i < *nd; i++) {
+                    const cJSON *d = cJSON_GetArrayItem(sh, i);
+                    shape[i] = cJSON_IsNumber(d) && d->valuedouble >= 0 && d->valuedouble < 1e9
+                                   ? (int64_t)d->valuedouble : -1;
+                }
+                rc = 0;
+            }
+            cJSON_Delete(root);
+        }
+        free(js);
+    }
+    fclose(f);
+    return rc;
+}
+
+e2h_status prm_read_mlp_head(e2h_prm *p, const char *path, const char *w1, const char *b1,
+                             const char *w2, const char *b2, int n_out, char *err, size_t err_len) {
+    if (!path) path = p->model->path;
+    if (p->head_in <= 0) p->head_in = p->dim;
+    e2h_status st;
+    if (w1) {
+        int64_t sh[2] = {0, 0};
+        int nd = 0;
+        if (prm_st_shape(path, w1, sh, &nd) || nd != 2 || sh[0] < 1 || sh[0] > (1 << 20)) {
+            e2h_errf(err, err_len, "%s: %s head: tensor '%s' is missing or not 2-D (this model "
+                     "does not have the protocol's head)", path, p->proto->name, w1);
+            return E2H_ERR_UNSUPPORTED;
+        }
+        p->head_hidden = (int)sh[0];
+        if ((st = prm_st_read(path, w1, p->head_hidden, p->head_in, &p->w1, err, err_len)) ||
+            (st = prm_st_read(path, b1, p->head_hidden, 0, &p->b1, err, err_len)) ||
+            (st = prm_st_read(path, w2, n_out, p->head_hidden, &p->w2, err, err_len)))
+            return st;
+    } else {
+        if (!prm_st_has(path, w2)) {
+            e2h_errf(err, err_len, "%s: %s head: tensor '%s' is missing (this model does not "
+                     "have the protocol's head)", path, p->proto->name, w2);
+            return E2H_ERR_UNSUPPORTED;
+        }
+        if ((st = prm_st_read(path, w2, n_out, p->head_in, &p->w2, err, err_len))) return st;
+    }
+    if (b2 && (st = prm_st_read(path, b2, n_out, 0, &p->b2, err, err_len))) return st;
+    p->head_out = n_out;
+    return E2H_OK;
+}
+
+// ---------------------------------------------------------------- head files (PLAN §4)
+
+static const char *md_str(const cJSON *md, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(md, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static e2h_status prm_load_head_file(e2h_prm *p, const char *path, char *err, size_t err_len) {
+    char *js = prm_st_metadata(path, err, err_len);
+    if (!js) return E2H_ERR_FORMAT;
+    cJSON *md = cJSON_Parse(js);
+    free(js);
+    e2h_status st = E2H_ERR_FORMAT;
+    const char *fmt = md_str(md, "format"), *ver = md_str(md, "version"), *kind = md_str(md, "kind");
+    const char *dim = md_str(md, "dim"), *mid = md_str(md, "model_id"), *layer = md_str(md, "layer");
+    const char *pool = md_str(md, "pooling"), *delim = md_str(md, "step_delimiter");
+    const char *feat = md_str(md, "features"), *act = md_str(md, "activation");
+    e2h_model_info pi;
+    e2h_model_get_info(p->policy, &pi);
+    if (!fmt || strcmp(fmt, "e2h-head")) {
+        e2h_errf(err, err_len, "%s: __metadata__ field 'format' must be \"e2h-head\"", path);
+    } else if (!ver || strcmp(ver, "1")) {
+        e2h_errf(err, err_len, "%s: __metadata__ field 'version': only \"1\" is supported", path);
+        st = E2H_ERR_UNSUPPORTED;
+    } else if (!kind || (strcmp(kind, "linear") && strcmp(kind, "mlp"))) {
+        e2h_errf(err, err_len, "%s: __metadata__ field 'kind' must be \"linear\" or \"mlp\"", path);
+    } else if (!dim || atoi(dim) != pi.dim) {
+        e2h_errf(err, err_len, "%s: __metadata__ field 'dim' is %s but the policy's dim is %d", path,
+                 dim ? dim : "missing", pi.dim);
+        st = E2H_ERR_SHAPE;
+    } else if (!mid || strlen(mid) != 32) {
+        e2h_errf(err, err_len, "%s: __metadata__ field 'model_id' must be 32 hex characters", path);
+    } else if (strcmp(mid, pi.model_id) && strspn(mid, "0") != 32) {
+        // all zeros: a head made without a model id (checked by dim only)
+        e2h_errf(err, err_len, "%s: __metadata__ field 'model_id' %s does not match the policy's "
+                 "model id %s (the head was trained on another policy)", path, mid, pi.model_id);
+        st = E2H_ERR_INVALID_ARG;
+    } else if ((layer && strcmp(layer, "final")) || (pool && strcmp(pool, "last")) ||
+               (act && strcmp(act, "relu"))) {
+        e2h_errf(err, err_len, "%s: __metadata__: only layer \"final\", pooling \"last\", "
+                 "activation \"relu\" are supported", path);
+        st = E2H_ERR_UNSUPPORTED;
+    } else if (delim && strcmp(delim, "\n\n")) {
+        e2h_errf(err, err_len, "%s: __metadata__ field 'step_delimiter': only \"\\n\\n\"", path);
+        st = E2H_ERR_UNSUPPORTED;
+    } else if (feat && strcmp(feat, "hidden") && strcmp(feat, "hidden+mean_logprob")) {
+        e2h_errf(err, err_len, "%s: __metadata__ field 'features' must be \"hidden\" or "
+                 "\"hidden+mean_logprob\"", path);
+        st = E2H_ERR_UNSUPPORTED;
+    } else {
+        p->head_mean_logprob = feat && !strcmp(feat, "hidden+mean_logprob");
+        p->dim = pi.dim;
+        p->head_in = pi.dim + p->head_mean_logprob;
+        snprintf(p->head_model_id, sizeof p->head_model_id, "%s", mid);
+        if (!strcmp(kind, "linear"))
+            st = prm_read_mlp_head(p, path, NULL, NULL, "w", "b", 1, err, err_len);
+        else
+            st = prm_read_mlp_head(p, path, "w1", "b1", "w2", "b2", 1, err, err_len);
+    }
+    cJSON_Delete(md);
+    return st;
+}
+
+// ---------------------------------------------------------------- detection
+
+static int path_is_dir(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+static int has_suffix(const char *p, const char *suf) {
+    size_t a = strlen(p), b = strlen(suf);
+    return a >= b && !strcmp(p + a - b, suf);
+}
+
+// Protocol name from config.json / tensors / names, or NULL (ambiguous).
+static const char *prm_detect(const char *path) {
+    if (!path_is_dir(path) && has_suffix(path, ".safetensors")) return "head";
+    const char *hint = path;
+    char *text = NULL, err[64];
+    cJSON *cfg = NULL;
+    const char *found = NULL;
+    if (path_is_dir(path)) {
+        char cp[2048];
+        snprintf(cp, sizeof cp, "%s/config.json", path);
+        if (e2h_read_file(cp, &text, NULL, err, sizeof err) == E2H_OK) cfg = cJSON_Parse(text);
+        const char *arch = NULL;
+        const cJSON *a = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(cfg, "architectures"), 0);
+        if (cJSON_IsString(a)) arch = a->valuestring;
+        const char *e2hp = md_str(cfg, "e2h_prm_protocol");
+        if (e2hp) found = e2hp;
+        else if (arch && !strcmp(arch, "Qwen2ForProcessRewardModel")) found = "qwen-prm";
+        else if (arch && !strcmp(arch, "Qwen2ForPrmModel")) found = "value-head";
+        else if (prm_st_has(path, "v_head.summary.weight")) found = "value-head";
+        const char *nop = md_str(cfg, "_name_or_path");
+        if (nop) hint = nop;
+    }
+    if (!found) { // names of the published checkpoints; only one family may match
+        static const struct { const char *needle, *proto; } names[] = {
+            {"math-shepherd", "math-shepherd"}, {"rlhflow", "rlhflow"}, {"eurusprm", "implicit"},
+            {"easy-to-hard", "e2h-paper"}, {"scalablemath", "e2h-paper"}, {"qwen2.5-math-prm", "qwen-prm"},
+            {"skywork-o1-open-prm", "value-head"},
+        };
+        char low[1024];
+        size_t i = 0;
+        for (; hint[i] && i < sizeof low - 1; i++) low[i] = (char)tolower((unsigned char)hint[i]);
+        low[i] = 0;
+        int hits = 0;
+        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+            if (strstr(low, names[k].needle) && (!found || strcmp(found, names[k].proto)))
+                found = names[k].proto, hits++;
+        if (hits != 1) found = NULL;
+    }
+    static char keep[32];
+    if (found) snprintf(keep, sizeof keep, "%s", found);
+    cJSON_Delete(cfg);
+    free(text);
+    return found ? keep : NULL;
+}
+
+// ---------------------------------------------------------------- load / free
+
+static e2h_status prm_check_lm_head(e2h_prm *p, const e2h_model *m, char *err, size_t err_len) {
+    if (m->no_lm_head) {
+        e2h_errf(err, err_len, "%s: the model (%s) has no lm_head, but protocol %s reads the "
+                 "LM's logits (use qwen-prm / value-head for reward-model classes)", m->path,
+                 m->cfg.arch, p->name);
+        return E2H_ERR_UNSUPPORTED;
+    }
+    return E2H_OK;
+}
+
+e2h_status e2h_prm_load(const char *path, const e2h_model *policy, const e2h_prm_opts *opts,
+                        e2h_prm **out, char *err, size_t err_len) {
+    if (!path || !out) return E2H_ERR_INVALID_ARG;
+    *out = NULL;
+    e2h_prm_opts o = opts ? *opts : e2h_prm_opts_default();
+    const char *name = o.protocol && *o.protocol ? o.protocol : prm_detect(path);
+    if (!name) {
+        e2h_errf(err, err_len, "%s: cannot tell the PRM protocol from its config.json / name; "
+                 "pass one (--prm-protocol): " PRM_PROTOCOL_LIST, path);
+        return E2H_ERR_INVALID_ARG;
+    }
+    int variant;
+    const prm_protocol *proto = prm_find(name, &variant);
+    if (!proto) {
+        e2h_errf(err, err_len, "--prm-protocol: unknown protocol '%s' (known: " PRM_PROTOCOL_LIST ")", name);
+        return E2H_ERR_INVALID_ARG;
+    }
+    if (!(o.beta >= 0) || !isfinite(o.beta)) {
+        e2h_errf(err, err_len, "PRM beta must be a finite number >= 0");
+        return E2H_ERR_INVALID_ARG;
+    }
+    e2h_prm *p = calloc(1, sizeof *p);
+    if (!p) return E2H_ERR_NOMEM;
+    p->proto = proto;
+    p->variant = variant;
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->beta = o.beta > 0 ? o.beta : 0.001f;
+    p->tag_id = p->plus_id = p->minus_id = -1;
+    e2h_status st = E2H_OK;
+    if (!proto->needs_model) {
+        if (!policy) {
+            e2h_errf(err, err_len, "%s: protocol head needs the policy model (--policy)", path);
+            st = E2H_ERR_INVALID_ARG;
+        } else {
+            p->policy = policy;
+            p->tok = e2h_model_tokenizer(policy);
+            st = prm_load_head_file(p, path, err, err_len);
+            if (!st && !p->tok) {
+                e2h_errf(err, err_len, "protocol head: the policy has no tokenizer");
+                st = E2H_ERR_TOKENIZER;
+            }
+        }
+        goto done;
+    }
+    if ((st = e2h_model_load(path, &o.load, &p->model, err, err_len))) goto done;
+    p->tok = e2h_model_tokenizer(p->model);
+    p->dim = p->model->cfg.dim;
+    if (!p->tok) {
+        e2h_errf(err, err_len, "%s: the PRM has no tokenizer (tokenizer.json)", path);
+        st = E2H_ERR_TOKENIZER;
+        goto done;
+    }
+    if (proto->read == PRM_READ_MEAN_SIGMOID || proto->read == PRM_READ_PLUS_MINUS ||
+        proto->read == PRM_READ_IMPLICIT)
+        if ((st = prm_check_lm_head(p, p->model, err, err_len))) goto done;
+    if (proto->read == PRM_READ_IMPLICIT) {
+        if (!o.ref_model) {
+            e2h_errf(err, err_len, "protocol implicit needs the reference model (--prm-ref)");
+            st = E2H_ERR_INVALID_ARG;
+            goto done;
+        }
+        if ((st = e2h_model_load(o.ref_model, &o.load, &p->ref, err, err_len))) goto done;
+        if (p->ref->cfg.vocab_size != p->model->cfg.vocab_size) {
+            e2h_errf(err, err_len, "%s: the reference model's vocabulary (%d) differs from the "
+                     "PRM's (%d)", o.ref_model, p->ref->cfg.vocab_size, p->model->cfg.vocab_size);
+            st = E2H_ERR_SHAPE;
+            goto done;
+        }
+    }
+    if (proto->prepare) st = proto->prepare(p, err, err_len);
+done:
+    if (st) {
+        e2h_prm_free(p);
+        return st;
+    }
+    *out = p;
+    return E2H_OK;
+}
+
+void e2h_prm_free(e2h_prm *p) {
+    if (!p) return;
+    e2h_model_free(p->model);
+    e2h_model_free(p->ref);
+    free(p->mean_row);
+    free(p->pm_rows);
+    free(p->w1);
+    free(p->b1);
+    free(p->w2);
+    free(p->b2);
+    free(p);
+}
+
+const char *e2h_prm_protocol(const e2h_prm *p) { return p ? p->name : NULL; }
+const char *e2h_prm_step_delimiter(const e2h_prm *p) { return p ? p->proto->delimiter : "\n\n"; }
+
+// ---------------------------------------------------------------- text helpers
+
+int e2h_prm_split_solution(const e2h_prm *p, const char *text, size_t len, size_t *starts,
+                           size_t *lens, int cap) {
+    const char *d = e2h_prm_step_delimiter(p);
+    size_t dl = strlen(d), i = 0;
+    int n = 0, join = 0;
+    while (i <= len) {
+        const char *hit = NULL;
+        for (size_t j = i; j + dl <= len; j++)
+            if (!memcmp(text + j, d, dl)) { hit = text + j; break; }
+        size_t end = hit ? (size_t)(hit - text) : len;
+        if (join && n > 0 && n - 1 < cap) { // "# Answer" + delimiter + the answer: one step
+            lens[n - 1] = end - starts[n - 1];
+            join = 0;
+        } else if (end > i) {
+            if (n < cap) starts[n] = i, lens[n] = end - i;
+            n++;
+            join = end - i == 8 && !memcmp(text + i, "# Answer", 8);
+        }
+        if (!hit) break;
+        i = end + dl;
+    }
+    return n;
+}
+
+float e2h_prm_aggregate(const float *s, int n, e2h_agg how) {
+    if (!s || n <= 0) return NAN;
+    double acc = how == E2H_AGG_PROD ? 1.0 : how == E2H_AGG_MIN ? INFINITY : 0.0;
+    for (int i = 0; i < n; i++) {
+        if (how == E2H_AGG_MIN) acc = s[i] < acc ? s[i] : acc;
+        else if (how == E2H_AGG_PROD) acc *= s[i];
+        else acc += s[i];
+    }
+    if (how == E2H_AGG_MEAN) acc /= n;
+    if (how == E2H_AGG_LAST) acc = s[n - 1];
+    return (float)acc;
+}
+
+// The policy's prompt for a problem (head protocol): ChatML with the template's default
+// system turn when the policy has a ChatML template, else the problem text.
+e2h_status prm_head_prompt(const e2h_model *policy, const char *problem, prm_str *out) {
+    const char *sys = e2h_model_chat_system(policy);
+    const e2h_tokenizer *t = e2h_model_tokenizer(policy);
+    if (t && e2h_tokenizer_find(t, "<|im_start|>", 12) >= 0) {
+        if (sys) {
+            ps_adds(out, "<|im_start|>system\n");
+            ps_adds(out, sys);
+            ps_adds(out, "<|im_end|>\n");
+        }
+        ps_adds(out, "<|im_start|>user\n");
+        ps_adds(out, problem);
+        ps_adds(out, "<|im_end|>\n<|im_start|>assistant\n");
+    } else {
+        ps_adds(out, problem);
+    }
+    return out->oom ? E2H_ERR_NOMEM : E2H_OK;
+}

@@ -1,0 +1,622 @@
+// tests/test_prm.c — PRM protocols against the torch references of tests/fixtures/prm/
+// (tools/make_prm_fixtures.py: tiny random-weight models of each family): text layouts (token
+// ids and read positions), step scores within 1e-4, incremental vs from-scratch scoring
+// (1e-5, f32 KV), random fork / score / truncate trees that leave the pool empty, head files,
+// protocol detection and bad input.
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "../engine/prm/prm_internal.h"
+#include "../include/e2h.h"
+#include "harness.h"
+
+#define FIX "tests/fixtures/prm"
+
+typedef struct {
+    const char *dir, *protocol;
+} fam;
+static const fam fams[] = {
+    {"e2h_paper", "e2h-paper"}, {"math_shepherd", "math-shepherd"}, {"qwen_prm", "qwen-prm"},
+    {"rlhflow", "rlhflow"},     {"value_head", "value-head"},       {"implicit", "implicit"},
+};
+#define N_FAMS ((int)(sizeof fams / sizeof fams[0]))
+
+static cJSON *load_expected(const char *dir) {
+    char p[512];
+    snprintf(p, sizeof p, FIX "/%s/expected.json", dir);
+    char *t = th_read_file(p, NULL);
+    if (!t) return NULL;
+    cJSON *j = cJSON_Parse(t);
+    free(t);
+    return j;
+}
+
+static int fixtures_present(void) {
+    char *t = th_read_file(FIX "/e2h_paper/expected.json", NULL);
+    free(t);
+    if (!t) printf("  skipped: " FIX " not present (tools/make_prm_fixtures.py)\n");
+    return t != NULL;
+}
+
+static e2h_prm *load_prm(const char *dir, const char *protocol) {
+    char p[512], ref[512], err[1024];
+    snprintf(p, sizeof p, FIX "/%s", dir);
+    snprintf(ref, sizeof ref, FIX "/implicit_ref");
+    e2h_prm_opts o = e2h_prm_opts_default();
+    o.protocol = protocol;
+    if (protocol && !strcmp(protocol, "implicit")) o.ref_model = ref;
+    e2h_prm *prm = NULL;
+    e2h_status st = e2h_prm_load(p, NULL, &o, &prm, err, sizeof err);
+    if (st) printf("  load %s: %s\n", dir, err);
+    return prm;
+}
+
+// The case's steps as a C array; e2h-paper: the answer as the final step "# Answer\n\n{answer}".
+static int case_steps(const cJSON *c, const char **steps, char *answer_buf, size_t cap) {
+    const cJSON *s = cJSON_GetObjectItem(c, "steps"), *it;
+    int n = 0;
+    cJSON_ArrayForEach(it, s) steps[n++] = it->valuestring;
+    const cJSON *a = cJSON_GetObjectItem(c, "answer");
+    if (answer_buf && cJSON_IsString(a)) {
+        snprintf(answer_buf, cap, "# Answer\n\n%s", a->valuestring);
+        steps[n++] = answer_buf;
+    }
+    return n;
+}
+
+static int json_int_at(const cJSON *arr, int i) { return cJSON_GetArrayItem(arr, i)->valueint; }
+
+// Layout ids and read positions equal the reference's (up to the last read).
+TEST(layouts_match_reference) {
+    if (!fixtures_present()) return;
+    for (int f = 0; f < N_FAMS; f++) {
+        cJSON *x = load_expected(fams[f].dir);
+        e2h_prm *p = load_prm(fams[f].dir, fams[f].protocol);
+        CHECKF(x && p, "%s", fams[f].dir);
+        if (!x || !p) { cJSON_Delete(x); e2h_prm_free(p); continue; }
+        int paper = !strcmp(fams[f].dir, "e2h_paper"), impl = !strcmp(fams[f].dir, "implicit");
+        const cJSON *c;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItem(x, "cases")) {
+            const char *steps[32];
+            char ans[256];
+            int n = case_steps(c, steps, paper ? ans : NULL, sizeof ans);
+            prm_build b;
+            char err[512] = "";
+            e2h_status st = prm_build_layout(p, &b, cJSON_GetObjectItem(c, "problem")->valuestring,
+                                             steps, n, 1, err, sizeof err);
+            CHECKF(st == E2H_OK, "%s: %s", fams[f].dir, err);
+            if (st) continue;
+            const cJSON *ids = cJSON_GetObjectItem(c, "ids");
+            const cJSON *pos = cJSON_GetObjectItem(c, "positions");
+            int n_ids = cJSON_GetArraySize(ids);
+            int32_t upto = 0; // compare through the last position read
+            for (int k = 0; k < n; k++) {
+                int32_t e = impl ? b.span1[k] : b.read[k] + 1;
+                if (e > upto) upto = e;
+            }
+            int same = upto <= b.n && upto <= n_ids;
+            int first_diff = -1;
+            for (int32_t i = 0; same && i < upto; i++)
+                if (b.ids[i] != json_int_at(ids, i)) { same = 0; first_diff = i; }
+            CHECKF(same, "%s/%s: ids differ (first at %d, %d vs %d tokens)", fams[f].dir,
+                   cJSON_GetObjectItem(c, "name")->valuestring, first_diff, b.n, n_ids);
+            if (impl) {
+                const cJSON *r = cJSON_GetObjectItem(c, "step_ranges");
+                for (int k = 0; k < n; k++) {
+                    const cJSON *rk = cJSON_GetArrayItem(r, k);
+                    CHECKF(b.span0[k] == json_int_at(rk, 0) && b.span1[k] == json_int_at(rk, 1),
+                           "implicit step %d: span [%d,%d) vs [%d,%d)", k, b.span0[k], b.span1[k],
+                           json_int_at(rk, 0), json_int_at(rk, 1));
+                }
+            } else {
+                int n_pos = cJSON_GetArraySize(pos);
+                for (int k = 0; k < n_pos; k++)
+                    CHECKF(b.read[k] == json_int_at(pos, k), "%s step %d: read %d vs %d",
+                           fams[f].dir, k, b.read[k], json_int_at(pos, k));
+                if (paper)
+                    CHECKF(b.read[n - 1] == cJSON_GetObjectItem(c, "answer_position")->valueint,
+                           "e2h-paper answer read %d", b.read[n - 1]);
+            }
+            prm_build_free(&b);
+        }
+        e2h_prm_free(p);
+        cJSON_Delete(x);
+    }
+}
+
+// Protocols are detected where config.json / tensors say so; ambiguous ones need a name.
+TEST(detection) {
+    if (!fixtures_present()) return;
+    e2h_prm *p = load_prm("qwen_prm", NULL);
+    CHECK(p && !strcmp(e2h_prm_protocol(p), "qwen-prm"));
+    e2h_prm_free(p);
+    p = load_prm("value_head", NULL);
+    CHECK(p && !strcmp(e2h_prm_protocol(p), "value-head"));
+    e2h_prm_free(p);
+    char err[512];
+    e2h_prm *q = NULL;
+    CHECK(e2h_prm_load(FIX "/e2h_paper", NULL, NULL, &q, err, sizeof err) == E2H_ERR_INVALID_ARG &&
+          !q && strstr(err, "--prm-protocol"));
+}
+
+TEST(bad_input) {
+    if (!fixtures_present()) return;
+    char err[512];
+    e2h_prm *q = NULL;
+    e2h_prm_opts o = e2h_prm_opts_default();
+    o.protocol = "no-such";
+    CHECK(e2h_prm_load(FIX "/e2h_paper", NULL, &o, &q, err, sizeof err) == E2H_ERR_INVALID_ARG &&
+          strstr(err, "no-such"));
+    o.protocol = "qwen-prm"; // a causal LM has no 2-class score head
+    CHECK(e2h_prm_load(FIX "/e2h_paper", NULL, &o, &q, err, sizeof err) == E2H_ERR_UNSUPPORTED &&
+          strstr(err, "score.0.weight"));
+    o.protocol = "math-shepherd"; // a reward-model class has no lm_head to read "+" / "-" from
+    CHECK(e2h_prm_load(FIX "/qwen_prm", NULL, &o, &q, err, sizeof err) == E2H_ERR_UNSUPPORTED &&
+          strstr(err, "lm_head"));
+    o.protocol = "implicit"; // needs its reference model
+    CHECK(e2h_prm_load(FIX "/implicit", NULL, &o, &q, err, sizeof err) == E2H_ERR_INVALID_ARG);
+    o.protocol = "head"; // needs the policy
+    CHECK(e2h_prm_load(FIX "/policy/head_linear.safetensors", NULL, &o, &q, err, sizeof err) ==
+          E2H_ERR_INVALID_ARG);
+    // a head whose dim does not match the policy
+    e2h_model *m = NULL;
+    CHECK(e2h_model_load("tests/fixtures/models/qwen2_f32", NULL, &m, err, sizeof err) == E2H_OK);
+    CHECK(e2h_prm_load(FIX "/policy/head_linear.safetensors", m, &o, &q, err, sizeof err) ==
+          E2H_ERR_SHAPE && strstr(err, "dim"));
+    e2h_model_free(m);
+    CHECK(q == NULL);
+}
+
+
+static e2h_engine *engine_on(const e2h_model *m, int max_blocks_gib_mb) {
+    e2h_engine_opts eo;
+    memset(&eo, 0, sizeof eo);
+    eo.kv_mem_gib = max_blocks_gib_mb / 1024.0;
+    eo.block_size = 4; // small blocks: partial-block copies and sharing get exercised
+    char err[512];
+    e2h_engine *e = NULL;
+    if (e2h_engine_init(m, &eo, &e, err, sizeof err)) printf("  engine: %s\n", err);
+    return e;
+}
+
+// A PRM (not head) attached to an engine that runs the PRM's own model.
+static e2h_engine *engine_with_prm(e2h_prm *p) {
+    e2h_engine *e = engine_on(e2h_prm_model(p), 64);
+    if (e && e2h_engine_attach_prm(e, p)) {
+        printf("  attach: %s\n", e2h_engine_last_error(e));
+        e2h_engine_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+static double max_abs_diff(const float *a, const cJSON *b, int n, double scale) {
+    double d = 0;
+    for (int i = 0; i < n; i++) {
+        double x = fabs(a[i] * scale - cJSON_GetArrayItem(b, i)->valuedouble);
+        if (!(x <= d)) d = x; // NaN -> NaN
+    }
+    return d;
+}
+
+// Step scores of every family within 1e-4 of the torch reference (f32 weights, f32 KV).
+TEST(scores_match_reference) {
+    if (!fixtures_present()) return;
+    for (int f = 0; f < N_FAMS; f++) {
+        cJSON *x = load_expected(fams[f].dir);
+        e2h_prm *p = load_prm(fams[f].dir, fams[f].protocol);
+        e2h_engine *e = p ? engine_with_prm(p) : NULL;
+        CHECKF(x && p && e, "%s", fams[f].dir);
+        int paper = !strcmp(fams[f].dir, "e2h_paper"), impl = !strcmp(fams[f].dir, "implicit");
+        const cJSON *c;
+        cJSON *cases = x && e ? cJSON_GetObjectItem(x, "cases") : NULL;
+        cJSON_ArrayForEach(c, cases) {
+            const char *steps[32];
+            char ans[256];
+            int n = case_steps(c, steps, paper ? ans : NULL, sizeof ans);
+            float sc[32];
+            e2h_status st = e2h_prm_score_texts(e, cJSON_GetObjectItem(c, "problem")->valuestring, steps,
+                                                n, sc);
+            CHECKF(st == E2H_OK, "%s: %s", fams[f].dir, e2h_engine_last_error(e));
+            if (st) continue;
+            const cJSON *want = cJSON_GetObjectItem(c, impl ? "step_logratio_sums" : "step_scores");
+            int nw = cJSON_GetArraySize(want);
+            // implicit: the fixture has the raw sums; beta (0.001 by default) scales them
+            double d = max_abs_diff(sc, want, nw, impl ? 1.0 / 0.001 : 1.0);
+            CHECKF(d < (impl ? 1e-3 : 1e-4), "%s/%s: max |score - reference| = %g", fams[f].dir,
+                   cJSON_GetObjectItem(c, "name")->valuestring, d);
+            if (paper) {
+                double a = fabs(sc[n - 1] - cJSON_GetObjectItem(c, "answer_score")->valuedouble);
+                CHECKF(a < 1e-4, "e2h-paper answer score off by %g", a);
+            }
+        }
+        e2h_engine_free(e);
+        e2h_prm_free(p);
+        cJSON_Delete(x);
+    }
+}
+
+// The head protocol on the policy fixture: both head files.
+TEST(head_scores_match_reference) {
+    if (!fixtures_present()) return;
+    cJSON *x = load_expected("policy");
+    char err[512];
+    e2h_model *pol = NULL;
+    CHECK(x && e2h_model_load(FIX "/policy", NULL, &pol, err, sizeof err) == E2H_OK);
+    const char *heads[2] = {"head_linear", "head_mlp"};
+    for (int h = 0; h < 2 && pol; h++) {
+        char path[512];
+        snprintf(path, sizeof path, FIX "/policy/%s.safetensors", heads[h]);
+        e2h_prm *p = NULL;
+        e2h_status st = e2h_prm_load(path, pol, NULL, &p, err, sizeof err); // detected: head
+        CHECKF(st == E2H_OK && !strcmp(e2h_prm_protocol(p), "head"), "%s", err);
+        e2h_engine *e = p ? engine_on(pol, 64) : NULL;
+        CHECK(e && e2h_engine_attach_prm(e, p) == E2H_OK);
+        const cJSON *c;
+        cJSON *cases = e ? cJSON_GetObjectItem(x, "cases") : NULL;
+        cJSON_ArrayForEach(c, cases) {
+            const char *steps[32];
+            int n = case_steps(c, steps, NULL, 0);
+            float sc[32];
+            st = e2h_prm_score_texts(e, cJSON_GetObjectItem(c, "problem")->valuestring, steps, n, sc);
+            CHECKF(st == E2H_OK, "%s", e2h_engine_last_error(e));
+            if (st) continue;
+            const cJSON *want = cJSON_GetObjectItem(cJSON_GetObjectItem(c, "step_scores"), heads[h]);
+            double d = max_abs_diff(sc, want, n, 1.0);
+            CHECKF(d < 1e-4, "%s/%s: max |score - reference| = %g", heads[h],
+                   cJSON_GetObjectItem(c, "name")->valuestring, d);
+        }
+        e2h_engine_free(e);
+        e2h_prm_free(p);
+    }
+    e2h_model_free(pol);
+    cJSON_Delete(x);
+}
+
+
+// ---------------------------------------------------------------- incremental scoring
+
+// Appends text (policy tokens) to a policy sequence.
+static int append_text(e2h_engine *e, e2h_seq *s, const char *text) {
+    const e2h_tokenizer *t = e2h_model_tokenizer(e2h_engine_model(e));
+    int32_t ids[1024], n = 0;
+    if (e2h_tokenize(t, text, strlen(text), 0, ids, 1024, &n) || n > 1024) return -1;
+    return e2h_seq_append(e, s, ids, n) ? -1 : 0;
+}
+
+static e2h_seq *policy_root(e2h_engine *e, const char *problem) {
+    const e2h_tokenizer *t = e2h_model_tokenizer(e2h_engine_model(e));
+    int32_t ids[1024], n = 0;
+    e2h_seq *s = NULL;
+    if (e2h_tokenize(t, problem, strlen(problem), 1, ids, 1024, &n) || n < 1 ||
+        e2h_seq_create(e, ids, n, NULL, &s) || e2h_seq_set_problem(e, s, problem)) {
+        if (s) e2h_seq_release(e, s);
+        return NULL;
+    }
+    return s;
+}
+
+// Generates steps[from..n) on s one at a time (step + "\n\n", the last without the delimiter
+// when final) and scores each as it completes.
+static int grow_and_score(e2h_engine *e, e2h_seq *s, const char *const *steps, int from, int n,
+                          int final) {
+    for (int k = from; k < n; k++) {
+        int last = k == n - 1 && final;
+        if (append_text(e, s, steps[k]) || (!last && append_text(e, s, "\n\n"))) return -1;
+        float sc;
+        if (e2h_prm_score_new_steps(e, &s, 1, last, &sc)) {
+            printf("  score: %s\n", e2h_engine_last_error(e));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void kv_empty(e2h_engine *e, const char *what) {
+    e2h_kv_stats ks;
+    e2h_engine_get_kv_stats(e, &ks);
+    CHECKF(ks.blocks_used == 0, "%s: %d KV blocks still used after release", what, ks.blocks_used);
+}
+
+// Mirrors of a policy whose tokenizer differs from the PRM's (text mapping): step by step, in
+// a tree (two branches share three steps), against from-scratch scoring (1e-5) and the torch
+// reference (1e-4); truncate-and-regrow; everything released leaves both pools empty.
+TEST(incremental_matches_from_scratch) {
+    if (!fixtures_present()) return;
+    char err[512];
+    e2h_model *pol = NULL;
+    CHECK(e2h_model_load(FIX "/policy", NULL, &pol, err, sizeof err) == E2H_OK);
+    for (int f = 0; f < N_FAMS && pol; f++) {
+        cJSON *x = load_expected(fams[f].dir);
+        e2h_prm *p = load_prm(fams[f].dir, fams[f].protocol);
+        e2h_engine *e = engine_on(pol, 64);
+        CHECKF(x && p && e && e2h_engine_attach_prm(e, p) == E2H_OK, "%s: %s", fams[f].dir,
+               e ? e2h_engine_last_error(e) : "");
+        int paper = !strcmp(fams[f].dir, "e2h_paper"), impl = !strcmp(fams[f].dir, "implicit");
+        const cJSON *cases = x ? cJSON_GetObjectItem(x, "cases") : NULL;
+        const cJSON *ca = cJSON_GetArrayItem(cases, 1), *cb = cJSON_GetArrayItem(cases, 2);
+        if (!e || !ca || !cb) { e2h_engine_free(e); e2h_prm_free(p); cJSON_Delete(x); continue; }
+        const char *sa[32], *sb[32];
+        char aa[256], ab[256];
+        int na = case_steps(ca, sa, paper ? aa : NULL, sizeof aa);
+        int nb = case_steps(cb, sb, paper ? ab : NULL, sizeof ab);
+        const char *problem = cJSON_GetObjectItem(ca, "problem")->valuestring;
+        e2h_seq *root = policy_root(e, problem), *ch[2] = {NULL, NULL};
+        CHECK(root && grow_and_score(e, root, sa, 0, 3, 0) == 0);
+        CHECK(root && e2h_seq_fork(e, root, 2, ch) == E2H_OK);
+        CHECK(ch[0] && grow_and_score(e, ch[0], sa, 3, na, 1) == 0);
+        CHECK(ch[1] && grow_and_score(e, ch[1], sb, 3, nb, 1) == 0);
+        for (int b = 0; b < 2 && ch[b]; b++) {
+            const char **st = b ? sb : sa;
+            int n = b ? nb : na;
+            const float *inc = NULL;
+            int got = e2h_seq_step_scores(ch[b], &inc);
+            float full[32];
+            CHECKF(got == n, "%s branch %d: %d step scores, want %d", fams[f].dir, b, got, n);
+            CHECK(e2h_prm_score_texts(e, problem, st, n, full) == E2H_OK);
+            double d = 0;
+            for (int k = 0; k < n && got == n; k++) d = fmax(d, fabs(inc[k] - full[k]));
+            CHECKF(d <= 1e-5 * (impl ? 1000 : 1), "%s branch %d: incremental vs from scratch %g",
+                   fams[f].dir, b, d);
+            const cJSON *want = cJSON_GetObjectItem(b ? cb : ca, impl ? "step_logratio_sums" : "step_scores");
+            if (got == n) {
+                double r = max_abs_diff(inc, want, cJSON_GetArraySize(want), impl ? 1000.0 : 1.0);
+                CHECKF(r < (impl ? 1e-3 : 1e-4), "%s branch %d: vs reference %g", fams[f].dir, b, r);
+            }
+        }
+        // truncate branch 1 back into step 4 and regrow it as branch 0's step 4: the same scores
+        if (ch[1]) {
+            const float *s1 = NULL;
+            int32_t len = e2h_seq_len(ch[1]);
+            CHECK(e2h_seq_truncate(e, ch[1], len - 3) == E2H_OK);
+            CHECK(e2h_seq_step_scores(ch[1], &s1) <= nb - 1);
+            e2h_seq *g = NULL;
+            CHECK(e2h_seq_fork(e, root, 1, &g) == E2H_OK && g);
+            if (g) {
+                CHECK(grow_and_score(e, g, sa, 3, na, 1) == 0);
+                const float *x0 = NULL, *x1 = NULL;
+                int n0 = e2h_seq_step_scores(ch[0], &x0), n1 = e2h_seq_step_scores(g, &x1);
+                CHECK(n0 == n1);
+                for (int k = 0; k < n0 && n0 == n1; k++)
+                    CHECKF(fabs(x0[k] - x1[k]) <= 1e-6, "%s: regrown step %d differs", fams[f].dir, k);
+                // re-scoring a scored sequence costs nothing and returns the last score
+                int64_t before = e2h_engine_prm_tokens(e);
+                float again;
+                CHECK(e2h_prm_score_new_steps(e, &g, 1, 1, &again) == E2H_OK);
+                CHECK(e2h_engine_prm_tokens(e) == before && n1 > 0 && again == x1[n1 - 1]);
+                e2h_seq_release(e, g);
+            }
+        }
+        e2h_seq_release(e, ch[0]);
+        e2h_seq_release(e, ch[1]);
+        e2h_seq_release(e, root);
+        kv_empty(e, "policy");
+        for (int j = 0; j < 2; j++)
+            if (prm_engine_of(e, j)) kv_empty(prm_engine_of(e, j), fams[f].dir);
+        e2h_engine_free(e);
+        e2h_prm_free(p);
+        cJSON_Delete(x);
+    }
+    e2h_model_free(pol);
+}
+
+// Random trees of fork / append step / score / truncate / release: every scored sequence's
+// step scores equal from-scratch scoring, and the pools are empty after release.
+TEST(random_trees) {
+    if (!fixtures_present()) return;
+    char err[512];
+    e2h_model *pol = NULL;
+    CHECK(e2h_model_load(FIX "/policy", NULL, &pol, err, sizeof err) == E2H_OK);
+    e2h_prm *p = load_prm("qwen_prm", "qwen-prm");
+    e2h_engine *e = pol && p ? engine_on(pol, 64) : NULL;
+    CHECK(e && e2h_engine_attach_prm(e, p) == E2H_OK);
+    static const char *pool[] = {"We factor it.", "So x = 2 or x = 3.", "The sum is 5.",
+                                 "Check: 2 + 3 = 5.", "By Vieta the sum is 5.", "Hence $\\boxed{5}$."};
+    const char *problem = "Find the sum of the roots of $x^2-5x+6=0$.";
+    enum { MAXS = 12 };
+    e2h_seq *live[MAXS];
+    int steps[MAXS][16], n_steps[MAXS], n_live = 0;
+    uint64_t rng = 12345;
+#define RND(n) ((int)((rng = rng * 6364136223846793005ull + 1442695040888963407ull) >> 33) % (n))
+    if (e) {
+        live[0] = policy_root(e, problem);
+        n_steps[0] = 0;
+        n_live = live[0] ? 1 : 0;
+    }
+    for (int it = 0; it < 60 && n_live > 0; it++) {
+        int i = RND(n_live), op = RND(10);
+        e2h_seq *s = live[i];
+        if (op < 2 && n_live < MAXS) { // fork
+            e2h_seq *c = NULL;
+            if (e2h_seq_fork(e, s, 1, &c) == E2H_OK) {
+                live[n_live] = c;
+                memcpy(steps[n_live], steps[i], sizeof steps[i]);
+                n_steps[n_live++] = n_steps[i];
+            }
+        } else if (op < 7 && n_steps[i] < 8) { // a new step, scored
+            int k = RND(6);
+            steps[i][n_steps[i]++] = k;
+            CHECK(append_text(e, s, pool[k]) == 0 && append_text(e, s, "\n\n") == 0);
+            float sc;
+            CHECKF(e2h_prm_score_new_steps(e, &s, 1, 0, &sc) == E2H_OK, "%s", e2h_engine_last_error(e));
+        } else if (op < 9 && n_steps[i] > 1) { // truncate to the end of an earlier step
+            const float *sc;
+            int keep = 1 + RND(n_steps[i] - 1);
+            int32_t len = e2h_seq_n_prompt(s);
+            for (int k = 0; k < keep; k++) {
+                const e2h_tokenizer *t = e2h_model_tokenizer(pol);
+                int32_t n = 0;
+                char buf[256];
+                snprintf(buf, sizeof buf, "%s\n\n", pool[steps[i][k]]);
+                e2h_tokenize(t, buf, strlen(buf), 0, NULL, 0, &n);
+                len += n;
+            }
+            CHECK(e2h_seq_truncate(e, s, len) == E2H_OK);
+            n_steps[i] = keep;
+            CHECK(e2h_seq_step_scores(s, &sc) == keep);
+        } else if (n_live > 1) { // release
+            e2h_seq_release(e, s);
+            live[i] = live[n_live - 1];
+            memcpy(steps[i], steps[n_live - 1], sizeof steps[i]);
+            n_steps[i] = n_steps[n_live - 1];
+            n_live--;
+        }
+    }
+    for (int i = 0; i < n_live; i++) {
+        const float *inc;
+        int n = e2h_seq_step_scores(live[i], &inc);
+        CHECKF(n == n_steps[i], "seq %d: %d scores for %d steps", i, n, n_steps[i]);
+        if (n == 0 || n != n_steps[i]) continue;
+        const char *st[16];
+        float full[16];
+        for (int k = 0; k < n; k++) st[k] = pool[steps[i][k]];
+        // the tree scored every step as not final: compare with the same layout
+        prm_build b;
+        CHECK(prm_build_layout(p, &b, problem, st, n, 0, err, sizeof err) == E2H_OK);
+        prm_build_free(&b);
+        CHECK(e2h_prm_score_texts(e, problem, st, n, full) == E2H_OK);
+        for (int k = 0; k < n; k++) // qwen-prm: a final layout reads the same positions
+            CHECKF(fabs(inc[k] - full[k]) <= 1e-5, "seq %d step %d: %g vs %g", i, k, inc[k], full[k]);
+    }
+    for (int i = 0; i < n_live; i++) e2h_seq_release(e, live[i]);
+    if (e) {
+        kv_empty(e, "policy");
+        kv_empty(prm_engine_of(e, 0), "prm");
+    }
+    e2h_engine_free(e);
+    e2h_prm_free(p);
+    e2h_model_free(pol);
+}
+
+
+// e2h-paper ORM reads only the final answer, at the EOS after it (the reference's eos_score);
+// OPRM reads every step and the answer at its last token (answer_score).
+TEST(e2h_paper_orm_oprm) {
+    if (!fixtures_present()) return;
+    cJSON *x = load_expected("e2h_paper");
+    const char *variants[2] = {"e2h-paper-orm", "e2h-paper-oprm"};
+    for (int v = 0; v < 2 && x; v++) {
+        e2h_prm *p = load_prm("e2h_paper", variants[v]);
+        e2h_engine *e = p ? engine_with_prm(p) : NULL;
+        CHECK(e != NULL);
+        const cJSON *c;
+        cJSON *cases = e ? cJSON_GetObjectItem(x, "cases") : NULL;
+        cJSON_ArrayForEach(c, cases) {
+            const char *steps[32];
+            char ans[256];
+            int n = case_steps(c, steps, ans, sizeof ans);
+            float sc[32];
+            CHECK(e2h_prm_score_texts(e, cJSON_GetObjectItem(c, "problem")->valuestring, steps, n, sc) == E2H_OK);
+            double want = cJSON_GetObjectItem(c, v ? "answer_score" : "eos_score")->valuedouble;
+            CHECKF(fabs(sc[n - 1] - want) < 1e-4, "%s: final %g vs %g", variants[v], sc[n - 1], want);
+            const cJSON *ws = cJSON_GetObjectItem(c, "step_scores");
+            for (int k = 0; k < n - 1; k++) {
+                if (v == 0) CHECKF(isnan(sc[k]), "orm step %d scored", k);
+                else CHECKF(fabs(sc[k] - cJSON_GetArrayItem(ws, k)->valuedouble) < 1e-4, "oprm step %d", k);
+            }
+        }
+        e2h_engine_free(e);
+        e2h_prm_free(p);
+    }
+    cJSON_Delete(x);
+}
+
+
+// The head protocol on live policy sequences: the policy's own hidden states at each step's
+// last token (no PRM forward), in a tree, against the reference and from-scratch scoring.
+TEST(head_incremental) {
+    if (!fixtures_present()) return;
+    cJSON *x = load_expected("policy");
+    char err[512];
+    e2h_model *pol = NULL;
+    CHECK(x && e2h_model_load(FIX "/policy", NULL, &pol, err, sizeof err) == E2H_OK);
+    e2h_prm *p = NULL;
+    CHECK(pol && e2h_prm_load(FIX "/policy/head_mlp.safetensors", pol, NULL, &p, err, sizeof err) == E2H_OK);
+    e2h_engine *e = p ? engine_on(pol, 64) : NULL;
+    CHECK(e && e2h_engine_attach_prm(e, p) == E2H_OK);
+    const cJSON *ca = cJSON_GetArrayItem(cJSON_GetObjectItem(x, "cases"), 1);
+    const cJSON *cb = cJSON_GetArrayItem(cJSON_GetObjectItem(x, "cases"), 2);
+    if (e && ca && cb) {
+        const char *problem = cJSON_GetObjectItem(ca, "problem")->valuestring;
+        char prompt[2048];
+        snprintf(prompt, sizeof prompt, "<|im_start|>system\n%s<|im_end|>\n<|im_start|>user\n%s<|im_end|>\n"
+                 "<|im_start|>assistant\n", e2h_model_chat_system(pol), problem);
+        const e2h_tokenizer *t = e2h_model_tokenizer(pol);
+        int32_t ids[1024], n = 0;
+        e2h_seq *root = NULL, *ch[2] = {NULL, NULL};
+        CHECK(e2h_tokenize(t, prompt, strlen(prompt), 0, ids, 1024, &n) == E2H_OK &&
+              e2h_seq_create(e, ids, n, NULL, &root) == E2H_OK);
+        const char *sa[32], *sb[32];
+        int na = case_steps(ca, sa, NULL, 0), nb = case_steps(cb, sb, NULL, 0);
+        int64_t before = e2h_engine_prm_tokens(e);
+        // each step tokenized on its own, as the fixture (and a sampling policy) does
+        for (int k = 0; k < 3 && root; k++) {
+            char buf[512];
+            snprintf(buf, sizeof buf, "%s\n\n", sa[k]);
+            CHECK(append_text(e, root, buf) == 0);
+            float sc;
+            CHECK(e2h_prm_score_new_steps(e, &root, 1, 0, &sc) == E2H_OK);
+        }
+        CHECK(root && e2h_seq_fork(e, root, 2, ch) == E2H_OK);
+        for (int b = 0; b < 2 && ch[0]; b++) {
+            const char **st = b ? sb : sa;
+            int ns = b ? nb : na;
+            for (int k = 3; k < ns; k++) {
+                char buf[512];
+                snprintf(buf, sizeof buf, "%s\n\n", st[k]);
+                CHECK(append_text(e, ch[b], buf) == 0);
+                float sc;
+                CHECK(e2h_prm_score_new_steps(e, &ch[b], 1, 0, &sc) == E2H_OK);
+            }
+            const float *inc;
+            int got = e2h_seq_step_scores(ch[b], &inc);
+            CHECK(got == ns);
+            const cJSON *want = cJSON_GetObjectItem(cJSON_GetObjectItem(b ? cb : ca, "step_scores"), "head_mlp");
+            if (got == ns) {
+                double d = max_abs_diff(inc, want, ns, 1.0);
+                CHECKF(d < 1e-4, "head branch %d: vs reference %g", b, d);
+            }
+        }
+        CHECK(e2h_engine_prm_tokens(e) == before); // no PRM forward for the head
+        e2h_seq_release(e, ch[0]);
+        e2h_seq_release(e, ch[1]);
+        e2h_seq_release(e, root);
+        kv_empty(e, "head policy");
+    }
+    e2h_engine_free(e);
+    e2h_prm_free(p);
+    e2h_model_free(pol);
+    cJSON_Delete(x);
+}
+
+TEST(split_and_aggregate) {
+    e2h_prm_opts o = e2h_prm_opts_default();
+    (void)o;
+    const char *sol = "Step one.\n\nStep two.\n\n\n\n# Answer\n\n42";
+    size_t st[8], ln[8];
+    int n = e2h_prm_split_solution(NULL, sol, strlen(sol), st, ln, 8);
+    CHECK(n == 3);
+    CHECK(n == 3 && ln[0] == 9 && !strncmp(sol + st[0], "Step one.", 9));
+    CHECK(n == 3 && !strncmp(sol + st[2], "# Answer\n\n42", ln[2]) && ln[2] == 12);
+    float s[3] = {0.5f, 0.25f, 1.0f};
+    CHECK(e2h_prm_aggregate(s, 3, E2H_AGG_MIN) == 0.25f);
+    CHECK(fabsf(e2h_prm_aggregate(s, 3, E2H_AGG_PROD) - 0.125f) < 1e-7f);
+    CHECK(fabsf(e2h_prm_aggregate(s, 3, E2H_AGG_MEAN) - 1.75f / 3) < 1e-7f);
+    CHECK(e2h_prm_aggregate(s, 3, E2H_AGG_LAST) == 1.0f);
+    CHECK(isnan(e2h_prm_aggregate(s, 0, E2H_AGG_MIN)));
+}
+
+int main(void) {
+    RUN(layouts_match_reference);
+    RUN(detection);
+    RUN(bad_input);
+    RUN(split_and_aggregate);
+    RUN(scores_match_reference);
+    RUN(head_scores_match_reference);
+    RUN(e2h_paper_orm_oprm);
+    RUN(incremental_matches_from_scratch);
+    RUN(random_trees);
+    RUN(head_incremental);
+    return TEST_SUMMARY();
+}
