@@ -100,3 +100,10 @@ def test_unknown_protocol_and_mismatched_head(tmp_path):
     assert p.returncode == 2 and "unknown protocol 'nope'" in p.stderr
     p, _ = score(tmp_path, [ok], "--prm", os.path.join(FIX, "e2h_paper"), "--prm-protocol", "value-head")
     assert p.returncode == 2 and "v_head.summary.weight" in p.stderr
+
+
+def test_help_and_missing_flags(tmp_path):
+    p = subprocess.run([E2H, "score", "--help"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "usage" in p.stdout.lower() and "--prm-protocol" in p.stdout
+    p = subprocess.run([E2H, "score", "-i", "x", "-o", "y"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "--prm" in p.stderr
