@@ -343,7 +343,17 @@ TEST(incremental_matches_from_scratch) {
         int nb = case_steps(cb, sb, paper ? ab : NULL, sizeof ab);
         const char *problem = cJSON_GetObjectItem(ca, "problem")->valuestring;
         e2h_seq *root = policy_root(e, problem), *ch[2] = {NULL, NULL};
+        int64_t t0 = e2h_engine_prm_tokens(e);
         CHECK(root && grow_and_score(e, root, sa, 0, 3, 0) == 0);
+        { // three steps scored one at a time cost about one layout of three steps, not three
+          // (implicit: two models)
+            prm_build b3;
+            CHECK(prm_build_layout(p, &b3, problem, sa, 3, 0, err, sizeof err) == E2H_OK);
+            int64_t used = e2h_engine_prm_tokens(e) - t0;
+            CHECKF(used <= (impl ? 2 : 1) * ((int64_t)b3.n + 3), "%s: %lld PRM tokens for a %d-token layout",
+                   fams[f].dir, (long long)used, b3.n);
+            prm_build_free(&b3);
+        }
         CHECK(root && e2h_seq_fork(e, root, 2, ch) == E2H_OK);
         CHECK(ch[0] && grow_and_score(e, ch[0], sa, 3, na, 1) == 0);
         CHECK(ch[1] && grow_and_score(e, ch[1], sb, 3, nb, 1) == 0);
@@ -590,6 +600,40 @@ TEST(head_incremental) {
     cJSON_Delete(x);
 }
 
+
+// One --kv-mem budget split between the policy's pool and the PRM's by bytes per token; attach
+// refuses an engine that already has sequences.
+TEST(kv_budget_split) {
+    if (!fixtures_present()) return;
+    char err[512];
+    e2h_model *pol = NULL;
+    CHECK(e2h_model_load(FIX "/policy", NULL, &pol, err, sizeof err) == E2H_OK);
+    e2h_prm *p = load_prm("math_shepherd", "math-shepherd");
+    e2h_engine *e = pol && p ? engine_on(pol, 16) : NULL;
+    if (!e) { e2h_prm_free(p); e2h_model_free(pol); CHECK(0); return; }
+    e2h_kv_stats a, b, c;
+    e2h_engine_get_kv_stats(e, &a);
+    e2h_seq *s = policy_root(e, "What?");
+    CHECK(s == NULL); // no PRM attached: set_problem refuses
+    int32_t id = 1;
+    CHECK(e2h_seq_create(e, &id, 1, NULL, &s) == E2H_OK);
+    CHECK(e2h_engine_attach_prm(e, p) == E2H_ERR_INVALID_ARG && strstr(e2h_engine_last_error(e), "before"));
+    e2h_seq_release(e, s);
+    CHECK(e2h_engine_attach_prm(e, p) == E2H_OK);
+    CHECK(e2h_engine_attach_prm(e, p) == E2H_ERR_INVALID_ARG); // one PRM per engine
+    e2h_engine_get_kv_stats(e, &b);
+    e2h_engine_get_kv_stats(prm_engine_of(e, 0), &c);
+    double total = (double)a.blocks_total * a.block_bytes;
+    double used = (double)b.blocks_total * b.block_bytes + (double)c.blocks_total * c.block_bytes;
+    CHECKF(b.blocks_total > 0 && c.blocks_total > 0 && used <= total && used > 0.9 * total,
+           "split %d + %d blocks of %g bytes budget", b.blocks_total, c.blocks_total, total);
+    // same number of tokens in each pool (within a block)
+    CHECK(abs(b.blocks_total - c.blocks_total) <= 1);
+    e2h_engine_free(e);
+    e2h_prm_free(p);
+    e2h_model_free(pol);
+}
+
 TEST(split_and_aggregate) {
     e2h_prm_opts o = e2h_prm_opts_default();
     (void)o;
@@ -618,5 +662,6 @@ int main(void) {
     RUN(incremental_matches_from_scratch);
     RUN(random_trees);
     RUN(head_incremental);
+    RUN(kv_budget_split);
     return TEST_SUMMARY();
 }
