@@ -385,6 +385,7 @@ static int prm_is_eos(const e2h_model *m, int32_t id) {
 static e2h_status policy_text(e2h_engine *e, e2h_seq *s, char **out, size_t *len, int32_t *n_gen) {
     const int32_t *t = e2h_seq_tokens(s);
     int32_t a = e2h_seq_n_prompt(s), b = e2h_seq_len(s);
+    if (a > b) a = b;
     while (b > a && prm_is_eos(e->model, t[b - 1])) b--;
     *n_gen = b - a;
     size_t need = 0;
