@@ -634,6 +634,47 @@ TEST(kv_budget_split) {
     e2h_model_free(pol);
 }
 
+
+// Scores do not depend on batching: three sequences scored in one call equal each scored alone,
+// with 1 and 2 threads.
+TEST(batch_and_threads_invariant) {
+    if (!fixtures_present()) return;
+    char err[512];
+    e2h_model *pol = NULL;
+    CHECK(e2h_model_load(FIX "/policy", NULL, &pol, err, sizeof err) == E2H_OK);
+    e2h_prm *p = load_prm("value_head", "value-head");
+    static const char *steps[3] = {"We factor it.\n\n", "So x = 2 or x = 3.\n\n", "The sum is 5.\n\n"};
+    float got[2][2][3];
+    for (int th = 0; th < 2 && pol && p; th++) {
+        for (int mode = 0; mode < 2; mode++) {
+            e2h_engine_opts eo;
+            memset(&eo, 0, sizeof eo);
+            eo.n_threads = th + 1;
+            eo.kv_mem_gib = 16 / 1024.0;
+            e2h_engine *e = NULL;
+            CHECK(e2h_engine_init(pol, &eo, &e, err, sizeof err) == E2H_OK);
+            CHECK(e && e2h_engine_attach_prm(e, p) == E2H_OK);
+            e2h_seq *s[3] = {NULL, NULL, NULL};
+            for (int i = 0; i < 3 && e; i++) {
+                s[i] = policy_root(e, "Find the sum of the roots.");
+                for (int k = 0; k <= i && s[i]; k++) CHECK(append_text(e, s[i], steps[k]) == 0);
+            }
+            if (mode == 0) CHECK(e2h_prm_score_new_steps(e, s, 3, 0, got[th][mode]) == E2H_OK);
+            else
+                for (int i = 0; i < 3; i++)
+                    CHECK(e2h_prm_score_new_steps(e, &s[i], 1, 0, &got[th][mode][i]) == E2H_OK);
+            for (int i = 0; i < 3; i++) e2h_seq_release(e, s[i]);
+            e2h_engine_free(e);
+        }
+    }
+    for (int th = 0; th < 2; th++)
+        for (int i = 0; i < 3; i++)
+            CHECKF(got[th][0][i] == got[0][1][i], "threads %d seq %d: batched %.9g vs alone %.9g",
+                   th + 1, i, got[th][0][i], got[0][1][i]);
+    e2h_prm_free(p);
+    e2h_model_free(pol);
+}
+
 TEST(split_and_aggregate) {
     e2h_prm_opts o = e2h_prm_opts_default();
     (void)o;
@@ -663,5 +704,6 @@ int main(void) {
     RUN(random_trees);
     RUN(head_incremental);
     RUN(kv_budget_split);
+    RUN(batch_and_threads_invariant);
     return TEST_SUMMARY();
 }
