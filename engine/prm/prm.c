@@ -129,43 +129,6 @@ bad:
     return E2H_ERR_TOKENIZER;
 }
 
-// Shape of a tensor in a safetensors file (dir or file): 0 and dims, or -1.
-static int prm_st_shape(const char *path, const char *name, int64_t shape[2], int *nd) {
-    char file[2048];
-    struct stat sb;
-    if (stat(path, &sb)) return -1;
-    if (S_ISDIR(sb.st_mode)) snprintf(file, sizeof file, "%s/model.safetensors", path);
-    else snprintf(file, sizeof file, "%s", path);
-    FILE *f = fopen(file, "rb");
-    if (!f) return -1;
-    uint8_t h8[8];
-    uint64_t hlen = 0;
-    int rc = -1;
-    if (fread(h8, 1, 8, f) == 8) {
-        for (int i = 7; i >= 0; i--) hlen = hlen << 8 | h8[i];
-        char *js = hlen < (100u << 20) ? malloc(hlen + 1) : NULL;
-        if (js && fread(js, 1, hlen, f) == hlen) {
-            js[hlen] = 0;
-            cJSON *root = cJSON_Parse(js);
-            const cJSON *sh = cJSON_GetObjectItemCaseSensitive(
-                cJSON_GetObjectItemCaseSensitive(root, name), "shape");
-            if (cJSON_IsArray(sh) && cJSON_GetArraySize(sh) <= 2) {
-                *nd = cJSON_GetArraySize(sh);
-                for (int i = 0; i < *nd; i++) {
-                    const cJSON *d = cJSON_GetArrayItem(sh, i);
-                    shape[i] = cJSON_IsNumber(d) && d->valuedouble >= 0 && d->valuedouble < 1e9
-                                   ? (int64_t)d->valuedouble : -1;
-                }
-                rc = 0;
-            }
-            cJSON_Delete(root);
-        }
-        free(js);
-    }
-    fclose(f);
-    return rc;
-}
-
 e2h_status prm_read_mlp_head(e2h_prm *p, const char *path, const char *w1, const char *b1,
                              const char *w2, const char *b2, int n_out, char *err, size_t err_len) {
     if (!path) path = p->model->path;

@@ -131,6 +131,8 @@ e2h_status prm_st_read(const char *path, const char *name, int64_t rows, int64_t
                        float **out, char *err, size_t err_len);
 // 1 if the tensor exists in path's safetensors (dir or file).
 int prm_st_has(const char *path, const char *name);
+// Shape of a tensor (up to 2-D): 0 and its dims, or -1 if absent / more dims.
+int prm_st_shape(const char *path, const char *name, int64_t shape[2], int *nd);
 // The "__metadata__" JSON object of a safetensors file as a malloc'd string, or NULL.
 char *prm_st_metadata(const char *file, char *err, size_t err_len);
 

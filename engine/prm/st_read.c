@@ -1,13 +1,15 @@
 // engine/prm/st_read.c — reads the few small tensors of a PRM head (Qwen2.5-Math-PRM's score
 // MLP, a value head, an e2h head file) from safetensors files into f32 copies. The model
-// loader maps the backbone; the heads are not part of a causal LM, so they are read here
-// (header parsed, ranges checked against the file size, data converted to f32).
+// loader maps the backbone; the heads are not part of a causal LM, so they are read here through
+// formats/safetensors (ranges checked against the files) and converted to f32. A head file's
+// __metadata__ (PLAN §4) is read from its header.
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../../formats/safetensors.h"
 #include "../../kernels/ops.h"
 #include "../util.h"
 #include "prm_internal.h"
@@ -51,42 +53,42 @@ static cJSON *st_header(FILE *f, const char *file, uint64_t *data_off, uint64_t 
     return root;
 }
 
-// The safetensors file of `path` (dir or file) that holds tensor `name`, into file.
-static int st_locate(const char *path, const char *name, char *file, size_t cap) {
+// Opens the safetensors of path (a model directory, sharded or not, or one file) through
+// formats/safetensors (every tensor's range checked against its file).
+static e2h_status st_open(const char *path, st_index *ix, char *err, size_t err_len) {
+    memset(ix, 0, sizeof *ix);
     struct stat sb;
-    if (stat(path, &sb)) return -1;
-    if (!S_ISDIR(sb.st_mode)) {
-        snprintf(file, cap, "%s", path);
-        return 0;
+    if (stat(path, &sb)) {
+        e2h_errf(err, err_len, "%s: no such file or directory", path);
+        return E2H_ERR_IO;
     }
-    char idx[2048], err[64];
-    snprintf(idx, sizeof idx, "%s/model.safetensors.index.json", path);
-    char *text = NULL;
-    if (stat(idx, &sb) == 0 && e2h_read_file(idx, &text, NULL, err, sizeof err) == E2H_OK) {
-        cJSON *root = cJSON_Parse(text);
-        free(text);
-        const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
-        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(wm, name);
-        int ok = cJSON_IsString(fn) && !strchr(fn->valuestring, '/');
-        if (ok) snprintf(file, cap, "%s/%s", path, fn->valuestring);
-        cJSON_Delete(root);
-        return ok ? 0 : -1;
-    }
-    snprintf(file, cap, "%s/model.safetensors", path);
-    return 0;
+    if (!S_ISDIR(sb.st_mode)) return st_index_add_file(ix, path, err, err_len);
+    char p[2048];
+    snprintf(p, sizeof p, "%s/model.safetensors.index.json", path);
+    if (stat(p, &sb) == 0) return st_index_add_shards(ix, path, p, err, err_len);
+    snprintf(p, sizeof p, "%s/model.safetensors", path);
+    return st_index_add_file(ix, p, err, err_len);
 }
 
 int prm_st_has(const char *path, const char *name) {
-    char file[2048], err[256];
-    if (st_locate(path, name, file, sizeof file)) return 0;
-    FILE *f = fopen(file, "rb");
-    if (!f) return 0;
-    uint64_t off, size;
-    cJSON *root = st_header(f, file, &off, &size, err, sizeof err);
-    fclose(f);
-    int has = root && cJSON_GetObjectItemCaseSensitive(root, name) != NULL;
-    cJSON_Delete(root);
+    char err[256];
+    st_index ix;
+    int has = st_open(path, &ix, err, sizeof err) == E2H_OK && st_find(&ix, name) != NULL;
+    st_index_free(&ix);
     return has;
+}
+
+int prm_st_shape(const char *path, const char *name, int64_t shape[2], int *nd) {
+    char err[256];
+    st_index ix;
+    const st_tensor *t = st_open(path, &ix, err, sizeof err) == E2H_OK ? st_find(&ix, name) : NULL;
+    int ok = t && t->n_dims <= 2;
+    if (ok) {
+        *nd = t->n_dims;
+        for (int i = 0; i < t->n_dims; i++) shape[i] = t->shape[i];
+    }
+    st_index_free(&ix);
+    return ok ? 0 : -1;
 }
 
 char *prm_st_metadata(const char *file, char *err, size_t err_len) {
@@ -109,84 +111,27 @@ char *prm_st_metadata(const char *file, char *err, size_t err_len) {
 e2h_status prm_st_read(const char *path, const char *name, int64_t rows, int64_t cols,
                        float **out, char *err, size_t err_len) {
     *out = NULL;
-    char file[2048];
-    if (st_locate(path, name, file, sizeof file)) {
+    st_index ix;
+    e2h_status st = st_open(path, &ix, err, err_len);
+    const st_tensor *t = st ? NULL : st_find(&ix, name);
+    if (!st && !t) {
         e2h_errf(err, err_len, "%s: tensor '%s' is missing", path, name);
-        return E2H_ERR_SHAPE;
-    }
-    FILE *f = fopen(file, "rb");
-    if (!f) {
-        e2h_errf(err, err_len, "%s: cannot open", file);
-        return E2H_ERR_IO;
-    }
-    uint64_t off, size;
-    e2h_status st = E2H_OK;
-    cJSON *root = st_header(f, file, &off, &size, err, err_len);
-    if (!root) { fclose(f); return E2H_ERR_FORMAT; }
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, name);
-    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(t, "dtype");
-    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(t, "shape");
-    const cJSON *of = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
-    int64_t want_dims = cols > 0 ? 2 : 1;
-    int type = -1, es = 0;
-    if (!t) {
-        e2h_errf(err, err_len, "%s: tensor '%s' is missing", file, name);
         st = E2H_ERR_SHAPE;
-        goto done;
     }
-    if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2) {
-        e2h_errf(err, err_len, "%s: tensor '%s': header entry needs dtype, shape, data_offsets", file, name);
-        st = E2H_ERR_FORMAT;
-        goto done;
+    int want = cols > 0 ? 2 : 1;
+    if (!st && (t->n_dims != want || t->shape[0] != rows || (want == 2 && t->shape[1] != cols))) {
+        e2h_errf(err, err_len, "%s: tensor '%s' has shape [%lld%s%lld] (%d dims), expected [%lld%s%lld]",
+                 t->file, name, (long long)t->shape[0], t->n_dims > 1 ? ", " : "",
+                 t->n_dims > 1 ? (long long)t->shape[1] : 0LL, t->n_dims, (long long)rows,
+                 want > 1 ? ", " : "", want > 1 ? (long long)cols : 0LL);
+        st = E2H_ERR_SHAPE;
     }
-    if (!strcmp(dt->valuestring, "F32")) type = E2H_TYPE_F32, es = 4;
-    else if (!strcmp(dt->valuestring, "F16")) type = E2H_TYPE_F16, es = 2;
-    else if (!strcmp(dt->valuestring, "BF16")) type = E2H_TYPE_BF16, es = 2;
-    else {
-        e2h_errf(err, err_len, "%s: tensor '%s': dtype %s (supported: F32, F16, BF16)", file, name,
-                 dt->valuestring);
-        st = E2H_ERR_UNSUPPORTED;
-        goto done;
+    if (!st) {
+        int64_t n = rows * (cols > 0 ? cols : 1);
+        float *v = malloc((size_t)n * sizeof *v);
+        if (!v) st = E2H_ERR_NOMEM;
+        else e2h_convert_to_f32(t->type, t->data, v, n), *out = v;
     }
-    {
-        int nd = cJSON_GetArraySize(sh);
-        double d0 = nd > 0 && cJSON_IsNumber(cJSON_GetArrayItem(sh, 0)) ? cJSON_GetArrayItem(sh, 0)->valuedouble : -1;
-        double d1 = nd > 1 && cJSON_IsNumber(cJSON_GetArrayItem(sh, 1)) ? cJSON_GetArrayItem(sh, 1)->valuedouble : -1;
-        int ok = nd == want_dims && d0 == (double)rows && (want_dims == 1 || d1 == (double)cols);
-        if (!ok) {
-            e2h_errf(err, err_len, "%s: tensor '%s' has shape [%g%s%g] (%d dims), expected [%lld%s%lld]",
-                     file, name, d0, nd > 1 ? ", " : "", nd > 1 ? d1 : 0.0, nd, (long long)rows,
-                     want_dims > 1 ? ", " : "", want_dims > 1 ? (long long)cols : 0LL);
-            st = E2H_ERR_SHAPE;
-            goto done;
-        }
-    }
-    {
-        double b = cJSON_IsNumber(cJSON_GetArrayItem(of, 0)) ? cJSON_GetArrayItem(of, 0)->valuedouble : -1;
-        double e = cJSON_IsNumber(cJSON_GetArrayItem(of, 1)) ? cJSON_GetArrayItem(of, 1)->valuedouble : -1;
-        uint64_t n = (uint64_t)rows * (uint64_t)(cols > 0 ? cols : 1);
-        if (b < 0 || e < b || e - b != (double)(n * (uint64_t)es) || off + (uint64_t)e > size) {
-            e2h_errf(err, err_len, "%s: tensor '%s': data_offsets do not match its shape or run "
-                     "past the end of the file", file, name);
-            st = E2H_ERR_FORMAT;
-            goto done;
-        }
-        void *raw = malloc(n * (uint64_t)es);
-        float *v = malloc(n * sizeof(float));
-        if (!raw || !v || fseek(f, (long)(off + (uint64_t)b), SEEK_SET) ||
-            fread(raw, (size_t)es, n, f) != n) {
-            free(raw);
-            free(v);
-            e2h_errf(err, err_len, "%s: tensor '%s': cannot read its data", file, name);
-            st = raw && v ? E2H_ERR_IO : E2H_ERR_NOMEM;
-            goto done;
-        }
-        e2h_convert_to_f32(type, raw, v, (int64_t)n);
-        free(raw);
-        *out = v;
-    }
-done:
-    cJSON_Delete(root);
-    fclose(f);
+    st_index_free(&ix);
     return st;
 }
