@@ -675,6 +675,36 @@ TEST(batch_and_threads_invariant) {
     e2h_model_free(pol);
 }
 
+
+// Scoring given texts reuses the cached blocks of an earlier text with the same problem and
+// first steps (the prefix index), so the second costs only its new part.
+TEST(score_texts_reuses_prefix) {
+    if (!fixtures_present()) return;
+    cJSON *x = load_expected("qwen_prm");
+    e2h_prm *p = load_prm("qwen_prm", "qwen-prm");
+    e2h_engine *e = p ? engine_with_prm(p) : NULL;
+    const cJSON *ca = x ? cJSON_GetArrayItem(cJSON_GetObjectItem(x, "cases"), 1) : NULL;
+    const cJSON *cb = x ? cJSON_GetArrayItem(cJSON_GetObjectItem(x, "cases"), 2) : NULL;
+    CHECK(e && ca && cb);
+    if (e && ca && cb) {
+        const char *sa[32], *sb[32];
+        int na = case_steps(ca, sa, NULL, 0), nb = case_steps(cb, sb, NULL, 0);
+        float sc[32];
+        int64_t t0 = e2h_engine_prm_tokens(e);
+        CHECK(e2h_prm_score_texts(e, cJSON_GetObjectItem(ca, "problem")->valuestring, sa, na, sc) == E2H_OK);
+        int64_t t1 = e2h_engine_prm_tokens(e);
+        CHECK(e2h_prm_score_texts(e, cJSON_GetObjectItem(cb, "problem")->valuestring, sb, nb, sc) == E2H_OK);
+        int64_t t2 = e2h_engine_prm_tokens(e);
+        CHECKF(t2 - t1 < (t1 - t0) * 3 / 5, "first text %lld PRM tokens, second %lld",
+               (long long)(t1 - t0), (long long)(t2 - t1));
+        double d = max_abs_diff(sc, cJSON_GetObjectItem(cb, "step_scores"), nb, 1.0);
+        CHECKF(d < 1e-4, "reused prefix: scores off by %g", d);
+    }
+    e2h_engine_free(e);
+    e2h_prm_free(p);
+    cJSON_Delete(x);
+}
+
 TEST(split_and_aggregate) {
     e2h_prm_opts o = e2h_prm_opts_default();
     (void)o;
@@ -705,5 +735,6 @@ int main(void) {
     RUN(head_incremental);
     RUN(kv_budget_split);
     RUN(batch_and_threads_invariant);
+    RUN(score_texts_reuses_prefix);
     return TEST_SUMMARY();
 }

@@ -327,8 +327,13 @@ static e2h_status job_append(e2h_engine *pe, struct prm_rt *rt, prm_job *j, e2h_
     }
     e2h_status st;
     if (!*mirror) {
-        if ((st = e2h_seq_create(pe, j->b.ids, 1, NULL, mirror))) return st;
-        cut = 1;
+        // created with every token before the first one that needs a capture / log-prob, so
+        // the prefix index can hand back the cached blocks of an earlier mirror (same problem)
+        int32_t k = first < end ? first : end - 1;
+        if (implicit) k = first - 1 < end ? first - 1 : end - 1; // lp[first] needs first - 1's logits
+        if (k < 1) k = 1;
+        if ((st = e2h_seq_create(pe, j->b.ids, k, NULL, mirror))) return st;
+        cut = k;
     } else if (cut < e2h_seq_len(*mirror)) {
         if ((st = e2h_seq_truncate(pe, *mirror, cut))) return st;
     }
@@ -347,7 +352,16 @@ static e2h_status job_append(e2h_engine *pe, struct prm_rt *rt, prm_job *j, e2h_
     o.capture = cap;
     st = e2h_seq_append_ex(pe, *mirror, j->b.ids + cut, n_new, &o);
     free(cap);
-    if (!st) rt->tokens += n_new;
+    return st;
+}
+
+// Syncs PRM work and counts the tokens the passes computed (e2h_engine_prm_tokens).
+static e2h_status prm_sync(struct prm_rt *rt, e2h_engine *en, e2h_seq *const *m, int n) {
+    e2h_kv_stats a, b;
+    e2h_engine_get_kv_stats(en, &a);
+    e2h_status st = e2h_engine_sync(en, m, n);
+    e2h_engine_get_kv_stats(en, &b);
+    rt->tokens += b.forward_tokens - a.forward_tokens;
     return st;
 }
 
@@ -556,7 +570,7 @@ e2h_status e2h_prm_score_new_steps(e2h_engine *e, e2h_seq *const *seqs, int n, i
             if (!st && j->q->mirror[pe]) mir[m++] = j->q->mirror[pe];
         }
         if (!st && m) {
-            st = e2h_engine_sync(rt->pe[pe], mir, m);
+            st = prm_sync(rt, rt->pe[pe], mir, m);
             if (st && rt->pe[pe] != e)
                 (void)PRM_ERR(e, st, "PRM: %s", e2h_engine_last_error(rt->pe[pe]));
         }
@@ -618,10 +632,9 @@ e2h_status e2h_prm_score_texts(e2h_engine *e, const char *problem, const char *c
                 o.capture = cap;
                 st = e2h_seq_append_ex(en, m[pe], j.b.ids + 1, need - 1, &o);
                 free(cap);
-                if (!st) rt->tokens += need; // the head's "PRM tokens" are policy forward tokens
             }
         }
-        if (!st) st = e2h_engine_sync(en, &m[pe], 1);
+        if (!st) st = prm_sync(rt, en, &m[pe], 1);
         if (st && en != e) (void)PRM_ERR(e, st, "PRM: %s", e2h_engine_last_error(en));
     }
     if (!st && p->proto->needs_model) {
