@@ -4,7 +4,8 @@
 //   e2h answer --extract TEXT           prints the extracted final answer (exit 0; exit 1 and
 //                                       nothing printed when the text has none)
 //   e2h answer --key TEXT               prints the canonical key of an answer
-// --pred may be a whole solution (its answer is extracted first); --ref is an answer.
+// --pred may be an answer or a whole solution (then its final answer is extracted first); --ref
+// is an answer.
 // Bad usage exits 2 with a message.
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,11 +64,15 @@ int cli_answer(int argc, char **argv) {
         return 0;
     }
     if (!pred || !ref) return cli_fail("answer: --pred and --ref go together");
-    // a whole solution as the prediction: grade its final answer
-    size_t n = strlen(pred);
-    char *ext = malloc(n + 1);
-    if (!ext) return cli_fail("answer: out of memory");
-    const char *p = e2h_answer_extract(pred, n, ext, n + 1) ? ext : pred;
+    // --pred is an answer when it is one line that keys entirely as math (no plain-string part
+    // "S:" anywhere in its key); otherwise it is a solution and its final answer is graded (the
+    // free-form fallback of extraction would turn the answer "\frac{1}{2}" into its last number)
+    size_t n = strlen(pred), kcap = 4 * n + 256;
+    char *ext = malloc(n + 1), *kb = malloc(kcap);
+    if (!ext || !kb) { free(ext); free(kb); return cli_fail("answer: out of memory"); }
+    int is_answer = !strchr(pred, '\n') && e2h_answer_key(pred, n, kb, kcap) && !strstr(kb, "S:");
+    free(kb);
+    const char *p = !is_answer && e2h_answer_extract(pred, n, ext, n + 1) ? ext : pred;
     int eq = e2h_answer_equal(p, strlen(p), ref, strlen(ref));
     free(ext);
     printf("%s\n", eq ? "equal" : "different");

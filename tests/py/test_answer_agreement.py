@@ -41,7 +41,10 @@ def test_ctypes_binding_and_cli_agree():
     e2h = E2HAnswers(LIB)
     cli = os.path.join(os.path.dirname(LIB), "e2h")
     cases = [("so \\boxed{\\frac{1}{2}}", "0.5", True), ("# Answer\n\n(1,2)", "[1,2]", False),
-             ("#### 1,000", "1000", True), ("The answer is 3.", "\\sqrt{9}", True)]
+             ("#### 1,000", "1000", True), ("The answer is 3.", "\\sqrt{9}", True),
+             # a bare answer is graded as it is (not through the free-form fallback's last number)
+             ("\\frac{1}{2}", "0.5", True), ("\\frac{1}{2}", "2", False), ("(1,2)", "(1, 2)", True),
+             ("x^2+1", "1+x^2", True)]
     for pred, ref, want in cases:
         assert e2h.check(pred, ref) == want
         if os.path.exists(cli):

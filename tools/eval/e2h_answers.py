@@ -46,6 +46,12 @@ class E2HAnswers:
         return bool(self.lib.e2h_answer_equal(x, len(x), y, len(y)))
 
     def check(self, pred_text, ref):
-        """Grades a predicted solution (or answer) against a reference answer, as e2h does."""
+        """Grades a predicted solution (or answer) against a reference answer, as `e2h answer
+        --pred --ref` does: a one-line prediction that keys entirely as math is the answer itself,
+        anything else is a solution whose final answer is extracted."""
+        if "\n" not in pred_text:
+            k = self.key(pred_text)
+            if k is not None and "S:" not in k:
+                return self.equal(pred_text, ref)
         ans = self.extract(pred_text)
         return self.equal(ans if ans is not None else pred_text, ref)
