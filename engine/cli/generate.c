@@ -65,6 +65,8 @@ static const char *gen_usage =
     "  --keep-stop         keep the end-of-turn token and the stop string in \"text\"\n"
     "  --ignore-eos        do not stop at end-of-sequence tokens\n"
     "  --logprobs          add \"logprobs\": the log-probability of each generated token\n"
+    "                      (\"logprob\" is their sum); both are the model's own distribution\n"
+    "                      (temperature 1, before top-k/top-p/min-p)\n"
     "  --json              JSON output for a single prompt and sample too\n"
     "  --stats             the {\"stats\": ...} line on stderr in plain-text mode too\n"
     "  --parallel P        -i: generate P prompts at a time in shared forward passes\n"
@@ -677,7 +679,8 @@ static int gen_group(const gen_args *a, e2h_model *m, e2h_engine *e, gen_prompt 
         char where[512] = "";
         if (failed >= 0) gen_where(a, &ps[failed], where, sizeof where);
         else if (ps[i0].row) snprintf(where, sizeof where, "%s:%ld-%ld", a->input, ps[i0].line, ps[i1 - 1].line);
-        rc = cli_fail("%s%s%s (%s)", where, *where ? ": " : "", e2h_engine_last_error(e), e2h_status_name(st));
+        rc = cli_fail("%s%s%s (%s)%s", where, *where ? ": " : "", e2h_engine_last_error(e), e2h_status_name(st),
+                      st == E2H_ERR_KV_FULL ? "; raise --kv-mem, or lower --samples / --parallel" : "");
     } else {
         gen_kv_peak(e, tt);
         tt->prefill_s += t1 - t0;

@@ -322,3 +322,23 @@ def test_bad_files_name_the_problem(tmp_path):
         assert p.returncode == 2, (args, p.returncode, p.stdout, p.stderr)
         assert needle in p.stderr, (args, p.stderr)
         assert p.stdout.strip() == "", (args, p.stdout)
+
+
+@pytest.mark.parametrize("temp", ["0", "1.5"])
+def test_logprobs_are_the_models(tmp_path, temp):
+    """--logprobs: each generated token's log-probability under the model (temperature 1, before
+    filtering), checked against log-softmax of `e2h logits` over prompt + continuation."""
+    d = os.path.join(FIX, "llama2_f32")
+    prompt = [1, 15, 27, 3, 99]
+    out = json.loads(run("generate", "-m", d, "--ids", ",".join(map(str, prompt)), "-n", "6", "--temp", temp,
+                         "--top-k", "5", "--ignore-eos", "--logprobs", "--json", "--seed", "3").stdout)
+    s = out["samples"][0]
+    assert len(s["logprobs"]) == s["tokens"] == 6
+    ids = prompt + s["ids"]
+    run("logits", "-m", d, "--ids", ",".join(map(str, ids)), "-o", str(tmp_path / "l.npy"))
+    lg = np.load(tmp_path / "l.npy").astype(np.float64)
+    lsm = lg - lg.max(1, keepdims=True)
+    lsm -= np.log(np.exp(lsm).sum(1, keepdims=True))
+    want = [lsm[len(prompt) - 1 + i, t] for i, t in enumerate(s["ids"])]
+    assert np.allclose(s["logprobs"], want, atol=1e-3), (s["logprobs"], want)
+    assert abs(s["logprob"] - sum(want)) < 1e-3
