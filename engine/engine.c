@@ -2,6 +2,7 @@
 // and the paged KV pool: creating, forking, appending to, truncating and releasing sequences.
 // These only record tokens; the scheduler (sched.c) computes them in shared forward passes.
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +160,14 @@ e2h_stop e2h_stop_default(void) {
 }
 
 const char *e2h_engine_last_error(const e2h_engine *e) { return e ? e->last_err : ""; }
+
+e2h_status eng_set_error(e2h_engine *e, e2h_status st, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->last_err, sizeof e->last_err, fmt, ap);
+    va_end(ap);
+    return st;
+}
 const e2h_model *e2h_engine_model(const e2h_engine *e) { return e->model; }
 
 // ------------------------------------------------------------------ sequences

@@ -1,7 +1,8 @@
 // engine/sched.h — the scheduler: computes the pending tokens of many sequences in shared
 // forward passes (output rows chosen per position: last token, log-probs of appended tokens,
 // captures) and runs the batched sampling loop of e2h_seq_extend. The public entry points are
-// e2h_engine_sync and e2h_seq_extend (include/e2h.h); this header is for engine.c.
+// e2h_engine_sync and e2h_seq_extend (include/e2h.h); this header is for engine.c and the
+// engine modules (PRM, search), which use it and the public API instead of engine_internal.h.
 #ifndef E2H_ENGINE_SCHED_H
 #define E2H_ENGINE_SCHED_H
 
@@ -17,5 +18,10 @@ struct sched_row {
 
 // e2h_engine_sync without argument checks (seqs non-NULL).
 e2h_status sched_sync(e2h_engine *e, e2h_seq *const *seqs, int n);
+
+// For modules built on the engine (PRM, search): sets the message that e2h_engine_last_error
+// returns without reaching into the engine's layout. Returns st.
+e2h_status eng_set_error(e2h_engine *e, e2h_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -142,6 +142,9 @@ e2h_status e2h_detok_stream_push(e2h_detok_stream *s, int32_t id, char *out, siz
 // Emits what is still held (an unfinished character becomes U+FFFD).
 e2h_status e2h_detok_stream_flush(e2h_detok_stream *s, char *out, size_t cap, size_t *len);
 void e2h_detok_stream_free(e2h_detok_stream *s);
+// Message of the stream's last failed push / flush (which id, what was wrong); "" after a
+// successful call. Owned by the stream. A failed push leaves the stream as it was.
+const char *e2h_detok_stream_last_error(const e2h_detok_stream *s);
 
 // ---------------------------------------------------------------- engine
 

@@ -271,6 +271,20 @@ TEST(apply_chat_and_eos) {
     CHECK(e2h_seq_create(e, ids, n, NULL, &s) == E2H_OK && e2h_seq_extend(e, &s, 1, &zero) == E2H_OK);
     CHECK(e2h_seq_stop_reason(s) == E2H_STOP_LENGTH && e2h_seq_len(s) - n == 64);
     e2h_engine_free(e); // releases s
+    // A failed detok-stream push says why, and leaves the stream usable.
+    e2h_detok_stream *ds = e2h_detok_stream_new(t);
+    CHECK(ds != NULL);
+    if (!ds) return;
+    char out[64];
+    size_t ol = 0;
+    CHECK(e2h_detok_stream_push(ds, -3, out, sizeof out, &ol) == E2H_ERR_INVALID_ARG);
+    CHECKF(strstr(e2h_detok_stream_last_error(ds), "-3") && strstr(e2h_detok_stream_last_error(ds),
+           "vocabulary"), "%s", e2h_detok_stream_last_error(ds));
+    CHECK(e2h_detok_stream_push(ds, ids[n - 2], out, sizeof out, &ol) == E2H_OK);
+    CHECK(e2h_detok_stream_last_error(ds)[0] == 0);
+    CHECK(e2h_detok_stream_push(ds, ids[n - 2], out, sizeof out, NULL) == E2H_ERR_INVALID_ARG);
+    CHECK(strstr(e2h_detok_stream_last_error(ds), "len") != NULL);
+    e2h_detok_stream_free(ds);
 }
 
 int main(void) {

@@ -78,6 +78,7 @@ struct e2h_detok_stream {
     int first;
     uint8_t held[4]; // the bytes of an unfinished character
     int n_held;
+    char err[160];   // message of the last failed call ("" if none)
 };
 
 e2h_detok_stream *e2h_detok_stream_new(const e2h_tokenizer *t) {
@@ -89,6 +90,8 @@ e2h_detok_stream *e2h_detok_stream_new(const e2h_tokenizer *t) {
 
 void e2h_detok_stream_free(e2h_detok_stream *s) { free(s); }
 
+const char *e2h_detok_stream_last_error(const e2h_detok_stream *s) { return s ? s->err : ""; }
+
 // Appends b to out if room; counts either way.
 static void put(char *out, size_t cap, size_t *n, const void *b, size_t l) {
     if (*n < cap) memcpy(out + *n, b, (*n + l <= cap) ? l : cap - *n);
@@ -96,11 +99,12 @@ static void put(char *out, size_t cap, size_t *n, const void *b, size_t l) {
 }
 
 // Emits the complete characters of held+piece; keeps a trailing unfinished character.
+// Returns the bytes emitted, or (size_t)-1 when out of memory (nothing consumed then).
 static size_t stream_emit(e2h_detok_stream *s, const char *p, size_t pl, char *out, size_t cap) {
     size_t n = 0;
     size_t tot = (size_t)s->n_held + pl;
     uint8_t *buf = malloc(tot ? tot : 1);
-    if (!buf) return 0;
+    if (!buf) return (size_t)-1;
     memcpy(buf, s->held, (size_t)s->n_held);
     memcpy(buf + s->n_held, p, pl);
     s->n_held = 0;
@@ -122,18 +126,37 @@ static size_t stream_emit(e2h_detok_stream *s, const char *p, size_t pl, char *o
 
 e2h_status e2h_detok_stream_push(e2h_detok_stream *s, int32_t id, char *out, size_t cap,
                                  size_t *len) {
-    if (!s || id < 0 || id >= s->t->n_vocab || (cap && !out) || !len) return E2H_ERR_INVALID_ARG;
+    if (!s) return E2H_ERR_INVALID_ARG;
+    s->err[0] = 0;
+    if ((cap && !out) || !len) {
+        snprintf(s->err, sizeof s->err, "detok stream push: %s", !len ? "len is NULL" : "out is NULL with cap > 0");
+        return E2H_ERR_INVALID_ARG;
+    }
+    if (id < 0 || id >= s->t->n_vocab) {
+        snprintf(s->err, sizeof s->err, "detok stream push: token id %d is outside the vocabulary "
+                 "[0, %d)", id, s->t->n_vocab);
+        return E2H_ERR_INVALID_ARG;
+    }
     size_t pl;
     const char *p = visible_piece(s->t, id, s->first, &pl);
-    s->first = 0;
     size_t n = stream_emit(s, p, pl, out, cap ? cap - 1 : 0);
+    if (n == (size_t)-1) {
+        snprintf(s->err, sizeof s->err, "detok stream push: out of memory");
+        return E2H_ERR_NOMEM;
+    }
+    s->first = 0;
     if (cap) out[n < cap - 1 ? n : cap - 1] = 0;
     *len = n;
     return E2H_OK;
 }
 
 e2h_status e2h_detok_stream_flush(e2h_detok_stream *s, char *out, size_t cap, size_t *len) {
-    if (!s || (cap && !out) || !len) return E2H_ERR_INVALID_ARG;
+    if (!s) return E2H_ERR_INVALID_ARG;
+    s->err[0] = 0;
+    if ((cap && !out) || !len) {
+        snprintf(s->err, sizeof s->err, "detok stream flush: %s", !len ? "len is NULL" : "out is NULL with cap > 0");
+        return E2H_ERR_INVALID_ARG;
+    }
     size_t n = 0;
     if (s->n_held) put(out, cap ? cap - 1 : 0, &n, "\xEF\xBF\xBD", 3);
     s->n_held = 0;
