@@ -353,8 +353,13 @@ static int parse_all(gguf_cursor *c, gguf_file *f) {
     }
     uint64_t nt, nkv;
     if (cur_u64(c, &nt, "n_tensors") || cur_u64(c, &nkv, "n_kv")) return -1;
-    if (nt > (uint64_t)INT64_MAX || nkv > (uint64_t)INT64_MAX) {
-        cur_fail(c, "header: counts out of range");
+    // name the field: a count at or above 2^63 would turn negative as int64_t
+    if (nt > (uint64_t)INT64_MAX) {
+        cur_fail(c, "header: n_tensors %llu out of range", (unsigned long long)nt);
+        return -1;
+    }
+    if (nkv > (uint64_t)INT64_MAX) {
+        cur_fail(c, "header: n_kv %llu out of range", (unsigned long long)nkv);
         return -1;
     }
     f->n_tensors = (int64_t)nt;
