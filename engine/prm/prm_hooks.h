@@ -14,7 +14,8 @@ void prm_hook_truncate(e2h_engine *e, e2h_seq *s, int32_t n_tokens);
 void prm_hook_release(e2h_engine *e, e2h_seq *s);
 void prm_hook_engine_free(e2h_engine *e); // releases PRM state of live seqs, the PRM engines
 
-// The PRM's engine shares the policy engine's thread pool.
-#define E2H_PRM_SHARE_POOL(opts, e) ((void)(e))
+// The PRM's engine shares the policy engine's thread pool (e2h_engine_opts.share_pool_with),
+// so policy and PRM never oversubscribe the cores.
+#define E2H_PRM_SHARE_POOL(opts, e) ((opts).share_pool_with = (e))
 
 #endif
