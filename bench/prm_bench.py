@@ -9,6 +9,8 @@ safetensors; e2h runs it as stored (bf16) and quantized on load (q8_0). Variants
   (a) e2h incremental: a policy engine (the tiny fixture policy; its cost is negligible) with the PRM
       attached; each round the branches' policy sequences get their new step text and
       e2h_prm_score_new_steps scores them: the PRM mirrors compute only the new step's tokens.
+  (a') the same, but round 1 scores one branch before the others, so the other branches' mirrors find the
+      problem in the prefix cache (mirrors created in one call do not share it).
   (b) e2h full re-scoring: every round, every branch's whole prefix (problem + steps 1..k) is scored by
       e2h_prm_score_texts on a fresh engine, so nothing is reused (what PRM-guided search tools do).
   (c) transformers on CPU (torch f32 / bf16): every round, one padded batch of the B full prefixes
@@ -152,7 +154,7 @@ def make_texts(tok, n_branches, n_steps, step_tokens, problem_tokens, seed=0):
 # ---------------------------------------------------------------- variants
 
 
-def run_e2h_incremental(e2h, prm, policy, problem, steps, threads):
+def run_e2h_incremental(e2h, prm, policy, problem, steps, threads, stagger=False):
     B, S = len(steps), len(steps[0])
     scores = np.zeros((B, S), dtype=np.float64)
     t0 = time.perf_counter()
@@ -160,13 +162,18 @@ def run_e2h_incremental(e2h, prm, policy, problem, steps, threads):
         eng.attach_prm(prm)
         root = eng.create(policy.chat(problem), problem=problem)
         root.sync()
-        eng.score_new_steps([root])  # the root's PRM mirror computes the problem once; forks share it
         branches = root.fork(B)
         root.release()
         for k in range(S):
             for b, s in enumerate(branches):
                 s.append(steps[b][k] + "\n\n")
-            scores[:, k] = eng.score_new_steps(branches)
+            if stagger and k == 0:
+                # score one branch first: its mirror's problem prefix is then in the prefix cache when the
+                # other mirrors are created, so they share it
+                scores[:1, k] = eng.score_new_steps(branches[:1])
+                scores[1:, k] = eng.score_new_steps(branches[1:])
+            else:
+                scores[:, k] = eng.score_new_steps(branches)
         tokens = eng.prm_tokens
     return time.perf_counter() - t0, tokens, scores
 
@@ -248,7 +255,7 @@ def main(argv=None):
     ap.add_argument("--step-tokens", type=int, default=40)
     ap.add_argument("--problem-tokens", type=int, default=200)
     ap.add_argument("-t", "--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--variants", default="a,b,c")
+    ap.add_argument("--variants", default="a,s,b,c", help="a, s (= a with the first round staggered), b, c")
     ap.add_argument("--dtypes", default="q8_0,bf16", help="e2h weight types: bf16 (as stored), q8_0 (on load)")
     ap.add_argument("--torch-dtypes", default="f32,bf16")
     ap.add_argument("--model-dir", default=os.path.join(tempfile.gettempdir(), "e2h_prm_bench_qwen2_1.5b"))
@@ -283,6 +290,11 @@ def main(argv=None):
             if "a" in variants:
                 secs, toks, sc = run_e2h_incremental(e2h, prm, policy, problem, steps, a.threads)
                 rows.append(dict(variant=f"(a) e2h {dt}, incremental", tokens=toks, seconds=secs, scores=sc))
+                print(f"  done {rows[-1]['variant']}: {secs:.1f} s", flush=True)
+            if "s" in variants:
+                secs, toks, sc = run_e2h_incremental(e2h, prm, policy, problem, steps, a.threads, stagger=True)
+                rows.append(dict(variant=f"(a') e2h {dt}, incremental, first round staggered", tokens=toks,
+                                 seconds=secs, scores=sc))
                 print(f"  done {rows[-1]['variant']}: {secs:.1f} s", flush=True)
             if "b" in variants:
                 secs, toks, sc = run_e2h_full(e2h, prm, policy, problem, steps, a.threads)
