@@ -10,7 +10,9 @@ CC      ?= cc
 BUILD   ?= build
 OPT     ?= -O2
 SAN     ?=
-CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wno-format-truncation -fPIC -D_GNU_SOURCE -pthread \
+# clang (fuzzing, its sanitizers) does not know gcc's -Wformat-truncation
+IS_CLANG := $(findstring clang,$(shell $(CC) --version 2>/dev/null | head -n 1))
+CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wno-format-truncation $(if $(IS_CLANG),-Wno-unknown-warning-option) -fPIC -D_GNU_SOURCE -pthread \
            -I. -Iinclude -I/usr/include/openblas $(SAN) $(EXTRA_CFLAGS)
 LDLIBS  := -lopenblas -lxxhash -lcjson -lpcre2-8 -lm -lpthread
 LDFLAGS := $(SAN) -pthread
@@ -76,9 +78,20 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libe2h.a
 test: all
 	@BUILD=$(BUILD) bash tests/run_tests.sh
 
+# ASan + UBSan with clang where present (its UBSan checks float-to-int conversions that
+# overflow, gcc's does not), no recovery: the first report fails the test.
+SAN_CC ?= $(if $(shell command -v clang 2>/dev/null),clang,$(CC))
 asan:
-	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" tests cli
+	$(MAKE) CC=$(SAN_CC) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined $(if $(findstring clang,$(SAN_CC)),-fsanitize=float-cast-overflow) -fno-omit-frame-pointer -fno-sanitize-recover=all" tests cli
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 BUILD=build-asan E2H_SKIP_PY=1 bash tests/run_tests.sh
+
+# ThreadSanitizer over the tests that run threads (thread pool, two engines on two threads,
+# thread-count invariance).
+TSAN_TESTS ?= test_embed test_sched test_tree test_model test_kernels
+tsan:
+	$(MAKE) BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread -fno-omit-frame-pointer" tests
+	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" BUILD=build-tsan E2H_SKIP_PY=1 \
+	    TESTS="$(addprefix build-tsan/tests/,$(TSAN_TESTS))" bash tests/run_tests.sh
 
 model:
 	@bash weights/fetch_default_model.sh
@@ -101,6 +114,28 @@ demo: deps
 bench: benches
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)
+
+# ---- fuzzing (clang libFuzzer + ASan + UBSan, float-cast-overflow included) -------------------
+#   make fuzz          build build-fuzz/fuzz/fuzz_* (one per parser; seeds in tests/fuzz/corpus)
+#   make fuzz-smoke    run each for FUZZ_SECONDS (default 60) on a copy of its seeds; fails on
+#                      any crash, leak, hang (> 10 s per input) or UB report. Part of .ci/run.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all \
+                -fno-omit-frame-pointer
+FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/fuzz/%)
+.PHONY: fuzz fuzz-smoke fuzz-bins
+fuzz:
+	$(MAKE) CC=clang BUILD=$(FUZZ_BUILD) OPT=-O1 SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" \
+	    $(FUZZ_BUILD)/libe2h.a
+	$(MAKE) CC=clang BUILD=$(FUZZ_BUILD) OPT=-O1 SAN="$(FUZZ_SAN)" fuzz-bins
+fuzz-bins: $(FUZZ_BIN)
+$(FUZZ_BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_util.h $(FUZZ_BUILD)/libe2h.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libe2h.a $(LDLIBS)
+fuzz-smoke: fuzz
+	@bash tests/fuzz/smoke.sh $(FUZZ_BUILD)/fuzz $(FUZZ_SECONDS)

@@ -54,7 +54,9 @@ void sample_scratch_free(sample_scratch *s) {
 #if defined(__GNUC__) && !defined(__clang__)
 // Built for AVX-512 and AVX2 as well as the baseline (picked at load time by ifunc): the lanes
 // are independent and ISO C mode forbids fma contraction, so every clone gives the same bits.
-#if defined(__x86_64__) && defined(__linux__)
+// Not under ThreadSanitizer: the clones' ifunc resolvers run before the TSan runtime has
+// started, which crashes every binary before main (the plain build is the same arithmetic).
+#if defined(__x86_64__) && defined(__linux__) && !defined(__SANITIZE_THREAD__)
 #define SAMPLE_VEC __attribute__((optimize("O3"), target_clones("avx512f", "avx2", "default")))
 #else
 #define SAMPLE_VEC __attribute__((optimize("O3")))

@@ -11,12 +11,17 @@ for h in /usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h /usr/include/xxh
     [ -e "$h" ] || need_apt=1
 done
 command -v cc >/dev/null && command -v make >/dev/null && command -v python3 >/dev/null \
-    && command -v unzip >/dev/null || need_apt=1
+    && command -v unzip >/dev/null && command -v clang >/dev/null || need_apt=1
+# clang + its runtime libraries: libFuzzer and float-cast-overflow for `make fuzz` / `make asan`
+ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || need_apt=1
 if [ $need_apt = 1 ]; then
-    echo "deps: apt-get install build-essential libopenblas-dev libxxhash-dev libcjson-dev libpcre2-dev"
+    echo "deps: apt-get install build-essential libopenblas-dev libxxhash-dev libcjson-dev libpcre2-dev clang"
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq --no-install-recommends build-essential libopenblas-dev \
-        libxxhash-dev libcjson-dev libpcre2-dev python3 python3-pip unzip >/dev/null
+        libxxhash-dev libcjson-dev libpcre2-dev python3 python3-pip unzip clang >/dev/null
+    # Debian 12 ships libFuzzer in libclang-rt-<version>-dev, not in clang itself
+    v=$(clang --version 2>/dev/null | grep -oE 'version [0-9]+' | grep -oE '[0-9]+' | head -n 1)
+    [ -n "$v" ] && $SUDO apt-get install -y -qq --no-install-recommends "libclang-rt-$v-dev" >/dev/null 2>&1 || true
 fi
 # Python is for the oracle tests and tools only; torch is not needed (fixtures are committed).
 if ! python3 -c "import numpy, safetensors, gguf, pytest" 2>/dev/null; then
