@@ -42,6 +42,8 @@ static const char *search_usage =
     "  --fewshot FILE      JSONL of {\"problem\", \"solution\"}: worked examples given as earlier\n"
     "                      user/assistant turns before the problem\n"
     "  --limit K           stop after K new problems (default: all)\n"
+    "  (--kv-mem default here: N x (2048 + max_tokens) tokens of KV, x2 with --prm, >= 1 GiB;\n"
+    "   a problem that still exhausts it is reported and skipped)\n"
     "  --quiet             no progress line\n";
 
 typedef struct {
@@ -566,9 +568,30 @@ int cli_search(int argc, char **argv) {
     if (rc == 1) return 0;
     if (rc) return rc;
     e2h_model *m;
-    e2h_engine *e;
-    rc = cli_open(&a.mo, &m, &e);
+    e2h_engine *e = NULL;
+    rc = cli_open(&a.mo, &m, NULL);
     if (rc) return rc;
+    if (a.mo.kv_mem_gib <= 0) {
+        // room for every branch at full length: N x (a long prompt + max_tokens) tokens, twice
+        // when a PRM model shares the budget. Only the blocks used are ever touched.
+        e2h_model_info mi;
+        e2h_model_get_info(m, &mi);
+        double per_tok = 2.0 * mi.n_layers * mi.n_kv_heads * mi.head_dim * (a.mo.kv_f16 ? 2 : 4);
+        double need = per_tok * a.so.n * (2048.0 + a.so.max_tokens) * (a.prm ? 2 : 1) / 1073741824.0;
+        a.mo.kv_mem_gib = need > 1 ? need : 1;
+    }
+    e2h_engine_opts eo = {0};
+    eo.n_threads = a.mo.n_threads;
+    eo.kv_mem_gib = a.mo.kv_mem_gib;
+    eo.kv_f16 = a.mo.kv_f16;
+    eo.max_batch_tokens = a.mo.batch;
+    eo.kernels = a.mo.kernels;
+    char err[1024] = "";
+    e2h_status est = e2h_engine_init(m, &eo, &e, err, sizeof err);
+    if (est) {
+        e2h_model_free(m);
+        return cli_fail("%s (%s)", err, e2h_status_name(est));
+    }
     rc = sa_run(&a, m, e);
     e2h_engine_free(e);
     e2h_model_free(m);

@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Step-level beam search (N beams, width M) over MATH500 problems: e2h (`e2h search --method
+beam`, the search inside the engine over one paged KV cache, PRM scoring incremental) side by
+side with the same search written as a Python loop over llama-cpp-python, as users run it on
+a CPU today (search-and-learn's structure: the policy samples one step per beam, the PRM
+re-scores each beam's full prefix from scratch).
+
+Same method parameters on both sides: N, M, temperature 0.8, top_p 1, step delimiter
+"\\n\\n", up to --max-rounds rounds (the last writes to the end), --max-tokens per solution,
+ranking by the newest step's score, the same prompt (ChatML system instruction + problem),
+the same PRM model and layout ("e2h-paper": "# Question\\n\\n{problem}\\n\\n# Solution\\n\\n"
++ steps, the step read at the first "\\n" after it, sigmoid of the mean logit). The PRM is a
+random-weight model of SmolLM2-135M's shape and tokenizer (tools/write_random_gguf.py): its scores are
+noise, its cost is real. The samples differ (different RNGs), so tokens are reported per
+side: policy tokens = tokens the policy computed (prompt + every branch's tokens; llama.cpp
+reuses the longest cached prefix of its one sequence), PRM tokens = tokens the PRM computed.
+
+    python3 bench/search_bench.py --n-problems 20 -n 16 -M 4 -t 2
+
+Prints one JSON line per engine and a comparison; see bench/README.md for figures.
+"""
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+SYSTEM = ("Solve the following math problem step by step. Separate the steps with a blank line. "
+          "Put the final answer in \\boxed{}.")
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def load_problems(path, k):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                rows.append(json.loads(line))
+            if len(rows) == k:
+                break
+    return rows
+
+
+# ------------------------------------------------------------------ e2h
+
+def run_e2h(a, probs_path, prm):
+    out = os.path.join(a.work, "e2h_results.jsonl")
+    if os.path.exists(out):
+        os.remove(out)
+    cmd = [a.e2h, "search", "--policy", a.policy, "--prm", prm, "--prm-protocol", "e2h-paper",
+           "--problems", probs_path, "--method", "beam", "-n", str(a.n), "-M", str(a.m),
+           "--seed", "42", "--max-tokens", str(a.max_tokens), "--max-rounds", str(a.max_rounds),
+           "-t", str(a.threads), "-o", out, "--quiet"]
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if p.returncode:
+        raise SystemExit(f"e2h search failed ({p.returncode}): {p.stderr}")
+    with open(out) as f:
+        rows = [json.loads(x) for x in f][1:]
+    return {"engine": "e2h", "command": " ".join(cmd), "problems": len(rows), "wall_s": wall,
+            "policy_tokens": sum(r["policy_tokens"] for r in rows),
+            "prm_tokens": sum(r["prm_tokens"] for r in rows),
+            "generated_tokens": None}
+
+
+# ------------------------------------------------------------------ llama-cpp-python loop
+
+class LlamaBeam:
+    """Beam search as a Python loop over llama-cpp-python (search-and-learn's structure)."""
+
+    def __init__(self, a, prm_path):
+        import llama_cpp
+        self.np = __import__("numpy")
+        self.a = a
+        kw = dict(n_ctx=a.n_ctx, n_threads=a.threads, n_threads_batch=a.threads, n_batch=512,
+                  verbose=False, seed=42)
+        self.pol = llama_cpp.Llama(model_path=a.policy, **kw)
+        self.prm = llama_cpp.Llama(model_path=prm_path, logits_all=True, **kw)
+        self.eos = self.pol.token_eos()
+        self.policy_tokens = 0
+        self.prm_tokens = 0
+        self.rng_calls = 0
+
+    def sample_step(self, prompt, toks, budget, final):
+        """One step for one beam: sample until "\\n\\n" in the new text, EOS or the budget."""
+        pol = self.pol
+        ids = prompt + toks
+        # tokens llama.cpp must compute: those past the longest prefix it still holds
+        held = list(pol._input_ids)
+        common = 0
+        for x, y in zip(held, ids):
+            if x != y:
+                break
+            common += 1
+        self.policy_tokens += len(ids) - min(common, len(ids) - 1)
+        self.rng_calls += 1
+        pol.set_seed(42 + self.rng_calls)
+        new, text, done = [], b"", False
+        for t in pol.generate(ids, temp=0.8, top_p=1.0, top_k=0, min_p=0.0, repeat_penalty=1.0,
+                              reset=True):
+            if t == self.eos:
+                done = True
+                break
+            new.append(t)
+            self.policy_tokens += 1
+            text += pol.detokenize([t])
+            if len(toks) + len(new) >= budget:
+                done = True
+                break
+            if not final and b"\n\n" in text:
+                break
+        if final:
+            done = True
+        return new, done
+
+    def prm_score(self, problem, steps_text):
+        """Scores a beam's full prefix from scratch (as search-and-learn's PRM call); returns
+        the newest step's score."""
+        prm = self.prm
+        head = f"# Question\n\n{problem}\n\n# Solution\n\n"
+        ids = prm.tokenize(head.encode(), add_bos=True, special=False)
+        read = []
+        for s in steps_text:
+            ids += prm.tokenize(s.encode(), add_bos=False, special=False)
+            read.append(len(ids) - 1)
+        prm.reset()
+        prm.eval(ids)
+        self.prm_tokens += len(ids)
+        # the newest step: at the first "\n" of its delimiter when it has one, else its last token
+        row = prm.scores[read[-1]]
+        return 1.0 / (1.0 + math.exp(-float(self.np.mean(row))))
+
+    def solve(self, problem):
+        a = self.a
+        chat = (f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{problem}<|im_end|>\n"
+                f"<|im_start|>assistant\n")
+        prompt = self.pol.tokenize(chat.encode(), add_bos=False, special=True)
+        beams = [{"toks": [], "steps": [], "score": 0.0} for _ in range(a.n)]
+        completed = []
+        keep = a.n // a.m
+        for r in range(a.max_rounds):
+            final = r == a.max_rounds - 1
+            for b in beams:
+                new, done = self.sample_step(prompt, b["toks"], a.max_tokens, final)
+                b["toks"] += new
+                b["steps"].append(self.pol.detokenize(new).decode("utf-8", "replace"))
+                b["done"] = done
+                b["score"] = self.prm_score(problem, b["steps"])
+            active = []
+            for b in beams:
+                (completed if b["done"] else active).append(b)
+            if len(completed) >= a.n or not active:
+                break
+            order = sorted(range(len(active)), key=lambda i: -active[i]["score"])[:keep]
+            active = [active[i] for i in sorted(order)]
+            beams = [{"toks": list(active[i % len(active)]["toks"]),
+                      "steps": list(active[i % len(active)]["steps"]), "score": 0.0}
+                     for i in range(a.n)]
+        return completed[:a.n]
+
+
+def run_llama(a, problems, prm):
+    lb = LlamaBeam(a, prm)
+    t0 = time.perf_counter()
+    for p in problems:
+        lb.solve(p["problem"])
+    wall = time.perf_counter() - t0
+    import llama_cpp
+    return {"engine": f"llama-cpp-python {llama_cpp.__version__} (Python loop)",
+            "problems": len(problems), "wall_s": wall, "policy_tokens": lb.policy_tokens,
+            "prm_tokens": lb.prm_tokens}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--problems", default=os.path.join(ROOT, "..", "shared", "data", "math", "math500.jsonl"))
+    ap.add_argument("--n-problems", type=int, default=20)
+    ap.add_argument("-n", type=int, default=16)
+    ap.add_argument("-M", dest="m", type=int, default=4)
+    ap.add_argument("-t", "--threads", type=int, default=2)
+    ap.add_argument("--max-tokens", type=int, default=512, help="per solution (default 512)")
+    ap.add_argument("--max-rounds", type=int, default=40)
+    ap.add_argument("--n-ctx", type=int, default=4096)
+    ap.add_argument("--policy", default=os.path.join(ROOT, "weights", "SmolLM2-135M-Instruct.Q4_1.gguf"))
+    ap.add_argument("--prm", help="PRM GGUF (default: a random-weight SmolLM2-shaped model made now)")
+    ap.add_argument("--e2h", default=os.path.join(ROOT, "build", "e2h"))
+    ap.add_argument("--work", default=None)
+    ap.add_argument("--skip-llama", action="store_true")
+    ap.add_argument("--skip-e2h", action="store_true")
+    a = ap.parse_args()
+    a.work = a.work or tempfile.mkdtemp(prefix="search_bench_")
+    problems = load_problems(a.problems, a.n_problems)
+    probs_path = os.path.join(a.work, "problems.jsonl")
+    with open(probs_path, "w") as f:
+        for p in problems:
+            f.write(json.dumps(p) + "\n")
+    prm = a.prm
+    if not prm:
+        prm = os.path.join(a.work, "prm-random.gguf")
+        subprocess.run([sys.executable, os.path.join(ROOT, "tools", "write_random_gguf.py"), "--preset",
+                        "smollm2-135m", "--type", "q4_1", "-o", prm], check=True)
+    res = []
+    if not a.skip_e2h:
+        res.append(run_e2h(a, probs_path, prm))
+        print(json.dumps(res[-1]), flush=True)
+    if not a.skip_llama:
+        res.append(run_llama(a, problems, prm))
+        print(json.dumps(res[-1]), flush=True)
+    print(f"cpu: {cpu_model()}, threads {a.threads}; beam N={a.n} M={a.m}, {len(problems)} problems, "
+          f"max_tokens {a.max_tokens}, max_rounds {a.max_rounds}")
+    print(f"{'engine':44s} {'wall s':>9s} {'problems/min':>12s} {'policy tok':>11s} {'PRM tok':>10s}")
+    for r in res:
+        print(f"{r['engine']:44s} {r['wall_s']:9.1f} {60 * r['problems'] / r['wall_s']:12.2f} "
+              f"{r['policy_tokens']:11d} {r['prm_tokens']:10d}")
+    if len(res) == 2:
+        print(f"e2h speed-up (wall): {res[1]['wall_s'] / res[0]['wall_s']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
