@@ -209,7 +209,8 @@ TEST(rebase_allotment) {
 }
 
 // Step-wise sampling (stop at each "\n\n", continue) draws exactly the samples of one plain
-// extend per child: the steps only pause the sequences.
+// extend per child: the steps only pause the sequences. (A sample's text leaves out a final
+// end-of-sequence token.)
 TEST(stepwise_equals_plain_sampling) {
     e2h_engine *e = mk_engine(1, 0);
     e2h_search_opts o = mk_opts(E2H_SEARCH_MAJ, 3, 1, NULL);
@@ -228,8 +229,8 @@ TEST(stepwise_equals_plain_sampling) {
     for (int i = 0; i < 3 && r.n_samples == 3; i++) {
         char buf[8192];
         size_t len;
-        e2h_detokenize(t, e2h_seq_tokens(kids[i]) + g_n_prompt, e2h_seq_len(kids[i]) - g_n_prompt, buf,
-                       sizeof buf, &len);
+        e2h_detokenize(t, e2h_seq_tokens(kids[i]) + g_n_prompt, e2h_seq_len(kids[i]) - g_n_prompt -
+                       (e2h_seq_stop_reason(kids[i]) == E2H_STOP_EOS), buf, sizeof buf, &len);
         CHECKF(!strcmp(buf, r.samples[i].text), "sample %d:\n[%s]\n[%s]", i, buf, r.samples[i].text);
         CHECK(isnan(r.samples[i].agg[E2H_AGG_MIN])); // no scorer
     }
@@ -244,7 +245,8 @@ TEST(stepwise_equals_plain_sampling) {
     CHECK(e2h_seq_extend(e, &root, 1, &stop) == E2H_OK);
     char buf[8192];
     size_t len;
-    e2h_detokenize(t, e2h_seq_tokens(root) + g_n_prompt, e2h_seq_len(root) - g_n_prompt, buf, sizeof buf, &len);
+    e2h_detokenize(t, e2h_seq_tokens(root) + g_n_prompt,
+                   e2h_seq_len(root) - g_n_prompt - (e2h_seq_stop_reason(root) == E2H_STOP_EOS), buf, sizeof buf, &len);
     CHECK(r.n_samples == 1 && r.selected == 0 && !strcmp(buf, r.samples[0].text));
     e2h_seq_release(e, root);
     e2h_search_result_free(&r);
@@ -319,6 +321,60 @@ TEST(selection_rules) {
     CHECK(!e2h_answer_extract("no answer here", 14, out, sizeof out));
 }
 
+// The real scorer: a PRM model attached to the engine (the e2h-paper fixture, a tiny random
+// Llama with its own tokenizer) scores each step incrementally inside the search; every
+// finished sample's step scores equal the PRM's from-scratch scores of its steps
+// (e2h_prm_score_texts, an independent code path that lays out the whole text at once).
+#define PRM_FIX "tests/fixtures/prm/e2h_paper"
+TEST(attached_prm_scores_match_from_scratch) {
+    e2h_prm_opts po = e2h_prm_opts_default();
+    po.protocol = "e2h-paper";
+    e2h_prm *prm = NULL;
+    char err[512];
+    if (e2h_prm_load(PRM_FIX, g_model, &po, &prm, err, sizeof err)) {
+        printf("  prm: %s\n", err);
+        CHECK(0);
+        return;
+    }
+    e2h_engine *e = mk_engine(1, 0);
+    CHECKF(e2h_engine_attach_prm(e, prm) == E2H_OK, "%s", e2h_engine_last_error(e));
+    e2h_search_method ms[] = {E2H_SEARCH_BEAM, E2H_SEARCH_BON};
+    int compared = 0;
+    for (int k = 0; k < 2; k++) {
+        e2h_search_opts o = mk_opts(ms[k], 4, 2, NULL);
+        o.score = NULL; // the attached PRM
+        o.problem = "What is 12 times 7?";
+        e2h_search_result r;
+        e2h_status st = e2h_search_run(e, g_prompt, g_n_prompt, &o, &r);
+        CHECKF(st == E2H_OK, "%s", e2h_engine_last_error(e));
+        CHECK(r.prm_tokens > 0);
+        for (int i = 0; !st && i < r.n_samples; i++) {
+            const e2h_search_sample *s = &r.samples[i];
+            char *steps[64];
+            int n = s->n_steps < 64 ? s->n_steps : 64, empty = 0;
+            for (int j = 0; j < n; j++) { // the PRM sees steps without their delimiter
+                steps[j] = strdup(s->steps[j]);
+                size_t l = strlen(steps[j]);
+                while (l >= 2 && !strcmp(steps[j] + l - 2, "\n\n")) steps[j][l -= 2] = 0;
+                empty |= l == 0;
+            }
+            float ref[64];
+            if (!empty && n == s->n_steps &&
+                e2h_prm_score_texts(e, o.problem, (const char *const *)steps, n, ref) == E2H_OK) {
+                for (int j = 0; j < n; j++)
+                    CHECKF(fabsf(ref[j] - s->step_scores[j]) < 1e-4f, "%s sample %d step %d: %g vs %g",
+                           e2h_search_method_name(ms[k]), i, j, s->step_scores[j], ref[j]);
+                compared++;
+            }
+            for (int j = 0; j < n; j++) free(steps[j]);
+        }
+        e2h_search_result_free(&r);
+    }
+    CHECKF(compared >= 4, "only %d samples compared", compared);
+    e2h_engine_free(e);
+    e2h_prm_free(prm);
+}
+
 int main(void) {
     char err[512];
     if (e2h_model_load(MODEL, NULL, &g_model, err, sizeof err)) {
@@ -340,6 +396,7 @@ int main(void) {
     RUN(stepwise_equals_plain_sampling);
     RUN(deterministic_across_threads);
     RUN(kv_exhaustion_is_a_status);
+    RUN(attached_prm_scores_match_from_scratch);
     e2h_model_free(g_model);
     return TEST_SUMMARY();
 }

@@ -50,6 +50,7 @@ typedef struct {
     cli_model_opts mo;
     const char *prm, *prm_protocol, *prm_head, *problems, *out, *system, *fewshot;
     char *fewshot_turns;  // rendered few-shot turns (ChatML), or NULL
+    e2h_prm *prm_obj;     // loaded PRM (freed after the engine)
     e2h_search_opts so;
     double temp, top_p;
     int shard_i, shard_n, quiet;
@@ -468,10 +469,23 @@ static long sa_count_shard(const char *path, const srch_args *a) {
 
 static int sa_run(srch_args *a, e2h_model *m, e2h_engine *e) {
     if (!e2h_model_tokenizer(m)) return cli_fail("%s: the policy has no tokenizer", a->mo.model);
-    const char *protocol = a->prm_head ? "head" : a->prm_protocol;
-    if (a->prm || a->prm_head)
-        return cli_fail("search: PRM scoring (--prm/--prm-head) needs the PRM API, which this "
-                        "build does not have yet");
+    const char *protocol = NULL;
+    e2h_prm *prm = NULL;
+    if (a->prm || a->prm_head) {
+        char err[1024] = "";
+        e2h_prm_opts po = e2h_prm_opts_default();
+        po.protocol = a->prm_head ? "head" : a->prm_protocol;
+        po.load.quant = a->mo.quant;
+        e2h_status st = e2h_prm_load(a->prm ? a->prm : a->prm_head, m, &po, &prm, err, sizeof err);
+        if (st) return cli_fail("%s (%s)", err, e2h_status_name(st));
+        st = e2h_engine_attach_prm(e, prm);
+        if (st) {
+            e2h_prm_free(prm);
+            return cli_fail("attaching the PRM: %s (%s)", e2h_engine_last_error(e), e2h_status_name(st));
+        }
+        protocol = e2h_prm_protocol(prm);
+    }
+    a->prm_obj = prm;
     int rc = sa_load_fewshot(a);
     if (rc) return rc;
     cJSON *cfg = sa_config(a, protocol);
@@ -593,7 +607,8 @@ int cli_search(int argc, char **argv) {
         return cli_fail("%s (%s)", err, e2h_status_name(est));
     }
     rc = sa_run(&a, m, e);
-    e2h_engine_free(e);
+    e2h_engine_free(e); // detaches the PRM, which must outlive the engine
+    e2h_prm_free(a.prm_obj);
     e2h_model_free(m);
     return rc;
 }

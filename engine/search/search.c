@@ -390,8 +390,9 @@ static e2h_status srch_check_opts(e2h_engine *e, const e2h_search_opts *o) {
         e2h_errf(err, el, "search: REBASE temperature must be > 0");
         return E2H_ERR_INVALID_ARG;
     }
-    if (srch_needs_scorer(o->method) && !o->score) {
-        e2h_errf(err, el, "search: method '%s' needs a step scorer (a PRM)", e2h_search_method_name(o->method));
+    if (srch_needs_scorer(o->method) && !o->score && !e2h_engine_prm(e)) {
+        e2h_errf(err, el, "search: method '%s' needs a step scorer (attach a PRM or pass opts.score)",
+                 e2h_search_method_name(o->method));
         return E2H_ERR_INVALID_ARG;
     }
     if (!e->model->tok) {
@@ -420,13 +421,15 @@ static e2h_status srch_fill_sample(srch_ctx *c, const srch_path *p, e2h_search_s
     s->n_tokens = p->n_tokens;
     s->n_steps = p->n_steps;
     s->stop = p->stop;
-    s->text = srch_detok(t, p->tokens, p->n_tokens);
+    // the end-of-sequence token is not part of the solution's text (nor of what the PRM reads)
+    int32_t n_text = p->n_tokens - (p->stop == E2H_STOP_EOS && p->n_tokens > 0);
+    s->text = srch_detok(t, p->tokens, n_text);
     s->steps = calloc((size_t)p->n_steps + 1, sizeof *s->steps);
     s->step_scores = malloc(((size_t)p->n_steps + 1) * sizeof *s->step_scores);
     if (!s->text || !s->steps || !s->step_scores) return E2H_ERR_NOMEM;
     for (int32_t i = 0; i < p->n_steps; i++) {
-        int32_t a = i ? p->step_end[i - 1] : 0;
-        if (!(s->steps[i] = srch_detok(t, p->tokens + a, p->step_end[i] - a))) return E2H_ERR_NOMEM;
+        int32_t a = i ? p->step_end[i - 1] : 0, b = p->step_end[i] < n_text ? p->step_end[i] : n_text;
+        if (!(s->steps[i] = srch_detok(t, p->tokens + a, b > a ? b - a : 0))) return E2H_ERR_NOMEM;
         s->step_scores[i] = p->score[i];
     }
     for (int a = 0; a < 4; a++) s->agg[a] = srch_agg(p->score, p->n_steps, (e2h_agg)a);
@@ -442,6 +445,13 @@ static e2h_status srch_fill_sample(srch_ctx *c, const srch_path *p, e2h_search_s
         free(key);
     }
     return E2H_OK;
+}
+
+// The attached PRM as the step scorer (PLAN.md §5: the real scorer).
+static e2h_status srch_prm_score(void *ctx, e2h_engine *e, e2h_seq *const *seqs, int n, int is_final,
+                                 float *scores) {
+    (void)ctx;
+    return e2h_prm_score_new_steps(e, seqs, n, is_final, scores);
 }
 
 static void srch_ctx_free(srch_ctx *c) {
@@ -470,13 +480,22 @@ e2h_status e2h_search_run(e2h_engine *e, const int32_t *prompt, int32_t n_prompt
         c.o.sampling.temperature = 0; // one greedy solution
         c.o.n = 1;
     }
-    c.delim[0] = c.o.step_delimiter && c.o.step_delimiter[0] ? c.o.step_delimiter : "\n\n";
+    const e2h_prm *prm = e2h_engine_prm(e);
+    const char *pd = prm ? e2h_prm_step_delimiter(prm) : NULL;
+    c.delim[0] = c.o.step_delimiter && c.o.step_delimiter[0] ? c.o.step_delimiter
+                 : pd && pd[0] ? pd : "\n\n";
     c.sc.ctx = c.o.score_ctx;
     c.sc.score = c.o.score;
+    if (!c.sc.score && prm) c.sc.score = srch_prm_score;
     c.n_prompt = n_prompt;
+    int64_t prm0 = prm ? e2h_engine_prm_tokens(e) : 0;
     srch_node root;
     st = srch_root(&c, prompt, n_prompt, &c.o.sampling, &root);
     if (st) return st;
+    if (prm && c.o.problem) { // the PRM's layout needs the problem; forks inherit it
+        st = e2h_seq_set_problem(e, root.seq, c.o.problem);
+        if (st) { srch_node_free(&c, &root); srch_ctx_free(&c); return st; }
+    }
     switch (c.o.method) {
     case E2H_SEARCH_GREEDY: st = search_greedy(&c, &root); break;
     case E2H_SEARCH_MAJ: st = search_maj(&c, &root); break;
@@ -505,7 +524,9 @@ e2h_status e2h_search_run(e2h_engine *e, const int32_t *prompt, int32_t n_prompt
         default: out->selected = search_select_agg(out, c.o.agg_search); break;
         }
         out->policy_tokens = c.policy_tokens;
-        out->prm_tokens = c.prm_tokens;
+        // with an attached PRM: the tokens its engine computed (0 for a head on the policy's
+        // hidden states); else the policy tokens handed to the scorer
+        out->prm_tokens = prm ? e2h_engine_prm_tokens(e) - prm0 : c.prm_tokens;
         out->rounds = c.rounds;
         out->seconds = e2h_time_s() - t0;
     }

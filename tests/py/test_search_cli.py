@@ -139,3 +139,47 @@ def test_system_and_fewshot(tmp_path):
     p = run("--policy", DEFAULT, "--problems", str(probs), "--method", "greedy", "-o",
             str(tmp_path / "r2.jsonl"), "--fewshot", str(shots), *FAST)
     assert p.returncode == 2 and f"{shots}:1:" in p.stderr
+
+
+PRM_FIX = os.path.join(ROOT, "tests", "fixtures", "prm")
+
+
+def test_beam_with_a_prm_model(tmp_path):
+    """--prm: a PRM model (the e2h-paper fixture) attached to the policy scores every step."""
+    probs, out = tmp_path / "p.jsonl", tmp_path / "r.jsonl"
+    write_jsonl(probs, PROBLEMS[:2])
+    p = run("--policy", DEFAULT, "--prm", os.path.join(PRM_FIX, "e2h_paper"), "--prm-protocol", "e2h-paper",
+            "--problems", str(probs), "--method", "beam", "-n", "4", "-M", "2", "--max-tokens", "24",
+            "--max-rounds", "4", "-o", str(out), "--quiet")
+    assert p.returncode == 0, p.stderr
+    rows = read(out)
+    assert rows[0]["config"]["protocol"] == "e2h-paper" and rows[0]["config"]["m"] == 2
+    for r in rows[1:]:
+        assert len(r["samples"]) == 4 and r["prm_tokens"] > 0
+        best = max(s["agg"]["last"] for s in r["samples"])
+        for s in r["samples"]:
+            assert s["step_scores"] and all(0 <= x <= 1 for x in s["step_scores"])
+            assert s["agg"]["last"] == s["step_scores"][-1]
+            assert abs(s["agg"]["min"] - min(s["step_scores"])) < 1e-6
+        # beam selects the best last-step score
+        sel = [s for s in r["samples"] if s["agg"]["last"] == best][0]
+        assert r["selected"]["answer"] == sel["answer"]
+
+
+def test_bon_with_a_head(tmp_path):
+    """--prm-head: an e2h head on the policy's own hidden states (the fixture policy + head)."""
+    probs, out = tmp_path / "p.jsonl", tmp_path / "r.jsonl"
+    write_jsonl(probs, PROBLEMS[:1])
+    pol = os.path.join(PRM_FIX, "policy")
+    p = run("--policy", pol, "--prm-head", os.path.join(pol, "head_linear.safetensors"),
+            "--problems", str(probs), "--method", "bon", "-n", "3", "--max-tokens", "16", "-o", str(out), "--quiet")
+    assert p.returncode == 0, p.stderr
+    rows = read(out)
+    assert rows[0]["config"]["protocol"] == "head"
+    r = rows[1]
+    assert len(r["samples"]) == 3 and r["prm_tokens"] == 0  # the head needs no PRM forward pass
+    assert all(s["step_scores"] and None not in s["step_scores"] for s in r["samples"])
+    # a head for another model is refused with exit 2
+    p = run("--policy", DEFAULT, "--prm-head", os.path.join(pol, "head_linear.safetensors"),
+            "--problems", str(probs), "--method", "bon", "-n", "2", "-o", str(tmp_path / "x.jsonl"))
+    assert p.returncode == 2, p.stderr
