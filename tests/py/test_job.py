@@ -1,0 +1,139 @@
+"""Tests of the easy-to-hard job's tools: the leveled task generator, the head trainer (format,
+determinism, the easy-only guard), and the shipped head's training ids (no level 4-5 problem)."""
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load(name, rel):
+    spec = importlib.util.spec_from_file_location(name, REPO / rel)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+gen = load("gen_leveled_task", "tools/gen_leveled_task.py")
+th = load("train_head", "tools/train_head.py")
+
+
+def run_gen(*args):
+    return subprocess.run([sys.executable, str(REPO / "tools/gen_leveled_task.py"), *args],
+                          check=True, capture_output=True, text=True).stdout
+
+
+def test_generator_deterministic_and_schema():
+    a = run_gen("--per-level", "5", "--seed", "3")
+    assert a == run_gen("--per-level", "5", "--seed", "3")
+    assert a != run_gen("--per-level", "5", "--seed", "4")
+    rows = [json.loads(l) for l in a.splitlines()]
+    assert len(rows) == 25
+    for r in rows:
+        assert set(r) >= {"problem", "answer", "level", "unique_id", "solution"}
+        assert r["level"] in range(1, 6)
+        assert f"/L{r['level']}/" in r["unique_id"]
+        steps = r["solution"].split("\n\n")
+        assert len(steps) == gen.LEVELS[r["level"]][0] + 1  # one step per operation + the answer
+        assert steps[-1] == f"The answer is {r['answer']}."
+        # every step's arithmetic is right, and the chain ends at the answer
+        for s in steps[:-1]:
+            lhs, rhs = s.split(" = ")
+            expr = lhs.split(" has ")[-1]
+            assert eval(expr.replace("/", "//")) == int(rhs.split()[0]), s
+    assert len({r["unique_id"] for r in rows}) == 25
+
+
+def test_generator_prefix_stable_and_bad_levels():
+    big = run_gen("--per-level", "6", "--levels", "4").splitlines()
+    small = run_gen("--per-level", "3", "--levels", "4").splitlines()
+    assert big[:3] == small
+    p = subprocess.run([sys.executable, str(REPO / "tools/gen_leveled_task.py"), "--levels", "0,6"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "--levels" in p.stderr
+
+
+def write_labels(prefix, levels, n_per=12, dim=8, seed=0):
+    """Synthetic `e2h label` output: the label is a linear function of the features."""
+    rng = np.random.default_rng(seed)
+    rows, xs = [], []
+    w = rng.normal(size=dim)
+    for lv in levels:
+        for p in range(n_per):
+            for s in range(3):
+                x = rng.normal(size=dim + 1)
+                y = float(1 / (1 + np.exp(-3 * x[:dim] @ w)) > 0.5)
+                rows.append({"row": len(rows), "unique_id": f"t/L{lv}/{p}", "level": lv, "solution": 0,
+                             "step": s, "final": s == 2, "soft": y, "hard": int(y), "mean_logprob": x[-1]})
+                xs.append(x)
+    cfg = {"config": {"model_id": "0" * 32, "dim": dim}}
+    with open(f"{prefix}.jsonl", "w") as f:
+        f.write(json.dumps(cfg) + "\n")
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    np.save(f"{prefix}.npy", np.array(xs, np.float32))
+
+
+def test_train_head_format_and_determinism(tmp_path):
+    from safetensors import safe_open
+    write_labels(tmp_path / "easy", [1, 2, 3])
+    write_labels(tmp_path / "hard", [4, 5], seed=0)
+    outs = []
+    for i in range(2):
+        o = tmp_path / "h0.safetensors"
+        th.main([str(tmp_path / "easy"), "-o", str(o), "--seed", "5", "--eval", str(tmp_path / "hard"),
+                 "--json", str(tmp_path / "m0.json")])
+        with safe_open(str(o), "np") as f:  # (the header's key order is not stable)
+            outs.append((f.metadata(), {k: f.get_tensor(k).tobytes() for k in f.keys()}))
+    assert outs[0] == outs[1]
+    m = json.load(open(tmp_path / "m0.json"))
+    assert m["auc_heldout_hard"] > 0.8  # a learnable synthetic task is learned
+    with safe_open(str(tmp_path / "h0.safetensors"), "np") as f:
+        meta = f.metadata()
+        assert meta["format"] == "e2h-head" and meta["kind"] == "linear" and meta["dim"] == "8"
+        assert meta["trained_levels"] == "1,2,3"
+        assert f.get_tensor("w").shape == (1, 9) and f.get_tensor("b").shape == (1,)
+    ids = (tmp_path / "h0.ids.txt").read_text().split()
+    assert ids and all("/L4/" not in u and "/L5/" not in u for u in ids)
+    th.main([str(tmp_path / "easy"), "-o", str(tmp_path / "m.safetensors"), "--kind", "mlp",
+             "--hidden", "4", "--features", "hidden"])
+    with safe_open(str(tmp_path / "m.safetensors"), "np") as f:
+        assert f.get_tensor("w1").shape == (4, 8) and f.get_tensor("w2").shape == (1, 4)
+
+
+def test_train_head_refuses_hard_rows(tmp_path):
+    write_labels(tmp_path / "mixed", [2, 5])
+    with pytest.raises(SystemExit, match="easy problems only"):
+        th.main([str(tmp_path / "mixed"), "-o", str(tmp_path / "x.safetensors")])
+    th.main([str(tmp_path / "mixed"), "-o", str(tmp_path / "x.safetensors"), "--all-levels"])
+    write_labels(tmp_path / "easy", [1])
+    hard = tmp_path / "hard.jsonl"
+    hard.write_text(json.dumps({"unique_id": "t/L1/3", "problem": "x", "answer": "1"}) + "\n")
+    with pytest.raises(SystemExit, match="are in"):
+        th.main([str(tmp_path / "easy"), "-o", str(tmp_path / "y.safetensors"), "--hard-ids", str(hard)])
+
+
+def test_auc():
+    assert th.auc([0.1, 0.2, 0.3, 0.4], [0, 0, 1, 1]) == 1.0
+    assert th.auc([0.4, 0.3, 0.2, 0.1], [0, 0, 1, 1]) == 0.0
+    assert th.auc([0.5, 0.5], [0, 1]) == 0.5
+
+
+def test_shipped_head_trained_on_easy_only():
+    """The shipped head's training problem ids (weights/*.ids.txt) contain no level 4-5 problem:
+    neither by their level tag nor against the hard problems the job evaluates on."""
+    heads = sorted((REPO / "weights").glob("*easy*.ids.txt"))
+    if not heads:
+        pytest.skip("no shipped easy head in weights/")
+    hard = {json.loads(l)["unique_id"] for l in run_gen("--per-level", "400", "--levels", "4,5").splitlines()}
+    for h in heads:
+        ids = h.read_text().split()
+        assert ids, h
+        assert not any("/L4/" in u or "/L5/" in u for u in ids), h
+        assert not set(ids) & hard, h
