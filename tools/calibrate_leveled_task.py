@@ -2,7 +2,8 @@
 """Calibrates the leveled task against a policy: greedy accuracy and pass@k per level.
 
 For each problem of a problems JSONL (tools/gen_leveled_task.py output, or MATH-schema), runs
-`e2h generate --samples K --temp T` on the job's few-shot ChatML prompt (tools/job/) and a greedy run, extracts
+`e2h generate -i` (chat messages: the job's system prompt and few-shot turns, tools/job/)
+with --samples K --temp T, and greedy and a greedy run, extracts
 "The answer is N" (last occurrence) and prints per-level greedy accuracy, mean sample accuracy
 and the unbiased pass@k (k = 1, 4, K).
 
@@ -53,23 +54,30 @@ def pass_at_k(n, c, k):
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
-def run(e2h, model, prompt, samples, temp, n_tok, threads, seed):
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
-        f.write(prompt)
+def messages(system, shots, problem):
+    """The job's chat: system, few-shot pairs as prior turns, then the problem."""
+    m = [{"role": "system", "content": system}] if system else []
+    for q, ans in shots:
+        m += [{"role": "user", "content": q}, {"role": "assistant", "content": ans}]
+    return m + [{"role": "user", "content": problem}]
+
+
+def run(e2h, model, chats, samples, temp, n_tok, threads, seed, parallel):
+    """Texts of `samples` samples per chat (one e2h generate -i call for all chats)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+        for i, m in enumerate(chats):
+            f.write(json.dumps({"messages": m, "seed": seed + i}) + "\n")
         path = f.name
     try:
-        cmd = [e2h, "generate", "-m", model, "-f", path,
-               "-n", str(n_tok), "-t", str(threads), "--seed", str(seed)]
-        if samples > 1:
-            cmd += ["--samples", str(samples), "--temp", str(temp)]
-        else:
-            cmd += ["--json"]
+        cmd = [e2h, "generate", "-m", model, "-i", path, "-n", str(n_tok), "-t", str(threads),
+               "--samples", str(samples), "--temp", str(temp if samples > 1 else 0),
+               "--parallel", str(parallel), "--quiet", "--kv-mem", "2"]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     finally:
         os.unlink(path)
-    if samples > 1:
-        return [json.loads(l)["text"] for l in out.splitlines() if l.strip()]
-    return [json.loads(out)["text"]]
+    res = [json.loads(l) for l in out.splitlines() if l.strip()]
+    res.sort(key=lambda r: r["index"])
+    return [[s["text"] for s in r["samples"]] for r in res]
 
 
 def main(argv=None):
@@ -86,29 +94,30 @@ def main(argv=None):
     ap.add_argument("--system", default=SYSTEM_FILE, help="system prompt file")
     ap.add_argument("--fewshot", default=FEWSHOT_FILE, help="few-shot JSONL ('' for none)")
     ap.add_argument("--json", help="write per-problem results here")
+    ap.add_argument("--parallel", type=int, default=16, help="prompts per forward pass")
     a = ap.parse_args(argv)
     system = open(a.system).read().rstrip("\n")
     shots = [(j["problem"], j["solution"]) for j in
              (json.loads(l) for l in open(a.fewshot) if l.strip())] if a.fewshot else []
     rows = [json.loads(l) for l in open(a.problems) if l.strip()]
     taken = collections.Counter()
+    picked = []
+    for r in rows:
+        if taken[r.get("level")] < a.per_level:
+            taken[r.get("level")] += 1
+            picked.append(r)
+    chats = [messages(system, shots, r["problem"]) for r in picked]
+    greedy = run(a.e2h, a.model, chats, 1, 0, a.n, a.t, a.seed, a.parallel)
+    sampled = run(a.e2h, a.model, chats, a.samples, a.temp, a.n, a.t, a.seed, max(1, a.parallel // 4))
     res = collections.defaultdict(list)
     out = []
-    for r in rows:
+    for r, g, s in zip(picked, greedy, sampled):
         lv = r.get("level")
-        if taken[lv] >= a.per_level:
-            continue
-        taken[lv] += 1
-        prompt = chat_prompt(system, shots, r["problem"])
-        g = run(a.e2h, a.model, prompt, 1, 0, a.n, a.t, a.seed)[0]
-        s = run(a.e2h, a.model, prompt, a.samples, a.temp, a.n, a.t, a.seed)
-        gc = same(extract(g), r["answer"])
+        gc = same(extract(g[0]), r["answer"])
         c = sum(same(extract(t), r["answer"]) for t in s)
         res[lv].append((gc, c, len(s)))
         out.append({"unique_id": r.get("unique_id"), "level": lv, "greedy": gc, "correct": c,
                     "n": len(s)})
-        print(f"L{lv} {r.get('unique_id')}: greedy {int(gc)} samples {c}/{len(s)}",
-              file=sys.stderr, flush=True)
     print(f"{'level':>5} {'probs':>5} {'greedy':>7} {'mean@1':>7} {'pass@4':>7} "
           f"{'pass@' + str(a.samples):>8}")
     for lv in sorted(res, key=lambda x: (x is None, x)):
