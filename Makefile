@@ -5,6 +5,7 @@
 #   make model      fetch the default model (SmolLM2-135M-Instruct GGUF) into weights/
 #   make check      install dependencies if missing, build, fetch the model, run all tests
 #   make demo       install, build, fetch, and run the default job on the default model
+#   make job        the same job with its training stages (labels from easy problems, head)
 #   make bench      build the benchmarks (run them from bench/, see bench/README.md)
 CC      ?= cc
 BUILD   ?= build
@@ -37,7 +38,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 HAVE_NVCC := $(shell command -v nvcc >/dev/null 2>&1 && echo yes || echo no)
 CPU_FLAGS := $(shell grep -o -w -E 'avx2|avx512f|avx512_vnni|avx512_bf16' /proc/cpuinfo 2>/dev/null | sort -u | tr '\n' ' ')
 
-.PHONY: all lib cli tests benches test asan model bench clean info deps check demo
+.PHONY: all lib cli tests benches test asan model bench clean info deps check demo job
 all: info lib cli tests benches
 
 info:
@@ -105,11 +106,22 @@ check: deps
 	$(MAKE) model
 	$(MAKE) test
 
+# The default job (issue #15): generated leveled problems (stage 1), then greedy, maj@16,
+# BoN@16 and weighted@16 on the hard levels with the shipped easy-trained head (stage 4);
+# per-level table with bootstrap CIs, runs/e2h-job/, and the closing weighted-vs-maj line.
+# `make job` reruns the whole pipeline (labels and head too; see README).
 DEMO_MODEL ?= weights/SmolLM2-135M-Instruct.Q4_1.gguf
+DEMO_ARGS ?=
 demo: deps
 	$(MAKE) -j2 all
 	$(MAKE) model
-	@bash tools/demo.sh $(BUILD)/e2h $(DEMO_MODEL)
+	@python3 tools/e2h_job.py --e2h $(BUILD)/e2h --policy $(DEMO_MODEL) --stages 1,4 $(DEMO_ARGS)
+
+job: deps
+	$(MAKE) -j2 all
+	$(MAKE) model
+	@python3 tools/e2h_job.py --e2h $(BUILD)/e2h --policy $(DEMO_MODEL) --stages 1,2,3,4 \
+		--out runs/e2h-job-full $(DEMO_ARGS)
 
 bench: benches
 

@@ -1,5 +1,6 @@
 """Tests of the easy-to-hard job's tools: the leveled task generator, the head trainer (format,
 determinism, the easy-only guard), and the shipped head's training ids (no level 4-5 problem)."""
+import collections
 import importlib.util
 import json
 import subprocess
@@ -137,3 +138,68 @@ def test_shipped_head_trained_on_easy_only():
         assert ids, h
         assert not any("/L4/" in u or "/L5/" in u for u in ids), h
         assert not set(ids) & hard, h
+
+
+# ------------------------------------------------------------------ e2h label (stage 2)
+
+import os  # noqa: E402
+
+E2H = os.environ.get("E2H_BIN", str(REPO / os.environ.get("BUILD", "build") / "e2h"))
+DEFAULT = REPO / "weights" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+JOB = ["--system", "@" + str(REPO / "tools/job/system.txt"), "--fewshot", str(REPO / "tools/job/fewshot.jsonl")]
+
+
+def e2h(*args):
+    return subprocess.run([E2H, *map(str, args)], capture_output=True, text=True, timeout=600)
+
+
+def test_label_bad_input(tmp_path):
+    probs = tmp_path / "p.jsonl"
+    probs.write_text(run_gen("--per-level", "1"))
+    nolevel = tmp_path / "nolevel.jsonl"
+    nolevel.write_text(json.dumps({"problem": "1+1?", "answer": "2"}) + "\n")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"problem": "1+1?", "answer": "2", "level": 1}) + "\n{oops\n")
+    badlevel = tmp_path / "badlevel.jsonl"
+    badlevel.write_text(json.dumps({"problem": "1+1?", "answer": "2", "level": "Level 9"}) + "\n")
+    fix = REPO / "tests/fixtures/models/qwen2_f32"
+    p = e2h("label", "-m", fix, "--problems", probs, "-o", tmp_path / "x", "--levels", "4")
+    assert p.returncode == 2 and "--allow-hard" in p.stderr
+    p = e2h("label", "-m", fix, "--problems", nolevel, "-o", tmp_path / "x")
+    assert p.returncode == 2 and "no levels" in p.stderr
+    p = e2h("label", "-m", fix, "--problems", bad, "-o", tmp_path / "x")
+    assert p.returncode == 2 and "bad.jsonl:2" in p.stderr
+    p = e2h("label", "-m", fix, "--problems", badlevel, "-o", tmp_path / "x")
+    assert p.returncode == 2 and "badlevel.jsonl:1" in p.stderr and "level" in p.stderr
+    p = e2h("label", "-m", fix, "--problems", probs, "-o", tmp_path / "x")  # no tokenizer/template
+    assert p.returncode == 2 and "tokenizer" in p.stderr
+    p = e2h("label", "-m", fix, "--problems", probs, "-o", tmp_path / "x", "--rollouts", "999")
+    assert p.returncode == 2 and "--rollouts" in p.stderr
+
+
+@pytest.mark.skipif(not DEFAULT.exists(), reason="default model absent (make model)")
+def test_label_smollm2_labels_and_determinism(tmp_path):
+    probs = tmp_path / "p.jsonl"
+    probs.write_text(run_gen("--per-level", "1", "--levels", "1,4"))
+    outs = []
+    for i in range(2):
+        p = e2h("label", "-m", DEFAULT, "--problems", probs, "-o", tmp_path / f"l{i}", "--solutions", "2",
+                "--rollouts", "2", "--max-tokens", "64", "-t", "2" if i else "1", *JOB)
+        assert p.returncode == 0, p.stderr
+        outs.append(((tmp_path / f"l{i}.npy").read_bytes(), (tmp_path / f"l{i}.jsonl").read_text()))
+    assert outs[0] == outs[1]  # same seed, same labels and features, whatever the threads
+    rows = [json.loads(l) for l in outs[0][1].splitlines()]
+    cfg, steps = rows[0]["config"], rows[1:]
+    assert cfg["dim"] == 576 and len(cfg["model_id"]) == 32 and cfg["levels"] == [1, 2, 3]
+    assert steps and all(s["level"] == 1 for s in steps)  # the level-4 problem is not labelled
+    x = np.load(tmp_path / "l0.npy")
+    assert x.shape == (len(steps), 577) and np.isfinite(x).all()
+    for s in steps:
+        assert 0 <= s["hits"] <= s["rollouts"] and s["soft"] == pytest.approx(s["hits"] / s["rollouts"], abs=1e-6)
+        assert s["hard"] == int(s["hits"] > 0)
+        assert s["final"] or s["text"].endswith("\n\n")
+        assert "<|im_end|>" not in s["text"]
+        assert s["rollouts"] == (1 if s["final"] else 2)
+    # every solution ends with exactly one final step
+    finals = collections.Counter((s["unique_id"], s["solution"]) for s in steps if s["final"])
+    assert set(finals.values()) == {1} and len(finals) == 2

@@ -1,0 +1,321 @@
+#!/usr/bin/env python3
+"""The easy-to-hard job, end to end (issue #15): an evaluator trained only on easy problems
+re-ranks and guides search on hard ones.
+
+Stages (each also a command of its own; this driver only chains them):
+  1  problems    tools/gen_leveled_task.py   leveled problems; hard eval set = levels 4-5
+  2  labels      e2h label                   Math-Shepherd labels + hidden-state features from
+                                             levels 1-3 only (and, for the comparisons, hard
+                                             labels with --allow-hard: never used by the easy head)
+  3  head        tools/train_head.py         the easy head (+ the all-levels upper line)
+  4  evaluate    e2h search + e2h report     greedy, maj/BoN/weighted@N, beam, REBASE on the hard
+                                             set, per level with bootstrap CIs, PNG
+
+  make demo                      = stages 1 and 4 with the shipped head (weights/), small
+  python3 tools/e2h_job.py --stages 1,2,3,4 --full    the whole pipeline (see README)
+
+The last line printed compares weighted@N with the easy-trained head to maj@N on the hard
+problems: the gap in accuracy and its paired-bootstrap 95% CI.
+"""
+import argparse
+import collections
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOOLS = os.path.join(REPO, "tools")
+DEFAULT_POLICY = os.path.join(REPO, "weights", "SmolLM2-135M-Instruct.Q4_1.gguf")
+DEFAULT_HEAD = os.path.join(REPO, "weights", "e2h_head_smollm2_easy.safetensors")
+SYSTEM = os.path.join(TOOLS, "job", "system.txt")
+FEWSHOT = os.path.join(TOOLS, "job", "fewshot.jsonl")
+# Problem index ranges of the generator (seed 0): training problems and evaluation problems
+# never overlap; levels 4-5 never reach the easy head (unique ids carry the level).
+TRAIN_START, EVAL_START = 0, 100000
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def sh(cmd, **kw):
+    log("$ " + " ".join(str(c) for c in cmd))
+    r = subprocess.run([str(c) for c in cmd], **kw)
+    if r.returncode:
+        raise SystemExit(f"e2h-job: command failed with exit code {r.returncode}: {cmd[0]} {cmd[1]}")
+    return r
+
+
+# ------------------------------------------------------------------ stage 1
+
+def stage_problems(a, out):
+    ev = os.path.join(out, "hard_eval.jsonl")
+    sh([sys.executable, os.path.join(TOOLS, "gen_leveled_task.py"), "--seed", a.task_seed,
+        "--levels", a.eval_levels, "--start", EVAL_START, "--per-level", a.per_level, "-o", ev])
+    if a.problems:  # a given problems file (MATH, GSM8K) instead of the generated task
+        ev = a.problems
+    return ev
+
+
+# ------------------------------------------------------------------ stages 2, 3
+
+def stage_labels(a, out):
+    easy = os.path.join(out, "train_easy.jsonl")
+    hard = os.path.join(out, "train_hard.jsonl")
+    gen = [sys.executable, os.path.join(TOOLS, "gen_leveled_task.py"), "--seed", a.task_seed,
+           "--start", TRAIN_START]
+    sh(gen + ["--levels", "1,2,3", "--per-level", a.label_per_level, "-o", easy])
+    sh(gen + ["--levels", "4,5", "--per-level", a.label_hard_per_level, "-o", hard])
+    common = ["-m", a.policy] + (["--system", a.system] if a.system is not None else []) + \
+        (["--fewshot", a.fewshot] if a.fewshot else []) + ["--solutions",
+              a.label_solutions, "--rollouts", a.label_rollouts, "--seed", a.seed, "-t", a.threads,
+              "--kv-mem", str(a.kv_mem)]
+    sh([a.e2h, "label", "--problems", easy, "--levels", "1,2,3", "-o", os.path.join(out, "labels_easy")]
+       + common)
+    sh([a.e2h, "label", "--problems", hard, "--levels", "4,5", "--allow-hard", "-o",
+        os.path.join(out, "labels_hard")] + common)
+
+
+def stage_head(a, out):
+    ev = os.path.join(out, "hard_eval.jsonl")
+    base = [sys.executable, os.path.join(TOOLS, "train_head.py"), "--seed", a.head_seed,
+            "--kind", a.head_kind]
+    easy_head = os.path.join(out, "head_easy.safetensors")
+    sh(base + [os.path.join(out, "labels_easy"), "-o", easy_head, "--hard-ids", ev,
+               "--eval", os.path.join(out, "labels_hard"), "--json", os.path.join(out, "head_easy.json")])
+    # the upper line: the same head trained on all levels (easy + hard training problems,
+    # still none of the evaluation problems); AUC on hard steps is then in-distribution, so
+    # it is measured on the held-out split of the hard training problems by train_head.
+    sh(base + [os.path.join(out, "labels_easy"), os.path.join(out, "labels_hard"), "--all-levels",
+               "-o", os.path.join(out, "head_all.safetensors"), "--hard-ids", ev,
+               "--eval", os.path.join(out, "labels_hard"), "--json", os.path.join(out, "head_all.json")])
+    compare_heads(a.head, easy_head, os.path.join(out, "labels_easy"))
+    return easy_head
+
+
+def compare_heads(shipped, new, labels):
+    """Scores of the shipped head and the retrained one on the same steps."""
+    if not os.path.exists(shipped) or os.path.abspath(shipped) == os.path.abspath(new):
+        return
+    import numpy as np
+    from safetensors import safe_open
+    sys.path.insert(0, TOOLS)
+    import train_head as th
+    x = np.load(labels + ".npy").astype(np.float64)
+    sc = []
+    for path in (shipped, new):
+        with safe_open(path, "np") as f:
+            meta = f.metadata()
+            params = {k: f.get_tensor(k).astype(np.float64) for k in f.keys()}
+        if int(meta["dim"]) + 1 != x.shape[1]:
+            log(f"{path}: head for dim {meta['dim']}, labels of dim {x.shape[1] - 1}: not compared")
+            return
+        sc.append(th.head_scores(params, meta["kind"], th.features(x, meta["features"])))
+    d = np.abs(sc[0] - sc[1])
+    log(f"retrained head vs shipped {os.path.basename(shipped)} on {len(d)} easy steps: "
+        f"max |score difference| {d.max():.2e}, mean {d.mean():.2e} "
+        f"({'same head within 1e-3' if d.max() < 1e-3 else 'DIFFERENT head'})")
+
+
+# ------------------------------------------------------------------ stage 4
+
+def search(a, out, problems, method, n, head, tag):
+    res = os.path.join(out, f"results_{tag}.jsonl")
+    if os.path.exists(res) and not a.resume:
+        os.unlink(res)
+    cmd = [a.e2h, "search", "--policy", a.policy, "--problems", problems, "--method", method,
+           "-n", n, "--seed", a.seed, "--temp", a.temp, "--max-tokens", a.max_tokens,
+           "-o", res, "-t", a.threads, "--kv-mem", str(a.kv_mem), "--quiet"]
+    if a.system is not None:
+        cmd += ["--system", open(a.system[1:]).read().strip() if a.system.startswith("@") else a.system]
+    if a.fewshot:
+        cmd += ["--fewshot", a.fewshot]
+    if method in ("beam", "dvts"):
+        cmd += ["-M", a.beam_width]
+    if head and a.prm:
+        cmd += ["--prm", a.prm] + (["--prm-protocol", a.prm_protocol] if a.prm_protocol else [])
+    elif head:
+        cmd += ["--prm-head", head]
+    sh(cmd)
+    return res
+
+
+def read_results(path):
+    rows = [json.loads(l) for l in open(path) if l.strip()]
+    cfg = rows[0].get("config", {}) if rows and "config" in rows[0] else {}
+    return cfg, [r for r in rows if "unique_id" in r]
+
+
+def pick(samples, how):
+    """Index of the selected sample among samples (k = all of them), or None."""
+    keyed = [(i, s) for i, s in enumerate(samples) if s.get("key")]
+    if not keyed:
+        return None
+    if how == "bon":
+        return max(keyed, key=lambda t: (t[1]["agg"]["min"] if t[1]["agg"]["min"] is not None
+                                         else -1, -t[0]))[0]
+    score = collections.defaultdict(float)
+    first = {}
+    for i, s in keyed:
+        w = 1.0 if how == "maj" else (s["agg"]["prod"] or 0.0)
+        score[s["key"]] += w
+        first.setdefault(s["key"], i)
+    best = max(score, key=lambda k: (score[k], -first[k]))
+    return first[best]
+
+
+def correct_of(rows, how):
+    out = {}
+    for r in rows:
+        if how == "selected":
+            out[r["unique_id"]] = bool(r["selected"]["correct"])
+        else:
+            i = pick(r["samples"], how)
+            out[r["unique_id"]] = bool(i is not None and r["samples"][i]["correct"])
+    return out
+
+
+def bootstrap(vals, b=2000, seed=0):
+    rng = random.Random(seed)
+    n = len(vals)
+    if not n:
+        return float("nan"), float("nan"), float("nan")
+    means = sorted(sum(vals[rng.randrange(n)] for _ in range(n)) / n for _ in range(b))
+    return sum(vals) / n, means[int(0.025 * b)], means[int(0.975 * b) - 1]
+
+
+def table(lines, levels, by_level):
+    w = max(len(m) for m in lines)
+    head = f"{'method':<{w}}" + "".join(f"  {('L' + str(l)):>20}" for l in levels) + f"  {'hard (all)':>20}"
+    print(head)
+    for m, corr in lines.items():
+        cells = []
+        for l in levels + ["all"]:
+            ids = by_level[l]
+            v = [float(corr[i]) for i in ids if i in corr]
+            mean, lo, hi = bootstrap(v)
+            cells.append(f"{mean:5.3f} [{lo:4.2f},{hi:4.2f}]" if v else "-")
+        print(f"{m:<{w}}" + "".join(f"  {c:>20}" for c in cells))
+
+
+def stage_evaluate(a, out, problems, head):
+    n = a.n
+    runs = {"greedy": search(a, out, problems, "greedy", 1, None, "greedy"),
+            "rerank": search(a, out, problems, "weighted", n, head, f"weighted{n}")}
+    for m in a.search_methods.split(","):
+        if m:
+            runs[m] = search(a, out, problems, m, n, head, f"{m}{n}")
+    if a.all_levels_head:
+        runs["rerank_all"] = search(a, out, problems, "weighted", n, a.all_levels_head, f"weighted{n}_all")
+    _, greedy = read_results(runs["greedy"])
+    _, rr = read_results(runs["rerank"])
+    lines = collections.OrderedDict()
+    lines["greedy"] = correct_of(greedy, "selected")
+    lines[f"maj@{n}"] = correct_of(rr, "maj")
+    lines[f"bon@{n} (easy head)"] = correct_of(rr, "bon")
+    lines[f"weighted@{n} (easy head)"] = correct_of(rr, "weighted")
+    lines[f"pass@{n}"] = {r["unique_id"]: any(s["correct"] for s in r["samples"]) for r in rr}
+    for m in a.search_methods.split(","):
+        if m:
+            _, rows = read_results(runs[m])
+            lines[f"{m}@{n} (easy head)"] = correct_of(rows, "selected")
+    if "rerank_all" in runs:
+        _, ra = read_results(runs["rerank_all"])
+        lines[f"bon@{n} (all-levels head)"] = correct_of(ra, "bon")
+        lines[f"weighted@{n} (all-levels head)"] = correct_of(ra, "weighted")
+    levels = sorted({r["level"] for r in rr if r.get("level") is not None})
+    by_level = collections.defaultdict(list)
+    for r in rr:
+        by_level[r.get("level")].append(r["unique_id"])
+        by_level["all"].append(r["unique_id"])
+    if not levels:
+        log("the problems file has no levels: everything is one level")
+    print(f"\naccuracy on {len(rr)} problems (95% bootstrap CI over problems), policy "
+          f"{os.path.basename(a.policy)}, head {os.path.basename(head)}")
+    table(lines, levels, by_level)
+    # e2h report's table and PNG (the project's report; our table above is the job's own)
+    rep = shutil.which(a.e2h) or a.e2h
+    png = os.path.join(out, "e2h_job.png")
+    try:
+        r = subprocess.run([rep, "report", "--help"], capture_output=True, text=True)
+        if r.returncode == 0:
+            sh([rep, "report", runs["greedy"], runs["rerank"]] +
+               [runs[m] for m in a.search_methods.split(",") if m] + ["--png", png])
+    except OSError:
+        pass
+    # the closing line: weighted@N (easy head) vs maj@N on the hard problems, paired bootstrap
+    ids = [u for u in by_level["all"]]
+    wv, mv = lines[f"weighted@{n} (easy head)"], lines[f"maj@{n}"]
+    diff = [float(wv[u]) - float(mv[u]) for u in ids]
+    d, lo, hi = bootstrap(diff, seed=1)
+    summary = {"n_problems": len(ids), f"weighted@{n}": sum(wv[u] for u in ids) / len(ids),
+               f"maj@{n}": sum(mv[u] for u in ids) / len(ids), "gap": d, "ci95": [lo, hi],
+               "lines": {k: sum(v.values()) / max(1, len(v)) for k, v in lines.items()}}
+    json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=1)
+    print(f"\nhard problems (levels {','.join(map(str, levels)) or 'n/a'}, n={len(ids)}): "
+          f"weighted@{n} with the easy-trained evaluator {summary[f'weighted@{n}']:.3f} vs maj@{n} "
+          f"{summary[f'maj@{n}']:.3f}: gap {d:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}]")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--stages", default="1,4", help="comma-separated stages (default 1,4)")
+    ap.add_argument("--e2h", default=os.path.join(REPO, "build", "e2h"))
+    ap.add_argument("--policy", default=DEFAULT_POLICY)
+    ap.add_argument("--head", default=DEFAULT_HEAD, help="head for stage 4 without stage 3")
+    ap.add_argument("--all-levels-head", help="also re-rank with this head (the upper line)")
+    ap.add_argument("--problems", help="evaluate on this problems JSONL instead of the generated task")
+    ap.add_argument("--prm", help="stage 4 with this PRM model instead of the head (e.g. the paper's OPRM)")
+    ap.add_argument("--prm-protocol", help="its protocol (e.g. e2h-paper)")
+    ap.add_argument("--system", default="@" + SYSTEM, help="system turn, TEXT or @FILE (default the job's)")
+    ap.add_argument("--fewshot", default=FEWSHOT, help="few-shot JSONL ('' for none; default the job's)")
+    ap.add_argument("--kv-mem", type=float, default=2.0)
+    ap.add_argument("-o", "--out", default=os.path.join(REPO, "runs", "e2h-job"))
+    ap.add_argument("--per-level", type=int, default=15, help="hard problems per level (default 15)")
+    ap.add_argument("--eval-levels", default="4,5")
+    ap.add_argument("-n", type=int, default=16, help="N of maj/BoN/weighted/search (default 16)")
+    ap.add_argument("--search-methods", default="", help="e.g. beam,rebase (default none)")
+    ap.add_argument("--beam-width", type=int, default=4)
+    ap.add_argument("--temp", default="0.7")
+    ap.add_argument("--max-tokens", type=int, default=160)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--task-seed", type=int, default=0)
+    ap.add_argument("--head-seed", type=int, default=0)
+    ap.add_argument("--head-kind", default="linear")
+    ap.add_argument("--label-per-level", type=int, default=60)
+    ap.add_argument("--label-hard-per-level", type=int, default=30)
+    ap.add_argument("--label-solutions", type=int, default=4)
+    ap.add_argument("--label-rollouts", type=int, default=8)
+    ap.add_argument("-t", "--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--resume", action="store_true", help="append to existing results (same config)")
+    a = ap.parse_args(argv)
+    stages = {int(s) for s in a.stages.split(",") if s}
+    if not stages <= {1, 2, 3, 4}:
+        ap.error("--stages: 1..4")
+    for p in (a.e2h, a.policy):
+        if not os.path.exists(p):
+            raise SystemExit(f"e2h-job: {p} not found (make, make model)")
+    os.makedirs(a.out, exist_ok=True)
+    t0 = time.time()
+    problems = stage_problems(a, a.out) if 1 in stages else (a.problems or os.path.join(a.out, "hard_eval.jsonl"))
+    head = a.prm or a.head
+    if 2 in stages:
+        stage_labels(a, a.out)
+    if 3 in stages:
+        head = stage_head(a, a.out)
+        if not a.all_levels_head:
+            a.all_levels_head = os.path.join(a.out, "head_all.safetensors")
+    if 4 in stages:
+        if not a.prm and not os.path.exists(head):
+            raise SystemExit(f"e2h-job: head {head} not found (run stages 2,3 or give --head)")
+        stage_evaluate(a, a.out, problems, head)
+    log(f"done in {time.time() - t0:.0f} s; outputs in {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
