@@ -144,6 +144,68 @@ def search(a, out, problems, method, n, head, tag):
     return res
 
 
+def offline_run(a, out, problems, n, temp, head, tag):
+    """Stage 4 without the PRM API in e2h search: `e2h label --rollouts 0` samples n solutions
+    per problem step by step (the same tree API calls) and records each step's hidden state; the
+    head (numpy, the same formula as the head protocol) scores the steps. Writes a results file
+    in the search schema (PLAN.md §6) so that e2h report and the tables read it alike."""
+    import numpy as np
+    from safetensors import safe_open
+    sys.path.insert(0, TOOLS)
+    import train_head as th
+    pre = os.path.join(out, f"samples_{tag}")
+    if not (a.resume and os.path.exists(pre + ".npy")):
+        sh([a.e2h, "label", "-m", a.policy, "--problems", problems, "--levels", a.eval_levels,
+            "--allow-hard", "--solutions", n, "--rollouts", 0, "--temp", temp, "--seed", a.seed,
+            "--max-tokens", a.max_tokens, "-t", a.threads, "--kv-mem", str(a.kv_mem), "-o", pre]
+           + (["--system", a.system] if a.system is not None else [])
+           + (["--fewshot", a.fewshot] if a.fewshot else []))
+    cfg, rows, x = th.load_labels(pre)
+    with safe_open(head, "np") as f:
+        meta = f.metadata()
+        params = {k: f.get_tensor(k).astype(np.float64) for k in f.keys()}
+    if int(meta["dim"]) != cfg["dim"]:
+        raise SystemExit(f"e2h-job: head {head} is for dim {meta['dim']}, the policy has {cfg['dim']}")
+    sc = th.head_scores(params, meta["kind"], th.features(x, meta["features"]))
+    probs = {}
+    for l in open(problems):
+        if l.strip():
+            j = json.loads(l)
+            probs[j["unique_id"]] = j
+    by = collections.OrderedDict()
+    for r, s in zip(rows, sc):
+        by.setdefault(r["unique_id"], collections.OrderedDict()).setdefault(r["solution"], []).append((r, float(s)))
+    res = os.path.join(out, f"results_{tag}.jsonl")
+    method = "greedy" if n == 1 else "weighted"
+    with open(res, "w") as fo:
+        fo.write(json.dumps({"config": {"policy": a.policy, "prm": head, "protocol": "head",
+                             "method": method, "n": n, "m": n, "seed": a.seed, "temperature": float(a.temp),
+                             "top_p": 1, "max_tokens": a.max_tokens, "problems": problems,
+                             "shard": "0/1", "source": "e2h label --rollouts 0 (offline head scoring)"}}) + "\n")
+        for uid, sols in by.items():
+            samples = []
+            for k in sorted(sols):
+                steps = sols[k]
+                fin = steps[-1][0]
+                ss = [s for _, s in steps]
+                samples.append({"text": "".join(r["text"] for r, _ in steps), "steps": [r["text"] for r, _ in steps],
+                                "step_scores": ss, "answer": fin.get("key"), "key": fin.get("key"),
+                                "correct": bool(fin["hits"]),
+                                "agg": {"min": min(ss), "prod": float(np.prod(ss)), "mean": float(np.mean(ss)),
+                                        "last": ss[-1]},
+                                "tokens": sum(r["tokens"] for r, _ in steps)})
+            how = "selected" if n == 1 else "weighted"
+            i = 0 if n == 1 else pick(samples, "weighted")
+            sel = samples[i] if i is not None else None
+            p = probs[uid]
+            fo.write(json.dumps({"unique_id": uid, "level": p.get("level"), "problem": p["problem"],
+                                 "answer": p["answer"], "method": method, "n": n, "samples": samples,
+                                 "selected": {"answer": sel["key"] if sel else None,
+                                              "correct": bool(sel and sel["correct"])}}) + "\n")
+            del how
+    return res
+
+
 def read_results(path):
     rows = [json.loads(l) for l in open(path) if l.strip()]
     cfg = rows[0].get("config", {}) if rows and "config" in rows[0] else {}
@@ -204,13 +266,26 @@ def table(lines, levels, by_level):
 
 def stage_evaluate(a, out, problems, head):
     n = a.n
-    runs = {"greedy": search(a, out, problems, "greedy", 1, None, "greedy"),
-            "rerank": search(a, out, problems, "weighted", n, head, f"weighted{n}")}
-    for m in a.search_methods.split(","):
-        if m:
-            runs[m] = search(a, out, problems, m, n, head, f"{m}{n}")
-    if a.all_levels_head:
-        runs["rerank_all"] = search(a, out, problems, "weighted", n, a.all_levels_head, f"weighted{n}_all")
+    if a.offline:
+        runs = {"greedy": offline_run(a, out, problems, 1, 0, head, "greedy"),
+                "rerank": offline_run(a, out, problems, n, a.temp, head, f"weighted{n}")}
+        if a.all_levels_head and os.path.exists(a.all_levels_head):
+            # the same samples, re-scored by the all-levels head (no new sampling)
+            a.resume, keep = True, a.resume
+            runs["rerank_all"] = offline_run(a, out, problems, n, a.temp, a.all_levels_head, f"weighted{n}")
+            os.replace(runs["rerank_all"], os.path.join(out, f"results_weighted{n}_all.jsonl"))
+            runs["rerank_all"] = os.path.join(out, f"results_weighted{n}_all.jsonl")
+            runs["rerank"] = offline_run(a, out, problems, n, a.temp, head, f"weighted{n}")
+            a.resume = keep
+        a.search_methods = ""
+    else:
+        runs = {"greedy": search(a, out, problems, "greedy", 1, head, "greedy"),
+                "rerank": search(a, out, problems, "weighted", n, head, f"weighted{n}")}
+        for m in a.search_methods.split(","):
+            if m:
+                runs[m] = search(a, out, problems, m, n, head, f"{m}{n}")
+        if a.all_levels_head:
+            runs["rerank_all"] = search(a, out, problems, "weighted", n, a.all_levels_head, f"weighted{n}_all")
     _, greedy = read_results(runs["greedy"])
     _, rr = read_results(runs["rerank"])
     lines = collections.OrderedDict()
@@ -291,6 +366,8 @@ def main(argv=None):
     ap.add_argument("--label-solutions", type=int, default=4)
     ap.add_argument("--label-rollouts", type=int, default=8)
     ap.add_argument("-t", "--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--offline", action="store_true",
+                    help="stage 4 through e2h label + numpy head scoring instead of e2h search")
     ap.add_argument("--resume", action="store_true", help="append to existing results (same config)")
     a = ap.parse_args(argv)
     stages = {int(s) for s in a.stages.split(",") if s}

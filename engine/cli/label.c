@@ -58,6 +58,7 @@ typedef struct {
     int hits;                  // rollouts (or, final step, the solution) reaching the answer
     int n_roll;
     char *text;
+    char key[256];             // final step: canonical key of the solution's answer
 } label_step;
 
 static int label_parse(label_args *a, cli_model_opts *o, int argc, char **argv) {
@@ -121,12 +122,15 @@ static char *label_text(const e2h_tokenizer *t, const e2h_seq *s, int32_t a, int
     return out;
 }
 
-// 1 if the generated text of s (from its prompt end) reaches the reference answer.
-static int label_correct(const e2h_tokenizer *t, const e2h_seq *s, const char *ref) {
+// 1 if the generated text of s (from its prompt end) reaches the reference answer. key
+// (optional, cap 256): the canonical key of its final answer ("" when it has none).
+static int label_correct(const e2h_tokenizer *t, const e2h_seq *s, const char *ref, char *key) {
     int32_t end = e2h_seq_len(s) - (e2h_seq_stop_reason(s) == E2H_STOP_EOS); // without the EOS text
     char *txt = label_text(t, s, e2h_seq_n_prompt(s), end);
     char ans[256];
-    int ok = txt && job_answer_extract(txt, strlen(txt), ans, sizeof ans) && job_answer_equal(ans, ref);
+    int found = txt && job_answer_extract(txt, strlen(txt), ans, sizeof ans);
+    int ok = found && job_answer_equal(ans, ref);
+    if (key && (!found || !e2h_answer_key(ans, strlen(ans), key, 256))) key[0] = 0;
     free(txt);
     return ok;
 }
@@ -223,7 +227,7 @@ static int label_group(const label_args *a, e2h_engine *e, const e2h_model *m, c
             if (!ls) { rc = cli_fail("out of memory"); break; }
             ls->prob = i / S, ls->sol = i % S, ls->step = n_steps[i]++, ls->final = last;
             if (last) {
-                ls->hits = label_correct(t, s, probs[ls->prob]->answer);
+                ls->hits = label_correct(t, s, probs[ls->prob]->answer, ls->key);
                 ls->n_roll = 1;
                 done[i] = 1;
                 // as the head scorer reads a final step: its last token with the end-of-turn
@@ -275,7 +279,7 @@ static int label_group(const label_args *a, e2h_engine *e, const e2h_model *m, c
         free(all);
         for (int i = 0; !rc && i < ss.n; i++)
             for (int r = 0; ss.v[i].roll && r < ss.v[i].n_roll; r++)
-                ss.v[i].hits += label_correct(t, ss.v[i].roll[r], probs[ss.v[i].prob]->answer);
+                ss.v[i].hits += label_correct(t, ss.v[i].roll[r], probs[ss.v[i].prob]->answer, NULL);
     }
     for (int i = 0; !rc && i < ss.n; i++) {
         label_step *ls = &ss.v[i];
@@ -301,6 +305,11 @@ static int label_group(const label_args *a, e2h_engine *e, const e2h_model *m, c
                 ls->sol, ls->step, ls->final ? "true" : "false", ls->end - ls->start, ls->mean_lp,
                 ls->n_roll, ls->hits, soft, ls->hits > 0);
         cli_json_string(fj, ls->text, strlen(ls->text));
+        if (ls->final) {
+            fprintf(fj, ", \"key\": ");
+            if (ls->key[0]) cli_json_string(fj, ls->key, strlen(ls->key));
+            else fprintf(fj, "null");
+        }
         fprintf(fj, "}\n");
         (*n_rows)++;
         (*n_steps_total)++;
