@@ -230,14 +230,32 @@ def pick(samples, how):
     return first[best]
 
 
+def credit(samples, how):
+    """Expected correctness of rule `how` on all of samples, ties sharing the credit (as
+    e2h report): maj / weighted vote over answer keys, bon = best min step score."""
+    keyed = [s for s in samples if s.get("key")]
+    if not keyed:
+        return 0.0
+    if how == "bon":
+        sc = [s["agg"]["min"] if s["agg"]["min"] is not None else float("-inf") for s in keyed]
+        top = [s for s, v in zip(keyed, sc) if v == max(sc)]
+        return sum(bool(s["correct"]) for s in top) / len(top)
+    score, ok = collections.defaultdict(float), {}
+    for s in keyed:
+        score[s["key"]] += 1.0 if how == "maj" else (s["agg"]["prod"] or 0.0)
+        ok[s["key"]] = ok.get(s["key"], False) or bool(s["correct"])
+    best = max(score.values())
+    win = [k for k, v in score.items() if v == best]
+    return sum(ok[k] for k in win) / len(win)
+
+
 def correct_of(rows, how):
     out = {}
     for r in rows:
         if how == "selected":
-            out[r["unique_id"]] = bool(r["selected"]["correct"])
+            out[r["unique_id"]] = float(bool(r["selected"]["correct"]))
         else:
-            i = pick(r["samples"], how)
-            out[r["unique_id"]] = bool(i is not None and r["samples"][i]["correct"])
+            out[r["unique_id"]] = credit(r["samples"], how)
     return out
 
 

@@ -171,8 +171,11 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval", nargs="*", default=[], help="label prefixes to report AUC on (e.g. hard)")
     ap.add_argument("--json", help="write the metrics here")
+    ap.add_argument("--model-id", help="stamp this policy model id (32 hex) instead of the labels' one")
     a = ap.parse_args(argv)
 
+    if a.model_id and (len(a.model_id) != 32 or any(c not in "0123456789abcdef" for c in a.model_id)):
+        ap.error("--model-id: 32 lowercase hex characters")
     allowed = set(range(1, 6)) if a.all_levels else {int(v) for v in a.levels.split(",") if v}
     xs, rows, cfg0 = [], [], None
     for pre in a.labels:
@@ -229,7 +232,7 @@ def main(argv=None):
 
     from safetensors.numpy import save_file
     meta = {"format": "e2h-head", "version": "1", "kind": a.kind, "dim": str(cfg0["dim"]),
-            "model_id": cfg0["model_id"], "layer": "final", "pooling": "last",
+            "model_id": a.model_id or cfg0["model_id"], "layer": "final", "pooling": "last",
             "step_delimiter": "\n\n", "features": a.features, "activation": "relu",
             "trained_levels": ",".join(str(v) for v in sorted(allowed)),
             "target": a.target, "seed": str(a.seed),
