@@ -154,18 +154,36 @@ def offline_run(a, out, problems, n, temp, head, tag):
     sys.path.insert(0, TOOLS)
     import train_head as th
     pre = os.path.join(out, f"samples_{tag}")
+    want = {"policy": a.policy, "problems": problems, "solutions": n, "temperature": float(temp),
+            "seed": a.seed, "max_tokens": a.max_tokens}
+    if a.resume and os.path.exists(pre + ".jsonl"):
+        have = json.loads(open(pre + ".jsonl").readline()).get("config", {})
+        diff = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
+        if diff:
+            raise SystemExit(f"e2h-job: --resume: {pre}.jsonl was made with another configuration "
+                             + ", ".join(f"{k}: {h!r} there, {v!r} now" for k, (h, v) in diff.items()))
+    nolevel = all(json.loads(l).get("level") in (None, "") for l in open(problems) if l.strip())
+    if nolevel:
+        log(f"{problems} has no levels: all its problems count as one level")
     if not (a.resume and os.path.exists(pre + ".npy")):
         sh([a.e2h, "label", "-m", a.policy, "--problems", problems, "--levels", a.eval_levels,
             "--allow-hard", "--solutions", n, "--rollouts", 0, "--temp", temp, "--seed", a.seed,
             "--max-tokens", a.max_tokens, "-t", a.threads, "--kv-mem", str(a.kv_mem), "-o", pre]
            + (["--system", a.system] if a.system is not None else [])
-           + (["--fewshot", a.fewshot] if a.fewshot else []))
+           + (["--fewshot", a.fewshot] if a.fewshot else []) + (["--any-level"] if nolevel else []))
     cfg, rows, x = th.load_labels(pre)
     with safe_open(head, "np") as f:
         meta = f.metadata()
         params = {k: f.get_tensor(k).astype(np.float64) for k in f.keys()}
+    if meta.get("format") != "e2h-head":
+        raise SystemExit(f"e2h-job: {head} is not an e2h head (metadata format {meta.get('format')!r})")
     if int(meta["dim"]) != cfg["dim"]:
-        raise SystemExit(f"e2h-job: head {head} is for dim {meta['dim']}, the policy has {cfg['dim']}")
+        raise SystemExit(f"e2h-job: head {head} was trained for a policy of dim {meta['dim']}; "
+                         f"{a.policy} has dim {cfg['dim']}: refusing to score with it")
+    zero = "0" * 32
+    if zero not in (meta.get("model_id"), cfg["model_id"]) and meta.get("model_id") != cfg["model_id"]:
+        raise SystemExit(f"e2h-job: head {head} was trained for model id {meta.get('model_id')}; "
+                         f"{a.policy} has model id {cfg['model_id']}: refusing to score with it")
     sc = th.head_scores(params, meta["kind"], th.features(x, meta["features"]))
     probs = {}
     for l in open(problems):
@@ -282,9 +300,32 @@ def table(lines, levels, by_level):
         print(f"{m:<{w}}" + "".join(f"  {c:>20}" for c in cells))
 
 
+def check_head(a, head):
+    """Refuses a head made for another policy (dimension or model id) before any sampling."""
+    from safetensors import safe_open
+    try:
+        with safe_open(head, "np") as f:
+            meta = f.metadata() or {}
+    except Exception as ex:  # noqa: BLE001 (safetensors raises several types)
+        raise SystemExit(f"e2h-job: {head}: not a readable safetensors head ({ex})")
+    if meta.get("format") != "e2h-head":
+        raise SystemExit(f"e2h-job: {head} is not an e2h head (metadata format {meta.get('format')!r})")
+    info = json.loads(subprocess.run([a.e2h, "info", "-m", a.policy, "--json"], capture_output=True,
+                                     text=True, check=True).stdout)
+    if int(meta.get("dim", -1)) != info["dim"]:
+        raise SystemExit(f"e2h-job: head {head} was trained for a policy of dim {meta.get('dim')}; "
+                         f"{a.policy} has dim {info['dim']}: refusing to score with it")
+    mid, zero = info.get("model_id"), "0" * 32
+    if mid and zero not in (mid, meta.get("model_id")) and meta.get("model_id") != mid:
+        raise SystemExit(f"e2h-job: head {head} was trained for model id {meta.get('model_id')}; "
+                         f"{a.policy} has model id {mid}: refusing to score with it")
+
+
 def stage_evaluate(a, out, problems, head):
     n = a.n
-    if a.offline:
+    if not a.prm:
+        check_head(a, head)
+    if a.via == "label":
         runs = {"greedy": offline_run(a, out, problems, 1, 0, head, "greedy"),
                 "rerank": offline_run(a, out, problems, n, a.temp, head, f"weighted{n}")}
         if a.all_levels_head and os.path.exists(a.all_levels_head):
@@ -384,8 +425,10 @@ def main(argv=None):
     ap.add_argument("--label-solutions", type=int, default=4)
     ap.add_argument("--label-rollouts", type=int, default=8)
     ap.add_argument("-t", "--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--offline", action="store_true",
-                    help="stage 4 through e2h label + numpy head scoring instead of e2h search")
+    ap.add_argument("--via", choices=["label", "search"], default="label",
+                    help="stage 4 sampling: 'label' (e2h label --rollouts 0 + the head in numpy; "
+                         "greedy, maj, BoN, weighted) or 'search' (e2h search --prm-head; also "
+                         "--search-methods beam,rebase). Default label")
     ap.add_argument("--resume", action="store_true", help="append to existing results (same config)")
     a = ap.parse_args(argv)
     stages = {int(s) for s in a.stages.split(",") if s}

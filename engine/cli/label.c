@@ -27,6 +27,7 @@ static const char *label_usage =
     "  -o PREFIX           output prefix\n"
     "  --levels LIST       levels to label (default 1,2,3); 4 or 5 need --allow-hard\n"
     "  --allow-hard        allow levels 4-5 (all-levels head, hard-step AUC only)\n"
+    "  --any-level         also take problems without a level (evaluation files without levels)\n"
     "  --limit N           at most N problems (after the level filter; default all)\n"
     "  --solutions S       sampled solutions per problem (default 4)\n"
     "  --rollouts R        rollouts per step boundary (default 8)\n"
@@ -43,7 +44,7 @@ static const char *label_usage =
 typedef struct {
     const char *problems, *out, *system, *fewshot;
     unsigned levels;
-    int allow_hard, limit, solutions, rollouts, step_tokens, max_tokens, max_steps, group;
+    int allow_hard, any_level, limit, solutions, rollouts, step_tokens, max_tokens, max_steps, group;
     double temp, top_p;
     long seed;
 } label_args;
@@ -76,6 +77,7 @@ static int label_parse(label_args *a, cli_model_opts *o, int argc, char **argv) 
             return 1;
         }
         if (!strcmp(f, "--allow-hard")) { a->allow_hard = 1; continue; }
+        if (!strcmp(f, "--any-level")) { a->any_level = 1; continue; }
         if (i + 1 >= argc) return cli_fail("label: unknown option or missing value '%s' (see e2h label --help)", f);
         const char *v = argv[++i];
         long l;
@@ -343,12 +345,13 @@ int cli_label(int argc, char **argv) {
     job_problems ps;
     if (job_read_problems(a.problems, &ps)) return 2;
     if (ps.n_without_level == ps.n)
-        fprintf(stderr, "e2h: label: %s has no levels: every problem counts as one level (labelled only "
-                        "with --levels covering none; nothing is easy or hard)\n", a.problems);
+        fprintf(stderr, "e2h: label: %s has no levels: every problem counts as one level, so nothing in "
+                        "it is easy or hard (%s)\n", a.problems,
+                a.any_level ? "--any-level: all of them are labelled" : "none labelled without --any-level");
     const job_problem **sel = malloc((size_t)ps.n * sizeof *sel);
     int n_sel = 0, n_hard_skipped = 0;
     for (int i = 0; sel && i < ps.n; i++) {
-        if (!ps.p[i].level || !(a.levels & (1u << ps.p[i].level))) {
+        if (!ps.p[i].level ? !a.any_level : !(a.levels & (1u << ps.p[i].level))) {
             n_hard_skipped += ps.p[i].level >= 4;
             continue;
         }

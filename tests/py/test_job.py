@@ -203,3 +203,14 @@ def test_label_smollm2_labels_and_determinism(tmp_path):
     # every solution ends with exactly one final step
     finals = collections.Counter((s["unique_id"], s["solution"]) for s in steps if s["final"])
     assert set(finals.values()) == {1} and len(finals) == 2
+
+
+@pytest.mark.skipif(not DEFAULT.exists(), reason="default model absent (make model)")
+def test_job_refuses_head_of_another_model(tmp_path):
+    """A head trained for another policy is refused (with the reason) before any sampling."""
+    head = REPO / "tests/fixtures/prm/policy/head_linear.safetensors"
+    if not head.exists():
+        pytest.skip("PRM fixtures absent")
+    p = subprocess.run([sys.executable, str(REPO / "tools/e2h_job.py"), "--e2h", E2H, "--head", str(head),
+                        "--per-level", "1", "-o", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and "dim 48" in p.stderr and "refusing" in p.stderr
