@@ -171,6 +171,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval", nargs="*", default=[], help="label prefixes to report AUC on (e.g. hard)")
     ap.add_argument("--json", help="write the metrics here")
+    ap.add_argument("--eval-ids", help="metrics JSON of the all-levels head: also report AUC on its held-out hard problems")
     ap.add_argument("--model-id", help="stamp this policy model id (32 hex) instead of the labels' one")
     a = ap.parse_args(argv)
 
@@ -221,11 +222,21 @@ def main(argv=None):
                "auc_train_hard": auc(s_all[~va], yh[~va]), "auc_heldout_hard": auc(s_all[va], yh[va]),
                "auc_heldout_mean_logprob": auc(x[va, -1], yh[va]),
                "positive_rate": float(yh.mean())}
+    lv_all = np.array([r["level"] if r["level"] is not None else 0 for r in rows])
+    hard_va = va & (lv_all >= 4)
+    if hard_va.any():  # the all-levels head: AUC on its held-out hard problems (not trained on)
+        metrics["auc_heldout_hard_levels45"] = auc(s_all[hard_va], yh[hard_va])
+        metrics["heldout_hard_ids"] = sorted({u for u, v in zip(ids, hard_va) if v})
     for pre in a.eval:
         cfg, r, xe = load_labels(pre)
         se = head_scores(params, a.kind, features(xe, a.features))
         lab = np.array([q["hard"] for q in r], bool)
         metrics[f"auc_eval_hard[{os.path.basename(pre)}]"] = auc(se, lab)
+        if a.eval_ids:  # the same steps the all-levels head held out
+            keep = set(json.load(open(a.eval_ids)).get("heldout_hard_ids", []))
+            sel = np.array([q["unique_id"] in keep for q in r])
+            if sel.any():
+                metrics[f"auc_eval_hard[{os.path.basename(pre)}][heldout_of_all_levels_head]"] = auc(se[sel], lab[sel])
         for lv in sorted({q["level"] for q in r if q["level"] is not None}):
             sel = np.array([q["level"] == lv for q in r])
             metrics[f"auc_eval_hard[{os.path.basename(pre)}][L{lv}]"] = auc(se[sel], lab[sel])
