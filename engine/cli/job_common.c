@@ -307,7 +307,7 @@ int job_write_npy(const char *path, const float *a, int64_t rows, int64_t cols) 
 }
 
 void job_model_id(const e2h_model *m, char out[33]) {
-    // TODO(prm landing): e2h_model_info.model_id; zeros until the public API has it
-    (void)m;
-    snprintf(out, 33, "%032d", 0);
+    e2h_model_info mi;
+    e2h_model_get_info(m, &mi);
+    snprintf(out, 33, "%s", mi.model_id);
 }
