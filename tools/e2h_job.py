@@ -409,7 +409,7 @@ def main(argv=None):
     ap.add_argument("--fewshot", default=FEWSHOT, help="few-shot JSONL ('' for none; default the job's)")
     ap.add_argument("--kv-mem", type=float, default=2.0)
     ap.add_argument("-o", "--out", default=os.path.join(REPO, "runs", "e2h-job"))
-    ap.add_argument("--per-level", type=int, default=15, help="hard problems per level (default 15)")
+    ap.add_argument("--per-level", type=int, default=10, help="hard problems per level (default 10)")
     ap.add_argument("--eval-levels", default="4,5")
     ap.add_argument("-n", type=int, default=16, help="N of maj/BoN/weighted/search (default 16)")
     ap.add_argument("--search-methods", default="", help="e.g. beam,rebase (default none)")
@@ -420,10 +420,10 @@ def main(argv=None):
     ap.add_argument("--task-seed", type=int, default=0)
     ap.add_argument("--head-seed", type=int, default=0)
     ap.add_argument("--head-kind", default="linear")
-    ap.add_argument("--label-per-level", type=int, default=60)
-    ap.add_argument("--label-hard-per-level", type=int, default=30)
+    ap.add_argument("--label-per-level", type=int, default=24)
+    ap.add_argument("--label-hard-per-level", type=int, default=20)
     ap.add_argument("--label-solutions", type=int, default=4)
-    ap.add_argument("--label-rollouts", type=int, default=8)
+    ap.add_argument("--label-rollouts", type=int, default=4)
     ap.add_argument("-t", "--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--via", choices=["label", "search"], default="label",
                     help="stage 4 sampling: 'label' (e2h label --rollouts 0 + the head in numpy; "
