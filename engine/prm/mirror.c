@@ -507,9 +507,15 @@ static e2h_status score_head(e2h_engine *e, struct prm_rt *rt, e2h_seq *const *s
         if (added < 0) { st = E2H_ERR_NOMEM; break; }
         for (int k = first; k < q->n_steps && !st; k++) {
             int32_t a = k ? q->end_tok[k - 1] : e2h_seq_n_prompt(s), pos = q->end_tok[k] - 1;
-            if ((st = head_hidden(e, s, pos, h, p->dim))) break;
+            if ((st = head_hidden(e, s, pos, h, p->dim))) {
+                // (KV_FULL in the temporary fork) forget the unscored steps so the next call
+                // scores them, instead of counting steps whose scores were never written
+                q->n_steps = k;
+                break;
+            }
             q->scores[k] = prm_read_hidden(p, h, p->head_mean_logprob ? mean_logprob(s, a, pos + 1) : 0);
         }
+        if (st) break;
         if (is_final) q->final_done = 1;
         scores[i] = q->n_steps ? q->scores[q->n_steps - 1] : NAN;
     }
