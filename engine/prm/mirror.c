@@ -103,11 +103,13 @@ void prm_hook_fork(e2h_engine *e, e2h_seq *parent, e2h_seq *child) {
     c->n_steps = p->n_steps;
     c->final_done = p->final_done;
     size_t n = (size_t)p->n_steps;
-    memcpy(c->scores, p->scores, n * sizeof *c->scores);
-    memcpy(c->s0, p->s0, n * sizeof *c->s0);
-    memcpy(c->len, p->len, n * sizeof *c->len);
-    memcpy(c->end, p->end, n * sizeof *c->end);
-    memcpy(c->end_tok, p->end_tok, n * sizeof *c->end_tok);
+    if (n) { // (a parent that never scored has NULL arrays: memcpy from NULL is UB even for 0)
+        memcpy(c->scores, p->scores, n * sizeof *c->scores);
+        memcpy(c->s0, p->s0, n * sizeof *c->s0);
+        memcpy(c->len, p->len, n * sizeof *c->len);
+        memcpy(c->end, p->end, n * sizeof *c->end);
+        memcpy(c->end_tok, p->end_tok, n * sizeof *c->end_tok);
+    }
     for (int j = 0; j < rt->n_pe; j++)
         if (p->mirror[j] && e2h_seq_fork(rt->pe[j], p->mirror[j], 1, &c->mirror[j]))
             c->mirror[j] = NULL; // rebuilt (sharing the cached prefix) on first scoring
