@@ -15,10 +15,21 @@ SAN     ?=
 # the kernels' bit-exactness (ref vs SIMD, batched vs alone) assumes no a*b+c is fused behind
 # our back; gcc in ISO C mode already does not fuse, clang does by default.
 IS_CLANG := $(findstring clang,$(shell $(CC) --version 2>/dev/null | head -n 1))
-CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wno-format-truncation $(if $(IS_CLANG),-Wno-unknown-warning-option) -ffp-contract=off -fPIC -D_GNU_SOURCE -pthread \
+# -fvisibility=hidden: libe2h.so exports only what include/e2h.h declares (its pragma)
+CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wno-format-truncation $(if $(IS_CLANG),-Wno-unknown-warning-option) -ffp-contract=off -fPIC \
+           -fvisibility=hidden -D_GNU_SOURCE -pthread \
            -I. -Iinclude -I/usr/include/openblas $(SAN) $(EXTRA_CFLAGS)
 LDLIBS  := -lopenblas -lxxhash -lcjson -lpcre2-8 -lm -lpthread
 LDFLAGS := $(SAN) -pthread
+
+# version from include/e2h.h; the shared library is libe2h.so.MAJOR.MINOR.PATCH with SONAME
+# libe2h.so.MAJOR and the links libe2h.so.MAJOR, libe2h.so
+E2H_VERSION_PART = $(shell sed -n 's/^\#define E2H_VERSION_$(1) \([0-9]*\).*/\1/p' include/e2h.h)
+VERSION_MAJOR := $(call E2H_VERSION_PART,MAJOR)
+VERSION       := $(VERSION_MAJOR).$(call E2H_VERSION_PART,MINOR).$(call E2H_VERSION_PART,PATCH)
+SONAME        := libe2h.so.$(VERSION_MAJOR)
+PREFIX  ?= /usr/local
+DESTDIR ?=
 
 # per-file ISA flags: the runtime dispatcher only calls these when the CPU has the ISA
 AVX2_FLAGS   := -mavx2 -mfma -mf16c
@@ -40,7 +51,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 HAVE_NVCC := $(shell command -v nvcc >/dev/null 2>&1 && echo yes || echo no)
 CPU_FLAGS := $(shell grep -o -w -E 'avx2|avx512f|avx512_vnni|avx512_bf16' /proc/cpuinfo 2>/dev/null | sort -u | tr '\n' ' ')
 
-.PHONY: all lib cli tests benches test asan model bench clean info deps check demo job
+.PHONY: all lib cli tests benches test asan model bench clean info deps check demo job install
 all: info lib cli tests benches
 
 info:
@@ -62,11 +73,17 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# the flags live here: objects built with other flags (visibility, ISA) are stale
+$(LIB_OBJ) $(CLI_OBJ): Makefile
+
 $(BUILD)/libe2h.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
-$(BUILD)/libe2h.so: $(LIB_OBJ)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/libe2h.so.$(VERSION): $(LIB_OBJ)
+	$(CC) -shared $(LDFLAGS) -Wl,-soname,$(SONAME) -o $@ $^ $(LDLIBS)
+$(BUILD)/libe2h.so: $(BUILD)/libe2h.so.$(VERSION)
+	ln -sf libe2h.so.$(VERSION) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $@
 $(BUILD)/e2h: $(CLI_OBJ) $(BUILD)/libe2h.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libe2h.a $(LDLIBS)
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libe2h.a tests/harness.h
@@ -126,6 +143,19 @@ job: deps
 		--out runs/e2h-job-full $(DEMO_ARGS)
 
 bench: benches
+
+# make install PREFIX=/opt/e2h [DESTDIR=...]: the header, both libraries (the shared one with
+# its SONAME links), the CLI, and e2h.pc for pkg-config (Libs.private: the static link line).
+install: lib cli
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/e2h.h $(DESTDIR)$(PREFIX)/include/e2h.h
+	install -m 644 $(BUILD)/libe2h.a $(DESTDIR)$(PREFIX)/lib/libe2h.a
+	install -m 755 $(BUILD)/libe2h.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libe2h.so.$(VERSION)
+	ln -sf libe2h.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libe2h.so
+	install -m 755 $(BUILD)/e2h $(DESTDIR)$(PREFIX)/bin/e2h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(LDLIBS)|' \
+	    e2h.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/e2h.pc
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz

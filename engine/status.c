@@ -1,4 +1,4 @@
-// engine/status.c — names of the e2h_status codes (public API).
+// engine/status.c — names of the e2h_status codes and the library version (public API).
 #include "../include/e2h.h"
 
 const char *e2h_status_name(e2h_status s) {
@@ -15,4 +15,10 @@ const char *e2h_status_name(e2h_status s) {
     case E2H_ERR_TOKENIZER: return "E2H_ERR_TOKENIZER";
     }
     return "E2H_ERR_UNKNOWN";
+}
+
+#define E2H_STR2(x) #x
+#define E2H_STR(x) E2H_STR2(x)
+const char *e2h_version(void) {
+    return E2H_STR(E2H_VERSION_MAJOR) "." E2H_STR(E2H_VERSION_MINOR) "." E2H_STR(E2H_VERSION_PATCH);
 }

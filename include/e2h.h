@@ -29,6 +29,20 @@
 extern "C" {
 #endif
 
+// The version of this header; e2h_version() gives the library's ("MAJOR.MINOR.PATCH").
+// libe2h.so's SONAME is libe2h.so.MAJOR.
+#define E2H_VERSION_MAJOR 0
+#define E2H_VERSION_MINOR 1
+#define E2H_VERSION_PATCH 0
+
+// libe2h is built with -fvisibility=hidden: the declarations of this header are the only
+// symbols the shared library exports.
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC visibility push(default)
+#endif
+
+const char *e2h_version(void);
+
 typedef enum {
     E2H_OK = 0,
     E2H_ERR_INVALID_ARG = 1,  // a bad argument or option value
@@ -475,6 +489,10 @@ float e2h_prm_aggregate(const float *scores, int n, e2h_agg how);
 // The PRM's own model (NULL for "head"), e.g. to run a PRM without a policy: an engine on it
 // with the PRM attached scores texts in that same engine (no second pool).
 const e2h_model *e2h_prm_model(const e2h_prm *p);
+
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }
