@@ -358,6 +358,9 @@ int cli_label(int argc, char **argv) {
         if (a.limit >= 0 && n_sel >= a.limit) break;
         sel[n_sel++] = &ps.p[i];
     }
+    if (n_hard_skipped)
+        fprintf(stderr, "e2h: label: %d problem(s) of levels 4-5 left out (easy levels only; "
+                        "--allow-hard to label them)\n", n_hard_skipped);
     if (!sel || !n_sel) {
         free(sel);
         job_problems_free(&ps);
