@@ -124,6 +124,9 @@ check: deps
 	$(MAKE) -j2 all
 	$(MAKE) model
 	$(MAKE) test
+	$(MAKE) -j2 asan
+	$(MAKE) -j2 tsan
+	$(MAKE) fuzz-smoke
 
 # The default job (issue #15): generated leveled problems (stage 1), then greedy, maj@16,
 # BoN@16 and weighted@16 on the hard levels with the shipped easy-trained head (stage 4);
