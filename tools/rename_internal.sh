@@ -67,7 +67,11 @@ if [ $DRY -eq 1 ]; then
 fi
 
 script=$(echo "$RENAMES" | awk 'NF{printf "s/\\b%s\\b/%s/g;", $1, $2}')
-changed=$(grep -lwE "$(echo "$RENAMES" | awk 'NF{print $1}' | paste -sd'|')" $files || true)
+# names built by token pasting (kernels/ops.c: e2h_qmatmul_##isa, e2h_matmul_float_##isa)
+script+='s/\be2h_(qmatmul|matmul_float|rmsnorm|rope|swiglu|attention)_##/kern_$1_##/g;'
+
+changed=$( (grep -lwE "$(echo "$RENAMES" | awk 'NF{print $1}' | paste -sd'|')" $files;
+          grep -lE 'e2h_\w+_##' $files) | sort -u || true)
 [ -z "$changed" ] || perl -pi -e "$script" $changed
 echo "rename_internal: rewrote $(echo "$changed" | wc -w) files"
 
