@@ -22,7 +22,7 @@ static void fill(float *x, int64_t n, unsigned seed) {
 
 int main(int argc, char **argv) {
     int reps = argc > 1 ? atoi(argv[1]) : 3;
-    const e2h_ops *ops = e2h_ops_get("auto");
+    const e2h_ops *ops = ops_get("auto");
     printf("ops table: %s; OpenBLAS core: %s\n", ops->name, openblas_get_corename());
     const int64_t shapes[][3] = {{512, 576, 576}, {512, 2048, 2048}, {512, 2048, 5632}, {512, 5632, 2048}};
     const int types[] = {E2H_TYPE_F32, E2H_TYPE_BF16, E2H_TYPE_F16};
@@ -36,7 +36,7 @@ int main(int argc, char **argv) {
         uint16_t *wh = malloc(2 * no * ni);
         fill(x, nt * ni, 1), fill(wf, no * ni, 2);
         for (int nth = 1; nth <= 2; nth++) {
-            e2h_pool *pool = e2h_pool_init(nth);
+            e2h_pool *pool = pool_init(nth);
             double gf[3];
             for (int ti = 0; ti < 3; ti++) {
                 const void *w = wf;
@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
             for (int64_t i = 0; i < nt * no; i++) md = fmax(md, fabs((double)y[i] - yb[i]));
             printf("%4ldx%5ldx%5ld   %3d %10.1f %10.1f %10.1f %10.1f %9.2e\n", (long)nt, (long)ni,
                    (long)no, nth, gf[0], gf[1], gf[2], gflop / tb, md);
-            e2h_pool_free(pool);
+            pool_free(pool);
         }
         free(x), free(wf), free(y), free(yb), free(wh);
     }

@@ -86,7 +86,7 @@ static void bench_matmul(const e2h_ops *ops, const e2h_ops *ref, e2h_pool *pool,
                 ops->quantize_row(types[ti], wf, wh, no * ni);
                 w = wh;
             }
-            const double wbytes = (double)e2h_type_row_size(types[ti], ni) * no;
+            const double wbytes = (double)kern_type_row_size(types[ti], ni) * no;
             ref->matmul(pool, yr, no, x, w, types[ti], 4, ni, no, NULL);
             ops->matmul(pool, y, no, x, w, types[ti], 4, ni, no, NULL);
             const int exact = !memcmp(y, yr, sizeof(float) * 4 * no);
@@ -165,16 +165,16 @@ static void bench_attention(const e2h_ops *ops, e2h_pool *pool, int reps, int n_
     float *o2 = malloc(sizeof(float) * NS * n_heads * hd);
     fill(q, (int64_t)NS * n_heads * hd, 9, 1.0f);
     e2h_kv_layer_view kv = {k, v, E2H_TYPE_F16, BS, n_kv, hd};
-    void *scratch = malloc(e2h_attn_scratch_size(e2h_pool_size(pool), n_heads, hd, ctx));
+    void *scratch = malloc(kern_attn_scratch_size(pool_size(pool), n_heads, hd, ctx));
     const float sc = 1.0f / sqrtf((float)hd);
-    e2h_attn_phase_fn chunk = !strcmp(ops->name, "avx512") ? e2h_attn_phase_avx512
-                              : !strcmp(ops->name, "avx2") ? e2h_attn_phase_avx2
-                                                           : e2h_attn_phase_ref;
-    e2h_attention_ref(pool, o2, q, seqs, NS, n_heads, &kv, sc, scratch);
-    e2h_attention_run(chunk, 0, pool, o1, q, seqs, NS, n_heads, &kv, sc, scratch);
+    e2h_attn_phase_fn chunk = !strcmp(ops->name, "avx512") ? kern_attn_phase_avx512
+                              : !strcmp(ops->name, "avx2") ? kern_attn_phase_avx2
+                                                           : kern_attn_phase_ref;
+    kern_attention_ref(pool, o2, q, seqs, NS, n_heads, &kv, sc, scratch);
+    kern_attention_run(chunk, 0, pool, o1, q, seqs, NS, n_heads, &kv, sc, scratch);
     const double err = max_rel_err(o1, o2, (int64_t)NS * n_heads * hd);
-    double t0 = BEST_OF(reps * 4, e2h_attention_run(chunk, 0, pool, o1, q, seqs, NS, n_heads, &kv, sc, scratch));
-    double t1 = BEST_OF(reps * 4, e2h_attention_run(chunk, 1, pool, o2, q, seqs, NS, n_heads, &kv, sc, scratch));
+    double t0 = BEST_OF(reps * 4, kern_attention_run(chunk, 0, pool, o1, q, seqs, NS, n_heads, &kv, sc, scratch));
+    double t1 = BEST_OF(reps * 4, kern_attention_run(chunk, 1, pool, o2, q, seqs, NS, n_heads, &kv, sc, scratch));
     const int same = !memcmp(o1, o2, sizeof(float) * NS * n_heads * hd);
     const double bytes = 2.0 * 2 * (double)NS * ctx * n_kv * hd; // K+V f16 as if read per sequence
     const double flops = 4.0 * NS * n_heads * (double)ctx * hd;
@@ -209,9 +209,9 @@ static void bench_attention_prefill(const e2h_ops *ops, e2h_pool *pool, int reps
     float *o2 = malloc(sizeof(float) * qn);
     fill(q, qn, 19, 1.0f);
     e2h_kv_layer_view kv = {k, v, kv_type, BS, n_kv, hd};
-    void *scratch = malloc(e2h_attn_scratch_size(e2h_pool_size(pool), n_heads, hd, ctx));
+    void *scratch = malloc(kern_attn_scratch_size(pool_size(pool), n_heads, hd, ctx));
     const float sc = 1.0f / sqrtf((float)hd);
-    e2h_ops_ref()->attention(pool, o2, q, &seq, 1, n_heads, &kv, sc, scratch);
+    ops_ref()->attention(pool, o2, q, &seq, 1, n_heads, &kv, sc, scratch);
     double t = BEST_OF(reps, ops->attention(pool, o1, q, &seq, 1, n_heads, &kv, sc, scratch));
     double vis = 0;
     for (int i = 0; i < n_tok; i++) vis += n_past + i + 1;
@@ -225,8 +225,8 @@ static void bench_attention_prefill(const e2h_ops *ops, e2h_pool *pool, int reps
 
 int main(int argc, char **argv) {
     const int nth = argc > 1 ? atoi(argv[1]) : 2, reps = argc > 2 ? atoi(argv[2]) : 5;
-    const e2h_ops *ops = e2h_ops_get("auto"), *ref = e2h_ops_ref();
-    e2h_pool *pool = e2h_pool_init(nth);
+    const e2h_ops *ops = ops_get("auto"), *ref = ops_ref();
+    e2h_pool *pool = pool_init(nth);
     double core = !strcmp(ops->name, "avx512") ? peak_avx512()
                   : !strcmp(ops->name, "avx2") ? peak_avx2()
                                                : 0.0;
@@ -248,6 +248,6 @@ int main(int argc, char **argv) {
     bench_attention(ops, pool, reps, 9, 3, 64, 40);  // SmolLM2-135M
     bench_attention(ops, pool, reps, 9, 3, 64, 256);
     bench_attention(ops, pool, reps, 32, 4, 64, 40); // TinyLlama-1.1B-like
-    e2h_pool_free(pool);
+    pool_free(pool);
     return 0;
 }

@@ -39,10 +39,10 @@ static uint32_t rnd(void) {
 // Random valid blocks: random quant bytes, small positive/negative f16 scales.
 static void fill_weights(int type, uint8_t *w, size_t bytes) {
     for (size_t i = 0; i < bytes; i++) w[i] = (uint8_t)rnd();
-    const size_t bsz = e2h_type_row_size(type, e2h_quant_is_k(type) ? 256 : 32);
+    const size_t bsz = kern_type_row_size(type, kern_quant_is_k(type) ? 256 : 32);
     for (size_t b = 0; b + bsz <= bytes; b += bsz) {
-        uint16_t h = e2h_q_f2h(((int)(rnd() % 2000) - 1000) * 1e-5f);
-        uint16_t m = e2h_q_f2h(((int)(rnd() % 2000) - 1000) * 1e-5f);
+        uint16_t h = kern_q_f2h(((int)(rnd() % 2000) - 1000) * 1e-5f);
+        uint16_t m = kern_q_f2h(((int)(rnd() % 2000) - 1000) * 1e-5f);
         if (type == E2H_TYPE_Q6_K) memcpy(w + b + 208, &h, 2);
         else memcpy(w + b, &h, 2);
         if (type == E2H_TYPE_Q4_1 || type == E2H_TYPE_Q5_1 || type == E2H_TYPE_Q4_K || type == E2H_TYPE_Q5_K)
@@ -55,8 +55,8 @@ static int g_cpu_clock = 0, g_repeats = 3, g_r16 = 0;
 // The r16 copy of w (freed), or w itself.
 static uint8_t *maybe_repack(uint8_t *w, int type, int64_t n_in, int64_t n_out) {
     if (!g_r16) return w;
-    uint8_t *wp = e2h_alloc_large(e2h_r16_size(type, n_in, n_out)); // as the engine does
-    e2h_r16_repack(NULL, type, w, n_in, n_out, wp);
+    uint8_t *wp = util_alloc_large(kern_r16_size(type, n_in, n_out)); // as the engine does
+    kern_r16_repack(NULL, type, w, n_in, n_out, wp);
     free(w);
     return wp;
 }
@@ -112,17 +112,17 @@ static void bench_model_decode(const decode_model *md, int wtype, const char *tn
     size_t total = 0;
     for (int l = 0; l < md->n_layer; l++)
         for (int m = 0; m < md->n_mat; m++) {
-            const size_t bytes = e2h_type_row_size(wtype, md->shp[m][1]) * (size_t)md->shp[m][0];
+            const size_t bytes = kern_type_row_size(wtype, md->shp[m][1]) * (size_t)md->shp[m][0];
             w[l][m] = aligned_alloc(64, (bytes + 63) / 64 * 64);
             fill_weights(wtype, w[l][m], bytes);
             w[l][m] = maybe_repack(w[l][m], wtype, md->shp[m][1], md->shp[m][0]);
             total += bytes;
         }
-    const size_t obytes = e2h_type_row_size(md->out_type, md->out_in) * (size_t)md->out_rows;
+    const size_t obytes = kern_type_row_size(md->out_type, md->out_in) * (size_t)md->out_rows;
     uint8_t *wo = aligned_alloc(64, (obytes + 63) / 64 * 64);
     fill_weights(md->out_type, wo, obytes);
     wo = maybe_repack(wo, md->out_type, md->out_in, md->out_rows);
-    qmm_fn fn = g_r16 ? e2h_r16_matmul_avx512 : e2h_qmatmul_avx512;
+    qmm_fn fn = g_r16 ? kern_r16_matmul_avx512 : kern_qmatmul_avx512;
     total += obytes;
     float *x = malloc(11008 * 4), *y = malloc(49152 * 4);
     for (int i = 0; i < 11008; i++) x[i] = ((int)(rnd() % 2001) - 1000) * 1e-3f;
@@ -166,14 +166,14 @@ int main(int argc, char **argv) {
     }
     const int r16 = !strncmp(impl, "r16", 3);
     g_r16 = r16;
-    qmm_fn fn = !strcmp(impl, "ref") ? e2h_qmatmul_ref : !strcmp(impl, "avx2") ? e2h_qmatmul_avx2 : e2h_qmatmul_avx512;
-    qmm_fn fn_ref = e2h_qmatmul_ref;
+    qmm_fn fn = !strcmp(impl, "ref") ? kern_qmatmul_ref : !strcmp(impl, "avx2") ? kern_qmatmul_avx2 : kern_qmatmul_avx512;
+    qmm_fn fn_ref = kern_qmatmul_ref;
     if (r16) {
-        fn = !strcmp(impl, "r16ref") ? e2h_r16_matmul_ref : e2h_r16_matmul_avx512;
-        fn_ref = e2h_r16_matmul_ref;
+        fn = !strcmp(impl, "r16ref") ? kern_r16_matmul_ref : kern_r16_matmul_avx512;
+        fn_ref = kern_r16_matmul_ref;
     }
-    if (((fn == e2h_qmatmul_avx512 || fn == e2h_r16_matmul_avx512) && !__builtin_cpu_supports("avx512vnni")) ||
-        (fn == e2h_qmatmul_avx2 && !__builtin_cpu_supports("avx2"))) {
+    if (((fn == kern_qmatmul_avx512 || fn == kern_r16_matmul_avx512) && !__builtin_cpu_supports("avx512vnni")) ||
+        (fn == kern_qmatmul_avx2 && !__builtin_cpu_supports("avx2"))) {
         fprintf(stderr, "this CPU cannot run %s\n", impl);
         return 1;
     }
@@ -183,27 +183,27 @@ int main(int argc, char **argv) {
     static const struct { const char *tag; int64_t n_out, n_in; } shapes[] = {
         {"7b", 4096, 4096}, {"7b", 11008, 4096}, {"small", 576, 1536}, {"small", 1536, 576},
         {"dram", 32000, 4096}, {"smol", 576, 576}, {"smol", 192, 576}, {"smol", 1536, 576}, {"smol", 576, 1536}};
-    e2h_pool *pools[2] = {e2h_pool_init(1), e2h_pool_init(2)};
+    e2h_pool *pools[2] = {pool_init(1), pool_init(2)};
     const int use_thr[2] = {strchr(threads_arg, '1') != NULL, strchr(threads_arg, '2') != NULL};
     if (smollm2) { // AVX-512 only: the model's matmuls, then exit
         if (!__builtin_cpu_supports("avx512vnni")) return 1;
         for (int p = 0; p < 2; p++)
             if (use_thr[p]) bench_model_decode(&smollm2_model, E2H_TYPE_Q4_1, "q4_1", pools[p], p + 1);
-        e2h_pool_free(pools[0]);
-        e2h_pool_free(pools[1]);
+        pool_free(pools[0]);
+        pool_free(pools[1]);
         return 0;
     }
     if (llama7b) { // AVX-512 only: a 7B step's matmuls per weight type, then exit
         if (!__builtin_cpu_supports("avx512vnni")) return 1;
         for (size_t ti = 0; ti < sizeof all_types / sizeof all_types[0]; ti++) {
-            if (!strstr(types_arg, all_types[ti].name) || (r16 && !e2h_r16_supported(all_types[ti].type))) continue;
+            if (!strstr(types_arg, all_types[ti].name) || (r16 && !kern_r16_supported(all_types[ti].type))) continue;
             decode_model md = llama7b_model;
             md.wtype = md.out_type = all_types[ti].type;
             for (int p = 0; p < 2; p++)
                 if (use_thr[p]) bench_model_decode(&md, md.wtype, all_types[ti].name, pools[p], p + 1);
         }
-        e2h_pool_free(pools[0]);
-        e2h_pool_free(pools[1]);
+        pool_free(pools[0]);
+        pool_free(pools[1]);
         return 0;
     }
     printf("impl %s; decode GB/s = weight bytes / time; prefill GFLOP/s = 2*n_tok*n_in*n_out / time\n", impl);
@@ -215,18 +215,18 @@ int main(int argc, char **argv) {
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
             if (!strcmp(shapes_arg, "all") ? (!strcmp(shapes[si].tag, "smol") || !strcmp(shapes[si].tag, "dram")) : strcmp(shapes_arg, shapes[si].tag) != 0) continue;
             const int64_t n_out = shapes[si].n_out, n_in = shapes[si].n_in, max_tok = prefill512 ? 512 : 64;
-            if (e2h_qmatmul_scratch_size(type, 1, n_in) < 0) continue; // n_in not a block multiple
-            if (r16 && !e2h_r16_supported(type)) continue;
-            const size_t rs = e2h_type_row_size(type, n_in), wbytes = rs * (size_t)n_out;
+            if (kern_qmatmul_scratch_size(type, 1, n_in) < 0) continue; // n_in not a block multiple
+            if (r16 && !kern_r16_supported(type)) continue;
+            const size_t rs = kern_type_row_size(type, n_in), wbytes = rs * (size_t)n_out;
             uint8_t *w = aligned_alloc(64, (wbytes + 63) / 64 * 64);
             float *x = malloc((size_t)(max_tok * n_in) * 4), *y = malloc((size_t)(max_tok * n_out) * 4);
             float *yr = malloc((size_t)(3 * 8) * 4);
-            const int64_t ss = r16 ? e2h_r16_scratch_size(type, max_tok, n_in) : e2h_qmatmul_scratch_size(type, max_tok, n_in);
+            const int64_t ss = r16 ? kern_r16_scratch_size(type, max_tok, n_in) : kern_qmatmul_scratch_size(type, max_tok, n_in);
             void *scratch = aligned_alloc(64, (size_t)(ss + 63) / 64 * 64);
             fill_weights(type, w, wbytes);
             if (r16) { // time the repacked copy (same bytes streamed per token)
-                uint8_t *wp = e2h_alloc_large(e2h_r16_size(type, n_in, n_out)); // as the engine does
-                e2h_r16_repack(pools[1], type, w, n_in, n_out, wp);
+                uint8_t *wp = util_alloc_large(kern_r16_size(type, n_in, n_out)); // as the engine does
+                kern_r16_repack(pools[1], type, w, n_in, n_out, wp);
                 free(w);
                 w = wp;
             }
@@ -249,7 +249,7 @@ int main(int argc, char **argv) {
             free(w), free(x), free(y), free(yr), free(scratch);
         }
     }
-    e2h_pool_free(pools[0]);
-    e2h_pool_free(pools[1]);
+    pool_free(pools[0]);
+    pool_free(pools[1]);
     return 0;
 }

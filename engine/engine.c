@@ -12,7 +12,7 @@
 #include "sched.h"
 #include "util.h"
 
-#define ENG_ERR(e, st, ...) (e2h_errf((e)->last_err, sizeof (e)->last_err, __VA_ARGS__), (st))
+#define ENG_ERR(e, st, ...) (fmt_errf((e)->last_err, sizeof (e)->last_err, __VA_ARGS__), (st))
 
 static size_t eng_kv_bytes_per_token(const e2h_config *c, int f16) {
     return (size_t)c->n_layers * 2 * (size_t)c->n_kv_heads * c->head_dim * (f16 ? 2 : 4);
@@ -39,7 +39,7 @@ static e2h_status eng_init_kv(e2h_engine *e, const e2h_engine_opts *o, char *err
         if (kc.mem_bytes < ((size_t)1 << 30)) kc.mem_bytes = (size_t)1 << 30;
     }
     if (kc.mem_bytes < per_tok * (size_t)kc.block_size * 2) {
-        e2h_errf(err, err_len, "kv_mem_gib: %.6f GiB holds fewer than 2 KV blocks of this model",
+        fmt_errf(err, err_len, "kv_mem_gib: %.6f GiB holds fewer than 2 KV blocks of this model",
                  kc.mem_bytes / 1073741824.0);
         return E2H_ERR_INVALID_ARG;
     }
@@ -60,7 +60,7 @@ e2h_status e2h_engine_init(const e2h_model *m, const e2h_engine_opts *opts, e2h_
     if (o.n_threads <= 0) o.n_threads = 1;
     if (o.max_batch_tokens <= 0) o.max_batch_tokens = 512;
     // option errors name the e2h_engine_opts field (the CLI maps them to its flags)
-#define OPT_ERR(...) (e2h_errf(err, err_len, __VA_ARGS__), E2H_ERR_INVALID_ARG)
+#define OPT_ERR(...) (fmt_errf(err, err_len, __VA_ARGS__), E2H_ERR_INVALID_ARG)
     if (o.n_threads > 256) return OPT_ERR("n_threads: %d is above 256", o.n_threads);
     if (o.max_batch_tokens > 65536)
         return OPT_ERR("max_batch_tokens: %d is above 65536", o.max_batch_tokens);
@@ -68,7 +68,7 @@ e2h_status e2h_engine_init(const e2h_model *m, const e2h_engine_opts *opts, e2h_
         return OPT_ERR("block_size: %d is outside 0..1024", o.block_size);
     if (!(o.kv_mem_gib >= 0) || o.kv_mem_gib > 1048576.0) // also NaN
         return OPT_ERR("kv_mem_gib: %g is outside 0..1048576", o.kv_mem_gib);
-    const e2h_ops *ops = e2h_ops_get(o.kernels ? o.kernels : "auto");
+    const e2h_ops *ops = ops_get(o.kernels ? o.kernels : "auto");
     if (!ops) return OPT_ERR("kernels: '%s' is unknown or not supported by this CPU", o.kernels);
 #undef OPT_ERR
     e2h_engine *e = calloc(1, sizeof *e);
@@ -89,7 +89,7 @@ e2h_status e2h_engine_init(const e2h_model *m, const e2h_engine_opts *opts, e2h_
         e->pool_ref->refs++;
     } else if ((e->pool_ref = calloc(1, sizeof *e->pool_ref))) {
         e->pool_ref->refs = 1;
-        e->pool_ref->pool = e2h_pool_init(o.n_threads);
+        e->pool_ref->pool = pool_init(o.n_threads);
     }
     e->pool = e->pool_ref ? e->pool_ref->pool : NULL;
     e->fwd = fwd_init(m, ops, e->max_batch, e->max_batch, e->max_ctx, o.n_threads);
@@ -105,7 +105,7 @@ e2h_status e2h_engine_init(const e2h_model *m, const e2h_engine_opts *opts, e2h_
     for (int i = 0; i < o.n_threads && !ss_bad; i++) ss_bad = sample_scratch_init(&e->ss[i], e->vocab);
     if (!e->pool || !e->fwd || !e->logits || !e->fs || !e->fs_owner || !e->hidden ||
         !e->out_rows || !e->out_lg || !e->work || ss_bad) {
-        e2h_errf(err, err_len, "out of memory allocating run state for %d tokens", e->max_batch);
+        fmt_errf(err, err_len, "out of memory allocating run state for %d tokens", e->max_batch);
         st = E2H_ERR_NOMEM;
         goto fail;
     }
@@ -125,7 +125,7 @@ void e2h_engine_free(e2h_engine *e) {
     fwd_free(e->fwd);
     kv_pool_free(e->kv);
     if (e->pool_ref && --e->pool_ref->refs == 0) {
-        e2h_pool_free(e->pool_ref->pool);
+        pool_free(e->pool_ref->pool);
         free(e->pool_ref);
     }
     for (int i = 0; e->ss && i < e->n_threads; i++) sample_scratch_free(&e->ss[i]);

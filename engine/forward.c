@@ -29,12 +29,12 @@ static void *fwd_alloc(size_t n) { return aligned_alloc(64, (n + 63) / 64 * 64);
 
 static int64_t fwd_mm_scratch(const struct e2h_model *m, int T) {
     const e2h_config *c = &m->cfg;
-    int64_t best = e2h_matmul_scratch_size(m->output.type, T, c->dim);
+    int64_t best = ops_matmul_scratch_size(m->output.type, T, c->dim);
     for (int l = 0; l < c->n_layers; l++) {
         const e2h_layer *L = &m->layers[l];
         const e2h_tensor *ts[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         for (int i = 0; i < 7; i++) {
-            int64_t s = e2h_matmul_scratch_size(ts[i]->type, T, ts[i]->n_in);
+            int64_t s = ops_matmul_scratch_size(ts[i]->type, T, ts[i]->n_in);
             if (s > best) best = s;
         }
     }
@@ -64,7 +64,7 @@ fwd_state *fwd_init(const struct e2h_model *m, const e2h_ops *ops, int max_token
     s->pos = fwd_alloc(T * sizeof(int32_t));
     s->aseq = fwd_alloc((size_t)max_seqs * sizeof(e2h_attn_seq));
     s->mm_scratch = fwd_alloc((size_t)fwd_mm_scratch(m, max_tokens));
-    s->attn_scratch = fwd_alloc((size_t)e2h_attn_scratch_size(n_threads, c->n_heads, c->head_dim,
+    s->attn_scratch = fwd_alloc((size_t)kern_attn_scratch_size(n_threads, c->n_heads, c->head_dim,
                                                                max_ctx));
     if (!s->x || !s->xb || !s->q || !s->k || !s->v || !s->att || !s->hb || !s->hb2 || !s->pos ||
         !s->aseq || !s->mm_scratch || !s->attn_scratch) {
@@ -124,8 +124,8 @@ static void fwd_store_kv(fwd_state *s, kv_pool *kv, int layer, const fwd_seq *se
                 if (f16) {
                     e2h_f16 *kh = kd, *vh = vd;
                     for (int d = 0; d < hd; d++) {
-                        kh[d] = e2h_f32_to_f16(ks[d]);
-                        vh[d] = e2h_f32_to_f16(vs[d]);
+                        kh[d] = kern_f32_to_f16(ks[d]);
+                        vh[d] = kern_f32_to_f16(vs[d]);
                     }
                 } else {
                     memcpy(kd, ks, (size_t)hd * sizeof(float));
@@ -190,37 +190,37 @@ static e2h_status fwd_check(fwd_state *s, const struct e2h_model *m, kv_pool *kv
     int64_t T = 0;
     int bs = kv_pool_config(kv)->block_size;
     if (n_seqs < 1 || n_seqs > s->max_seqs) {
-        e2h_errf(err, err_len, "forward: %d sequences in one batch (max %d)", n_seqs, s->max_seqs);
+        fmt_errf(err, err_len, "forward: %d sequences in one batch (max %d)", n_seqs, s->max_seqs);
         return E2H_ERR_INVALID_ARG;
     }
     for (int i = 0; i < n_seqs; i++) {
         const fwd_seq *q = &seqs[i];
         if (q->n < 1 || q->n_out < 0 || q->n_out > q->n) {
-            e2h_errf(err, err_len, "forward: sequence %d: bad token count %d / output rows %d", i,
+            fmt_errf(err, err_len, "forward: sequence %d: bad token count %d / output rows %d", i,
                      q->n, q->n_out);
             return E2H_ERR_INVALID_ARG;
         }
         for (int32_t j = 0; q->out_rows && j < q->n_out; j++) {
             if (q->out_rows[j] < 0 || q->out_rows[j] >= q->n || (j && q->out_rows[j] <= q->out_rows[j - 1])) {
-                e2h_errf(err, err_len, "forward: sequence %d: output rows not ascending in [0, %d)",
+                fmt_errf(err, err_len, "forward: sequence %d: output rows not ascending in [0, %d)",
                          i, q->n);
                 return E2H_ERR_INVALID_ARG;
             }
         }
         int64_t end = (int64_t)q->kv->n_tokens + q->n;
         if (end > s->max_ctx) {
-            e2h_errf(err, err_len, "sequence of %lld tokens exceeds the context of %d tokens",
+            fmt_errf(err, err_len, "sequence of %lld tokens exceeds the context of %d tokens",
                      (long long)end, s->max_ctx);
             return E2H_ERR_CONTEXT;
         }
         if ((int64_t)q->kv->n_blocks * bs < end) {
-            e2h_errf(err, err_len, "forward: sequence %d has no KV blocks reserved for position %lld",
+            fmt_errf(err, err_len, "forward: sequence %d has no KV blocks reserved for position %lld",
                      i, (long long)end - 1);
             return E2H_ERR_INVALID_ARG;
         }
         for (int32_t j = 0; j < q->n; j++) {
             if (q->tokens[j] < 0 || q->tokens[j] >= m->cfg.vocab_size) {
-                e2h_errf(err, err_len, "token id %d is outside the vocabulary [0, %d)", q->tokens[j],
+                fmt_errf(err, err_len, "token id %d is outside the vocabulary [0, %d)", q->tokens[j],
                          m->cfg.vocab_size);
                 return E2H_ERR_INVALID_ARG;
             }
@@ -228,7 +228,7 @@ static e2h_status fwd_check(fwd_state *s, const struct e2h_model *m, kv_pool *kv
         T += q->n;
     }
     if (T > s->max_tokens) {
-        e2h_errf(err, err_len, "forward: %lld tokens in one batch (max %d)", (long long)T,
+        fmt_errf(err, err_len, "forward: %lld tokens in one batch (max %d)", (long long)T,
                  s->max_tokens);
         return E2H_ERR_INVALID_ARG;
     }
@@ -239,7 +239,7 @@ static e2h_status fwd_check(fwd_state *s, const struct e2h_model *m, kv_pool *kv
 // Token embeddings into x, positions into pos, attention descriptors into aseq.
 static void fwd_embed(fwd_state *s, const struct e2h_model *m, const fwd_seq *seqs, int n_seqs) {
     const e2h_tensor *E = &m->tok_embd;
-    size_t row = e2h_type_row_size(E->type, E->n_in);
+    size_t row = kern_type_row_size(E->type, E->n_in);
     int64_t r = 0;
     for (int i = 0; i < n_seqs; i++) {
         const fwd_seq *q = &seqs[i];

@@ -87,7 +87,7 @@ kv_pool *kv_pool_init(const kv_config *cfg, char *err, size_t err_len) {
     p->n_blocks = (int32_t)nb;
 
     size_t data_bytes = (per_block * nb + 63) & ~(size_t)63;
-    // Not e2h_alloc_large: on huge pages SmolLM2 pp512 (1 thread) measured 15% slower (1.3k
+    // Not util_alloc_large: on huge pages SmolLM2 pp512 (1 thread) measured 15% slower (1.3k
     // vs 1.5-1.7k tok/s); cause not analysed (L2 set conflicts of a contiguous pool?).
     p->data = aligned_alloc(64, data_bytes);
     p->refcount = calloc(nb, sizeof *p->refcount);

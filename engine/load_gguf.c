@@ -53,7 +53,7 @@ static int lg_fail(lg_ctx *c, e2h_status st, const char *fmt, ...) {
 }
 
 static const char *lg_type_name(int type) {
-    const e2h_type_traits *tr = e2h_type_traits_get(type);
+    const e2h_type_traits *tr = kern_type_traits_get(type);
     return tr && tr->name ? tr->name : "unknown";
 }
 
@@ -306,11 +306,11 @@ static int lg_matrix(lg_ctx *c, const char *name, int64_t n_in, int64_t n_out, e
                        "tensor '%s': shape (%" PRId64 ", %" PRId64 ") (ne[0], ne[1]), "
                        "want (%" PRId64 ", %" PRId64 ")",
                        name, t->ne[0], ne1, n_in, n_out);
-    const e2h_type_traits *tr = e2h_type_traits_get(t->type);
+    const e2h_type_traits *tr = kern_type_traits_get(t->type);
     if (!tr || !tr->supported)
         return lg_fail(c, E2H_ERR_UNSUPPORTED, "tensor '%s': tensor type %d (%s) is not supported",
                        name, t->type, tr ? tr->name : "unknown");
-    size_t row = e2h_type_row_size(t->type, n_in);
+    size_t row = kern_type_row_size(t->type, n_in);
     if (row == 0)
         return lg_fail(c, E2H_ERR_UNSUPPORTED,
                        "tensor '%s': row length %" PRId64 " is not a multiple of the %s "
@@ -359,7 +359,7 @@ static int lg_vector(lg_ctx *c, const char *name, int64_t n, float **out) {
         } else {
             uint16_t h;
             memcpy(&h, src + 2 * i, 2); // memcpy: the data may be only 1-byte aligned
-            dst[i] = t->type == E2H_TYPE_F16 ? e2h_f16_to_f32(h) : e2h_bf16_to_f32(h);
+            dst[i] = t->type == E2H_TYPE_F16 ? kern_f16_to_f32(h) : kern_bf16_to_f32(h);
         }
     }
     lg_count(c, t);
@@ -372,7 +372,7 @@ static int lg_layer_matrix(lg_ctx *c, int il, const char *what, int64_t n_in, in
     char name[96];
     snprintf(name, sizeof name, "blk.%d.%s.weight", il, what);
     if (lg_matrix(c, name, n_in, n_out, out)) return -1;
-    c->type_bytes[out->type] += (int64_t)e2h_type_row_size(out->type, n_in) * n_out;
+    c->type_bytes[out->type] += (int64_t)kern_type_row_size(out->type, n_in) * n_out;
     return 0;
 }
 

@@ -24,11 +24,11 @@ static e2h_status hf_get_matrix(const st_index *ix, const char *dir, const char 
                                 int64_t cols, e2h_tensor *out, char *err, size_t err_len) {
     const st_tensor *t = st_find(ix, name);
     if (!t) {
-        e2h_errf(err, err_len, "%s: tensor '%s' is missing", dir, name);
+        fmt_errf(err, err_len, "%s: tensor '%s' is missing", dir, name);
         return E2H_ERR_SHAPE;
     }
     if (t->n_dims != 2 || t->shape[0] != rows || t->shape[1] != cols) {
-        e2h_errf(err, err_len, "%s: tensor '%s' has shape [%lld, %lld] (%d dims), expected [%lld, %lld]",
+        fmt_errf(err, err_len, "%s: tensor '%s' has shape [%lld, %lld] (%d dims), expected [%lld, %lld]",
                  t->file, name, (long long)t->shape[0], (long long)(t->n_dims > 1 ? t->shape[1] : 0),
                  t->n_dims, (long long)rows, (long long)cols);
         return E2H_ERR_SHAPE;
@@ -46,17 +46,17 @@ static e2h_status hf_get_vector(struct e2h_model *m, const st_index *ix, const c
                                 size_t err_len) {
     const st_tensor *t = st_find(ix, name);
     if (!t) {
-        e2h_errf(err, err_len, "%s: tensor '%s' is missing", dir, name);
+        fmt_errf(err, err_len, "%s: tensor '%s' is missing", dir, name);
         return E2H_ERR_SHAPE;
     }
     if (t->n_dims != 1 || t->shape[0] != n) {
-        e2h_errf(err, err_len, "%s: tensor '%s' has shape [%lld] (%d dims), expected [%lld]", t->file,
+        fmt_errf(err, err_len, "%s: tensor '%s' has shape [%lld] (%d dims), expected [%lld]", t->file,
                  name, (long long)t->shape[0], t->n_dims, (long long)n);
         return E2H_ERR_SHAPE;
     }
     float *v = model_alloc(m, (size_t)n * sizeof(float));
     if (!v) return E2H_ERR_NOMEM;
-    e2h_convert_to_f32(t->type, t->data, v, n);
+    util_convert_to_f32(t->type, t->data, v, n);
     *out = v;
     return E2H_OK;
 }
@@ -103,7 +103,7 @@ e2h_status model_load_hf(struct e2h_model *m, const char *dir, char *err, size_t
     char path[2048];
     snprintf(path, sizeof path, "%s/config.json", dir);
     char *text = NULL;
-    e2h_status st = e2h_read_file(path, &text, NULL, err, err_len);
+    e2h_status st = fmt_read_file(path, &text, NULL, err, err_len);
     if (st) return st;
     st = hf_config_parse(path, text, &m->cfg, err, err_len);
     free(text);

@@ -49,12 +49,12 @@ static void model_compute_id(struct e2h_model *m) {
     // a sample of the first layer's weights distinguishes fine-tunes of one architecture
     // (not the path: the same weights at two paths are the same model, and a PRM head file
     // names its policy by this id). The sample also takes the last layer and an output row.
-    size_t n = e2h_type_row_size(m->layers[0].wq.type, m->layers[0].wq.n_in);
+    size_t n = kern_type_row_size(m->layers[0].wq.type, m->layers[0].wq.n_in);
     XXH3_128bits_update(s, m->layers[0].wq.data, n);
     const e2h_tensor *wl = &m->layers[m->cfg.n_layers - 1].w_down;
-    if (wl->data) XXH3_128bits_update(s, wl->data, e2h_type_row_size(wl->type, wl->n_in));
+    if (wl->data) XXH3_128bits_update(s, wl->data, kern_type_row_size(wl->type, wl->n_in));
     if (m->output.data)
-        XXH3_128bits_update(s, m->output.data, e2h_type_row_size(m->output.type, m->output.n_in));
+        XXH3_128bits_update(s, m->output.data, kern_type_row_size(m->output.type, m->output.n_in));
     XXH128_hash_t h = XXH3_128bits_digest(s);
     XXH3_freeState(s);
     m->model_id[0] = h.low64;
@@ -76,7 +76,7 @@ static e2h_status model_parse_quant(const char *q, int *type, char *err, size_t 
     if (!strcmp(q, "q8_0")) { *type = E2H_TYPE_Q8_0; return E2H_OK; }
     if (!strcmp(q, "q4_0")) { *type = E2H_TYPE_Q4_0; return E2H_OK; }
     if (!strcmp(q, "q4_k")) { *type = E2H_TYPE_Q4_K; return E2H_OK; }
-    e2h_errf(err, err_len, "quant: unknown type '%s' (use q8_0, q4_0 or q4_k)", q);
+    fmt_errf(err, err_len, "quant: unknown type '%s' (use q8_0, q4_0 or q4_k)", q);
     return E2H_ERR_INVALID_ARG;
 }
 
@@ -97,10 +97,10 @@ e2h_status e2h_model_load(const char *path, const e2h_load_opts *opts, e2h_model
         snprintf(m->source, sizeof m->source, "gguf");
     } else if (access(path, F_OK) != 0) {
         // errno tells a missing file from a symlink loop or a permission problem
-        e2h_errf(err, err_len, "%s: %s", path, strerror(errno));
+        fmt_errf(err, err_len, "%s: %s", path, strerror(errno));
         st = E2H_ERR_IO;
     } else {
-        e2h_errf(err, err_len, "%s: not a model directory (config.json + safetensors) or a .gguf file",
+        fmt_errf(err, err_len, "%s: not a model directory (config.json + safetensors) or a .gguf file",
                  path);
         st = E2H_ERR_INVALID_ARG;
     }
@@ -119,7 +119,7 @@ e2h_status e2h_model_load(const char *path, const e2h_load_opts *opts, e2h_model
             if (e2h_tokenizer_load(path, &t, terr, sizeof terr) == E2H_OK) {
                 m->tok = t;
             } else if (!path_has_suffix(path, ".gguf")) {
-                e2h_errf(err, err_len, "%s", terr);
+                fmt_errf(err, err_len, "%s", terr);
                 st = E2H_ERR_TOKENIZER;
             }
         }
@@ -150,7 +150,7 @@ void e2h_model_get_info(const e2h_model *m, e2h_model_info *info) {
     memset(info, 0, sizeof *info);
     info->arch = c->arch;
     info->source = m->source;
-    const e2h_type_traits *tr = e2h_type_traits_get(m->weight_type);
+    const e2h_type_traits *tr = kern_type_traits_get(m->weight_type);
     info->weight_type = tr ? tr->name : "?";
     info->dim = c->dim;
     info->n_layers = c->n_layers;

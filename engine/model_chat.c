@@ -65,7 +65,7 @@ void model_load_chat_system(struct e2h_model *m, const char *path) {
     char p[2048], err[256], *txt = NULL;
     size_t n = 0;
     snprintf(p, sizeof p, "%s/tokenizer_config.json", path);
-    if (access(p, F_OK) || e2h_read_file(p, &txt, &n, err, sizeof err)) return;
+    if (access(p, F_OK) || fmt_read_file(p, &txt, &n, err, sizeof err)) return;
     cJSON *j = cJSON_ParseWithLength(txt, n);
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "chat_template");
     if (cJSON_IsString(t)) m->chat_system = model_template_system(t->valuestring, strlen(t->valuestring));

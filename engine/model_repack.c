@@ -18,13 +18,13 @@
 static int model_can_fuse(e2h_tensor *const parts[], int n) {
     if (parts[0]->n_in > E2H_R16_NORM_MAX) return 0; // the fused RMSNorm's row buffer
     for (int i = 0; i < n; i++)
-        if (!e2h_r16_supported(parts[i]->type) || parts[i]->type != parts[0]->type ||
+        if (!kern_r16_supported(parts[i]->type) || parts[i]->type != parts[0]->type ||
             parts[i]->n_in != parts[0]->n_in || parts[i]->n_out % E2H_R16_ROWS)
             return 0;
     return 1;
 }
 
-// All repacked copies live in one arena (huge pages, see e2h_alloc_large), carved in two
+// All repacked copies live in one arena (huge pages, see util_alloc_large), carved in two
 // passes: the first (base NULL) only sums the sizes, the second repacks.
 typedef struct {
     uint8_t *base; // NULL while sizing
@@ -55,25 +55,25 @@ static void model_repack_fused(struct e2h_model *m, e2h_layer *L, repack_arena *
     if (model_fuses_qkv(L)) {
         const int t = L->wq.type;
         const int64_t n_in = L->wq.n_in, rows = L->wq.n_out + L->wk.n_out + L->wv.n_out;
-        const int64_t gs = e2h_r16_group_stride(t, n_in);
-        uint8_t *p = arena_take(a, e2h_r16_size(t, n_in, rows));
+        const int64_t gs = kern_r16_group_stride(t, n_in);
+        uint8_t *p = arena_take(a, kern_r16_size(t, n_in, rows));
         if (p) {
             for (int i = 0, g = 0; i < 3; g += (int)(qkv[i]->n_out / E2H_R16_ROWS), i++)
-                e2h_r16_repack_to(a->pool, t, qkv[i]->data, n_in, qkv[i]->n_out, p + g * gs, gs);
+                kern_r16_repack_to(a->pool, t, qkv[i]->data, n_in, qkv[i]->n_out, p + g * gs, gs);
             L->wqkv = (e2h_tensor){NULL, t, n_in, rows, p};
-            m->packed_bytes += e2h_r16_size(t, n_in, rows);
+            m->packed_bytes += kern_r16_size(t, n_in, rows);
         }
     }
     if (model_fuses_gate_up(L)) {
         const int t = L->w_gate.type;
         const int64_t n_in = L->w_gate.n_in, rows = 2 * L->w_gate.n_out;
-        const int64_t gs = e2h_r16_group_stride(t, n_in);
-        uint8_t *p = arena_take(a, e2h_r16_size(t, n_in, rows));
+        const int64_t gs = kern_r16_group_stride(t, n_in);
+        uint8_t *p = arena_take(a, kern_r16_size(t, n_in, rows));
         if (p) {
-            e2h_r16_repack_to(a->pool, t, L->w_gate.data, n_in, L->w_gate.n_out, p, 2 * gs);
-            e2h_r16_repack_to(a->pool, t, L->w_up.data, n_in, L->w_up.n_out, p + gs, 2 * gs);
+            kern_r16_repack_to(a->pool, t, L->w_gate.data, n_in, L->w_gate.n_out, p, 2 * gs);
+            kern_r16_repack_to(a->pool, t, L->w_up.data, n_in, L->w_up.n_out, p + gs, 2 * gs);
             L->w_gate_up = (e2h_tensor){NULL, t, n_in, rows, p};
-            m->packed_bytes += e2h_r16_size(t, n_in, rows);
+            m->packed_bytes += kern_r16_size(t, n_in, rows);
         }
     }
 }
@@ -89,11 +89,11 @@ static void model_repack_layer(struct e2h_model *m, e2h_layer *L, repack_arena *
         skip[4] = skip[5] = model_fuses_gate_up(L);
     }
     for (int i = 0; i < (L ? 7 : 1); i++) {
-        const size_t bytes = skip[i] ? 0 : e2h_r16_size(ts[i]->type, ts[i]->n_in, ts[i]->n_out);
+        const size_t bytes = skip[i] ? 0 : kern_r16_size(ts[i]->type, ts[i]->n_in, ts[i]->n_out);
         if (!bytes) continue;
         uint8_t *p = arena_take(a, bytes);
         if (!p) continue;
-        e2h_r16_repack(a->pool, ts[i]->type, ts[i]->data, ts[i]->n_in, ts[i]->n_out, p);
+        kern_r16_repack(a->pool, ts[i]->type, ts[i]->data, ts[i]->n_in, ts[i]->n_out, p);
         ts[i]->packed = p;
         m->packed_bytes += bytes;
     }
@@ -106,21 +106,21 @@ static void model_repack_pass(struct e2h_model *m, repack_arena *a) {
 }
 
 int model_repack(struct e2h_model *m, char *err, size_t err_len) {
-    const e2h_ops *best = e2h_ops_get("auto");
+    const e2h_ops *best = ops_get("auto");
     if (!best || !best->matmul_packed) return 0;
     repack_arena a = {NULL, 0, NULL};
     model_repack_pass(m, &a); // sizes
     if (!a.used) return 0;
-    a.base = model_own(m, e2h_alloc_large(a.used));
+    a.base = model_own(m, util_alloc_large(a.used));
     if (!a.base) {
-        e2h_errf(err, err_len, "out of memory repacking the weights (%zu bytes); "
+        fmt_errf(err, err_len, "out of memory repacking the weights (%zu bytes); "
                  "load with no_repack (--no-repack)", a.used);
         return -1;
     }
     a.used = 0;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    a.pool = e2h_pool_init(ncpu > 1 ? (int)(ncpu < 16 ? ncpu : 16) : 1); // NULL: single-threaded
+    a.pool = pool_init(ncpu > 1 ? (int)(ncpu < 16 ? ncpu : 16) : 1); // NULL: single-threaded
     model_repack_pass(m, &a);
-    e2h_pool_free(a.pool);
+    pool_free(a.pool);
     return 0;
 }

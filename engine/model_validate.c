@@ -6,13 +6,13 @@
 
 static int model_check_matrix(const e2h_tensor *t, const char *what, int l, char *err,
                               size_t err_len) {
-    const e2h_type_traits *tr = e2h_type_traits_get(t->type);
+    const e2h_type_traits *tr = kern_type_traits_get(t->type);
     if (!tr || !tr->supported) {
-        e2h_errf(err, err_len, "layer %d %s: unsupported tensor type %d", l, what, t->type);
+        fmt_errf(err, err_len, "layer %d %s: unsupported tensor type %d", l, what, t->type);
         return -1;
     }
     if (t->n_in % tr->block_size != 0) {
-        e2h_errf(err, err_len, "layer %d %s: row length %lld is not a multiple of the %s block size %d",
+        fmt_errf(err, err_len, "layer %d %s: row length %lld is not a multiple of the %s block size %d",
                  l, what, (long long)t->n_in, tr->name, tr->block_size);
         return -1;
     }

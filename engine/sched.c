@@ -17,7 +17,7 @@
 // Longest text of one token that the streamed stop-string check takes (longer: full decode).
 #define SCHED_PIECE_MAX 256
 
-#define ENG_ERR(e, st, ...) (e2h_errf((e)->last_err, sizeof (e)->last_err, __VA_ARGS__), (st))
+#define ENG_ERR(e, st, ...) (fmt_errf((e)->last_err, sizeof (e)->last_err, __VA_ARGS__), (st))
 
 // Gives back blocks reserved beyond the committed tokens (after a failed batch).
 static void sched_unreserve(e2h_engine *e, int nb) {
@@ -69,7 +69,7 @@ static void sched_post_fn(void *p, int ith, int nth) {
     const sched_post_args *a = p;
     e2h_engine *e = a->e;
     int64_t i0, i1;
-    e2h_pool_slice(a->n, ith, nth, 1, &i0, &i1);
+    pool_slice(a->n, ith, nth, 1, &i0, &i1);
     for (int64_t i = i0; i < i1; i++) {
         const struct sched_row *w = &e->work[i];
         e2h_seq *s = w->s;
@@ -125,7 +125,7 @@ static e2h_status sched_pass(e2h_engine *e, e2h_seq *const *seqs, int n, int *pr
     e->n_passes++;
     e->n_pass_tokens += e->max_batch - budget;
     sched_post_args pa = {e, n_rows};
-    e2h_pool_run(n_rows > 1 ? e->pool : NULL, sched_post_fn, &pa);
+    pool_run(n_rows > 1 ? e->pool : NULL, sched_post_fn, &pa);
     e2h_status cst = E2H_OK;
     for (int b = 0; b < nb; b++) {
         e2h_seq *s = e->fs_owner[b];
@@ -250,7 +250,7 @@ typedef struct {
 static void sched_sample_fn(void *p, int ith, int nth) {
     const sched_sample_args *a = p;
     int64_t i0, i1;
-    e2h_pool_slice(a->n, ith, nth, 1, &i0, &i1);
+    pool_slice(a->n, ith, nth, 1, &i0, &i1);
     for (int64_t i = i0; i < i1; i++) {
         e2h_seq *s = a->seqs[i];
         s->next_tok = sample_token(s->logits, a->e->vocab, &s->sp, &s->rng, &a->e->ss[ith], &s->next_lp);
@@ -303,7 +303,7 @@ e2h_status e2h_seq_extend(e2h_engine *e, e2h_seq *const *seqs, int n, const e2h_
     while (!st && n_active > 0) {
         int m = 0;
         sched_sample_args sa = {e, active, n_active};
-        e2h_pool_run(n_active > 1 ? e->pool : NULL, sched_sample_fn, &sa);
+        pool_run(n_active > 1 ? e->pool : NULL, sched_sample_fn, &sa);
         for (int i = 0; i < n_active && !st; i++) {
             st = sched_take_sample(e, active[i], stop);
             if (active[i]->stop == E2H_STOP_NONE) active[m++] = active[i];

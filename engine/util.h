@@ -6,18 +6,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../formats/io.h" // e2h_errf, e2h_read_file
+#include "../formats/io.h" // fmt_errf, fmt_read_file
 #include "../include/e2h.h"
 
 // Converts n elements of an F32/F16/BF16 array to f32.
-void e2h_convert_to_f32(int type, const void *src, float *dst, int64_t n);
-double e2h_time_s(void); // monotonic seconds
+void util_convert_to_f32(int type, const void *src, float *dst, int64_t n);
+double util_time_s(void); // monotonic seconds
 // Allocates a large buffer that decode streams (the repacked weights): 64-byte aligned, not
 // zeroed; from 2 MiB up it is 2 MiB aligned and advised to use transparent huge pages.
 // Why: on 4 KiB pages every read stream takes a TLB miss each 4 KiB and software prefetches
 // far ahead do not pay; on huge pages a 4 KiB prefetch distance does (random 7B Q4_0, 1
 // thread: 7.1 -> 8.3 tok/s). The caller frees it with free(); NULL when out of memory.
-#define E2H_ALLOC_LARGE_MAX ((size_t)1 << 46) // 64 TiB: larger requests return NULL
-void *e2h_alloc_large(size_t bytes);
+#define UTIL_ALLOC_LARGE_MAX ((size_t)1 << 46) // 64 TiB: larger requests return NULL
+void *util_alloc_large(size_t bytes);
 
 #endif

@@ -14,19 +14,19 @@ static e2h_status hf_parse_rope_scaling(json_ctx *c, const cJSON *root, e2h_conf
     cfg->rope_scaling = E2H_ROPE_NONE;
     if (!rs || cJSON_IsNull(rs)) return E2H_OK;
     if (!cJSON_IsObject(rs)) {
-        e2h_errf(c->err, c->err_len, "%s: field 'rope_scaling' must be an object or null", c->file);
+        fmt_errf(c->err, c->err_len, "%s: field 'rope_scaling' must be an object or null", c->file);
         return E2H_ERR_FORMAT;
     }
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
     if (!t) t = cJSON_GetObjectItemCaseSensitive(rs, "type");
     if (!cJSON_IsString(t)) {
-        e2h_errf(c->err, c->err_len, "%s: field 'rope_scaling.rope_type' must be a string", c->file);
+        fmt_errf(c->err, c->err_len, "%s: field 'rope_scaling.rope_type' must be a string", c->file);
         return E2H_ERR_FORMAT;
     }
     const char *type = t->valuestring;
     if (json_get_float(c, rs, "factor", 1.0f, &cfg->rope_factor)) return E2H_ERR_FORMAT;
     if (!(cfg->rope_factor > 0)) {
-        e2h_errf(c->err, c->err_len, "%s: field 'rope_scaling.factor' must be > 0", c->file);
+        fmt_errf(c->err, c->err_len, "%s: field 'rope_scaling.factor' must be > 0", c->file);
         return E2H_ERR_FORMAT;
     }
     if (strcmp(type, "default") == 0) return E2H_OK;
@@ -41,14 +41,14 @@ static e2h_status hf_parse_rope_scaling(json_ctx *c, const cJSON *root, e2h_conf
             json_get_int(c, rs, "original_max_position_embeddings", 1, 0, &cfg->rope_orig_max_pos))
             return E2H_ERR_FORMAT;
         if (!(cfg->rope_high_freq_factor > cfg->rope_low_freq_factor) || cfg->rope_orig_max_pos <= 0) {
-            e2h_errf(c->err, c->err_len,
+            fmt_errf(c->err, c->err_len,
                      "%s: rope_scaling: need high_freq_factor > low_freq_factor and "
                      "original_max_position_embeddings > 0", c->file);
             return E2H_ERR_FORMAT;
         }
         return E2H_OK;
     }
-    e2h_errf(c->err, c->err_len, "%s: unsupported rope_scaling type '%s' (supported: llama3, linear)",
+    fmt_errf(c->err, c->err_len, "%s: unsupported rope_scaling type '%s' (supported: llama3, linear)",
              c->file, type);
     return E2H_ERR_UNSUPPORTED;
 }
@@ -71,7 +71,7 @@ static e2h_status hf_parse_eos(json_ctx *c, const cJSON *root, e2h_config *cfg) 
         }
         if (!it) return E2H_OK;
     }
-    e2h_errf(c->err, c->err_len, "%s: field 'eos_token_id' must be a token id (0..2^31-2) or a list of them",
+    fmt_errf(c->err, c->err_len, "%s: field 'eos_token_id' must be a token id (0..2^31-2) or a list of them",
              c->file);
     return E2H_ERR_FORMAT;
 }
@@ -80,7 +80,7 @@ e2h_status hf_config_parse(const char *file, const char *text, e2h_config *cfg, 
                            size_t err_len) {
     cJSON *root = cJSON_Parse(text);
     if (!root || !cJSON_IsObject(root)) {
-        e2h_errf(err, err_len, "%s: not a JSON object (parse error near byte %ld)", file,
+        fmt_errf(err, err_len, "%s: not a JSON object (parse error near byte %ld)", file,
                  root ? 0L : (long)(cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - text : 0));
         cJSON_Delete(root);
         return E2H_ERR_FORMAT;
@@ -91,7 +91,7 @@ e2h_status hf_config_parse(const char *file, const char *text, e2h_config *cfg, 
     const cJSON *archs = cJSON_GetObjectItemCaseSensitive(root, "architectures");
     const cJSON *a0 = cJSON_IsArray(archs) ? cJSON_GetArrayItem(archs, 0) : NULL;
     if (!cJSON_IsString(a0)) {
-        e2h_errf(err, err_len, "%s: field 'architectures' must be a list with one string", file);
+        fmt_errf(err, err_len, "%s: field 'architectures' must be a list with one string", file);
         st = E2H_ERR_FORMAT;
         goto done;
     }
@@ -101,7 +101,7 @@ e2h_status hf_config_parse(const char *file, const char *text, e2h_config *cfg, 
     if (strcmp(cfg->arch, "LlamaForCausalLM") && strcmp(cfg->arch, "MistralForCausalLM") &&
         strcmp(cfg->arch, "Qwen2ForCausalLM") && strcmp(cfg->arch, "Qwen2ForProcessRewardModel") &&
         strcmp(cfg->arch, "Qwen2ForPrmModel")) {
-        e2h_errf(err, err_len,
+        fmt_errf(err, err_len,
                  "%s: unsupported architecture '%s' in field 'architectures' (supported: "
                  "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
                  "Qwen2ForProcessRewardModel, Qwen2ForPrmModel)", file, cfg->arch);
@@ -128,7 +128,7 @@ e2h_status hf_config_parse(const char *file, const char *text, e2h_config *cfg, 
         if (json_get_bool(&c, root, "attention_bias", 0, &attention_bias) ||
             json_get_bool(&c, root, "mlp_bias", 0, &mlp_bias)) { st = E2H_ERR_FORMAT; goto done; }
         if (attention_bias || mlp_bias) {
-            e2h_errf(err, err_len, "%s: unsupported config value: '%s' = true", file,
+            fmt_errf(err, err_len, "%s: unsupported config value: '%s' = true", file,
                      attention_bias ? "attention_bias" : "mlp_bias");
             st = E2H_ERR_UNSUPPORTED;
             goto done;
@@ -137,7 +137,7 @@ e2h_status hf_config_parse(const char *file, const char *text, e2h_config *cfg, 
     {
         const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
         if (act && !(cJSON_IsString(act) && strcmp(act->valuestring, "silu") == 0)) {
-            e2h_errf(err, err_len, "%s: unsupported config value 'hidden_act' (only \"silu\")", file);
+            fmt_errf(err, err_len, "%s: unsupported config value 'hidden_act' (only \"silu\")", file);
             st = E2H_ERR_UNSUPPORTED;
             goto done;
         }
@@ -149,7 +149,7 @@ e2h_status hf_config_parse(const char *file, const char *text, e2h_config *cfg, 
         int64_t w = 0;
         if (sw && !cJSON_IsNull(sw) && use_sw) {
             if (!json_num_to_i64(sw, 0, INT32_MAX, &w)) {
-                e2h_errf(c.err, c.err_len, "%s: field 'sliding_window' must be an integer in "
+                fmt_errf(c.err, c.err_len, "%s: field 'sliding_window' must be an integer in "
                          "[0, 2^31)", c.file);
                 st = E2H_ERR_FORMAT;
                 goto done;
@@ -162,25 +162,25 @@ e2h_status hf_config_parse(const char *file, const char *text, e2h_config *cfg, 
     if ((st = hf_parse_eos(&c, root, cfg)) != E2H_OK) goto done;
     if (cfg->dim <= 0 || cfg->n_layers <= 0 || cfg->n_heads <= 0 || cfg->n_kv_heads <= 0 ||
         cfg->hidden_dim <= 0 || cfg->vocab_size <= 0 || cfg->head_dim <= 0 || cfg->max_ctx <= 0) {
-        e2h_errf(err, err_len, "%s: sizes must be positive (hidden_size, num_hidden_layers, "
+        fmt_errf(err, err_len, "%s: sizes must be positive (hidden_size, num_hidden_layers, "
                  "num_attention_heads, num_key_value_heads, intermediate_size, vocab_size, head_dim)",
                  file);
         st = E2H_ERR_FORMAT;
         goto done;
     }
     if (cfg->n_heads % cfg->n_kv_heads != 0) {
-        e2h_errf(err, err_len, "%s: num_attention_heads (%d) is not a multiple of "
+        fmt_errf(err, err_len, "%s: num_attention_heads (%d) is not a multiple of "
                  "num_key_value_heads (%d)", file, cfg->n_heads, cfg->n_kv_heads);
         st = E2H_ERR_SHAPE;
         goto done;
     }
     if (cfg->head_dim % 2 != 0 || cfg->head_dim > 1024) {
-        e2h_errf(err, err_len, "%s: head_dim %d must be even and <= 1024", file, cfg->head_dim);
+        fmt_errf(err, err_len, "%s: head_dim %d must be even and <= 1024", file, cfg->head_dim);
         st = E2H_ERR_UNSUPPORTED;
         goto done;
     }
     if (!(cfg->rope_theta > 0) || !(cfg->norm_eps >= 0)) {
-        e2h_errf(err, err_len, "%s: rope_theta must be > 0 and rms_norm_eps >= 0", file);
+        fmt_errf(err, err_len, "%s: rope_theta must be > 0 and rms_norm_eps >= 0", file);
         st = E2H_ERR_FORMAT;
         goto done;
     }

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-void e2h_errf(char *err, size_t err_len, const char *fmt, ...) {
+void fmt_errf(char *err, size_t err_len, const char *fmt, ...) {
     if (!err || !err_len) return;
     va_list ap;
     va_start(ap, fmt);
@@ -16,31 +16,31 @@ void e2h_errf(char *err, size_t err_len, const char *fmt, ...) {
     va_end(ap);
 }
 
-e2h_status e2h_read_file(const char *path, char **out, size_t *size, char *err, size_t err_len) {
+e2h_status fmt_read_file(const char *path, char **out, size_t *size, char *err, size_t err_len) {
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) {
-        e2h_errf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+        fmt_errf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
         return E2H_ERR_IO;
     }
     struct stat sb;
     if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
         fclose(f);
-        e2h_errf(err, err_len, "%s: not a regular file", path);
+        fmt_errf(err, err_len, "%s: not a regular file", path);
         return E2H_ERR_IO;
     }
     size_t n = (size_t)sb.st_size;
     char *buf = malloc(n + 1);
     if (!buf) {
         fclose(f);
-        e2h_errf(err, err_len, "%s: out of memory reading %zu bytes", path, n);
+        fmt_errf(err, err_len, "%s: out of memory reading %zu bytes", path, n);
         return E2H_ERR_NOMEM;
     }
     size_t got = fread(buf, 1, n, f);
     fclose(f);
     if (got != n) {
         free(buf);
-        e2h_errf(err, err_len, "%s: short read", path);
+        fmt_errf(err, err_len, "%s: short read", path);
         return E2H_ERR_IO;
     }
     buf[n] = 0;

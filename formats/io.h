@@ -9,8 +9,8 @@
 #include "../include/e2h.h"
 
 // snprintf into err (if err and err_len are non-zero).
-void e2h_errf(char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void fmt_errf(char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 // Reads a whole file into a NUL-terminated malloc'd buffer (caller frees). size may be NULL.
-e2h_status e2h_read_file(const char *path, char **out, size_t *size, char *err, size_t err_len);
+e2h_status fmt_read_file(const char *path, char **out, size_t *size, char *err, size_t err_len);
 
 #endif

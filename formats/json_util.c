@@ -9,7 +9,7 @@ int json_get_int(json_ctx *c, const cJSON *obj, const char *key, int required, i
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!v || cJSON_IsNull(v)) {
         if (required) {
-            e2h_errf(c->err, c->err_len, "%s: missing required field '%s'", c->file, key);
+            fmt_errf(c->err, c->err_len, "%s: missing required field '%s'", c->file, key);
             c->failed = 1;
             return -1;
         }
@@ -18,7 +18,7 @@ int json_get_int(json_ctx *c, const cJSON *obj, const char *key, int required, i
     }
     int64_t x;
     if (!json_num_to_i64(v, 0, 1000000000, &x)) {
-        e2h_errf(c->err, c->err_len, "%s: field '%s' must be a non-negative integer", c->file, key);
+        fmt_errf(c->err, c->err_len, "%s: field '%s' must be a non-negative integer", c->file, key);
         c->failed = 1;
         return -1;
     }
@@ -39,7 +39,7 @@ int json_get_float(json_ctx *c, const cJSON *obj, const char *key, float def, fl
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!v || cJSON_IsNull(v)) { *out = def; return 0; }
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
-        e2h_errf(c->err, c->err_len, "%s: field '%s' must be a number", c->file, key);
+        fmt_errf(c->err, c->err_len, "%s: field '%s' must be a number", c->file, key);
         c->failed = 1;
         return -1;
     }
@@ -51,7 +51,7 @@ int json_get_bool(json_ctx *c, const cJSON *obj, const char *key, int def, int *
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!v || cJSON_IsNull(v)) { *out = def; return 0; }
     if (!cJSON_IsBool(v)) {
-        e2h_errf(c->err, c->err_len, "%s: field '%s' must be true or false", c->file, key);
+        fmt_errf(c->err, c->err_len, "%s: field '%s' must be true or false", c->file, key);
         c->failed = 1;
         return -1;
     }

@@ -15,32 +15,32 @@
 #define E2H_DOT_LANES 16
 
 // ---- float weight rows (f32 / f16 / bf16) ----
-void e2h_float_dequantize_row(int type, const void *src, float *dst, int64_t n);
-void e2h_float_quantize_row(int type, const float *src, void *dst, int64_t n);
+void kern_float_dequantize_row(int type, const void *src, float *dst, int64_t n);
+void kern_float_quantize_row(int type, const float *src, void *dst, int64_t n);
 
 // ---- matmul for float weight types (see e2h_ops.matmul) ----
-void e2h_matmul_float_ref(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *w,
+void kern_matmul_float_ref(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *w,
                           int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch);
-void e2h_matmul_float_avx2(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *w,
+void kern_matmul_float_avx2(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *w,
                            int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch);
-void e2h_matmul_float_avx512(e2h_pool *pool, float *y, int64_t ldy, const float *x,
+void kern_matmul_float_avx512(e2h_pool *pool, float *y, int64_t ldy, const float *x,
                              const void *w, int wtype, int64_t n_tok, int64_t n_in,
                              int64_t n_out, void *scratch);
 
 // ---- elementwise ----
-void e2h_rmsnorm_ref(float *out, const float *x, const float *w, int64_t n, int64_t dim, float eps);
-void e2h_rmsnorm_avx2(float *out, const float *x, const float *w, int64_t n, int64_t dim, float eps);
-void e2h_rmsnorm_avx512(float *out, const float *x, const float *w, int64_t n, int64_t dim,
+void kern_rmsnorm_ref(float *out, const float *x, const float *w, int64_t n, int64_t dim, float eps);
+void kern_rmsnorm_avx2(float *out, const float *x, const float *w, int64_t n, int64_t dim, float eps);
+void kern_rmsnorm_avx512(float *out, const float *x, const float *w, int64_t n, int64_t dim,
                         float eps);
-void e2h_rope_ref(float *x, const int32_t *pos, int64_t n, int n_heads, int head_dim,
+void kern_rope_ref(float *x, const int32_t *pos, int64_t n, int n_heads, int head_dim,
                   const float *inv_freq, int interleaved);
-void e2h_rope_avx2(float *x, const int32_t *pos, int64_t n, int n_heads, int head_dim,
+void kern_rope_avx2(float *x, const int32_t *pos, int64_t n, int n_heads, int head_dim,
                    const float *inv_freq, int interleaved);
-void e2h_rope_avx512(float *x, const int32_t *pos, int64_t n, int n_heads, int head_dim,
+void kern_rope_avx512(float *x, const int32_t *pos, int64_t n, int n_heads, int head_dim,
                      const float *inv_freq, int interleaved);
-void e2h_swiglu_ref(float *out, const float *gate, const float *up, int64_t n, int64_t dim);
-void e2h_swiglu_avx2(float *out, const float *gate, const float *up, int64_t n, int64_t dim);
-void e2h_swiglu_avx512(float *out, const float *gate, const float *up, int64_t n, int64_t dim);
+void kern_swiglu_ref(float *out, const float *gate, const float *up, int64_t n, int64_t dim);
+void kern_swiglu_avx2(float *out, const float *gate, const float *up, int64_t n, int64_t dim);
+void kern_swiglu_avx512(float *out, const float *gate, const float *up, int64_t n, int64_t dim);
 
 // ---- attention ----
 // The driver (kernels/ref/attn.c) forms work items: one KV head, some query rows
@@ -66,10 +66,10 @@ typedef struct {
     const int64_t *r_off;         // (n_rows) q offset of each row
     const int32_t *limit;         // (n_rows) last position each row sees
     float *m, *l, *acc;           // (n_rows), (n_rows), (n_rows, head_dim): state, updated
-    float *work;                  // e2h_attn_work_floats(n_rows, head_dim) floats, 64-B aligned
+    float *work;                  // kern_attn_work_floats(n_rows, head_dim) floats, 64-B aligned
 } e2h_attn_phase;
 typedef void (*e2h_attn_phase_fn)(const e2h_attn_phase *ph);
-int64_t e2h_attn_work_floats(int64_t n_rows, int head_dim);
+int64_t kern_attn_work_floats(int64_t n_rows, int head_dim);
 
 // ---- ref / AVX2: row-by-row chunk kernel ----
 // Slots of one block are processed in sub-chunks of at most this many (a block's partial
@@ -87,16 +87,16 @@ typedef void (*e2h_attn_chunk_fn)(const float *q, const int64_t *r_off, const in
                                   int n_rows, const void *k, const void *v, int kv_type,
                                   int head_dim, float scale, float *m, float *l, float *acc,
                                   float *scores);
-void e2h_attn_chunk_ref(const float *q, const int64_t *r_off, const int *n_valid, int n_rows,
+void kern_attn_chunk_ref(const float *q, const int64_t *r_off, const int *n_valid, int n_rows,
                         const void *k, const void *v, int kv_type, int head_dim, float scale,
                         float *m, float *l, float *acc, float *scores);
-void e2h_attn_chunk_avx2(const float *q, const int64_t *r_off, const int *n_valid, int n_rows,
+void kern_attn_chunk_avx2(const float *q, const int64_t *r_off, const int *n_valid, int n_rows,
                          const void *k, const void *v, int kv_type, int head_dim, float scale,
                          float *m, float *l, float *acc, float *scores);
 // A phase made of chunk kernel calls (what the ref and AVX2 phases are).
-void e2h_attn_phase_chunked(const e2h_attn_phase *ph, e2h_attn_chunk_fn chunk);
-void e2h_attn_phase_ref(const e2h_attn_phase *ph);
-void e2h_attn_phase_avx2(const e2h_attn_phase *ph);
+void kern_attn_phase_chunked(const e2h_attn_phase *ph, e2h_attn_chunk_fn chunk);
+void kern_attn_phase_ref(const e2h_attn_phase *ph);
+void kern_attn_phase_avx2(const e2h_attn_phase *ph);
 
 // ---- AVX-512: tiled phase (kernels/x86/float_avx512.c) ----
 // Chunks of 16 slots (a block of more slots is several chunks, merged in order). Per (row,
@@ -116,7 +116,7 @@ void e2h_attn_phase_avx2(const e2h_attn_phase *ph);
 // rows; rows by themselves (slots as lanes, up to 4 rows x 3 chunks of score chains
 // interleaved) for the rest — decode, and the private blocks of a cascade.
 // Differs from the ref (libm expf, other summation orders) within the test tolerances.
-void e2h_attn_phase_avx512(const e2h_attn_phase *ph);
+void kern_attn_phase_avx512(const e2h_attn_phase *ph);
 
 // Queries of one sequence are split into work items of this many tokens.
 #define E2H_ATTN_QCHUNK 16
@@ -125,16 +125,16 @@ void e2h_attn_phase_avx512(const e2h_attn_phase *ph);
 // function of one ISA. cascade = 1: sequences whose block tables start with the same block ids
 // have those blocks processed once for all of them (same bits as cascade = 0, which exists
 // for benchmarks).
-void e2h_attention_run(e2h_attn_phase_fn phase, int cascade, e2h_pool *pool, float *out,
+void kern_attention_run(e2h_attn_phase_fn phase, int cascade, e2h_pool *pool, float *out,
                        const float *q, const e2h_attn_seq *seqs, int n_seqs, int n_heads,
                        const e2h_kv_layer_view *kv, float scale, void *scratch);
-void e2h_attention_ref(e2h_pool *pool, float *out, const float *q, const e2h_attn_seq *seqs,
+void kern_attention_ref(e2h_pool *pool, float *out, const float *q, const e2h_attn_seq *seqs,
                        int n_seqs, int n_heads, const e2h_kv_layer_view *kv, float scale,
                        void *scratch);
-void e2h_attention_avx2(e2h_pool *pool, float *out, const float *q, const e2h_attn_seq *seqs,
+void kern_attention_avx2(e2h_pool *pool, float *out, const float *q, const e2h_attn_seq *seqs,
                         int n_seqs, int n_heads, const e2h_kv_layer_view *kv, float scale,
                         void *scratch);
-void e2h_attention_avx512(e2h_pool *pool, float *out, const float *q, const e2h_attn_seq *seqs,
+void kern_attention_avx512(e2h_pool *pool, float *out, const float *q, const e2h_attn_seq *seqs,
                           int n_seqs, int n_heads, const e2h_kv_layer_view *kv, float scale,
                           void *scratch);
 

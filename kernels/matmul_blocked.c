@@ -38,7 +38,7 @@ static void mm_tiles(const mm_ctx *c, int64_t r0, int64_t r1, int64_t t0, int64_
 static void mm_worker(void *p, int ith, int nth) {
     const mm_ctx *c = p;
     int64_t r0, r1;
-    e2h_pool_slice(c->n_out, ith, nth, 16, &r0, &r1);
+    pool_slice(c->n_out, ith, nth, 16, &r0, &r1);
     const int64_t tb = mm_block(c->n_in * 4, c->tl.nr), rb = mm_block((int64_t)c->wrow, c->tl.mr);
     const int64_t w_bytes = (r1 - r0) * (int64_t)c->wrow, x_bytes = c->n_tok * c->n_in * 4;
     const int64_t cost_a = (c->n_tok + tb - 1) / tb * w_bytes * (w_bytes > MM_L3_BYTES ? 2 : 1);
@@ -52,9 +52,9 @@ static void mm_worker(void *p, int ith, int nth) {
     }
 }
 
-void e2h_matmul_blocked(e2h_pool *pool, const e2h_mm_tiling *tiling, float *y, int64_t ldy,
+void kern_matmul_blocked(e2h_pool *pool, const e2h_mm_tiling *tiling, float *y, int64_t ldy,
                         const float *x, const void *w, size_t wrow, int64_t n_tok, int64_t n_in,
                         int64_t n_out) {
     mm_ctx c = {y, ldy, x, w, n_tok, n_in, n_out, wrow, *tiling};
-    e2h_pool_run(pool, mm_worker, &c);
+    pool_run(pool, mm_worker, &c);
 }

@@ -27,7 +27,7 @@ typedef struct {
 
 // y (n_tok, ldy) cols [0, n_out) = x (n_tok, n_in) · W(n_out, n_in)^T, W rows of wrow bytes.
 // Threads get slices of 16 output rows.
-void e2h_matmul_blocked(e2h_pool *pool, const e2h_mm_tiling *tiling, float *y, int64_t ldy,
+void kern_matmul_blocked(e2h_pool *pool, const e2h_mm_tiling *tiling, float *y, int64_t ldy,
                         const float *x, const void *w, size_t wrow, int64_t n_tok, int64_t n_in,
                         int64_t n_out);
 

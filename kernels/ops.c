@@ -14,10 +14,10 @@
 #include "quant_r16.h"
 
 // ---- scratch sizes ----
-int64_t e2h_matmul_scratch_size(int wtype, int64_t n_tok, int64_t n_in) {
-    if (e2h_is_float_type(wtype)) return 0; // float kernels read x directly
-    int64_t sz = e2h_qmatmul_scratch_size(wtype, n_tok, n_in);
-    const int64_t sp = e2h_r16_scratch_size(wtype, n_tok, n_in); // matmul_packed
+int64_t ops_matmul_scratch_size(int wtype, int64_t n_tok, int64_t n_in) {
+    if (kern_is_float_type(wtype)) return 0; // float kernels read x directly
+    int64_t sz = kern_qmatmul_scratch_size(wtype, n_tok, n_in);
+    const int64_t sp = kern_r16_scratch_size(wtype, n_tok, n_in); // matmul_packed
     if (sp > sz) sz = sp;
     return sz < 0 ? 0 : sz; // unsupported type: matmul fills NaN and needs nothing
 }
@@ -29,34 +29,34 @@ static void nan_fill(float *y, int64_t ldy, int64_t n_tok, int64_t n_out) {
 }
 
 static void dequantize_row_any(int type, const void *src, float *dst, int64_t n) {
-    if (e2h_is_float_type(type)) {
-        e2h_float_dequantize_row(type, src, dst, n);
+    if (kern_is_float_type(type)) {
+        kern_float_dequantize_row(type, src, dst, n);
         return;
     }
-    if (e2h_quant_type_supported(type)) {
-        e2h_dequantize_row_ref(type, src, dst, n);
+    if (kern_quant_type_supported(type)) {
+        kern_dequantize_row_ref(type, src, dst, n);
         return;
     }
     for (int64_t i = 0; i < n; i++) dst[i] = NAN; // unsupported: callers check traits first
 }
 
 static void quantize_row_any(int type, const float *src, void *dst, int64_t n) {
-    if (e2h_is_float_type(type)) {
-        e2h_float_quantize_row(type, src, dst, n);
+    if (kern_is_float_type(type)) {
+        kern_float_quantize_row(type, src, dst, n);
         return;
     }
-    if (e2h_quant_type_supported(type)) e2h_quantize_row_ref(type, src, dst, n);
+    if (kern_quant_type_supported(type)) kern_quantize_row_ref(type, src, dst, n);
 }
 
-#define QMATMUL(isa) e2h_qmatmul_##isa(pool, y, ldy, x, w, wtype, n_tok, n_in, n_out, scratch)
+#define QMATMUL(isa) kern_qmatmul_##isa(pool, y, ldy, x, w, wtype, n_tok, n_in, n_out, scratch)
 
 #define DEFINE_MATMUL(isa)                                                                   \
     static void matmul_##isa(e2h_pool *pool, float *y, int64_t ldy, const float *x,          \
                              const void *w, int wtype, int64_t n_tok, int64_t n_in,          \
                              int64_t n_out, void *scratch) {                                 \
-        if (e2h_is_float_type(wtype))                                                        \
-            e2h_matmul_float_##isa(pool, y, ldy, x, w, wtype, n_tok, n_in, n_out, scratch);  \
-        else if (e2h_type_traits_get(wtype) && e2h_type_traits_get(wtype)->supported)        \
+        if (kern_is_float_type(wtype))                                                        \
+            kern_matmul_float_##isa(pool, y, ldy, x, w, wtype, n_tok, n_in, n_out, scratch);  \
+        else if (kern_type_traits_get(wtype) && kern_type_traits_get(wtype)->supported)        \
             QMATMUL(isa);                                                                    \
         else                                                                                 \
             nan_fill(y, ldy, n_tok, n_out);                                                  \
@@ -71,11 +71,11 @@ static const e2h_ops k_ops_ref = {
     .dequantize_row = dequantize_row_any,
     .quantize_row = quantize_row_any,
     .matmul = matmul_ref,
-    .rmsnorm = e2h_rmsnorm_ref,
-    .rope = e2h_rope_ref,
-    .swiglu = e2h_swiglu_ref,
-    .attention = e2h_attention_ref,
-    .matmul_packed = e2h_r16_matmul_ex_ref,
+    .rmsnorm = kern_rmsnorm_ref,
+    .rope = kern_rope_ref,
+    .swiglu = kern_swiglu_ref,
+    .attention = kern_attention_ref,
+    .matmul_packed = kern_r16_matmul_ex_ref,
 };
 
 static const e2h_ops k_ops_avx2 = {
@@ -83,10 +83,10 @@ static const e2h_ops k_ops_avx2 = {
     .dequantize_row = dequantize_row_any,
     .quantize_row = quantize_row_any,
     .matmul = matmul_avx2,
-    .rmsnorm = e2h_rmsnorm_avx2,
-    .rope = e2h_rope_avx2,
-    .swiglu = e2h_swiglu_avx2,
-    .attention = e2h_attention_avx2,
+    .rmsnorm = kern_rmsnorm_avx2,
+    .rope = kern_rope_avx2,
+    .swiglu = kern_swiglu_avx2,
+    .attention = kern_attention_avx2,
 };
 
 static const e2h_ops k_ops_avx512 = {
@@ -94,11 +94,11 @@ static const e2h_ops k_ops_avx512 = {
     .dequantize_row = dequantize_row_any,
     .quantize_row = quantize_row_any,
     .matmul = matmul_avx512,
-    .rmsnorm = e2h_rmsnorm_avx512,
-    .rope = e2h_rope_avx512,
-    .swiglu = e2h_swiglu_avx512,
-    .attention = e2h_attention_avx512,
-    .matmul_packed = e2h_r16_matmul_ex_avx512,
+    .rmsnorm = kern_rmsnorm_avx512,
+    .rope = kern_rope_avx512,
+    .swiglu = kern_swiglu_avx512,
+    .attention = kern_attention_avx512,
+    .matmul_packed = kern_r16_matmul_ex_avx512,
 };
 
 static int cpu_has_avx2(void) {
@@ -114,9 +114,9 @@ static int cpu_has_avx512(void) {
            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
 }
 
-const e2h_ops *e2h_ops_ref(void) { return &k_ops_ref; }
+const e2h_ops *ops_ref(void) { return &k_ops_ref; }
 
-const e2h_ops *e2h_ops_get(const char *which) {
+const e2h_ops *ops_get(const char *which) {
     if (!which || !strcmp(which, "auto")) {
         if (cpu_has_avx512()) return &k_ops_avx512;
         if (cpu_has_avx2()) return &k_ops_avx2;

@@ -34,9 +34,9 @@ typedef struct e2h_ops {
     void (*quantize_row)(int type, const float *src, void *dst, int64_t n);
 
     // y (n_tok, ldy) cols [0, n_out) = x (n_tok, n_in) · W(n_out, n_in)^T.
-    // W rows are stored in `wtype` with row stride e2h_type_row_size(wtype, n_in).
+    // W rows are stored in `wtype` with row stride kern_type_row_size(wtype, n_in).
     // Multithreaded over output rows through `pool`. `scratch` must hold
-    // e2h_matmul_scratch_size(wtype, n_tok, n_in) bytes (activations quantized once).
+    // ops_matmul_scratch_size(wtype, n_tok, n_in) bytes (activations quantized once).
     // Allocates nothing. Bit-identical per output element for any n_tok and thread count.
     void (*matmul)(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *w,
                    int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch);
@@ -59,16 +59,16 @@ typedef struct e2h_ops {
 
     // As matmul, with W (n_out rows) in the r16 row-interleaved layout (kernels/quant_r16.h)
     // for q4_0, q4_1 and q8_0, outputs as described by `out`. NULL where the implementation
-    // has none (then the stored layout is used). Scratch: e2h_matmul_scratch_size.
+    // has none (then the stored layout is used). Scratch: ops_matmul_scratch_size.
     void (*matmul_packed)(e2h_pool *pool, const e2h_mm_out *out, const float *x, const void *wp,
                           int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch);
 } e2h_ops;
 
-int64_t e2h_matmul_scratch_size(int wtype, int64_t n_tok, int64_t n_in);
+int64_t ops_matmul_scratch_size(int wtype, int64_t n_tok, int64_t n_in);
 
 // Fills the table. which: "auto" (best the CPU supports), "ref", "avx2", "avx512".
 // Returns NULL if `which` names an implementation this CPU cannot run.
-const e2h_ops *e2h_ops_get(const char *which);
-const e2h_ops *e2h_ops_ref(void);
+const e2h_ops *ops_get(const char *which);
+const e2h_ops *ops_ref(void);
 
 #endif

@@ -64,7 +64,7 @@ static void *pool_worker(void *arg) {
     }
 }
 
-e2h_pool *e2h_pool_init(int n_threads) {
+e2h_pool *pool_init(int n_threads) {
     if (n_threads < 1) n_threads = 1;
     if (n_threads > 256) return NULL;
     e2h_pool *p = calloc(1, sizeof *p);
@@ -79,20 +79,20 @@ e2h_pool *e2h_pool_init(int n_threads) {
     if (!p->threads) { free(p); return NULL; }
     for (int i = 1; i < n_threads; i++) {
         pool_worker_arg *a = malloc(sizeof *a);
-        if (!a) { p->n_threads = i; e2h_pool_free(p); return NULL; }
+        if (!a) { p->n_threads = i; pool_free(p); return NULL; }
         a->pool = p;
         a->ith = i;
         if (pthread_create(&p->threads[i], NULL, pool_worker, a) != 0) {
             free(a);
             p->n_threads = i;
-            e2h_pool_free(p);
+            pool_free(p);
             return NULL;
         }
     }
     return p;
 }
 
-void e2h_pool_free(e2h_pool *p) {
+void pool_free(e2h_pool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
     p->stop = 1;
@@ -107,9 +107,9 @@ void e2h_pool_free(e2h_pool *p) {
     free(p);
 }
 
-int e2h_pool_size(const e2h_pool *p) { return p ? p->n_threads : 1; }
+int pool_size(const e2h_pool *p) { return p ? p->n_threads : 1; }
 
-void e2h_pool_run(e2h_pool *p, e2h_pool_fn fn, void *ctx) {
+void pool_run(e2h_pool *p, e2h_pool_fn fn, void *ctx) {
     if (!p || p->n_threads == 1) {
         fn(ctx, 0, 1);
         return;
@@ -134,7 +134,7 @@ void e2h_pool_run(e2h_pool *p, e2h_pool_fn fn, void *ctx) {
     pthread_mutex_unlock(&p->mu);
 }
 
-void e2h_pool_slice(int64_t n, int ith, int nth, int64_t align, int64_t *begin, int64_t *end) {
+void pool_slice(int64_t n, int ith, int nth, int64_t align, int64_t *begin, int64_t *end) {
     if (align < 1) align = 1;
     int64_t chunks = (n + align - 1) / align;
     int64_t per = chunks / nth, extra = chunks % nth;

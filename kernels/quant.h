@@ -35,26 +35,26 @@
 
 // 1 for the weight types the matmul and dequantize support:
 // Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K Q5_K Q6_K (Q8_K: dequantize/quantize only).
-int e2h_quant_type_supported(int type);
+int kern_quant_type_supported(int type);
 
 // Exact dequantization, bit-identical to ggml's dequantize_row_* (no fused multiply-add).
 // n must be a multiple of the block size; does nothing for unsupported types.
-void e2h_dequantize_row_ref(int type, const void *src, float *dst, int64_t n);
+void kern_dequantize_row_ref(int type, const void *src, float *dst, int64_t n);
 
 // Quantizers with the rounding of ggml's quantize_row_*_ref (C semantics, no FMA contraction).
 // Supported: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K Q5_K Q6_K Q8_K.
-void e2h_quantize_row_ref(int type, const float *src, void *dst, int64_t n);
+void kern_quantize_row_ref(int type, const float *src, void *dst, int64_t n);
 
 // y (n_tok, ldy)[:, 0:n_out] = x (n_tok, n_in) · W(n_out, n_in)^T, W rows in `wtype` with row
-// stride e2h_type_row_size(wtype, n_in). scratch: e2h_qmatmul_scratch_size bytes, 64-byte
+// stride kern_type_row_size(wtype, n_in). scratch: kern_qmatmul_scratch_size bytes, 64-byte
 // aligned. Multithreaded over output rows through `pool` (may be NULL). Allocates nothing.
 // Returns -1 from scratch_size for unsupported types or n_in not a multiple of the block.
-int64_t e2h_qmatmul_scratch_size(int wtype, int64_t n_tok, int64_t n_in);
-void e2h_qmatmul_ref(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *w,
+int64_t kern_qmatmul_scratch_size(int wtype, int64_t n_tok, int64_t n_in);
+void kern_qmatmul_ref(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *w,
                      int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch);
-void e2h_qmatmul_avx2(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *w,
+void kern_qmatmul_avx2(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *w,
                       int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch);
-void e2h_qmatmul_avx512(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *w,
+void kern_qmatmul_avx512(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *w,
                         int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch);
 
 // ---- shared by ref and SIMD: quantized-activation scratch layout ----
@@ -73,13 +73,13 @@ typedef struct {
 } e2h_qx_k;
 _Static_assert(sizeof(e2h_qx_k) == 320, "e2h_qx_k layout");
 
-static inline int e2h_quant_is_k(int t) {
+static inline int kern_quant_is_k(int t) {
     return t == E2H_TYPE_Q4_K || t == E2H_TYPE_Q5_K || t == E2H_TYPE_Q6_K;
 }
-static inline int64_t e2h_qx32_nb2(int64_t n_in) { return ((n_in / 32) + 1) / 2 * 2; }
-static inline int64_t e2h_qx_token_stride(int wtype, int64_t n_in) {
-    if (e2h_quant_is_k(wtype)) return (n_in / 256) * (int64_t)sizeof(e2h_qx_k);
-    int64_t nb2 = e2h_qx32_nb2(n_in);
+static inline int64_t kern_qx32_nb2(int64_t n_in) { return ((n_in / 32) + 1) / 2 * 2; }
+static inline int64_t kern_qx_token_stride(int wtype, int64_t n_in) {
+    if (kern_quant_is_k(wtype)) return (n_in / 256) * (int64_t)sizeof(e2h_qx_k);
+    int64_t nb2 = kern_qx32_nb2(n_in);
     return (nb2 * 32 + nb2 * 8 + 63) / 64 * 64;
 }
 
@@ -94,20 +94,20 @@ typedef struct {
     uint8_t *scratch;
 } e2h_qmm_args;
 // Pool body (args: e2h_qmm_args *): quantizes this thread's slice of tokens into scratch with
-// e2h_qx_quantize.
-void e2h_qmm_quantize_fn(void *args, int ith, int nth);
+// kern_qx_quantize.
+void kern_qmm_quantize_fn(void *args, int ith, int nth);
 
 // Quantizes tokens [t0, t1) of x into the scratch (the same code for every implementation,
 // so that ref and SIMD see identical activations).
-void e2h_qx_quantize(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_in,
+void kern_qx_quantize(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_in,
                      void *scratch);
 // Its AVX-512 twin (kernels/x86/quant_avx512.c): byte-identical scratch for every input,
 // NaN and inf included. Only call where the CPU has AVX-512 F/BW/VL/DQ.
-void e2h_qx_quantize_avx512(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_in,
+void kern_qx_quantize_avx512(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_in,
                             void *scratch);
 
 // Half <-> float, exact, round-to-nearest-even (own copies so this module stands alone).
-static inline float e2h_q_h2f(uint16_t h) {
+static inline float kern_q_h2f(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
     if (exp == 0x1f) {
         u = sign | 0x7f800000u | (man << 13);
@@ -124,10 +124,10 @@ static inline float e2h_q_h2f(uint16_t h) {
     memcpy(&f, &u, 4);
     return f;
 }
-uint16_t e2h_q_f2h(float f);
+uint16_t kern_q_f2h(float f);
 
 // Final fixed-order reduction of the 16 accumulators.
-static inline float e2h_q_reduce16(const float acc[16]) {
+static inline float kern_q_reduce16(const float acc[16]) {
     float s8[8], s4[4], s2[2];
     for (int i = 0; i < 8; i++) s8[i] = acc[i] + acc[i + 8];
     for (int i = 0; i < 4; i++) s4[i] = s8[i] + s8[i + 4];

@@ -19,7 +19,7 @@
 // through the activations' block sums.
 //
 // Matmul semantics (the ref in kernels/ref/quant_r16.c defines it; SIMD reproduces it bit for
-// bit): activations are quantized exactly as for GGUF's Q8_0/Q8_1 (e2h_qx_quantize with
+// bit): activations are quantized exactly as for GGUF's Q8_0/Q8_1 (kern_qx_quantize with
 // wtype Q8_0: q, dx = half(d), sx = half(d·Σq)). Per output (row r, token t):
 //   acc = 0; for each block b in order:
 //       isum = Σ_e u[r][e]·q[t][e] - off·Σ_e q[t][e]            (exact int32)
@@ -38,40 +38,40 @@
 #define E2H_R16_ROWS 16
 
 // 1 if `wtype` has an r16 layout.
-int e2h_r16_supported(int wtype);
+int kern_r16_supported(int wtype);
 // Bytes of the repacked copy of a (n_out, n_in) matrix; 0 if unsupported or n_in is not a
 // multiple of 32.
-size_t e2h_r16_size(int wtype, int64_t n_in, int64_t n_out);
-// Repacks W (n_out rows of GGUF blocks, row stride e2h_type_row_size) into dst
-// (e2h_r16_size bytes, 64-byte aligned). Multithreaded over groups through pool (may be NULL).
-void e2h_r16_repack(e2h_pool *pool, int wtype, const void *w, int64_t n_in, int64_t n_out,
+size_t kern_r16_size(int wtype, int64_t n_in, int64_t n_out);
+// Repacks W (n_out rows of GGUF blocks, row stride kern_type_row_size) into dst
+// (kern_r16_size bytes, 64-byte aligned). Multithreaded over groups through pool (may be NULL).
+void kern_r16_repack(e2h_pool *pool, int wtype, const void *w, int64_t n_in, int64_t n_out,
                     void *dst);
 // The same with group g written at dst + g * dst_group_stride (to concatenate matrices, or to
-// interleave gate and up groups for a fused SwiGLU: stride 2 * e2h_r16_group_stride).
-void e2h_r16_repack_to(e2h_pool *pool, int wtype, const void *w, int64_t n_in, int64_t n_out,
+// interleave gate and up groups for a fused SwiGLU: stride 2 * kern_r16_group_stride).
+void kern_r16_repack_to(e2h_pool *pool, int wtype, const void *w, int64_t n_in, int64_t n_out,
                        void *dst, int64_t dst_group_stride);
 // Bytes of the scratch a call needs (64-byte aligned); -1 if unsupported.
-int64_t e2h_r16_scratch_size(int wtype, int64_t n_tok, int64_t n_in);
+int64_t kern_r16_scratch_size(int wtype, int64_t n_tok, int64_t n_in);
 
 // y (n_tok, ldy)[:, 0:n_out] = x (n_tok, n_in) · W^T with W in r16 layout `wp`.
 // Multithreaded over row groups through pool (may be NULL). Allocates nothing.
-void e2h_r16_matmul_ref(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *wp,
+void kern_r16_matmul_ref(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *wp,
                         int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch);
 // AVX-512 VNNI; only call where the CPU has AVX-512 F/BW/VL/DQ + VNNI.
-void e2h_r16_matmul_avx512(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *wp,
+void kern_r16_matmul_avx512(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *wp,
                            int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch);
 // Segmented / SwiGLU outputs (e2h_mm_out in kernels/ops.h); the swiglu of the ref is
-// e2h_swiglu_ref, that of the AVX-512 kernel e2h_swiglu_avx512 (each equals its ISA's
+// kern_swiglu_ref, that of the AVX-512 kernel kern_swiglu_avx512 (each equals its ISA's
 // matmul + swiglu). In swiglu mode n_out counts gate and up rows (2 × the output width, a
 // multiple of 32). Segment row counts other than the last must be multiples of 16.
-void e2h_r16_matmul_ex_ref(e2h_pool *pool, const e2h_mm_out *out, const float *x, const void *wp,
+void kern_r16_matmul_ex_ref(e2h_pool *pool, const e2h_mm_out *out, const float *x, const void *wp,
                            int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch);
-void e2h_r16_matmul_ex_avx512(e2h_pool *pool, const e2h_mm_out *out, const float *x, const void *wp,
+void kern_r16_matmul_ex_avx512(e2h_pool *pool, const e2h_mm_out *out, const float *x, const void *wp,
                               int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch);
 // One plain output: y (n_tok, ldy) gets all n_out columns.
 typedef void (*e2h_r16_ex_fn)(e2h_pool *, const e2h_mm_out *, const float *, const void *, int, int64_t,
                               int64_t, int64_t, void *);
-static inline void e2h_r16_matmul_plain(e2h_r16_ex_fn ex, e2h_pool *pool, float *y, int64_t ldy,
+static inline void kern_r16_matmul_plain(e2h_r16_ex_fn ex, e2h_pool *pool, float *y, int64_t ldy,
                                         const float *x, const void *wp, int wtype, int64_t n_tok,
                                         int64_t n_in, int64_t n_out, void *scratch) {
     const e2h_mm_seg seg = {y, ldy, n_out};
@@ -79,7 +79,7 @@ static inline void e2h_r16_matmul_plain(e2h_r16_ex_fn ex, e2h_pool *pool, float 
     ex(pool, &out, x, wp, wtype, n_tok, n_in, n_out, scratch);
 }
 // Where output row r of a plain e2h_mm_out goes: *y points at token 0's element.
-static inline float *e2h_mm_out_at(const e2h_mm_out *o, int64_t r, int64_t *ldy) {
+static inline float *kern_mm_out_at(const e2h_mm_out *o, int64_t r, int64_t *ldy) {
     int i = 0;
     while (i < o->n_segs - 1 && r >= o->segs[i].rows) r -= o->segs[i++].rows;
     *ldy = o->segs[i].ldy;
@@ -87,16 +87,16 @@ static inline float *e2h_mm_out_at(const e2h_mm_out *o, int64_t r, int64_t *ldy)
 }
 
 // ---- shared by ref and SIMD ----
-static inline int64_t e2h_r16_qbytes(int wtype) { return wtype == E2H_TYPE_Q8_0 ? 512 : 256; }
-static inline int64_t e2h_r16_sbytes(int wtype) { return wtype == E2H_TYPE_Q4_1 ? 64 : 32; }
-static inline int64_t e2h_r16_group_stride(int wtype, int64_t n_in) {
-    return (n_in / 32) * (e2h_r16_qbytes(wtype) + e2h_r16_sbytes(wtype));
+static inline int64_t kern_r16_qbytes(int wtype) { return wtype == E2H_TYPE_Q8_0 ? 512 : 256; }
+static inline int64_t kern_r16_sbytes(int wtype) { return wtype == E2H_TYPE_Q4_1 ? 64 : 32; }
+static inline int64_t kern_r16_group_stride(int wtype, int64_t n_in) {
+    return (n_in / 32) * (kern_r16_qbytes(wtype) + kern_r16_sbytes(wtype));
 }
-static inline int e2h_r16_offset(int wtype) { return wtype == E2H_TYPE_Q4_0 ? 8 : wtype == E2H_TYPE_Q8_0 ? 128 : 0; }
+static inline int kern_r16_offset(int wtype) { return wtype == E2H_TYPE_Q4_0 ? 8 : wtype == E2H_TYPE_Q8_0 ? 128 : 0; }
 
 // Scratch: per token the Q8_0 activation layout of kernels/quant.h (natural element order;
 // dx, sx arrays), then for all tokens int32 init[t][b] = -off·Σq over block b.
-// How a kernel quantizes its activations: the ref passes e2h_rmsnorm_ref + e2h_qx_quantize,
+// How a kernel quantizes its activations: the ref passes kern_rmsnorm_ref + kern_qx_quantize,
 // the AVX-512 kernel its byte-identical twins (so this shared driver, in kernels/ref, names
 // no SIMD function).
 typedef struct {
@@ -104,11 +104,11 @@ typedef struct {
     void (*quantize)(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_in,
                      void *scratch);
 } e2h_r16_act_ops;
-extern const e2h_r16_act_ops e2h_r16_act_ref;
+extern const e2h_r16_act_ops kern_r16_act_ref;
 // Quantizes tokens [t0, t1) with act, each row first through act->rmsnorm(row, norm_w, eps)
 // when norm_w is not NULL (rows of up to E2H_R16_NORM_MAX elements).
 #define E2H_R16_NORM_MAX 16384
-void e2h_r16_quantize(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_tok,
+void kern_r16_quantize(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_tok,
                       int64_t n_in, void *scratch, const e2h_r16_act_ops *act,
                       const float *norm_w, float eps);
 // The arguments of one r16 matmul call, shared by the ref and AVX-512 drivers.
@@ -123,12 +123,12 @@ typedef struct {
 } e2h_r16_args;
 // Pool body (args: e2h_r16_args *): quantizes this thread's slice of tokens, through the
 // fused RMSNorm when args->out->norm_w is set.
-void e2h_r16_quantize_fn(void *args, int ith, int nth);
-static inline int64_t e2h_r16_token_stride(int64_t n_in) {
-    return e2h_qx_token_stride(E2H_TYPE_Q8_0, n_in);
+void kern_r16_quantize_fn(void *args, int ith, int nth);
+static inline int64_t kern_r16_token_stride(int64_t n_in) {
+    return kern_qx_token_stride(E2H_TYPE_Q8_0, n_in);
 }
-static inline int32_t *e2h_r16_inits(void *scratch, int64_t n_tok, int64_t n_in) {
-    return (int32_t *)((uint8_t *)scratch + n_tok * e2h_r16_token_stride(n_in));
+static inline int32_t *kern_r16_inits(void *scratch, int64_t n_tok, int64_t n_in) {
+    return (int32_t *)((uint8_t *)scratch + n_tok * kern_r16_token_stride(n_in));
 }
 
 #endif

@@ -18,7 +18,7 @@ static inline float f32_from_bits(uint32_t u) {
     return f;
 }
 
-float e2h_f16_to_f32(e2h_f16 h) {
+float kern_f16_to_f32(e2h_f16 h) {
     const uint32_t w = (uint32_t)h << 16;
     const uint32_t sign = w & 0x80000000u;
     const uint32_t two_w = w + w;
@@ -30,7 +30,7 @@ float e2h_f16_to_f32(e2h_f16 h) {
     return f32_from_bits(r);
 }
 
-e2h_f16 e2h_f32_to_f16(float f) {
+e2h_f16 kern_f32_to_f16(float f) {
     // scale up then down so the float unit rounds the mantissa to 10 bits (and overflows to inf)
     float base = (fabsf(f) * 0x1.0p+112f) * 0x1.0p-110f;
     const uint32_t w = f32_bits(f);
@@ -46,9 +46,9 @@ e2h_f16 e2h_f32_to_f16(float f) {
     return (e2h_f16)((sign >> 16) | (shl1_w > 0xFF000000u ? 0x7E00u : nonsign));
 }
 
-float e2h_bf16_to_f32(e2h_bf16 h) { return f32_from_bits((uint32_t)h << 16); }
+float kern_bf16_to_f32(e2h_bf16 h) { return f32_from_bits((uint32_t)h << 16); }
 
-e2h_bf16 e2h_f32_to_bf16(float f) {
+e2h_bf16 kern_f32_to_bf16(float f) {
     uint32_t u = f32_bits(f);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (e2h_bf16)((u >> 16) | 0x40); // quiet NaN
     u += 0x7fffu + ((u >> 16) & 1); // round to nearest even
@@ -76,18 +76,18 @@ static const e2h_type_traits k_traits[E2H_TYPE_COUNT] = {
     [E2H_TYPE_Q8_K] = {"q8_K", E2H_QK_K, sizeof(e2h_block_q8_K), 1},
 };
 
-const e2h_type_traits *e2h_type_traits_get(int type) {
+const e2h_type_traits *kern_type_traits_get(int type) {
     if (type < 0 || type >= E2H_TYPE_COUNT || !k_traits[type].name) return NULL;
     return &k_traits[type];
 }
 
-size_t e2h_type_row_size(int type, int64_t n) {
+size_t kern_type_row_size(int type, int64_t n) {
     if (type < 0 || type >= E2H_TYPE_COUNT || !k_traits[type].name || n < 0) return 0;
     const e2h_type_traits *t = &k_traits[type];
     if (n % t->block_size) return 0;
     return (size_t)(n / t->block_size) * t->type_size;
 }
 
-int e2h_is_float_type(int type) {
+int kern_is_float_type(int type) {
     return type == E2H_TYPE_F32 || type == E2H_TYPE_F16 || type == E2H_TYPE_BF16;
 }

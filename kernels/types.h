@@ -97,15 +97,15 @@ typedef struct {
     int supported;     // 1 if matmul/dequantize are implemented for this type
 } e2h_type_traits;
 
-const e2h_type_traits *e2h_type_traits_get(int type); // NULL for unknown ids
+const e2h_type_traits *kern_type_traits_get(int type); // NULL for unknown ids
 // Bytes of a row of n elements; 0 if n is not a multiple of the block size or type unknown.
-size_t e2h_type_row_size(int type, int64_t n);
+size_t kern_type_row_size(int type, int64_t n);
 
 // ---- scalar conversions (exact, round-to-nearest-even) ----
-float e2h_f16_to_f32(e2h_f16 h);
-e2h_f16 e2h_f32_to_f16(float f);
-float e2h_bf16_to_f32(e2h_bf16 h);
-e2h_bf16 e2h_f32_to_bf16(float f);
+float kern_f16_to_f32(e2h_f16 h);
+e2h_f16 kern_f32_to_f16(float f);
+float kern_bf16_to_f32(e2h_bf16 h);
+e2h_bf16 kern_f32_to_bf16(float f);
 
 // ---- attention over a paged KV cache ----
 // K/V storage of one layer: blocks of `block_size` token slots,
@@ -130,11 +130,11 @@ typedef struct {
 // Causal attention: token i of seq s (position n_past + i) attends to positions
 // [0, n_past + i]. q and out are (n_tok, n_heads * head_dim); grouped-query by
 // n_heads / n_kv_heads. scale is 1/sqrt(head_dim). Multithreaded over (seq, head) pairs
-// through `pool`; scratch must hold e2h_attn_scratch_size(...) bytes.
+// through `pool`; scratch must hold kern_attn_scratch_size(...) bytes.
 typedef void (*e2h_attn_fn)(e2h_pool *pool, float *out, const float *q,
                             const e2h_attn_seq *seqs, int n_seqs, int n_heads,
                             const e2h_kv_layer_view *kv, float scale, void *scratch);
-int64_t e2h_attn_scratch_size(int n_threads, int n_heads, int head_dim, int max_ctx);
+int64_t kern_attn_scratch_size(int n_threads, int n_heads, int head_dim, int max_ctx);
 
 // ---- outputs of a fused matmul over row-interleaved weights (matmul_packed) ----
 // Plain: W's rows are split into consecutive segments, each written to its own array
@@ -159,6 +159,6 @@ typedef struct {
 } e2h_mm_out;
 
 // 1 for f32, f16, bf16 (the float kernels' types).
-int e2h_is_float_type(int type);
+int kern_is_float_type(int type);
 
 #endif

@@ -668,14 +668,14 @@ TEST(unsupported_types) {
     // a type the reader knows but the kernels do not support (if there is one)
     int unsup = -1;
     for (int ty = 0; ty < E2H_TYPE_COUNT && unsup < 0; ty++) {
-        const e2h_type_traits *tr = e2h_type_traits_get(ty);
+        const e2h_type_traits *tr = kern_type_traits_get(ty);
         if (tr && !tr->supported && tr->block_size == 32) unsup = ty;
     }
     if (unsup >= 0) {
         tm_build(&w, &o);
         gw_tensor *t = gw_find(&w, "blk.0.ffn_up.weight");
         t->type = unsup;
-        size_t nb = e2h_type_row_size(unsup, TM_DIM) * TM_HID;
+        size_t nb = kern_type_row_size(unsup, TM_DIM) * TM_HID;
         t->data = realloc(t->data, nb);
         memset(t->data, 0, nb);
         t->nbytes = nb;

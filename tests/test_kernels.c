@@ -45,7 +45,7 @@ static e2h_pool *g_pool2;
 static void tables_init(void) {
     const char *names[3] = {"ref", "avx2", "avx512"};
     for (int i = 0; i < 3; i++) {
-        const e2h_ops *o = e2h_ops_get(names[i]);
+        const e2h_ops *o = ops_get(names[i]);
         if (o) g_tables[g_n_tables++] = o;
         else printf("  (table %s not available on this CPU)\n", names[i]);
     }
@@ -73,7 +73,7 @@ TEST(f16_to_f32_all_values) {
     if (!has_f16c()) { printf("  skipped: no F16C\n"); return; }
     int bad = 0;
     for (uint32_t h = 0; h < 65536; h++) {
-        float a = e2h_f16_to_f32((e2h_f16)h), b = f16c_to_f32((uint16_t)h);
+        float a = kern_f16_to_f32((e2h_f16)h), b = f16c_to_f32((uint16_t)h);
         if (fbits(a) != fbits(b) && !(isnan(a) && isnan(b))) bad++;
     }
     CHECKF(bad == 0, "%d halves differ from F16C", bad);
@@ -86,17 +86,17 @@ TEST(f32_to_f16_matches_f16c) {
     float specials[] = {0.0f, -0.0f, 65504.0f, 65519.99f, 65520.0f, 1e-8f, 5.96e-8f, 2.98e-8f,
                         6.1e-5f, INFINITY, -INFINITY, 1.0f / 3.0f};
     for (unsigned i = 0; i < sizeof specials / sizeof *specials; i++)
-        if (e2h_f32_to_f16(specials[i]) != f16c_from_f32(specials[i])) bad++;
+        if (kern_f32_to_f16(specials[i]) != f16c_from_f32(specials[i])) bad++;
     for (int i = 0; i < 2000000; i++) {
         uint32_t u = rng_u32(&r) | (rng_u32(&r) << 16 & 0xffff0000u);
         // concentrate on the f16 range, including subnormals and overflow
         u = (u & 0x807fffffu) | ((uint32_t)(100 + rng_u32(&r) % 50) << 23);
         float f;
         memcpy(&f, &u, 4);
-        if (e2h_f32_to_f16(f) != f16c_from_f32(f)) bad++;
+        if (kern_f32_to_f16(f) != f16c_from_f32(f)) bad++;
     }
     CHECKF(bad == 0, "%d values differ from F16C", bad);
-    CHECK(isnan(e2h_f16_to_f32(e2h_f32_to_f16(NAN))));
+    CHECK(isnan(kern_f16_to_f32(kern_f32_to_f16(NAN))));
 }
 
 // bf16 oracle: nearest of the two truncation neighbours by exact double distance, ties even.
@@ -119,31 +119,31 @@ TEST(bf16_conversions) {
         u &= 0xff7fffffu; // finite values only
         float f;
         memcpy(&f, &u, 4);
-        if (e2h_f32_to_bf16(f) != bf16_oracle(f)) bad++;
+        if (kern_f32_to_bf16(f) != bf16_oracle(f)) bad++;
         uint16_t h = (uint16_t)rng_u32(&r);
-        if (fbits(e2h_bf16_to_f32(h)) != (uint32_t)h << 16) bad++;
+        if (fbits(kern_bf16_to_f32(h)) != (uint32_t)h << 16) bad++;
     }
     CHECKF(bad == 0, "%d mismatches", bad);
-    CHECK(isnan(e2h_bf16_to_f32(e2h_f32_to_bf16(NAN))));
-    CHECK(e2h_f32_to_bf16(1.0f) == 0x3f80);
+    CHECK(isnan(kern_bf16_to_f32(kern_f32_to_bf16(NAN))));
+    CHECK(kern_f32_to_bf16(1.0f) == 0x3f80);
 }
 
 TEST(type_traits) {
-    CHECK(e2h_type_row_size(E2H_TYPE_F32, 72) == 288);
-    CHECK(e2h_type_row_size(E2H_TYPE_F16, 72) == 144);
-    CHECK(e2h_type_row_size(E2H_TYPE_BF16, 5) == 10);
-    CHECK(e2h_type_row_size(E2H_TYPE_Q4_0, 64) == 36);
-    CHECK(e2h_type_row_size(E2H_TYPE_Q4_0, 65) == 0);
-    CHECK(e2h_type_row_size(E2H_TYPE_Q4_K, 512) == 288);
-    CHECK(e2h_type_row_size(39, 32) == 0);
-    CHECK(e2h_type_row_size(-1, 32) == 0);
-    CHECK(e2h_type_traits_get(4) == NULL);
-    CHECK(e2h_type_traits_get(1000) == NULL);
-    CHECK(e2h_type_traits_get(E2H_TYPE_BF16)->supported == 1);
-    CHECK(!strcmp(e2h_type_traits_get(E2H_TYPE_Q6_K)->name, "q6_K"));
-    CHECK(e2h_ops_get("nope") == NULL);
-    CHECK(e2h_ops_get("auto") != NULL);
-    CHECK(e2h_ops_ref() == e2h_ops_get("ref"));
+    CHECK(kern_type_row_size(E2H_TYPE_F32, 72) == 288);
+    CHECK(kern_type_row_size(E2H_TYPE_F16, 72) == 144);
+    CHECK(kern_type_row_size(E2H_TYPE_BF16, 5) == 10);
+    CHECK(kern_type_row_size(E2H_TYPE_Q4_0, 64) == 36);
+    CHECK(kern_type_row_size(E2H_TYPE_Q4_0, 65) == 0);
+    CHECK(kern_type_row_size(E2H_TYPE_Q4_K, 512) == 288);
+    CHECK(kern_type_row_size(39, 32) == 0);
+    CHECK(kern_type_row_size(-1, 32) == 0);
+    CHECK(kern_type_traits_get(4) == NULL);
+    CHECK(kern_type_traits_get(1000) == NULL);
+    CHECK(kern_type_traits_get(E2H_TYPE_BF16)->supported == 1);
+    CHECK(!strcmp(kern_type_traits_get(E2H_TYPE_Q6_K)->name, "q6_K"));
+    CHECK(ops_get("nope") == NULL);
+    CHECK(ops_get("auto") != NULL);
+    CHECK(ops_ref() == ops_get("ref"));
 }
 
 TEST(float_row_roundtrip) {
@@ -151,7 +151,7 @@ TEST(float_row_roundtrip) {
     float x[37], y[37];
     uint16_t h[37];
     fill(&r, x, 37, -3, 3);
-    const e2h_ops *o = e2h_ops_ref();
+    const e2h_ops *o = ops_ref();
     o->quantize_row(E2H_TYPE_F16, x, h, 37);
     o->dequantize_row(E2H_TYPE_F16, h, y, 37);
     for (int i = 0; i < 37; i++) CHECK(fabsf(x[i] - y[i]) <= 1e-3f * fabsf(x[i]) + 1e-7f);
@@ -164,12 +164,12 @@ TEST(float_row_roundtrip) {
 
 // ---- matmul ----
 static void *make_weights(rng *r, int wtype, int64_t n_out, int64_t n_in, float *wf) {
-    size_t row = e2h_type_row_size(wtype, n_in);
+    size_t row = kern_type_row_size(wtype, n_in);
     char *w = malloc(row * n_out);
     fill(r, wf, n_out * n_in, -1, 1);
     for (int64_t i = 0; i < n_out; i++) {
-        e2h_ops_ref()->quantize_row(wtype, wf + i * n_in, w + i * row, n_in);
-        e2h_ops_ref()->dequantize_row(wtype, w + i * row, wf + i * n_in, n_in); // exact values
+        ops_ref()->quantize_row(wtype, wf + i * n_in, w + i * row, n_in);
+        ops_ref()->dequantize_row(wtype, w + i * row, wf + i * n_in, n_in); // exact values
     }
     return w;
 }
@@ -365,7 +365,7 @@ typedef struct {
 } attn_case;
 
 static float kv_get(const attn_case *c, const void *base, int64_t idx) {
-    return c->kv_type == E2H_TYPE_F16 ? e2h_f16_to_f32(((const e2h_f16 *)base)[idx])
+    return c->kv_type == E2H_TYPE_F16 ? kern_f16_to_f32(((const e2h_f16 *)base)[idx])
                                       : ((const float *)base)[idx];
 }
 
@@ -410,9 +410,9 @@ static void attn_case_init(attn_case *c, rng *r, int hd, int n_heads, int n_kv, 
     c->v = malloc(kv_elems * es);
     float *tmp = malloc(sizeof(float) * kv_elems);
     fill(r, tmp, kv_elems, -1, 1);
-    e2h_ops_ref()->quantize_row(kv_type, tmp, c->k, kv_elems);
+    ops_ref()->quantize_row(kv_type, tmp, c->k, kv_elems);
     fill(r, tmp, kv_elems, -1, 1);
-    e2h_ops_ref()->quantize_row(kv_type, tmp, c->v, kv_elems);
+    ops_ref()->quantize_row(kv_type, tmp, c->v, kv_elems);
     free(tmp);
     c->q = malloc(sizeof(float) * tok * n_heads * hd);
     c->out = malloc(sizeof(float) * tok * n_heads * hd);
@@ -427,7 +427,7 @@ static void attn_case_free(attn_case *c) {
 static void attn_run(const attn_case *c, const e2h_ops *o, e2h_pool *pool, float *out,
                      const e2h_attn_seq *seqs, int n_seqs) {
     e2h_kv_layer_view kv = {c->k, c->v, c->kv_type, c->bs, c->n_kv, c->hd};
-    int64_t sz = e2h_attn_scratch_size(e2h_pool_size(pool), c->n_heads, c->hd, 4096);
+    int64_t sz = kern_attn_scratch_size(pool_size(pool), c->n_heads, c->hd, 4096);
     void *scratch = malloc(sz);
     o->attention(pool, out, c->q, seqs, n_seqs, c->n_heads, &kv, 1.0f / sqrtf((float)c->hd),
                  scratch);
@@ -576,13 +576,13 @@ TEST(attention_shared_prefix_decode) {
         }
         CHECK(attn_check_oracle(&c, all) == 0);
         // the cascade (shared blocks once for all sequences) against processing them per sequence
-        e2h_attn_phase_fn phase = !strcmp(g_tables[ti]->name, "avx512") ? e2h_attn_phase_avx512
-                                  : !strcmp(g_tables[ti]->name, "avx2") ? e2h_attn_phase_avx2
-                                                                        : e2h_attn_phase_ref;
+        e2h_attn_phase_fn phase = !strcmp(g_tables[ti]->name, "avx512") ? kern_attn_phase_avx512
+                                  : !strcmp(g_tables[ti]->name, "avx2") ? kern_attn_phase_avx2
+                                                                        : kern_attn_phase_ref;
         e2h_kv_layer_view kv = {c.k, c.v, c.kv_type, c.bs, c.n_kv, c.hd};
-        void *scratch = malloc(e2h_attn_scratch_size(2, c.n_heads, c.hd, 0));
+        void *scratch = malloc(kern_attn_scratch_size(2, c.n_heads, c.hd, 0));
         for (int cas = 0; cas < 2; cas++) {
-            e2h_attention_run(phase, cas, g_pool2, one, c.q, c.seqs, NS, c.n_heads, &kv,
+            kern_attention_run(phase, cas, g_pool2, one, c.q, c.seqs, NS, c.n_heads, &kv,
                               1.0f / sqrtf((float)c.hd), scratch);
             CHECKF(!memcmp(one, all, sizeof(float) * c.n_tok * ld), "%s cascade=%d", g_tables[ti]->name, cas);
         }
@@ -594,7 +594,7 @@ TEST(attention_shared_prefix_decode) {
 
 int main(void) {
     tables_init();
-    g_pool2 = e2h_pool_init(2);
+    g_pool2 = pool_init(2);
     RUN(f16_to_f32_all_values);
     RUN(f32_to_f16_matches_f16c);
     RUN(bf16_conversions);
@@ -610,6 +610,6 @@ int main(void) {
     RUN(attention_invariance);
     RUN(attention_long_context_decode);
     RUN(attention_shared_prefix_decode);
-    e2h_pool_free(g_pool2);
+    pool_free(g_pool2);
     return TEST_SUMMARY();
 }

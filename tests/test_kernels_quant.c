@@ -53,7 +53,7 @@ static float rnd_normal(void) {
 }
 
 static const char *type_name(int t) {
-    const e2h_type_traits *tr = e2h_type_traits_get(t);
+    const e2h_type_traits *tr = kern_type_traits_get(t);
     return tr && tr->name ? tr->name : "?";
 }
 
@@ -70,9 +70,9 @@ static void check_deq_fixture(const char *name) {
     memcpy(hdr, buf + 4, 16);
     const uint32_t type = hdr[0], nb = hdr[1], bsz = hdr[2], bel = hdr[3];
     CHECK(memcmp(buf, "E2HD", 4) == 0 && len == 20 + (size_t)nb * bsz + (size_t)nb * bel * 4);
-    CHECK(e2h_type_row_size((int)type, bel) == bsz);
+    CHECK(kern_type_row_size((int)type, bel) == bsz);
     float *out = malloc((size_t)nb * bel * 4);
-    e2h_dequantize_row_ref((int)type, buf + 20, out, (int64_t)nb * bel);
+    kern_dequantize_row_ref((int)type, buf + 20, out, (int64_t)nb * bel);
     const uint8_t *want = buf + 20 + (size_t)nb * bsz;
     int bad = 0;
     for (size_t i = 0; i < (size_t)nb * bel; i++) {
@@ -103,7 +103,7 @@ TEST(dequant_q8_K) {
     b[1].d = 1e-30f;
     for (int i = 0; i < 256; i++) b[0].qs[i] = (int8_t)(i - 128), b[1].qs[i] = (int8_t)(127 - i % 255);
     float y[512];
-    e2h_dequantize_row_ref(E2H_TYPE_Q8_K, b, y, 512);
+    kern_dequantize_row_ref(E2H_TYPE_Q8_K, b, y, 512);
     for (int i = 0; i < 512; i++) CHECK(y[i] == b[i / 256].d * (float)b[i / 256].qs[i % 256]);
 }
 
@@ -112,7 +112,7 @@ TEST(half_conversion) {
     int bad = 0;
     for (uint32_t h = 0; h < 65536; h++) {
         if ((h & 0x7c00) == 0x7c00) continue;
-        if (e2h_q_f2h(e2h_q_h2f((uint16_t)h)) != h) bad++;
+        if (kern_q_f2h(kern_q_h2f((uint16_t)h)) != h) bad++;
     }
     CHECKF(bad == 0, "%d halves do not round-trip", bad);
     // random floats: round to nearest even, compared with the compiler's _Float16
@@ -125,7 +125,7 @@ TEST(half_conversion) {
         test_half h = test_half_from(f);
         uint16_t want;
         memcpy(&want, &h, 2);
-        if (e2h_q_f2h(f) != want) bad++;
+        if (kern_q_f2h(f) != want) bad++;
     }
     CHECKF(bad == 0, "%d floats round differently from _Float16", bad);
 }
@@ -163,8 +163,8 @@ static void check_quant_fixture(const char *name, int type) {
     memcpy(x, buf + 16, (size_t)n * 4);
     const uint8_t *want = buf + 16 + (size_t)n * 4;
     uint8_t *got = calloc(1, nbytes);
-    e2h_quantize_row_ref(type, x, got, n);
-    const size_t bsz = e2h_type_row_size(type, 32);
+    kern_quantize_row_ref(type, x, got, n);
+    const size_t bsz = kern_type_row_size(type, 32);
     int scale_bad = 0, lev_off1 = 0, lev_bad = 0;
     for (uint32_t b = 0; b < n / 32; b++) {
         const uint8_t *g = got + b * bsz, *w = want + b * bsz;
@@ -208,16 +208,16 @@ TEST(quantize_round_trip) {
     uint8_t *q = malloc(n * 2);
     for (int64_t i = 0; i < n; i++) x[i] = rnd_normal() * (1.0f + (float)(i / 256));
     for (int i = 0; i < 9; i++) {
-        e2h_quantize_row_ref(types[i], x, q, n);
-        e2h_dequantize_row_ref(types[i], q, y, n);
+        kern_quantize_row_ref(types[i], x, q, n);
+        kern_dequantize_row_ref(types[i], q, y, n);
         double se = 0, sx = 0;
         for (int64_t j = 0; j < n; j++) se += (double)(y[j] - x[j]) * (y[j] - x[j]), sx += (double)x[j] * x[j];
         double rel = sqrt(se / sx);
         CHECKF(rel < max_rel[i], "%s: relative rms error %.4f >= %.4f", type_name(types[i]), rel, max_rel[i]);
         // zeros quantize to exact zeros
         float z[256] = {0}, zz[256];
-        e2h_quantize_row_ref(types[i], z, q, 256);
-        e2h_dequantize_row_ref(types[i], q, zz, 256);
+        kern_quantize_row_ref(types[i], z, q, 256);
+        kern_dequantize_row_ref(types[i], q, zz, 256);
         for (int j = 0; j < 256; j++) CHECK(zz[j] == 0.0f);
     }
     free(x);
@@ -239,19 +239,19 @@ typedef struct {
 static void mm_case_init(mm_case *c, int type, int64_t n_tok, int64_t n_in, int64_t n_out) {
     c->type = type;
     c->n_tok = n_tok, c->n_in = n_in, c->n_out = n_out;
-    const size_t rs = e2h_type_row_size(type, n_in);
+    const size_t rs = kern_type_row_size(type, n_in);
     c->x = malloc((size_t)(n_tok * n_in) * 4);
     c->w = malloc(rs * (size_t)n_out);
     c->wf = malloc((size_t)(n_out * n_in) * 4);
     float *tmp = malloc((size_t)n_in * 4);
     for (int64_t r = 0; r < n_out; r++) {
         for (int64_t i = 0; i < n_in; i++) tmp[i] = rnd_normal() * (0.5f + (float)((i / 32 + r) % 5));
-        e2h_quantize_row_ref(type, tmp, c->w + r * rs, n_in);
-        e2h_dequantize_row_ref(type, c->w + r * rs, c->wf + r * n_in, n_in);
+        kern_quantize_row_ref(type, tmp, c->w + r * rs, n_in);
+        kern_dequantize_row_ref(type, c->w + r * rs, c->wf + r * n_in, n_in);
     }
     for (int64_t i = 0; i < n_tok * n_in; i++) c->x[i] = rnd_normal() * (1.0f + (float)((i / 64) % 3));
     c->x[0] = 40.0f; // an outlier, as real activations have
-    c->scratch = aligned_alloc(64, (size_t)((e2h_qmatmul_scratch_size(type, n_tok, n_in) + 63) / 64 * 64));
+    c->scratch = aligned_alloc(64, (size_t)((kern_qmatmul_scratch_size(type, n_tok, n_in) + 63) / 64 * 64));
     free(tmp);
 }
 
@@ -269,7 +269,7 @@ static void mm_case_free(mm_case *c) {
 // 32 (d/2 + 127 e). Splitting w = dw qw + m (|m| <= max |w| of the block, as the min
 // element has level 0) bounds the block's error by (d/2 + 127 e) (Σ|w| + 64 max|w|).
 static double mm_bound(const mm_case *c, int64_t t, int64_t r) {
-    const int k = e2h_quant_is_k(c->type), bs = k ? 256 : 32;
+    const int k = kern_quant_is_k(c->type), bs = k ? 256 : 32;
     const int has_min = c->type == E2H_TYPE_Q4_1 || c->type == E2H_TYPE_Q5_1;
     const float *x = c->x + t * c->n_in, *w = c->wf + r * c->n_in;
     double bound = 0, mag = 0;
@@ -289,7 +289,7 @@ static double mm_bound(const mm_case *c, int64_t t, int64_t r) {
 
 // Variance of the activation-rounding error if it were uniform in [-d_x/2, d_x/2].
 static double mm_var(const mm_case *c, int64_t t, int64_t r) {
-    const int bs = e2h_quant_is_k(c->type) ? 256 : 32;
+    const int bs = kern_quant_is_k(c->type) ? 256 : 32;
     const float *x = c->x + t * c->n_in, *w = c->wf + r * c->n_in;
     double var = 0;
     for (int64_t b = 0; b < c->n_in / bs; b++) {
@@ -312,11 +312,11 @@ static void run_mm(qmm_fn fn, e2h_pool *pool, const mm_case *c, float *y, int64_
 }
 
 TEST(ref_matmul_vs_float_reference) {
-    e2h_pool *pool = e2h_pool_init(2);
+    e2h_pool *pool = pool_init(2);
     const int64_t shapes[][3] = {{3, 96, 5}, {7, 288, 13}, {1, 800, 6}};
     const int64_t kshapes[][3] = {{3, 256, 5}, {7, 768, 9}, {1, 1280, 4}};
     for (int ti = 0; ti < N_TYPES; ti++) {
-        const int k = e2h_quant_is_k(k_types[ti]);
+        const int k = kern_quant_is_k(k_types[ti]);
         double sum_e2 = 0, sum_var = 0;
         for (int s = 0; s < 3; s++) {
             const int64_t *sh = k ? kshapes[s] : shapes[s];
@@ -324,7 +324,7 @@ TEST(ref_matmul_vs_float_reference) {
             mm_case_init(&c, k_types[ti], sh[0], sh[1], sh[2]);
             const int64_t ldy = sh[2] + 3;
             float *y = calloc((size_t)(sh[0] * ldy), 4);
-            run_mm(e2h_qmatmul_ref, pool, &c, y, ldy, sh[0], c.x);
+            run_mm(kern_qmatmul_ref, pool, &c, y, ldy, sh[0], c.x);
             int bad = 0;
             for (int64_t t = 0; t < sh[0]; t++)
                 for (int64_t r = 0; r < sh[2]; r++) {
@@ -346,17 +346,17 @@ TEST(ref_matmul_vs_float_reference) {
         const double ratio = sqrt(sum_e2 / sum_var);
         CHECKF(ratio > 0.5 && ratio < 1.5, "%s: error rms / predicted rms = %.3f", type_name(k_types[ti]), ratio);
     }
-    e2h_pool_free(pool);
+    pool_free(pool);
 }
 
 // impl vs ref bit for bit, and batch/thread invariance of impl, on awkward shapes.
 static void check_impl(const char *impl_name, qmm_fn fn, int compare_ref) {
-    e2h_pool *pool1 = e2h_pool_init(1), *pool2 = e2h_pool_init(2);
+    e2h_pool *pool1 = pool_init(1), *pool2 = pool_init(2);
     const int64_t toks[] = {1, 3, 7, 17, 33};
     const int64_t ins32[] = {96, 288, 800}, insk[] = {256, 768, 1280};
     const int64_t outs[] = {1, 5, 13, 37};
     for (int ti = 0; ti < N_TYPES; ti++) {
-        const int k = e2h_quant_is_k(k_types[ti]);
+        const int k = kern_quant_is_k(k_types[ti]);
         for (int si = 0; si < 5; si++) {
             const int64_t n_tok = toks[si], n_in = k ? insk[si % 3] : ins32[si % 3], n_out = outs[si % 4] + (si == 4 ? 64 : 0);
             mm_case c;
@@ -365,7 +365,7 @@ static void check_impl(const char *impl_name, qmm_fn fn, int compare_ref) {
             float *y1 = malloc((size_t)n_out * 4);
             run_mm(fn, pool2, &c, y, n_out, n_tok, c.x);
             if (compare_ref) {
-                run_mm(e2h_qmatmul_ref, pool2, &c, yr, n_out, n_tok, c.x);
+                run_mm(kern_qmatmul_ref, pool2, &c, yr, n_out, n_tok, c.x);
                 int bad = 0;
                 for (int64_t i = 0; i < n_tok * n_out; i++) {
                     if (memcmp(&y[i], &yr[i], 4) && bad++ < 3)
@@ -391,18 +391,18 @@ static void check_impl(const char *impl_name, qmm_fn fn, int compare_ref) {
             mm_case_free(&c);
         }
     }
-    e2h_pool_free(pool1);
-    e2h_pool_free(pool2);
+    pool_free(pool1);
+    pool_free(pool2);
 }
 
-TEST(ref_batch_and_thread_invariance) { check_impl("ref", e2h_qmatmul_ref, 0); }
+TEST(ref_batch_and_thread_invariance) { check_impl("ref", kern_qmatmul_ref, 0); }
 
 TEST(avx2_matches_ref) {
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
         printf("  skipped: no AVX2\n");
         return;
     }
-    check_impl("avx2", e2h_qmatmul_avx2, 1);
+    check_impl("avx2", kern_qmatmul_avx2, 1);
 }
 
 TEST(avx512_matches_ref) {
@@ -410,7 +410,7 @@ TEST(avx512_matches_ref) {
         printf("  skipped: no AVX-512 VNNI\n");
         return;
     }
-    check_impl("avx512", e2h_qmatmul_avx512, 1);
+    check_impl("avx512", kern_qmatmul_avx512, 1);
 }
 
 // Awkward activations: ties of x/d at k + 0.5, NaN, inf, -0, subnormal and all-zero blocks,
@@ -441,19 +441,19 @@ TEST(avx512_activation_quant_matches_ref) {
     }
     const int64_t ins32[] = {32, 96, 288, 64}, insk[] = {256, 768, 1280, 512};
     for (int ti = 0; ti < N_TYPES; ti++) {
-        const int k = e2h_quant_is_k(k_types[ti]);
+        const int k = kern_quant_is_k(k_types[ti]);
         for (int si = 0; si < 4; si++) {
             for (int variant = 0; variant < 2; variant++) {
                 const int64_t n_in = k ? insk[si] : ins32[si], n_tok = 3;
-                const int64_t sz = e2h_qmatmul_scratch_size(k_types[ti], n_tok, n_in);
+                const int64_t sz = kern_qmatmul_scratch_size(k_types[ti], n_tok, n_in);
                 float *x = malloc((size_t)(n_tok * n_in) * 4);
                 uint8_t *a = aligned_alloc(64, (size_t)(sz + 63) / 64 * 64), *b = aligned_alloc(64, (size_t)(sz + 63) / 64 * 64);
                 fill_awkward_activations(x, n_tok * n_in, variant);
                 memset(a, 0xAB, (size_t)sz);
                 memset(b, 0xCD, (size_t)sz);
-                e2h_qx_quantize(k_types[ti], x, 0, n_tok, n_in, a);
-                e2h_qx_quantize_avx512(k_types[ti], x, 0, n_tok, n_in, b);
-                const int64_t used = n_tok * e2h_qx_token_stride(k_types[ti], n_in);
+                kern_qx_quantize(k_types[ti], x, 0, n_tok, n_in, a);
+                kern_qx_quantize_avx512(k_types[ti], x, 0, n_tok, n_in, b);
+                const int64_t used = n_tok * kern_qx_token_stride(k_types[ti], n_in);
                 int64_t first = -1;
                 for (int64_t i = 0; i < used && first < 0; i++)
                     if (a[i] != b[i]) first = i;
@@ -472,25 +472,25 @@ TEST(avx512_large_batch_matches_ref) {
         printf("  skipped: no AVX-512 VNNI\n");
         return;
     }
-    e2h_pool *pool = e2h_pool_init(2);
+    e2h_pool *pool = pool_init(2);
     for (int ti = 0; ti < N_TYPES; ti++) {
-        const int k = e2h_quant_is_k(k_types[ti]);
+        const int k = kern_quant_is_k(k_types[ti]);
         const int64_t n_tok = 70, n_in = k ? 768 : 320, n_out = 21, ldy = 23;
         mm_case c;
         mm_case_init(&c, k_types[ti], n_tok, n_in, n_out);
         float *y = calloc((size_t)(n_tok * ldy), 4), *yr = calloc((size_t)(n_tok * ldy), 4);
-        run_mm(e2h_qmatmul_avx512, pool, &c, y, ldy, n_tok, c.x);
-        run_mm(e2h_qmatmul_ref, pool, &c, yr, ldy, n_tok, c.x);
+        run_mm(kern_qmatmul_avx512, pool, &c, y, ldy, n_tok, c.x);
+        run_mm(kern_qmatmul_ref, pool, &c, yr, ldy, n_tok, c.x);
         CHECKF(memcmp(y, yr, (size_t)(n_tok * ldy) * 4) == 0, "%s: n_tok=70 differs from ref", type_name(c.type));
         free(y), free(yr);
         mm_case_free(&c);
     }
-    e2h_pool_free(pool);
+    pool_free(pool);
 }
 
 // ---------------------------------------------------------------- llama.cpp's activations
 
-// f16 bits -> float through the compiler's _Float16 (independent of e2h_q_h2f).
+// f16 bits -> float through the compiler's _Float16 (independent of kern_q_h2f).
 static float half_bits_to_float(const uint8_t *p) {
     test_half h;
     memcpy(&h, p, 2);
@@ -543,8 +543,8 @@ typedef void (*qx_fn)(int, const float *, int64_t, int64_t, int64_t, void *);
 // values, dx = half d, and (q8_1) sx = half s, exactly.
 static void check_act_scratch(const act_fixture *f, int type, qx_fn quant, const char *impl) {
     const int q81 = type == E2H_TYPE_Q4_1 || type == E2H_TYPE_Q5_1;
-    const int64_t n_in = f->n_in, nb = n_in / 32, nb2 = e2h_qx32_nb2(n_in), ts = e2h_qx_token_stride(type, n_in);
-    uint8_t *sc = aligned_alloc(64, (size_t)(e2h_qmatmul_scratch_size(type, f->rows, n_in) + 63) / 64 * 64);
+    const int64_t n_in = f->n_in, nb = n_in / 32, nb2 = kern_qx32_nb2(n_in), ts = kern_qx_token_stride(type, n_in);
+    uint8_t *sc = aligned_alloc(64, (size_t)(kern_qmatmul_scratch_size(type, f->rows, n_in) + 63) / 64 * 64);
     quant(type, f->x, 0, f->rows, n_in, sc);
     int bad_q = 0, bad_d = 0, bad_s = 0;
     for (uint32_t r = 0; r < f->rows; r++) {
@@ -582,8 +582,8 @@ TEST(activation_quant_matches_llamacpp) {
     const int simd = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
                      __builtin_cpu_supports("avx512vl");
     for (int i = 0; i < 5; i++) {
-        check_act_scratch(&f, types[i], e2h_qx_quantize, "ref");
-        if (simd) check_act_scratch(&f, types[i], e2h_qx_quantize_avx512, "avx512");
+        check_act_scratch(&f, types[i], kern_qx_quantize, "ref");
+        if (simd) check_act_scratch(&f, types[i], kern_qx_quantize_avx512, "avx512");
     }
     free(buf);
 }
@@ -619,8 +619,8 @@ TEST(matmul_matches_llamacpp_vec_dot) {
         const float *want = ti ? f.y80 : f.y41;
         const int64_t wbs = ti ? 34 : 20, abs_ = ti ? 34 : 36;
         float *y = malloc((size_t)f.rows * f.n_w * 4);
-        void *sc = aligned_alloc(64, (size_t)(e2h_qmatmul_scratch_size(type, f.rows, n_in) + 63) / 64 * 64);
-        e2h_qmatmul_ref(NULL, y, f.n_w, f.x, w, type, f.rows, n_in, f.n_w, sc);
+        void *sc = aligned_alloc(64, (size_t)(kern_qmatmul_scratch_size(type, f.rows, n_in) + 63) / 64 * 64);
+        kern_qmatmul_ref(NULL, y, f.n_w, f.x, w, type, f.rows, n_in, f.n_w, sc);
         int bad = 0;
         double worst = 0;
         for (uint32_t r = 0; r < f.rows; r++) {
@@ -642,13 +642,13 @@ TEST(matmul_matches_llamacpp_vec_dot) {
 }
 
 TEST(scratch_size_rejects_bad_shapes) {
-    CHECK(e2h_qmatmul_scratch_size(E2H_TYPE_Q4_0, 4, 100) < 0);
-    CHECK(e2h_qmatmul_scratch_size(E2H_TYPE_Q4_K, 4, 288) < 0);
-    CHECK(e2h_qmatmul_scratch_size(E2H_TYPE_Q2_K, 4, 256) < 0);
-    CHECK(e2h_qmatmul_scratch_size(E2H_TYPE_F32, 4, 256) < 0);
-    CHECK(e2h_qmatmul_scratch_size(999, 4, 256) < 0);
-    CHECK(e2h_qmatmul_scratch_size(E2H_TYPE_Q8_0, 4, 256) > 4 * 256);
-    CHECK(!e2h_quant_type_supported(E2H_TYPE_Q2_K) && e2h_quant_type_supported(E2H_TYPE_Q6_K));
+    CHECK(kern_qmatmul_scratch_size(E2H_TYPE_Q4_0, 4, 100) < 0);
+    CHECK(kern_qmatmul_scratch_size(E2H_TYPE_Q4_K, 4, 288) < 0);
+    CHECK(kern_qmatmul_scratch_size(E2H_TYPE_Q2_K, 4, 256) < 0);
+    CHECK(kern_qmatmul_scratch_size(E2H_TYPE_F32, 4, 256) < 0);
+    CHECK(kern_qmatmul_scratch_size(999, 4, 256) < 0);
+    CHECK(kern_qmatmul_scratch_size(E2H_TYPE_Q8_0, 4, 256) > 4 * 256);
+    CHECK(!kern_quant_type_supported(E2H_TYPE_Q2_K) && kern_quant_type_supported(E2H_TYPE_Q6_K));
 }
 
 int main(void) {

@@ -28,7 +28,7 @@ static uint32_t rnd_u32(void) {
 }
 static float rnd_sym(void) { return (rnd_u32() >> 8) * (2.0f / 16777216.0f) - 1.0f; }
 
-static int has_avx512(void) { return e2h_ops_get("avx512") != NULL; }
+static int has_avx512(void) { return ops_get("avx512") != NULL; }
 
 typedef struct {
     int type;
@@ -52,21 +52,21 @@ static void rcase_init(rcase *c, int type, int64_t n_tok, int64_t n_in, int64_t 
     c->n_tok = n_tok;
     c->n_in = n_in;
     c->n_out = n_out;
-    const size_t rs = e2h_type_row_size(type, n_in);
+    const size_t rs = kern_type_row_size(type, n_in);
     c->w = zalloc64(rs * (size_t)n_out);
     float *row = malloc(sizeof(float) * (size_t)n_in);
     for (int64_t r = 0; r < n_out; r++) {
         const float scale = (r % 7 == 3) ? 1e-3f : (r % 5 == 1) ? 30.0f : 1.0f;
         for (int64_t i = 0; i < n_in; i++) row[i] = scale * rnd_sym() + (type == E2H_TYPE_Q4_1 ? 0.3f * scale : 0.0f);
-        e2h_quantize_row_ref(type, row, c->w + r * rs, n_in);
+        kern_quantize_row_ref(type, row, c->w + r * rs, n_in);
     }
     free(row);
-    c->wp = zalloc64(e2h_r16_size(type, n_in, n_out));
-    e2h_r16_repack(NULL, type, c->w, n_in, n_out, c->wp);
+    c->wp = zalloc64(kern_r16_size(type, n_in, n_out));
+    kern_r16_repack(NULL, type, c->w, n_in, n_out, c->wp);
     c->x = malloc(sizeof(float) * (size_t)(n_tok * n_in));
     for (int64_t i = 0; i < n_tok * n_in; i++) c->x[i] = rnd_sym() * (i % 97 == 5 ? 50.0f : 1.0f);
-    c->scratch = zalloc64((size_t)e2h_r16_scratch_size(type, n_tok, n_in));
-    c->scratch_gguf = zalloc64((size_t)e2h_qmatmul_scratch_size(type, n_tok, n_in));
+    c->scratch = zalloc64((size_t)kern_r16_scratch_size(type, n_tok, n_in));
+    c->scratch_gguf = zalloc64((size_t)kern_qmatmul_scratch_size(type, n_tok, n_in));
 }
 
 static void rcase_free(rcase *c) {
@@ -80,11 +80,11 @@ static void rcase_free(rcase *c) {
 // Exact dot of dequantized weights with the dequantized int8 activations (as llama.cpp's
 // activations: q·dx, plus for q4_1 the min term m·sx), and the magnitude Σ|terms|.
 static double exact_dot(const rcase *c, const uint8_t *scratch, int64_t t, int64_t r, double *mag) {
-    const int64_t nb = c->n_in / 32, nb2 = e2h_qx32_nb2(c->n_in);
-    const uint8_t *tok = scratch + t * e2h_r16_token_stride(c->n_in);
+    const int64_t nb = c->n_in / 32, nb2 = kern_qx32_nb2(c->n_in);
+    const uint8_t *tok = scratch + t * kern_r16_token_stride(c->n_in);
     const int8_t *q = (const int8_t *)tok;
     const float *dx = (const float *)(tok + nb2 * 32), *sx = dx + nb2;
-    const size_t rs = e2h_type_row_size(c->type, c->n_in), bsz = e2h_type_row_size(c->type, 32);
+    const size_t rs = kern_type_row_size(c->type, c->n_in), bsz = kern_type_row_size(c->type, 32);
     double s = 0, m = 0;
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = c->w + r * rs + b * bsz;
@@ -96,10 +96,10 @@ static double exact_dot(const rcase *c, const uint8_t *scratch, int64_t t, int64
         if (c->type == E2H_TYPE_Q4_1) {
             uint16_t h;
             memcpy(&h, blk + 2, 2);
-            mw = e2h_q_h2f(h);
+            mw = kern_q_h2f(h);
             memset(tmp + 2, 0, 2);
         }
-        e2h_dequantize_row_ref(c->type, tmp, deq, 32);
+        kern_dequantize_row_ref(c->type, tmp, deq, 32);
         for (int e = 0; e < 32; e++) {
             const double term = (double)deq[e] * q[32 * b + e] * dx[b];
             s += term;
@@ -130,8 +130,8 @@ TEST(ref_matches_exact_and_gguf_ref) {
             rcase_init(&c, k_types[ti], k_shapes[si][0], k_shapes[si][1], k_shapes[si][2]);
             float *y = malloc(sizeof(float) * (size_t)(c.n_tok * c.n_out));
             float *yg = malloc(sizeof(float) * (size_t)(c.n_tok * c.n_out));
-            run_r16(e2h_r16_matmul_ref, NULL, &c, y, c.n_tok, 0);
-            e2h_qmatmul_ref(NULL, yg, c.n_out, c.x, c.w, c.type, c.n_tok, c.n_in, c.n_out, c.scratch_gguf);
+            run_r16(kern_r16_matmul_ref, NULL, &c, y, c.n_tok, 0);
+            kern_qmatmul_ref(NULL, yg, c.n_out, c.x, c.w, c.type, c.n_tok, c.n_in, c.n_out, c.scratch_gguf);
             int bad = 0;
             for (int64_t t = 0; t < c.n_tok && !bad; t++)
                 for (int64_t r = 0; r < c.n_out && !bad; r++) {
@@ -155,7 +155,7 @@ TEST(ref_matches_exact_and_gguf_ref) {
 // f on n tokens at once, and on each token alone, with 1 and 2 threads: all bit-identical,
 // and (when want is given) bit-identical to want.
 static int check_invariance(mm_fn f, rcase *c, const float *want) {
-    e2h_pool *p2 = e2h_pool_init(2);
+    e2h_pool *p2 = pool_init(2);
     const size_t ny = (size_t)(c->n_tok * c->n_out);
     float *ya = malloc(sizeof(float) * ny), *yb = malloc(sizeof(float) * ny), *y1 = malloc(sizeof(float) * ny);
     run_r16(f, NULL, c, ya, c->n_tok, 0);
@@ -166,7 +166,7 @@ static int check_invariance(mm_fn f, rcase *c, const float *want) {
     free(ya);
     free(yb);
     free(y1);
-    e2h_pool_free(p2);
+    pool_free(p2);
     return ok;
 }
 
@@ -175,7 +175,7 @@ TEST(ref_batch_and_thread_invariance) {
         for (size_t si = 0; si < sizeof k_shapes / sizeof *k_shapes; si++) {
             rcase c;
             rcase_init(&c, k_types[ti], k_shapes[si][0], k_shapes[si][1], k_shapes[si][2]);
-            CHECKF(check_invariance(e2h_r16_matmul_ref, &c, NULL), "type %d shape %zu", c.type, si);
+            CHECKF(check_invariance(kern_r16_matmul_ref, &c, NULL), "type %d shape %zu", c.type, si);
             rcase_free(&c);
         }
 }
@@ -192,8 +192,8 @@ TEST(avx512_bit_identical_to_ref) {
             rcase c;
             rcase_init(&c, k_types[ti], s[0], s[1], s[2]);
             float *want = malloc(sizeof(float) * (size_t)(c.n_tok * c.n_out));
-            run_r16(e2h_r16_matmul_ref, NULL, &c, want, c.n_tok, 0);
-            CHECKF(check_invariance(e2h_r16_matmul_avx512, &c, want), "type %d shape %lldx%lldx%lld", c.type,
+            run_r16(kern_r16_matmul_ref, NULL, &c, want, c.n_tok, 0);
+            CHECKF(check_invariance(kern_r16_matmul_avx512, &c, want), "type %d shape %lldx%lldx%lld", c.type,
                    (long long)s[0], (long long)s[1], (long long)s[2]);
             free(want);
             rcase_free(&c);
@@ -205,12 +205,12 @@ TEST(repack_layout) {
     // lane r%16, byte e%4, plus 128; its scale at the group's scale area.
     rcase c;
     rcase_init(&c, E2H_TYPE_Q8_0, 1, 64, 20);
-    const int64_t gs = e2h_r16_group_stride(E2H_TYPE_Q8_0, 64);
-    CHECK(e2h_r16_size(E2H_TYPE_Q8_0, 64, 20) == (size_t)(2 * gs));
+    const int64_t gs = kern_r16_group_stride(E2H_TYPE_Q8_0, 64);
+    CHECK(kern_r16_size(E2H_TYPE_Q8_0, 64, 20) == (size_t)(2 * gs));
     int ok = 1;
     for (int64_t r = 0; r < 20; r++)
         for (int e = 0; e < 64; e++) {
-            const e2h_block_q8_0 *blk = (const e2h_block_q8_0 *)(c.w + r * e2h_type_row_size(E2H_TYPE_Q8_0, 64)) + e / 32;
+            const e2h_block_q8_0 *blk = (const e2h_block_q8_0 *)(c.w + r * kern_type_row_size(E2H_TYPE_Q8_0, 64)) + e / 32;
             const uint8_t *g = c.wp + (r / 16) * gs;
             const uint8_t got = g[(e / 32) * 512 + ((e % 32) / 4) * 64 + (r % 16) * 4 + e % 4];
             ok &= got == (uint8_t)(blk->qs[e % 32] + 128);
@@ -234,7 +234,7 @@ typedef void (*rmsnorm_fn)(float *, const float *, const float *, int64_t, int64
 static int check_fused(mm_fn plain, mmx_fn ex, swiglu_fn sw, rmsnorm_fn rn, int norm, int type, int64_t n_tok,
                        int64_t n_in) {
     const int64_t rq = 48, rk = 16, rh = 64; // rows of q, k (= v), and gate (= up)
-    e2h_pool *p2 = e2h_pool_init(2);
+    e2h_pool *p2 = pool_init(2);
     rcase q, k, v, g, u;
     rcase_init(&q, type, n_tok, n_in, rq);
     rcase_init(&k, type, n_tok, n_in, rk);
@@ -249,14 +249,14 @@ static int check_fused(mm_fn plain, mmx_fn ex, swiglu_fn sw, rmsnorm_fn rn, int 
     memcpy(v.x, q.x, sizeof(float) * (size_t)(n_tok * n_in));
     memcpy(g.x, q.x, sizeof(float) * (size_t)(n_tok * n_in));
     memcpy(u.x, q.x, sizeof(float) * (size_t)(n_tok * n_in));
-    const int64_t gs = e2h_r16_group_stride(type, n_in);
-    uint8_t *wqkv = zalloc64(e2h_r16_size(type, n_in, rq + 2 * rk));
-    e2h_r16_repack_to(NULL, type, q.w, n_in, rq, wqkv, gs);
-    e2h_r16_repack_to(NULL, type, k.w, n_in, rk, wqkv + (rq / 16) * gs, gs);
-    e2h_r16_repack_to(NULL, type, v.w, n_in, rk, wqkv + ((rq + rk) / 16) * gs, gs);
-    uint8_t *wgu = zalloc64(e2h_r16_size(type, n_in, 2 * rh));
-    e2h_r16_repack_to(p2, type, g.w, n_in, rh, wgu, 2 * gs);
-    e2h_r16_repack_to(p2, type, u.w, n_in, rh, wgu + gs, 2 * gs);
+    const int64_t gs = kern_r16_group_stride(type, n_in);
+    uint8_t *wqkv = zalloc64(kern_r16_size(type, n_in, rq + 2 * rk));
+    kern_r16_repack_to(NULL, type, q.w, n_in, rq, wqkv, gs);
+    kern_r16_repack_to(NULL, type, k.w, n_in, rk, wqkv + (rq / 16) * gs, gs);
+    kern_r16_repack_to(NULL, type, v.w, n_in, rk, wqkv + ((rq + rk) / 16) * gs, gs);
+    uint8_t *wgu = zalloc64(kern_r16_size(type, n_in, 2 * rh));
+    kern_r16_repack_to(p2, type, g.w, n_in, rh, wgu, 2 * gs);
+    kern_r16_repack_to(p2, type, u.w, n_in, rh, wgu + gs, 2 * gs);
     float *yq = calloc((size_t)(n_tok * rq), 4), *yk = calloc((size_t)(n_tok * rk), 4), *yv = calloc((size_t)(n_tok * rk), 4);
     float *fq = calloc((size_t)(n_tok * rq), 4), *fk = calloc((size_t)(n_tok * rk), 4), *fv = calloc((size_t)(n_tok * rk), 4);
     float *yg = calloc((size_t)(n_tok * rh), 4), *yu = calloc((size_t)(n_tok * rh), 4), *fh = calloc((size_t)(n_tok * rh), 4);
@@ -280,7 +280,7 @@ static int check_fused(mm_fn plain, mmx_fn ex, swiglu_fn sw, rmsnorm_fn rn, int 
     free(raw), free(nw);
     free(yq), free(yk), free(yv), free(fq), free(fk), free(fv), free(yg), free(yu), free(fh), free(wqkv), free(wgu);
     rcase_free(&q), rcase_free(&k), rcase_free(&v), rcase_free(&g), rcase_free(&u);
-    e2h_pool_free(p2);
+    pool_free(p2);
     return ok;
 }
 
@@ -289,23 +289,23 @@ TEST(fused_qkv_swiglu_rmsnorm_equal_unfused) {
     for (size_t ti = 0; ti < sizeof k_types / sizeof *k_types; ti++)
         for (size_t si = 0; si < 3; si++)
             for (int norm = 0; norm < 2; norm++) {
-                CHECKF(check_fused(e2h_r16_matmul_ref, e2h_r16_matmul_ex_ref, e2h_swiglu_ref, e2h_rmsnorm_ref, norm,
+                CHECKF(check_fused(kern_r16_matmul_ref, kern_r16_matmul_ex_ref, kern_swiglu_ref, kern_rmsnorm_ref, norm,
                                    k_types[ti], shapes[si][0], shapes[si][1]),
                        "ref type %d shape %zu norm %d", k_types[ti], si, norm);
                 if (has_avx512())
-                    CHECKF(check_fused(e2h_r16_matmul_avx512, e2h_r16_matmul_ex_avx512, e2h_swiglu_avx512,
-                                       e2h_rmsnorm_avx512, norm, k_types[ti], shapes[si][0], shapes[si][1]),
+                    CHECKF(check_fused(kern_r16_matmul_avx512, kern_r16_matmul_ex_avx512, kern_swiglu_avx512,
+                                       kern_rmsnorm_avx512, norm, k_types[ti], shapes[si][0], shapes[si][1]),
                            "avx512 type %d shape %zu norm %d", k_types[ti], si, norm);
             }
 }
 
 TEST(rejects_bad_shapes) {
-    CHECK(e2h_r16_size(E2H_TYPE_Q4_0, 33, 16) == 0);
-    CHECK(e2h_r16_size(E2H_TYPE_Q4_K, 256, 16) == 0);
-    CHECK(e2h_r16_size(E2H_TYPE_Q4_0, 32, 0) == 0);
-    CHECK(e2h_r16_scratch_size(E2H_TYPE_Q4_1, 1, 48) < 0);
-    CHECK(e2h_r16_scratch_size(E2H_TYPE_Q5_0, 1, 64) < 0);
-    CHECK(!e2h_r16_supported(E2H_TYPE_F32));
+    CHECK(kern_r16_size(E2H_TYPE_Q4_0, 33, 16) == 0);
+    CHECK(kern_r16_size(E2H_TYPE_Q4_K, 256, 16) == 0);
+    CHECK(kern_r16_size(E2H_TYPE_Q4_0, 32, 0) == 0);
+    CHECK(kern_r16_scratch_size(E2H_TYPE_Q4_1, 1, 48) < 0);
+    CHECK(kern_r16_scratch_size(E2H_TYPE_Q5_0, 1, 64) < 0);
+    CHECK(!kern_r16_supported(E2H_TYPE_F32));
 }
 
 int main(void) {

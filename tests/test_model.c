@@ -429,7 +429,7 @@ TEST(alloc_large_alignment) {
     const size_t mib2 = (size_t)2 << 20;
     const size_t sizes[] = {0, 1, 100, mib2 - 1, mib2, 5 * mib2 + 3};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        uint8_t *p = e2h_alloc_large(sizes[i]);
+        uint8_t *p = util_alloc_large(sizes[i]);
         CHECKF(p != NULL, "size %zu", sizes[i]);
         if (!p) continue;
         const size_t align = sizes[i] >= mib2 ? mib2 : 64;
@@ -437,8 +437,8 @@ TEST(alloc_large_alignment) {
         if (sizes[i]) p[0] = 1, p[sizes[i] - 1] = 2;
         free(p);
     }
-    CHECK(e2h_alloc_large(SIZE_MAX) == NULL);
-    CHECK(e2h_alloc_large(E2H_ALLOC_LARGE_MAX + 1) == NULL);
+    CHECK(util_alloc_large(SIZE_MAX) == NULL);
+    CHECK(util_alloc_large(UTIL_ALLOC_LARGE_MAX + 1) == NULL);
 }
 
 int main(void) {

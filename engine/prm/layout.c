@@ -47,7 +47,7 @@ static e2h_status pb_grow(prm_build *b, int32_t need) {
 
 e2h_status pb_token(prm_build *b, int32_t id) {
     if (id < 0) {
-        e2h_errf(b->err, b->err_len, "layout: a protocol token is missing from the vocabulary");
+        fmt_errf(b->err, b->err_len, "layout: a protocol token is missing from the vocabulary");
         return E2H_ERR_TOKENIZER;
     }
     if (pb_grow(b, b->n + 1)) return E2H_ERR_NOMEM;
@@ -87,7 +87,7 @@ e2h_status pb_text(prm_build *b, const char *text, size_t len, int add_special,
     int32_t need = 0;
     e2h_status st = e2h_tokenize(b->tok, text, len, add_special, NULL, 0, &need);
     if (st) {
-        e2h_errf(b->err, b->err_len, "layout: tokenizing %zu bytes failed (%s)", len,
+        fmt_errf(b->err, b->err_len, "layout: tokenizing %zu bytes failed (%s)", len,
                  e2h_status_name(st));
         return st;
     }
@@ -105,7 +105,7 @@ e2h_status pb_text(prm_build *b, const char *text, size_t len, int add_special,
         !e2h_tokenize(b->tok, text, len, 0, NULL, 0, &plain) && plain < got)
         skip = 1;
     if (prm_map_offsets(b->tok, b->ids + base + skip, got - skip, marks, n_marks, mark_tok)) {
-        e2h_errf(b->err, b->err_len, "layout: the decoded tokens do not reproduce the text, "
+        fmt_errf(b->err, b->err_len, "layout: the decoded tokens do not reproduce the text, "
                  "cannot place the read positions");
         return E2H_ERR_TOKENIZER;
     }

@@ -21,7 +21,7 @@
 #include "prm_hooks.h"
 #include "prm_internal.h"
 
-#define PRM_ERR(e, st, ...) (e2h_errf((e)->last_err, sizeof (e)->last_err, __VA_ARGS__), (st))
+#define PRM_ERR(e, st, ...) (fmt_errf((e)->last_err, sizeof (e)->last_err, __VA_ARGS__), (st))
 
 typedef struct {
     int ref;

@@ -102,8 +102,8 @@ float prm_read_hidden(const e2h_prm *p, const float *h, float mean_lp) {
 
 void prm_output_row(const e2h_model *m, int32_t id, float *out) {
     const e2h_tensor *t = &m->output;
-    size_t row = e2h_type_row_size(t->type, t->n_in);
-    e2h_ops_ref()->dequantize_row(t->type, (const uint8_t *)t->data + (size_t)id * row, out, t->n_in);
+    size_t row = kern_type_row_size(t->type, t->n_in);
+    ops_ref()->dequantize_row(t->type, (const uint8_t *)t->data + (size_t)id * row, out, t->n_in);
 }
 
 e2h_status prm_plus_minus(e2h_prm *p, const char *plus, const char *minus, char *err,
@@ -125,7 +125,7 @@ e2h_status prm_plus_minus(e2h_prm *p, const char *plus, const char *minus, char 
     prm_output_row(p->model, p->minus_id, p->pm_rows + p->dim);
     return E2H_OK;
 bad:
-    e2h_errf(err, err_len, "%s: cannot find the \"+\" / \"-\" tokens in the tokenizer", p->proto->name);
+    fmt_errf(err, err_len, "%s: cannot find the \"+\" / \"-\" tokens in the tokenizer", p->proto->name);
     return E2H_ERR_TOKENIZER;
 }
 
@@ -138,7 +138,7 @@ e2h_status prm_read_mlp_head(e2h_prm *p, const char *path, const char *w1, const
         int64_t sh[2] = {0, 0};
         int nd = 0;
         if (prm_st_shape(path, w1, sh, &nd) || nd != 2 || sh[0] < 1 || sh[0] > (1 << 20)) {
-            e2h_errf(err, err_len, "%s: %s head: tensor '%s' is missing or not 2-D (this model "
+            fmt_errf(err, err_len, "%s: %s head: tensor '%s' is missing or not 2-D (this model "
                      "does not have the protocol's head)", path, p->proto->name, w1);
             return E2H_ERR_UNSUPPORTED;
         }
@@ -149,7 +149,7 @@ e2h_status prm_read_mlp_head(e2h_prm *p, const char *path, const char *w1, const
             return st;
     } else {
         if (!prm_st_has(path, w2)) {
-            e2h_errf(err, err_len, "%s: %s head: tensor '%s' is missing (this model does not "
+            fmt_errf(err, err_len, "%s: %s head: tensor '%s' is missing (this model does not "
                      "have the protocol's head)", path, p->proto->name, w2);
             return E2H_ERR_UNSUPPORTED;
         }
@@ -180,33 +180,33 @@ static e2h_status prm_load_head_file(e2h_prm *p, const char *path, char *err, si
     e2h_model_info pi;
     e2h_model_get_info(p->policy, &pi);
     if (!fmt || strcmp(fmt, "e2h-head")) {
-        e2h_errf(err, err_len, "%s: __metadata__ field 'format' must be \"e2h-head\"", path);
+        fmt_errf(err, err_len, "%s: __metadata__ field 'format' must be \"e2h-head\"", path);
     } else if (!ver || strcmp(ver, "1")) {
-        e2h_errf(err, err_len, "%s: __metadata__ field 'version': only \"1\" is supported", path);
+        fmt_errf(err, err_len, "%s: __metadata__ field 'version': only \"1\" is supported", path);
         st = E2H_ERR_UNSUPPORTED;
     } else if (!kind || (strcmp(kind, "linear") && strcmp(kind, "mlp"))) {
-        e2h_errf(err, err_len, "%s: __metadata__ field 'kind' must be \"linear\" or \"mlp\"", path);
+        fmt_errf(err, err_len, "%s: __metadata__ field 'kind' must be \"linear\" or \"mlp\"", path);
     } else if (!dim || atoi(dim) != pi.dim) {
-        e2h_errf(err, err_len, "%s: __metadata__ field 'dim' is %s but the policy's dim is %d", path,
+        fmt_errf(err, err_len, "%s: __metadata__ field 'dim' is %s but the policy's dim is %d", path,
                  dim ? dim : "missing", pi.dim);
         st = E2H_ERR_SHAPE;
     } else if (!mid || strlen(mid) != 32) {
-        e2h_errf(err, err_len, "%s: __metadata__ field 'model_id' must be 32 hex characters", path);
+        fmt_errf(err, err_len, "%s: __metadata__ field 'model_id' must be 32 hex characters", path);
     } else if (strcmp(mid, pi.model_id) && strspn(mid, "0") != 32) {
         // all zeros: a head made without a model id (checked by dim only)
-        e2h_errf(err, err_len, "%s: __metadata__ field 'model_id' %s does not match the policy's "
+        fmt_errf(err, err_len, "%s: __metadata__ field 'model_id' %s does not match the policy's "
                  "model id %s (the head was trained on another policy)", path, mid, pi.model_id);
         st = E2H_ERR_INVALID_ARG;
     } else if ((layer && strcmp(layer, "final")) || (pool && strcmp(pool, "last")) ||
                (act && strcmp(act, "relu"))) {
-        e2h_errf(err, err_len, "%s: __metadata__: only layer \"final\", pooling \"last\", "
+        fmt_errf(err, err_len, "%s: __metadata__: only layer \"final\", pooling \"last\", "
                  "activation \"relu\" are supported", path);
         st = E2H_ERR_UNSUPPORTED;
     } else if (delim && strcmp(delim, "\n\n")) {
-        e2h_errf(err, err_len, "%s: __metadata__ field 'step_delimiter': only \"\\n\\n\"", path);
+        fmt_errf(err, err_len, "%s: __metadata__ field 'step_delimiter': only \"\\n\\n\"", path);
         st = E2H_ERR_UNSUPPORTED;
     } else if (feat && strcmp(feat, "hidden") && strcmp(feat, "hidden+mean_logprob")) {
-        e2h_errf(err, err_len, "%s: __metadata__ field 'features' must be \"hidden\" or "
+        fmt_errf(err, err_len, "%s: __metadata__ field 'features' must be \"hidden\" or "
                  "\"hidden+mean_logprob\"", path);
         st = E2H_ERR_UNSUPPORTED;
     } else {
@@ -245,7 +245,7 @@ static const char *prm_detect(const char *path) {
     if (path_is_dir(path)) {
         char cp[2048];
         snprintf(cp, sizeof cp, "%s/config.json", path);
-        if (e2h_read_file(cp, &text, NULL, err, sizeof err) == E2H_OK) cfg = cJSON_Parse(text);
+        if (fmt_read_file(cp, &text, NULL, err, sizeof err) == E2H_OK) cfg = cJSON_Parse(text);
         const char *arch = NULL;
         const cJSON *a = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(cfg, "architectures"), 0);
         if (cJSON_IsString(a)) arch = a->valuestring;
@@ -284,7 +284,7 @@ static const char *prm_detect(const char *path) {
 
 static e2h_status prm_check_lm_head(e2h_prm *p, const e2h_model *m, char *err, size_t err_len) {
     if (m->no_lm_head) {
-        e2h_errf(err, err_len, "%s: the model (%s) has no lm_head, but protocol %s reads the "
+        fmt_errf(err, err_len, "%s: the model (%s) has no lm_head, but protocol %s reads the "
                  "LM's logits (use qwen-prm / value-head for reward-model classes)", m->path,
                  m->cfg.arch, p->name);
         return E2H_ERR_UNSUPPORTED;
@@ -299,18 +299,18 @@ e2h_status e2h_prm_load(const char *path, const e2h_model *policy, const e2h_prm
     e2h_prm_opts o = opts ? *opts : e2h_prm_opts_default();
     const char *name = o.protocol && *o.protocol ? o.protocol : prm_detect(path);
     if (!name) {
-        e2h_errf(err, err_len, "%s: cannot tell the PRM protocol from its config.json / name; "
+        fmt_errf(err, err_len, "%s: cannot tell the PRM protocol from its config.json / name; "
                  "pass one (--prm-protocol): " PRM_PROTOCOL_LIST, path);
         return E2H_ERR_INVALID_ARG;
     }
     int variant;
     const prm_protocol *proto = prm_find(name, &variant);
     if (!proto) {
-        e2h_errf(err, err_len, "--prm-protocol: unknown protocol '%s' (known: " PRM_PROTOCOL_LIST ")", name);
+        fmt_errf(err, err_len, "--prm-protocol: unknown protocol '%s' (known: " PRM_PROTOCOL_LIST ")", name);
         return E2H_ERR_INVALID_ARG;
     }
     if (!(o.beta >= 0) || !isfinite(o.beta)) {
-        e2h_errf(err, err_len, "PRM beta must be a finite number >= 0");
+        fmt_errf(err, err_len, "PRM beta must be a finite number >= 0");
         return E2H_ERR_INVALID_ARG;
     }
     e2h_prm *p = calloc(1, sizeof *p);
@@ -323,14 +323,14 @@ e2h_status e2h_prm_load(const char *path, const e2h_model *policy, const e2h_prm
     e2h_status st = E2H_OK;
     if (!proto->needs_model) {
         if (!policy) {
-            e2h_errf(err, err_len, "%s: protocol head needs the policy model (--policy)", path);
+            fmt_errf(err, err_len, "%s: protocol head needs the policy model (--policy)", path);
             st = E2H_ERR_INVALID_ARG;
         } else {
             p->policy = policy;
             p->tok = e2h_model_tokenizer(policy);
             st = prm_load_head_file(p, path, err, err_len);
             if (!st && !p->tok) {
-                e2h_errf(err, err_len, "protocol head: the policy has no tokenizer");
+                fmt_errf(err, err_len, "protocol head: the policy has no tokenizer");
                 st = E2H_ERR_TOKENIZER;
             }
         }
@@ -340,7 +340,7 @@ e2h_status e2h_prm_load(const char *path, const e2h_model *policy, const e2h_prm
     p->tok = e2h_model_tokenizer(p->model);
     p->dim = p->model->cfg.dim;
     if (!p->tok) {
-        e2h_errf(err, err_len, "%s: the PRM has no tokenizer (tokenizer.json)", path);
+        fmt_errf(err, err_len, "%s: the PRM has no tokenizer (tokenizer.json)", path);
         st = E2H_ERR_TOKENIZER;
         goto done;
     }
@@ -349,13 +349,13 @@ e2h_status e2h_prm_load(const char *path, const e2h_model *policy, const e2h_prm
         if ((st = prm_check_lm_head(p, p->model, err, err_len))) goto done;
     if (proto->read == PRM_READ_IMPLICIT) {
         if (!o.ref_model) {
-            e2h_errf(err, err_len, "protocol implicit needs the reference model (--prm-ref)");
+            fmt_errf(err, err_len, "protocol implicit needs the reference model (--prm-ref)");
             st = E2H_ERR_INVALID_ARG;
             goto done;
         }
         if ((st = e2h_model_load(o.ref_model, &o.load, &p->ref, err, err_len))) goto done;
         if (p->ref->cfg.vocab_size != p->model->cfg.vocab_size) {
-            e2h_errf(err, err_len, "%s: the reference model's vocabulary (%d) differs from the "
+            fmt_errf(err, err_len, "%s: the reference model's vocabulary (%d) differs from the "
                      "PRM's (%d)", o.ref_model, p->ref->cfg.vocab_size, p->model->cfg.vocab_size);
             st = E2H_ERR_SHAPE;
             goto done;

@@ -48,7 +48,7 @@ static e2h_status qwen_prepare(struct e2h_prm *p, char *err, size_t err_len) {
     e2h_status st = prm_read_mlp_head(p, NULL, "score.0.weight", "score.0.bias", "score.2.weight",
                                       "score.2.bias", 2, err, err_len);
     if (!st && pb_single_token(p->tok, "<extra_0>") < 0) {
-        e2h_errf(err, err_len, "qwen-prm: the tokenizer has no single token \"<extra_0>\"");
+        fmt_errf(err, err_len, "qwen-prm: the tokenizer has no single token \"<extra_0>\"");
         return E2H_ERR_TOKENIZER;
     }
     return st;

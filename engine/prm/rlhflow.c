@@ -63,7 +63,7 @@ static e2h_status rlhf_layout(const struct e2h_prm *p, prm_build *b, const char 
 
 static e2h_status rlhf_prepare(struct e2h_prm *p, char *err, size_t err_len) {
     if (pb_single_token(p->tok, "<|begin_of_text|>") < 0 || pb_single_token(p->tok, "<|eot_id|>") < 0) {
-        e2h_errf(err, err_len, "rlhflow: the tokenizer lacks the Llama-3 special tokens "
+        fmt_errf(err, err_len, "rlhflow: the tokenizer lacks the Llama-3 special tokens "
                  "<|begin_of_text|> / <|eot_id|>");
         return E2H_ERR_TOKENIZER;
     }

@@ -19,25 +19,25 @@ static cJSON *st_header(FILE *f, const char *file, uint64_t *data_off, uint64_t 
                         char *err, size_t err_len) {
     struct stat sb;
     if (fstat(fileno(f), &sb) || sb.st_size < 8) {
-        e2h_errf(err, err_len, "%s: too short for a safetensors header", file);
+        fmt_errf(err, err_len, "%s: too short for a safetensors header", file);
         return NULL;
     }
     uint8_t h8[8];
     if (fread(h8, 1, 8, f) != 8) {
-        e2h_errf(err, err_len, "%s: cannot read the header length", file);
+        fmt_errf(err, err_len, "%s: cannot read the header length", file);
         return NULL;
     }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | h8[i];
     if (hlen > (uint64_t)sb.st_size - 8 || hlen > (100u << 20)) {
-        e2h_errf(err, err_len, "%s: header length %llu is larger than the file", file,
+        fmt_errf(err, err_len, "%s: header length %llu is larger than the file", file,
                  (unsigned long long)hlen);
         return NULL;
     }
     char *js = malloc(hlen + 1);
     if (!js || fread(js, 1, hlen, f) != hlen) {
         free(js);
-        e2h_errf(err, err_len, "%s: cannot read the header", file);
+        fmt_errf(err, err_len, "%s: cannot read the header", file);
         return NULL;
     }
     js[hlen] = 0;
@@ -45,7 +45,7 @@ static cJSON *st_header(FILE *f, const char *file, uint64_t *data_off, uint64_t 
     free(js);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        e2h_errf(err, err_len, "%s: header is not a JSON object", file);
+        fmt_errf(err, err_len, "%s: header is not a JSON object", file);
         return NULL;
     }
     *data_off = 8 + hlen;
@@ -59,7 +59,7 @@ static e2h_status st_open(const char *path, st_index *ix, char *err, size_t err_
     memset(ix, 0, sizeof *ix);
     struct stat sb;
     if (stat(path, &sb)) {
-        e2h_errf(err, err_len, "%s: no such file or directory", path);
+        fmt_errf(err, err_len, "%s: no such file or directory", path);
         return E2H_ERR_IO;
     }
     if (!S_ISDIR(sb.st_mode)) return st_index_add_file(ix, path, err, err_len);
@@ -94,7 +94,7 @@ int prm_st_shape(const char *path, const char *name, int64_t shape[2], int *nd) 
 char *prm_st_metadata(const char *file, char *err, size_t err_len) {
     FILE *f = fopen(file, "rb");
     if (!f) {
-        e2h_errf(err, err_len, "%s: cannot open", file);
+        fmt_errf(err, err_len, "%s: cannot open", file);
         return NULL;
     }
     uint64_t off, size;
@@ -103,7 +103,7 @@ char *prm_st_metadata(const char *file, char *err, size_t err_len) {
     if (!root) return NULL;
     const cJSON *md = cJSON_GetObjectItemCaseSensitive(root, "__metadata__");
     char *s = cJSON_IsObject(md) ? cJSON_PrintUnformatted(md) : NULL;
-    if (!s) e2h_errf(err, err_len, "%s: no __metadata__ object in the header", file);
+    if (!s) fmt_errf(err, err_len, "%s: no __metadata__ object in the header", file);
     cJSON_Delete(root);
     return s;
 }
@@ -115,12 +115,12 @@ e2h_status prm_st_read(const char *path, const char *name, int64_t rows, int64_t
     e2h_status st = st_open(path, &ix, err, err_len);
     const st_tensor *t = st ? NULL : st_find(&ix, name);
     if (!st && !t) {
-        e2h_errf(err, err_len, "%s: tensor '%s' is missing", path, name);
+        fmt_errf(err, err_len, "%s: tensor '%s' is missing", path, name);
         st = E2H_ERR_SHAPE;
     }
     int want = cols > 0 ? 2 : 1;
     if (!st && (t->n_dims != want || t->shape[0] != rows || (want == 2 && t->shape[1] != cols))) {
-        e2h_errf(err, err_len, "%s: tensor '%s' has shape [%lld%s%lld] (%d dims), expected [%lld%s%lld]",
+        fmt_errf(err, err_len, "%s: tensor '%s' has shape [%lld%s%lld] (%d dims), expected [%lld%s%lld]",
                  t->file, name, (long long)t->shape[0], t->n_dims > 1 ? ", " : "",
                  t->n_dims > 1 ? (long long)t->shape[1] : 0LL, t->n_dims, (long long)rows,
                  want > 1 ? ", " : "", want > 1 ? (long long)cols : 0LL);
@@ -130,7 +130,7 @@ e2h_status prm_st_read(const char *path, const char *name, int64_t rows, int64_t
         int64_t n = rows * (cols > 0 ? cols : 1);
         float *v = malloc((size_t)n * sizeof *v);
         if (!v) st = E2H_ERR_NOMEM;
-        else e2h_convert_to_f32(t->type, t->data, v, n), *out = v;
+        else util_convert_to_f32(t->type, t->data, v, n), *out = v;
     }
     st_index_free(&ix);
     return st;

@@ -39,7 +39,7 @@ static e2h_status value_layout(const struct e2h_prm *p, prm_build *b, const char
 static e2h_status value_prepare(struct e2h_prm *p, char *err, size_t err_len) {
     int32_t ids[8], n = 0;
     if (e2h_tokenize(p->tok, "\n", 1, 0, ids, 8, &n) || n < 1) {
-        e2h_errf(err, err_len, "value-head: cannot tokenize the step token \"\\n\"");
+        fmt_errf(err, err_len, "value-head: cannot tokenize the step token \"\\n\"");
         return E2H_ERR_TOKENIZER;
     }
     p->tag_id = ids[n - 1];

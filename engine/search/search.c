@@ -365,38 +365,38 @@ static e2h_status srch_check_opts(e2h_engine *e, const e2h_search_opts *o) {
     char *err = e->last_err;
     size_t el = sizeof e->last_err;
     if (!e2h_search_method_name(o->method)) {
-        e2h_errf(err, el, "search: unknown method %d", (int)o->method);
+        fmt_errf(err, el, "search: unknown method %d", (int)o->method);
         return E2H_ERR_INVALID_ARG;
     }
     if (o->n < 1 || o->n > 4096) {
-        e2h_errf(err, el, "search: n = %d outside [1, 4096]", o->n);
+        fmt_errf(err, el, "search: n = %d outside [1, 4096]", o->n);
         return E2H_ERR_INVALID_ARG;
     }
     int uses_m = o->method == E2H_SEARCH_BEAM || o->method == E2H_SEARCH_DVTS;
     if (uses_m && (o->m < 1 || o->m > o->n || o->n % o->m)) {
-        e2h_errf(err, el, "search: beam width M = %d must divide N = %d (1 <= M <= N)", o->m, o->n);
+        fmt_errf(err, el, "search: beam width M = %d must divide N = %d (1 <= M <= N)", o->m, o->n);
         return E2H_ERR_INVALID_ARG;
     }
     if (o->max_rounds < 1 || o->max_rounds > 100000 || o->max_tokens < 1) {
-        e2h_errf(err, el, "search: max_rounds (%d) and max_tokens (%d) must be >= 1", o->max_rounds,
+        fmt_errf(err, el, "search: max_rounds (%d) and max_tokens (%d) must be >= 1", o->max_rounds,
                  (int)o->max_tokens);
         return E2H_ERR_INVALID_ARG;
     }
     if (!e2h_agg_name(o->agg_bon) || !e2h_agg_name(o->agg_weighted) || !e2h_agg_name(o->agg_search)) {
-        e2h_errf(err, el, "search: unknown aggregation");
+        fmt_errf(err, el, "search: unknown aggregation");
         return E2H_ERR_INVALID_ARG;
     }
     if (!(o->rebase_temperature > 0) || !isfinite(o->rebase_temperature)) {
-        e2h_errf(err, el, "search: REBASE temperature must be > 0");
+        fmt_errf(err, el, "search: REBASE temperature must be > 0");
         return E2H_ERR_INVALID_ARG;
     }
     if (srch_needs_scorer(o->method) && !o->score && !e2h_engine_prm(e)) {
-        e2h_errf(err, el, "search: method '%s' needs a step scorer (attach a PRM or pass opts.score)",
+        fmt_errf(err, el, "search: method '%s' needs a step scorer (attach a PRM or pass opts.score)",
                  e2h_search_method_name(o->method));
         return E2H_ERR_INVALID_ARG;
     }
     if (!e->model->tok) {
-        e2h_errf(err, el, "search: the policy model has no tokenizer (steps end at a text delimiter)");
+        fmt_errf(err, el, "search: the policy model has no tokenizer (steps end at a text delimiter)");
         return E2H_ERR_TOKENIZER;
     }
     return E2H_OK;
@@ -467,7 +467,7 @@ e2h_status e2h_search_run(e2h_engine *e, const int32_t *prompt, int32_t n_prompt
     if (!e || !out) return E2H_ERR_INVALID_ARG;
     memset(out, 0, sizeof *out);
     out->selected = -1;
-    double t0 = e2h_time_s();
+    double t0 = util_time_s();
     srch_ctx c;
     memset(&c, 0, sizeof c);
     c.e = e;
@@ -528,7 +528,7 @@ e2h_status e2h_search_run(e2h_engine *e, const int32_t *prompt, int32_t n_prompt
         // hidden states); else the policy tokens handed to the scorer
         out->prm_tokens = prm ? e2h_engine_prm_tokens(e) - prm0 : c.prm_tokens;
         out->rounds = c.rounds;
-        out->seconds = e2h_time_s() - t0;
+        out->seconds = util_time_s() - t0;
     }
     srch_ctx_free(&c);
     if (st) e2h_search_result_free(out);

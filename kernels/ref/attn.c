@@ -19,7 +19,7 @@ typedef struct {
     float *acc;             // (rows, head_dim)
     int64_t *r_off;         // (rows) q/out offset of each row
     int32_t *limit;         // (rows) last position each row sees
-    float *work;            // e2h_attn_work_floats(rows, head_dim): the phase kernel's
+    float *work;            // kern_attn_work_floats(rows, head_dim): the phase kernel's
 } attn_thread_buf;
 
 // Rows of one work item: up to E2H_ATTN_MAX_TOKENS query tokens x every head of a group
@@ -31,18 +31,18 @@ static int64_t attn_round16(int64_t n) { return (n + 15) / 16 * 16; }
 
 // Enough for both phase kinds: the chunked one (mb, lb, n_valid, accb, scores) and the
 // AVX-512 one (transposed q and state per 16-row group, f32 K/V tiles, K^T, p tile, n_valid).
-int64_t e2h_attn_work_floats(int64_t n_rows, int head_dim) {
+int64_t kern_attn_work_floats(int64_t n_rows, int head_dim) {
     const int64_t rp = attn_round16(n_rows), hp = attn_round16(head_dim);
     return rp * (2 * hp + 8) + 112 * hp + 1024;
 }
 
 static int64_t attn_per_thread_bytes(int n_heads, int head_dim) {
     const int64_t rp = attn_round16(attn_max_rows(n_heads));
-    const int64_t floats = rp * (head_dim + 2) + e2h_attn_work_floats(rp, head_dim);
+    const int64_t floats = rp * (head_dim + 2) + kern_attn_work_floats(rp, head_dim);
     return (floats * 4 + rp * (8 + 4) + 63) / 64 * 64 + 64;
 }
 
-int64_t e2h_attn_scratch_size(int n_threads, int n_heads, int head_dim, int max_ctx) {
+int64_t kern_attn_scratch_size(int n_threads, int n_heads, int head_dim, int max_ctx) {
     (void)max_ctx; // slots are processed in fixed-size chunks: context length does not matter
     if (n_threads < 1) n_threads = 1;
     return n_threads * attn_per_thread_bytes(n_heads, head_dim) + 64;
@@ -54,7 +54,7 @@ static attn_thread_buf attn_buf(void *scratch, int ith, int n_heads, int head_di
     const int64_t rp = attn_round16(attn_max_rows(n_heads));
     attn_thread_buf b;
     b.work = (float *)p; // first: keeps the 64-byte alignment the AVX-512 phase wants
-    b.acc = b.work + e2h_attn_work_floats(rp, head_dim);
+    b.acc = b.work + kern_attn_work_floats(rp, head_dim);
     b.m = b.acc + rp * head_dim;
     b.l = b.m + rp;
     b.r_off = (int64_t *)(void *)(b.l + rp); // 8-byte aligned: rp is a multiple of 16
@@ -116,7 +116,7 @@ static void attn_merge(const e2h_attn_phase *ph, const attn_chunk_buf *b, int he
 }
 
 // Blocks [blk0, blk1) of the table, chunk by chunk, merged in order.
-void e2h_attn_phase_chunked(const e2h_attn_phase *ph, e2h_attn_chunk_fn chunk) {
+void kern_attn_phase_chunked(const e2h_attn_phase *ph, e2h_attn_chunk_fn chunk) {
     const e2h_kv_layer_view *kv = ph->kv;
     const int hd = kv->head_dim, bs = kv->block_size, n = ph->n_rows;
     const size_t esize = kv->kv_type == E2H_TYPE_F16 ? 2 : 4;
@@ -147,7 +147,7 @@ void e2h_attn_phase_chunked(const e2h_attn_phase *ph, e2h_attn_chunk_fn chunk) {
     }
 }
 
-void e2h_attn_phase_ref(const e2h_attn_phase *ph) { e2h_attn_phase_chunked(ph, e2h_attn_chunk_ref); }
+void kern_attn_phase_ref(const e2h_attn_phase *ph) { kern_attn_phase_chunked(ph, kern_attn_chunk_ref); }
 
 // Runs the phase over blocks [blk0, blk1) of `table` for rows [r0, r1) of the item.
 static void attn_blocks(const attn_ctx *c, attn_thread_buf *b, int kh, const int32_t *table,
@@ -292,7 +292,7 @@ static int attn_find_cascades(const e2h_attn_seq *seqs, int n_seqs, int bs, int3
 
 #define ATTN_MAX_CASCADE_SEQS 1024
 
-void e2h_attention_run(e2h_attn_phase_fn phase, int cascade, e2h_pool *pool, float *out,
+void kern_attention_run(e2h_attn_phase_fn phase, int cascade, e2h_pool *pool, float *out,
                        const float *q, const e2h_attn_seq *seqs, int n_seqs, int n_heads,
                        const e2h_kv_layer_view *kv, float scale, void *scratch) {
     if (!kv || kv->n_kv_heads <= 0 || n_heads % kv->n_kv_heads || kv->block_size <= 0 ||
@@ -303,16 +303,16 @@ void e2h_attention_run(e2h_attn_phase_fn phase, int cascade, e2h_pool *pool, flo
     if (cascade && n_seqs > 1 && n_seqs <= ATTN_MAX_CASCADE_SEQS &&
         attn_find_cascades(seqs, n_seqs, kv->block_size, group, shared) > 0)
         c.cascade_group = group, c.cascade_shared = shared;
-    e2h_pool_run(pool, attn_worker, &c);
+    pool_run(pool, attn_worker, &c);
 }
 
 // ---- reference chunk kernel ----
 static inline float kv_elem(const void *base, int kv_type, int64_t i) {
-    return kv_type == E2H_TYPE_F16 ? e2h_f16_to_f32(((const e2h_f16 *)base)[i])
+    return kv_type == E2H_TYPE_F16 ? kern_f16_to_f32(((const e2h_f16 *)base)[i])
                                    : ((const float *)base)[i];
 }
 
-void e2h_attn_chunk_ref(const float *q, const int64_t *r_off, const int *n_valid, int n_rows,
+void kern_attn_chunk_ref(const float *q, const int64_t *r_off, const int *n_valid, int n_rows,
                         const void *k, const void *v, int kv_type, int head_dim, float scale,
                         float *m, float *l, float *acc, float *scores) {
     for (int r = 0; r < n_rows; r++) {
@@ -343,9 +343,9 @@ void e2h_attn_chunk_ref(const float *q, const int64_t *r_off, const int *n_valid
     }
 }
 
-void e2h_attention_ref(e2h_pool *pool, float *out, const float *q, const e2h_attn_seq *seqs,
+void kern_attention_ref(e2h_pool *pool, float *out, const float *q, const e2h_attn_seq *seqs,
                        int n_seqs, int n_heads, const e2h_kv_layer_view *kv, float scale,
                        void *scratch) {
-    e2h_attention_run(e2h_attn_phase_ref, 1, pool, out, q, seqs, n_seqs, n_heads, kv, scale,
+    kern_attention_run(kern_attn_phase_ref, 1, pool, out, q, seqs, n_seqs, n_heads, kv, scale,
                       scratch);
 }

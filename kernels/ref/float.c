@@ -9,20 +9,20 @@
 // ---- float rows ----
 static inline float load_elem(int type, const void *row, int64_t i) {
     switch (type) {
-    case E2H_TYPE_F16: return e2h_f16_to_f32(((const e2h_f16 *)row)[i]);
-    case E2H_TYPE_BF16: return e2h_bf16_to_f32(((const e2h_bf16 *)row)[i]);
+    case E2H_TYPE_F16: return kern_f16_to_f32(((const e2h_f16 *)row)[i]);
+    case E2H_TYPE_BF16: return kern_bf16_to_f32(((const e2h_bf16 *)row)[i]);
     default: return ((const float *)row)[i];
     }
 }
 
-void e2h_float_dequantize_row(int type, const void *src, float *dst, int64_t n) {
+void kern_float_dequantize_row(int type, const void *src, float *dst, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = load_elem(type, src, i);
 }
 
-void e2h_float_quantize_row(int type, const float *src, void *dst, int64_t n) {
+void kern_float_quantize_row(int type, const float *src, void *dst, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
-        if (type == E2H_TYPE_F16) ((e2h_f16 *)dst)[i] = e2h_f32_to_f16(src[i]);
-        else if (type == E2H_TYPE_BF16) ((e2h_bf16 *)dst)[i] = e2h_f32_to_bf16(src[i]);
+        if (type == E2H_TYPE_F16) ((e2h_f16 *)dst)[i] = kern_f32_to_f16(src[i]);
+        else if (type == E2H_TYPE_BF16) ((e2h_bf16 *)dst)[i] = kern_f32_to_bf16(src[i]);
         else ((float *)dst)[i] = src[i];
     }
 }
@@ -57,22 +57,22 @@ typedef struct {
 static void matmul_ref_worker(void *p, int ith, int nth) {
     const matmul_ctx *c = p;
     int64_t r0, r1;
-    e2h_pool_slice(c->n_out, ith, nth, 16, &r0, &r1);
+    pool_slice(c->n_out, ith, nth, 16, &r0, &r1);
     for (int64_t t = 0; t < c->n_tok; t++)
         for (int64_t r = r0; r < r1; r++)
             c->y[t * c->ldy + r] =
                 dot_canonical(c->wtype, c->w + r * c->wrow, c->x + t * c->n_in, c->n_in);
 }
 
-void e2h_matmul_float_ref(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *w,
+void kern_matmul_float_ref(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *w,
                           int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
     (void)scratch;
-    matmul_ctx c = {y, ldy, x, w, wtype, n_tok, n_in, n_out, e2h_type_row_size(wtype, n_in)};
-    e2h_pool_run(pool, matmul_ref_worker, &c);
+    matmul_ctx c = {y, ldy, x, w, wtype, n_tok, n_in, n_out, kern_type_row_size(wtype, n_in)};
+    pool_run(pool, matmul_ref_worker, &c);
 }
 
 // ---- rmsnorm: out = x * (1 / sqrt(mean(x^2) + eps)) * w, as HF LlamaRMSNorm ----
-void e2h_rmsnorm_ref(float *out, const float *x, const float *w, int64_t n, int64_t dim,
+void kern_rmsnorm_ref(float *out, const float *x, const float *w, int64_t n, int64_t dim,
                      float eps) {
     for (int64_t t = 0; t < n; t++) {
         const float *xr = x + t * dim;
@@ -86,7 +86,7 @@ void e2h_rmsnorm_ref(float *out, const float *x, const float *w, int64_t n, int6
 
 // ---- rope ----
 // theta = pos * inv_freq[i] in f32 (as HF computes its cos/sin tables), then cosf/sinf.
-void e2h_rope_ref(float *x, const int32_t *pos, int64_t n, int n_heads, int head_dim,
+void kern_rope_ref(float *x, const int32_t *pos, int64_t n, int n_heads, int head_dim,
                   const float *inv_freq, int interleaved) {
     const int half = head_dim / 2;
     for (int64_t t = 0; t < n; t++) {
@@ -106,7 +106,7 @@ void e2h_rope_ref(float *x, const int32_t *pos, int64_t n, int n_heads, int head
 }
 
 // ---- swiglu: silu(g) * u = g / (1 + exp(-g)) * u ----
-void e2h_swiglu_ref(float *out, const float *gate, const float *up, int64_t n, int64_t dim) {
+void kern_swiglu_ref(float *out, const float *gate, const float *up, int64_t n, int64_t dim) {
     for (int64_t i = 0; i < n * dim; i++) {
         float g = gate[i];
         out[i] = g / (1.0f + expf(-g)) * up[i];

@@ -14,13 +14,13 @@
 #define Q_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 // The quant types of kernels/types.c's trait table marked supported.
-int e2h_quant_type_supported(int type) {
-    const e2h_type_traits *tr = e2h_type_traits_get(type);
-    return tr && tr->supported && !e2h_is_float_type(type);
+int kern_quant_type_supported(int type) {
+    const e2h_type_traits *tr = kern_type_traits_get(type);
+    return tr && tr->supported && !kern_is_float_type(type);
 }
 
 // f32 -> f16 bits, round to nearest even, overflow to inf, subnormals exact.
-uint16_t e2h_q_f2h(float f) {
+uint16_t kern_q_f2h(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
     uint32_t sign = (u >> 16) & 0x8000, abs = u & 0x7fffffff;
@@ -49,14 +49,14 @@ static inline int q_nearest_int(float fval) {
 }
 
 static inline int q_block_size(int type) {
-    return e2h_quant_is_k(type) || type == E2H_TYPE_Q8_K ? 256 : 32;
+    return kern_quant_is_k(type) || type == E2H_TYPE_Q8_K ? 256 : 32;
 }
 
 // ---------------------------------------------------------------- dequantization
 
 static void deq_q4_0(const e2h_block_q4_0 *x, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
-        const float d = e2h_q_h2f(x[i].d);
+        const float d = kern_q_h2f(x[i].d);
         for (int j = 0; j < 16; j++) {
             y[i * 32 + j] = ((x[i].qs[j] & 0x0F) - 8) * d;
             y[i * 32 + j + 16] = ((x[i].qs[j] >> 4) - 8) * d;
@@ -66,7 +66,7 @@ static void deq_q4_0(const e2h_block_q4_0 *x, float *y, int64_t nb) {
 
 static void deq_q4_1(const e2h_block_q4_1 *x, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
-        const float d = e2h_q_h2f(x[i].d), m = e2h_q_h2f(x[i].m);
+        const float d = kern_q_h2f(x[i].d), m = kern_q_h2f(x[i].m);
         for (int j = 0; j < 16; j++) {
             y[i * 32 + j] = (x[i].qs[j] & 0x0F) * d + m;
             y[i * 32 + j + 16] = (x[i].qs[j] >> 4) * d + m;
@@ -82,7 +82,7 @@ static inline uint32_t q_load_u32(const uint8_t *p) {
 
 static void deq_q5_0(const e2h_block_q5_0 *x, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
-        const float d = e2h_q_h2f(x[i].d);
+        const float d = kern_q_h2f(x[i].d);
         const uint32_t qh = q_load_u32(x[i].qh);
         for (int j = 0; j < 16; j++) {
             const int x0 = ((x[i].qs[j] & 0x0F) | (((qh >> j) & 1) << 4)) - 16;
@@ -95,7 +95,7 @@ static void deq_q5_0(const e2h_block_q5_0 *x, float *y, int64_t nb) {
 
 static void deq_q5_1(const e2h_block_q5_1 *x, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
-        const float d = e2h_q_h2f(x[i].d), m = e2h_q_h2f(x[i].m);
+        const float d = kern_q_h2f(x[i].d), m = kern_q_h2f(x[i].m);
         const uint32_t qh = q_load_u32(x[i].qh);
         for (int j = 0; j < 16; j++) {
             const int x0 = (x[i].qs[j] & 0x0F) | (((qh >> j) & 1) << 4);
@@ -108,7 +108,7 @@ static void deq_q5_1(const e2h_block_q5_1 *x, float *y, int64_t nb) {
 
 static void deq_q8_0(const e2h_block_q8_0 *x, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
-        const float d = e2h_q_h2f(x[i].d);
+        const float d = kern_q_h2f(x[i].d);
         for (int j = 0; j < 32; j++) y[i * 32 + j] = x[i].qs[j] * d;
     }
 }
@@ -127,7 +127,7 @@ static inline void q_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *
 static void deq_q4_K(const e2h_block_q4_K *x, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *q = x[i].qs;
-        const float d = e2h_q_h2f(x[i].d), min = e2h_q_h2f(x[i].dmin);
+        const float d = kern_q_h2f(x[i].d), min = kern_q_h2f(x[i].dmin);
         for (int j = 0; j < 4; j++) { // 64 elements: sub-block 2j (low nibbles), 2j+1 (high)
             uint8_t sc, m;
             q_scale_min_k4(2 * j, x[i].scales, &sc, &m);
@@ -144,7 +144,7 @@ static void deq_q4_K(const e2h_block_q4_K *x, float *y, int64_t nb) {
 static void deq_q5_K(const e2h_block_q5_K *x, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *ql = x[i].qs, *qh = x[i].qh;
-        const float d = e2h_q_h2f(x[i].d), min = e2h_q_h2f(x[i].dmin);
+        const float d = kern_q_h2f(x[i].d), min = kern_q_h2f(x[i].dmin);
         uint8_t u1 = 1, u2 = 2;
         for (int j = 0; j < 4; j++) {
             uint8_t sc, m;
@@ -173,7 +173,7 @@ static inline int q6k_value(const e2h_block_q6_K *b, int e) {
 
 static void deq_q6_K(const e2h_block_q6_K *x, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
-        const float d = e2h_q_h2f(x[i].d);
+        const float d = kern_q_h2f(x[i].d);
         for (int e = 0; e < 256; e++) y[i * 256 + e] = d * x[i].scales[e / 16] * q6k_value(&x[i], e);
     }
 }
@@ -183,8 +183,8 @@ static void deq_q8_K(const e2h_block_q8_K *x, float *y, int64_t nb) {
         for (int j = 0; j < 256; j++) y[i * 256 + j] = x[i].d * x[i].qs[j];
 }
 
-void e2h_dequantize_row_ref(int type, const void *src, float *dst, int64_t n) {
-    if (!e2h_quant_type_supported(type) || n % q_block_size(type)) return;
+void kern_dequantize_row_ref(int type, const void *src, float *dst, int64_t n) {
+    if (!kern_quant_type_supported(type) || n % q_block_size(type)) return;
     const int64_t nb = n / q_block_size(type);
     switch (type) {
     case E2H_TYPE_Q4_0: deq_q4_0(src, dst, nb); break;
@@ -226,7 +226,7 @@ static void quant_q4_0(const float *x, e2h_block_q4_0 *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, x += 32) {
         const float d = q_signed_absmax(x, 32) / -8;
         const float id = d ? 1.0f / d : 0.0f;
-        y[i].d = e2h_q_f2h(d);
+        y[i].d = kern_q_f2h(d);
         for (int j = 0; j < 16; j++) {
             const float x0 = x[j] * id, x1 = x[16 + j] * id;
             y[i].qs[j] = (uint8_t)(q_trunc_clamp(x0 + 8.5f, 15) | (q_trunc_clamp(x1 + 8.5f, 15) << 4));
@@ -250,8 +250,8 @@ static void quant_q4_1(const float *x, e2h_block_q4_1 *y, int64_t nb) {
         q_minmax(x, 32, &min, &max);
         const float d = (max - min) / 15;
         const float id = d ? 1.0f / d : 0.0f;
-        y[i].d = e2h_q_f2h(d);
-        y[i].m = e2h_q_f2h(min);
+        y[i].d = kern_q_f2h(d);
+        y[i].m = kern_q_f2h(min);
         for (int j = 0; j < 16; j++) {
             const float x0 = (x[j] - min) * id, x1 = (x[16 + j] - min) * id;
             y[i].qs[j] = (uint8_t)(q_trunc_clamp(x0 + 0.5f, 15) | (q_trunc_clamp(x1 + 0.5f, 15) << 4));
@@ -274,7 +274,7 @@ static void quant_q5_0(const float *x, e2h_block_q5_0 *y, int64_t nb) {
         const float d = q_signed_absmax(x, 32) / -16;
         const float id = d ? 1.0f / d : 0.0f;
         uint8_t xi[32];
-        y[i].d = e2h_q_f2h(d);
+        y[i].d = kern_q_f2h(d);
         for (int j = 0; j < 32; j++) xi[j] = q_trunc_clamp(x[j] * id + 16.5f, 31);
         q5_pack(xi, y[i].qs, y[i].qh);
     }
@@ -287,8 +287,8 @@ static void quant_q5_1(const float *x, e2h_block_q5_1 *y, int64_t nb) {
         const float d = (max - min) / 31;
         const float id = d ? 1.0f / d : 0.0f;
         uint8_t xi[32];
-        y[i].d = e2h_q_f2h(d);
-        y[i].m = e2h_q_f2h(min);
+        y[i].d = kern_q_f2h(d);
+        y[i].m = kern_q_f2h(min);
         for (int j = 0; j < 32; j++) xi[j] = q_trunc_clamp((x[j] - min) * id + 0.5f, 31);
         q5_pack(xi, y[i].qs, y[i].qh);
     }
@@ -300,7 +300,7 @@ static void quant_q8_0(const float *x, e2h_block_q8_0 *y, int64_t nb) {
         for (int j = 0; j < 32; j++) amax = Q_MAX(amax, fabsf(x[j]));
         const float d = amax / 127;
         const float id = d ? 1.0f / d : 0.0f;
-        y[i].d = e2h_q_f2h(d);
+        y[i].d = kern_q_f2h(d);
         for (int j = 0; j < 32; j++) {
             float r = roundf(x[j] * id);
             r = r > 127.0f ? 127.0f : (r < -128.0f || r != r) ? (r != r ? 0.0f : -128.0f) : r;
@@ -455,14 +455,14 @@ static void quant_k_levels(const float *x, int nmax, float rmin, int nstep, uint
     }
     memset(scales_out, 0, 12);
     q_pack_scales_k4(ls, lm, scales_out);
-    *d_out = e2h_q_f2h(max_scale / 63.f);
-    *dmin_out = e2h_q_f2h(max_min / 63.f);
+    *d_out = kern_q_f2h(max_scale / 63.f);
+    *dmin_out = kern_q_f2h(max_min / 63.f);
     for (int j = 0; j < 8; j++) {
         uint8_t sc, m;
         q_scale_min_k4(j, scales_out, &sc, &m);
-        const float d = e2h_q_h2f(*d_out) * sc;
+        const float d = kern_q_h2f(*d_out) * sc;
         if (!d) continue;
-        const float dm = e2h_q_h2f(*dmin_out) * m;
+        const float dm = kern_q_h2f(*dmin_out) * m;
         for (int ii = 0; ii < 32; ii++) {
             int l = q_nearest_int((x[32 * j + ii] + dm) / d);
             L[32 * j + ii] = (uint8_t)Q_MAX(0, Q_MIN(nmax, l));
@@ -514,10 +514,10 @@ static void quant_q6_K(const float *x, e2h_block_q6_K *y, int64_t nb) {
         memset(&y[i], 0, sizeof y[i]);
         if (max_abs_scale < 1e-15f) continue;
         float iscale = -128.f / max_scale;
-        y[i].d = e2h_q_f2h(1 / iscale);
+        y[i].d = kern_q_f2h(1 / iscale);
         for (int ib = 0; ib < 16; ib++) y[i].scales[ib] = (int8_t)Q_MIN(127, q_nearest_int(iscale * scales[ib]));
         for (int j = 0; j < 16; j++) {
-            float d = e2h_q_h2f(y[i].d) * y[i].scales[j];
+            float d = kern_q_h2f(y[i].d) * y[i].scales[j];
             if (!d) continue;
             for (int ii = 0; ii < 16; ii++) {
                 int l = q_nearest_int(x[16 * j + ii] / d);
@@ -569,8 +569,8 @@ static void quant_q8_K(const float *x, e2h_block_q8_K *y, int64_t nb) {
     }
 }
 
-void e2h_quantize_row_ref(int type, const float *src, void *dst, int64_t n) {
-    if (!e2h_quant_type_supported(type) || n % q_block_size(type)) return;
+void kern_quantize_row_ref(int type, const float *src, void *dst, int64_t n) {
+    if (!kern_quant_type_supported(type) || n % q_block_size(type)) return;
     const int64_t nb = n / q_block_size(type);
     switch (type) {
     case E2H_TYPE_Q4_0: quant_q4_0(src, dst, nb); break;
@@ -599,10 +599,10 @@ static inline int q32_lane_pos(int wtype, int h, int e) {
 // s = d * sum(q) only as halves (stored as the floats of those halves). The integers and
 // scales are then exactly llama.cpp's, so both engines agree at near-ties.
 static void qx32_quantize_token(int wtype, const float *x, int64_t n_in, uint8_t *tok) {
-    const int64_t nb = n_in / 32, nb2 = e2h_qx32_nb2(n_in);
+    const int64_t nb = n_in / 32, nb2 = kern_qx32_nb2(n_in);
     int8_t *q = (int8_t *)tok;
     float *dv = (float *)(tok + nb2 * 32), *sx = dv + nb2;
-    memset(tok, 0, (size_t)e2h_qx_token_stride(wtype, n_in));
+    memset(tok, 0, (size_t)kern_qx_token_stride(wtype, n_in));
     for (int64_t b = 0; b < nb; b++) {
         const float *xb = x + b * 32;
         // Every step has an exact SIMD twin (maxps, mulps, maxps/minps, cvtps2dq, vcvtps2ph),
@@ -626,8 +626,8 @@ static void qx32_quantize_token(int wtype, const float *x, int64_t n_in, uint8_t
             qc[q32_lane_pos(wtype, (int)(b & 1), e)] = (int8_t)v;
             sum += v;
         }
-        dv[b] = e2h_q_h2f(e2h_q_f2h(d));
-        sx[b] = e2h_q_h2f(e2h_q_f2h(d * (float)sum)); // from the unrounded d, as llama.cpp
+        dv[b] = kern_q_h2f(kern_q_f2h(d));
+        sx[b] = kern_q_h2f(kern_q_f2h(d * (float)sum)); // from the unrounded d, as llama.cpp
     }
 }
 
@@ -643,21 +643,21 @@ static void qxk_quantize_token(const float *x, int64_t n_in, e2h_qx_k *blk) {
     }
 }
 
-void e2h_qx_quantize(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_in,
+void kern_qx_quantize(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_in,
                      void *scratch) {
-    const int64_t stride = e2h_qx_token_stride(wtype, n_in);
+    const int64_t stride = kern_qx_token_stride(wtype, n_in);
     for (int64_t t = t0; t < t1; t++) {
         uint8_t *tok = (uint8_t *)scratch + t * stride;
-        if (e2h_quant_is_k(wtype)) qxk_quantize_token(x + t * n_in, n_in, (e2h_qx_k *)tok);
+        if (kern_quant_is_k(wtype)) qxk_quantize_token(x + t * n_in, n_in, (e2h_qx_k *)tok);
         else qx32_quantize_token(wtype, x + t * n_in, n_in, tok);
     }
 }
 
-int64_t e2h_qmatmul_scratch_size(int wtype, int64_t n_tok, int64_t n_in) {
-    if (!e2h_quant_type_supported(wtype) || wtype == E2H_TYPE_Q8_K || n_tok < 0 || n_in <= 0)
+int64_t kern_qmatmul_scratch_size(int wtype, int64_t n_tok, int64_t n_in) {
+    if (!kern_quant_type_supported(wtype) || wtype == E2H_TYPE_Q8_K || n_tok < 0 || n_in <= 0)
         return -1;
     if (n_in % q_block_size(wtype)) return -1;
-    return n_tok * e2h_qx_token_stride(wtype, n_in) + 64;
+    return n_tok * kern_qx_token_stride(wtype, n_in) + 64;
 }
 
 // ---------------------------------------------------------------- reference matmul
@@ -667,7 +667,7 @@ int64_t e2h_qmatmul_scratch_size(int wtype, int64_t n_tok, int64_t n_in) {
 // block (odd block count) reads as zeros.
 static void q32_unpack_chunk(int wtype, const uint8_t *row, int64_t nb, int64_t c, int wl[64],
                              float dw[2], float mw[2]) {
-    const size_t bsz = e2h_type_traits_get(wtype) ? e2h_type_traits_get(wtype)->type_size : 0;
+    const size_t bsz = kern_type_traits_get(wtype) ? kern_type_traits_get(wtype)->type_size : 0;
     for (int h = 0; h < 2; h++) {
         const int64_t b = 2 * c + h;
         dw[h] = mw[h] = 0.0f;
@@ -684,15 +684,15 @@ static void q32_unpack_chunk(int wtype, const uint8_t *row, int64_t nb, int64_t 
         uint16_t one = 0x3c00, zero = 0;
         memcpy(unit, &one, 2);
         if (wtype == E2H_TYPE_Q4_1 || wtype == E2H_TYPE_Q5_1) memcpy(unit + 2, &zero, 2);
-        e2h_dequantize_row_ref(wtype, unit, tmp, 32);
+        kern_dequantize_row_ref(wtype, unit, tmp, 32);
         for (int e = 0; e < 32; e++) wl[q32_lane_pos(wtype, h, e)] = (int)tmp[e];
-        dw[h] = e2h_q_h2f(d16);
-        mw[h] = e2h_q_h2f(m16);
+        dw[h] = kern_q_h2f(d16);
+        mw[h] = kern_q_h2f(m16);
     }
 }
 
 static float q32_dot_ref(int wtype, const uint8_t *row, const uint8_t *tok, int64_t n_in) {
-    const int64_t nb = n_in / 32, nb2 = e2h_qx32_nb2(n_in);
+    const int64_t nb = n_in / 32, nb2 = kern_qx32_nb2(n_in);
     const int8_t *q = (const int8_t *)tok;
     const float *dx = (const float *)(tok + nb2 * 32), *sx = dx + nb2;
     const int has_min = wtype == E2H_TYPE_Q4_1 || wtype == E2H_TYPE_Q5_1;
@@ -716,7 +716,7 @@ static float q32_dot_ref(int wtype, const uint8_t *row, const uint8_t *tok, int6
             acc[min_lane1] = fmaf(mw[1], sx[2 * c + 1], acc[min_lane1]);
         }
     }
-    return e2h_q_reduce16(acc);
+    return kern_q_reduce16(acc);
 }
 
 // Signed level, 6-bit scale (or int8 scale for q6_K) of element e of a K super-block.
@@ -730,7 +730,7 @@ static void qk_levels(int wtype, const uint8_t *blk, int lev[256], int sc[256], 
             lev[e] = q6k_value(b, e);
             sc[e] = b->scales[e / 16];
         }
-        *d = e2h_q_h2f(b->d);
+        *d = kern_q_h2f(b->d);
         return;
     }
     const e2h_block_q4_K *b4 = (const e2h_block_q4_K *)blk;    // d, dmin, scales prefix is shared
@@ -746,12 +746,12 @@ static void qk_levels(int wtype, const uint8_t *blk, int lev[256], int sc[256], 
         sc[e] = s;
         mins[e / 32] = m;
     }
-    *d = e2h_q_h2f(b4->d);
-    *dmin = e2h_q_h2f(b4->dmin);
+    *d = kern_q_h2f(b4->d);
+    *dmin = kern_q_h2f(b4->dmin);
 }
 
 static float qk_dot_ref(int wtype, const uint8_t *row, const e2h_qx_k *xk, int64_t n_in) {
-    const size_t bsz = e2h_type_traits_get(wtype)->type_size;
+    const size_t bsz = kern_type_traits_get(wtype)->type_size;
     float acc[16] = {0};
     for (int64_t i = 0; i < n_in / 256; i++) {
         int lev[256], sc[256], mins[8], isum[16] = {0};
@@ -765,39 +765,39 @@ static float qk_dot_ref(int wtype, const uint8_t *row, const e2h_qx_k *xk, int64
             for (int j = 0; j < 8; j++) acc[j] = fmaf((float)(mins[j] * xk[i].bsum32[j]), -dm, acc[j]);
         }
     }
-    return e2h_q_reduce16(acc);
+    return kern_q_reduce16(acc);
 }
 
 typedef e2h_qmm_args q_ref_ctx;
 
-void e2h_qmm_quantize_fn(void *p, int ith, int nth) {
+void kern_qmm_quantize_fn(void *p, int ith, int nth) {
     e2h_qmm_args *c = p;
     int64_t t0, t1;
-    e2h_pool_slice(c->n_tok, ith, nth, 1, &t0, &t1);
-    e2h_qx_quantize(c->wtype, c->x, t0, t1, c->n_in, c->scratch);
+    pool_slice(c->n_tok, ith, nth, 1, &t0, &t1);
+    kern_qx_quantize(c->wtype, c->x, t0, t1, c->n_in, c->scratch);
 }
 
 static void q_ref_matmul_fn(void *p, int ith, int nth) {
     q_ref_ctx *c = p;
     int64_t r0, r1;
-    e2h_pool_slice(c->n_out, ith, nth, 4, &r0, &r1);
-    const size_t rs = e2h_type_row_size(c->wtype, c->n_in);
-    const int64_t ts = e2h_qx_token_stride(c->wtype, c->n_in);
+    pool_slice(c->n_out, ith, nth, 4, &r0, &r1);
+    const size_t rs = kern_type_row_size(c->wtype, c->n_in);
+    const int64_t ts = kern_qx_token_stride(c->wtype, c->n_in);
     for (int64_t t = 0; t < c->n_tok; t++) {
         const uint8_t *tok = c->scratch + t * ts;
         for (int64_t r = r0; r < r1; r++) {
             const uint8_t *row = c->w + r * rs;
-            c->y[t * c->ldy + r] = e2h_quant_is_k(c->wtype)
+            c->y[t * c->ldy + r] = kern_quant_is_k(c->wtype)
                                        ? qk_dot_ref(c->wtype, row, (const e2h_qx_k *)tok, c->n_in)
                                        : q32_dot_ref(c->wtype, row, tok, c->n_in);
         }
     }
 }
 
-void e2h_qmatmul_ref(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *w,
+void kern_qmatmul_ref(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *w,
                      int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
-    if (e2h_qmatmul_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
+    if (kern_qmatmul_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
     q_ref_ctx c = {y, ldy, x, w, wtype, n_tok, n_in, n_out, scratch};
-    e2h_pool_run(pool, e2h_qmm_quantize_fn, &c);
-    e2h_pool_run(pool, q_ref_matmul_fn, &c);
+    pool_run(pool, kern_qmm_quantize_fn, &c);
+    pool_run(pool, q_ref_matmul_fn, &c);
 }

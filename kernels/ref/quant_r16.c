@@ -6,24 +6,24 @@
 #include "kernels/float_kernels.h"
 #include "kernels/quant_r16.h"
 
-int e2h_r16_supported(int wtype) {
+int kern_r16_supported(int wtype) {
     return wtype == E2H_TYPE_Q4_0 || wtype == E2H_TYPE_Q4_1 || wtype == E2H_TYPE_Q8_0;
 }
 
-size_t e2h_r16_size(int wtype, int64_t n_in, int64_t n_out) {
-    if (!e2h_r16_supported(wtype) || n_in <= 0 || n_in % 32 || n_out <= 0) return 0;
+size_t kern_r16_size(int wtype, int64_t n_in, int64_t n_out) {
+    if (!kern_r16_supported(wtype) || n_in <= 0 || n_in % 32 || n_out <= 0) return 0;
     const int64_t groups = (n_out + E2H_R16_ROWS - 1) / E2H_R16_ROWS;
-    return (size_t)(groups * e2h_r16_group_stride(wtype, n_in));
+    return (size_t)(groups * kern_r16_group_stride(wtype, n_in));
 }
 
 // One group: rows [16g, 16g + 16) of W, missing rows as zeros (d = m = 0, levels 0).
 static void r16_repack_group(int wtype, const uint8_t *w, int64_t n_in, int64_t n_out, int64_t g,
                              uint8_t *dst) {
-    const int64_t nb = n_in / 32, qb = e2h_r16_qbytes(wtype), sb = e2h_r16_sbytes(wtype);
-    const size_t bsz = e2h_type_row_size(wtype, 32), rs = e2h_type_row_size(wtype, n_in);
+    const int64_t nb = n_in / 32, qb = kern_r16_qbytes(wtype), sb = kern_r16_sbytes(wtype);
+    const size_t bsz = kern_type_row_size(wtype, 32), rs = kern_type_row_size(wtype, n_in);
     const int qoff = wtype == E2H_TYPE_Q4_1 ? 4 : 2; // qs after d (and m)
     uint8_t *q = dst, *s = dst + nb * qb;
-    memset(dst, 0, (size_t)e2h_r16_group_stride(wtype, n_in));
+    memset(dst, 0, (size_t)kern_r16_group_stride(wtype, n_in));
     for (int r = 0; r < E2H_R16_ROWS; r++) {
         const int64_t row = g * E2H_R16_ROWS + r;
         for (int64_t b = 0; b < nb; b++) {
@@ -58,33 +58,33 @@ static void r16_repack_fn(void *p, int ith, int nth) {
     const r16_repack_args *a = p;
     const int64_t groups = (a->n_out + E2H_R16_ROWS - 1) / E2H_R16_ROWS;
     int64_t g0, g1;
-    e2h_pool_slice(groups, ith, nth, 1, &g0, &g1);
+    pool_slice(groups, ith, nth, 1, &g0, &g1);
     for (int64_t g = g0; g < g1; g++) r16_repack_group(a->wtype, a->w, a->n_in, a->n_out, g, a->dst + g * a->dst_gs);
 }
 
-void e2h_r16_repack_to(e2h_pool *pool, int wtype, const void *w, int64_t n_in, int64_t n_out,
+void kern_r16_repack_to(e2h_pool *pool, int wtype, const void *w, int64_t n_in, int64_t n_out,
                        void *dst, int64_t dst_group_stride) {
-    if (!e2h_r16_size(wtype, n_in, n_out)) return;
+    if (!kern_r16_size(wtype, n_in, n_out)) return;
     r16_repack_args a = {wtype, w, n_in, n_out, dst, dst_group_stride};
-    e2h_pool_run(pool, r16_repack_fn, &a);
+    pool_run(pool, r16_repack_fn, &a);
 }
 
-void e2h_r16_repack(e2h_pool *pool, int wtype, const void *w, int64_t n_in, int64_t n_out,
+void kern_r16_repack(e2h_pool *pool, int wtype, const void *w, int64_t n_in, int64_t n_out,
                     void *dst) {
-    e2h_r16_repack_to(pool, wtype, w, n_in, n_out, dst, e2h_r16_group_stride(wtype, n_in));
+    kern_r16_repack_to(pool, wtype, w, n_in, n_out, dst, kern_r16_group_stride(wtype, n_in));
 }
 
-int64_t e2h_r16_scratch_size(int wtype, int64_t n_tok, int64_t n_in) {
-    if (!e2h_r16_supported(wtype) || n_tok < 0 || n_in <= 0 || n_in % 32) return -1;
-    return n_tok * e2h_r16_token_stride(n_in) + n_tok * (n_in / 32) * 4 + 64;
+int64_t kern_r16_scratch_size(int wtype, int64_t n_tok, int64_t n_in) {
+    if (!kern_r16_supported(wtype) || n_tok < 0 || n_in <= 0 || n_in % 32) return -1;
+    return n_tok * kern_r16_token_stride(n_in) + n_tok * (n_in / 32) * 4 + 64;
 }
 
-const e2h_r16_act_ops e2h_r16_act_ref = {e2h_rmsnorm_ref, e2h_qx_quantize};
+const e2h_r16_act_ops kern_r16_act_ref = {kern_rmsnorm_ref, kern_qx_quantize};
 
-void e2h_r16_quantize(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_tok,
+void kern_r16_quantize(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_tok,
                       int64_t n_in, void *scratch, const e2h_r16_act_ops *act,
                       const float *norm_w, float eps) {
-    const int64_t nb = n_in / 32, ts = e2h_r16_token_stride(n_in);
+    const int64_t nb = n_in / 32, ts = kern_r16_token_stride(n_in);
     if (norm_w && n_in <= E2H_R16_NORM_MAX) { // row by row through a stack row: it stays in L1
         float row[E2H_R16_NORM_MAX] __attribute__((aligned(64)));
         for (int64_t t = t0; t < t1; t++) {
@@ -95,8 +95,8 @@ void e2h_r16_quantize(int wtype, const float *x, int64_t t0, int64_t t1, int64_t
     } else {
         act->quantize(E2H_TYPE_Q8_0, x, t0, t1, n_in, scratch);
     }
-    const int off = e2h_r16_offset(wtype);
-    int32_t *init = e2h_r16_inits(scratch, n_tok, n_in);
+    const int off = kern_r16_offset(wtype);
+    int32_t *init = kern_r16_inits(scratch, n_tok, n_in);
     for (int64_t t = t0; t < t1; t++) {
         const int8_t *q = (const int8_t *)scratch + t * ts;
         for (int64_t b = 0; b < nb; b++) {
@@ -112,13 +112,13 @@ void e2h_r16_quantize(int wtype, const float *x, int64_t t0, int64_t t1, int64_t
 // Output (row, token t) in the order of the semantics in quant_r16.h.
 static float r16_dot_ref(int wtype, const uint8_t *grp, int lane, const uint8_t *tok,
                          const int32_t *init, int64_t n_in) {
-    const int64_t nb = n_in / 32, nb2 = e2h_qx32_nb2(n_in), qb = e2h_r16_qbytes(wtype);
+    const int64_t nb = n_in / 32, nb2 = kern_qx32_nb2(n_in), qb = kern_r16_qbytes(wtype);
     const uint8_t *sc = grp + nb * qb;
     const int8_t *q = (const int8_t *)tok;
     const float *dx = (const float *)(tok + nb2 * 32), *sx = dx + nb2;
     float acc = 0.0f;
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *qd = grp + b * qb, *sd = sc + b * e2h_r16_sbytes(wtype);
+        const uint8_t *qd = grp + b * qb, *sd = sc + b * kern_r16_sbytes(wtype);
         int32_t isum = init[b];
         for (int e = 0; e < 32; e++) {
             int u;
@@ -133,10 +133,10 @@ static float r16_dot_ref(int wtype, const uint8_t *grp, int lane, const uint8_t 
         }
         uint16_t h;
         memcpy(&h, sd + 2 * lane, 2);
-        acc = fmaf((float)isum, e2h_q_h2f(h) * dx[b], acc);
+        acc = fmaf((float)isum, kern_q_h2f(h) * dx[b], acc);
         if (wtype == E2H_TYPE_Q4_1) {
             memcpy(&h, sd + 32 + 2 * lane, 2);
-            acc = fmaf(e2h_q_h2f(h), sx[b], acc);
+            acc = fmaf(kern_q_h2f(h), sx[b], acc);
         }
     }
     return acc;
@@ -144,17 +144,17 @@ static float r16_dot_ref(int wtype, const uint8_t *grp, int lane, const uint8_t 
 
 typedef e2h_r16_args r16_args;
 
-void e2h_r16_quantize_fn(void *p, int ith, int nth) {
+void kern_r16_quantize_fn(void *p, int ith, int nth) {
     const e2h_r16_args *a = p;
     int64_t t0, t1;
-    e2h_pool_slice(a->n_tok, ith, nth, 1, &t0, &t1);
-    e2h_r16_quantize(a->wtype, a->x, t0, t1, a->n_tok, a->n_in, a->scratch, a->act, a->out->norm_w,
+    pool_slice(a->n_tok, ith, nth, 1, &t0, &t1);
+    kern_r16_quantize(a->wtype, a->x, t0, t1, a->n_tok, a->n_in, a->scratch, a->act, a->out->norm_w,
                      a->out->norm_eps);
 }
 
 static float r16_out_ref(const r16_args *a, int64_t t, int64_t r) {
-    const int64_t gs = e2h_r16_group_stride(a->wtype, a->n_in), ts = e2h_r16_token_stride(a->n_in);
-    const int32_t *init = e2h_r16_inits(a->scratch, a->n_tok, a->n_in);
+    const int64_t gs = kern_r16_group_stride(a->wtype, a->n_in), ts = kern_r16_token_stride(a->n_in);
+    const int32_t *init = kern_r16_inits(a->scratch, a->n_tok, a->n_in);
     return r16_dot_ref(a->wtype, a->w + (r / E2H_R16_ROWS) * gs, (int)(r % E2H_R16_ROWS), a->scratch + t * ts,
                        init + t * (a->n_in / 32), a->n_in);
 }
@@ -162,7 +162,7 @@ static float r16_out_ref(const r16_args *a, int64_t t, int64_t r) {
 static void r16_ref_matmul_fn(void *p, int ith, int nth) {
     const r16_args *a = p;
     int64_t r0, r1;
-    e2h_pool_slice(a->n_out, ith, nth, a->out->swiglu ? 2 * E2H_R16_ROWS : E2H_R16_ROWS, &r0, &r1);
+    pool_slice(a->n_out, ith, nth, a->out->swiglu ? 2 * E2H_R16_ROWS : E2H_R16_ROWS, &r0, &r1);
     for (int64_t t = 0; t < a->n_tok; t++) {
         if (a->out->swiglu) { // pairs of groups: gate rows r..r+15, up rows r+16..r+31
             const e2h_mm_seg *s = &a->out->segs[0];
@@ -172,28 +172,28 @@ static void r16_ref_matmul_fn(void *p, int ith, int nth) {
                     g[i] = r16_out_ref(a, t, r + i);
                     u[i] = r16_out_ref(a, t, r + E2H_R16_ROWS + i);
                 }
-                e2h_swiglu_ref(s->y + t * s->ldy + r / 2, g, u, 1, E2H_R16_ROWS);
+                kern_swiglu_ref(s->y + t * s->ldy + r / 2, g, u, 1, E2H_R16_ROWS);
             }
             continue;
         }
         for (int64_t r = r0; r < r1; r++) {
             int64_t ldy;
-            float *y = e2h_mm_out_at(a->out, r, &ldy);
+            float *y = kern_mm_out_at(a->out, r, &ldy);
             y[t * ldy] = r16_out_ref(a, t, r);
         }
     }
 }
 
-void e2h_r16_matmul_ex_ref(e2h_pool *pool, const e2h_mm_out *out, const float *x, const void *wp,
+void kern_r16_matmul_ex_ref(e2h_pool *pool, const e2h_mm_out *out, const float *x, const void *wp,
                            int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
-    if (e2h_r16_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
+    if (kern_r16_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
     if ((out->swiglu && n_out % (2 * E2H_R16_ROWS)) || (out->norm_w && n_in > E2H_R16_NORM_MAX)) return;
-    r16_args a = {out, x, wp, wtype, n_tok, n_in, n_out, scratch, &e2h_r16_act_ref};
-    e2h_pool_run(pool, e2h_r16_quantize_fn, &a);
-    e2h_pool_run(pool, r16_ref_matmul_fn, &a);
+    r16_args a = {out, x, wp, wtype, n_tok, n_in, n_out, scratch, &kern_r16_act_ref};
+    pool_run(pool, kern_r16_quantize_fn, &a);
+    pool_run(pool, r16_ref_matmul_fn, &a);
 }
 
-void e2h_r16_matmul_ref(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *wp,
+void kern_r16_matmul_ref(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *wp,
                         int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
-    e2h_r16_matmul_plain(e2h_r16_matmul_ex_ref, pool, y, ldy, x, wp, wtype, n_tok, n_in, n_out, scratch);
+    kern_r16_matmul_plain(kern_r16_matmul_ex_ref, pool, y, ldy, x, wp, wtype, n_tok, n_in, n_out, scratch);
 }

@@ -69,7 +69,7 @@ static inline __attribute__((always_inline)) void mm_tile(const int R, const int
         const int64_t nt = n_in - k;
         for (int r = 0; r < R; r++) {
             memset(wt[r], 0, sizeof wt[r]);
-            e2h_float_dequantize_row(wtype, w + r * wrow + k * esz, wt[r], nt);
+            kern_float_dequantize_row(wtype, w + r * wrow + k * esz, wt[r], nt);
         }
         for (int t = 0; t < T; t++) {
             memset(xt[t], 0, sizeof xt[t]);
@@ -108,13 +108,13 @@ MM_TILE_FN(tile_f32, E2H_TYPE_F32)
 MM_TILE_FN(tile_f16, E2H_TYPE_F16)
 MM_TILE_FN(tile_bf16, E2H_TYPE_BF16)
 
-void e2h_matmul_float_avx2(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *w,
+void kern_matmul_float_avx2(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *w,
                            int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
     (void)scratch;
     static const e2h_mm_tiling k_f32 = {MR, NR, tile_f32}, k_f16 = {MR, NR, tile_f16},
                                k_bf16 = {MR, NR, tile_bf16};
     const e2h_mm_tiling *tl = wtype == E2H_TYPE_F16 ? &k_f16 : wtype == E2H_TYPE_BF16 ? &k_bf16 : &k_f32;
-    e2h_matmul_blocked(pool, tl, y, ldy, x, w, e2h_type_row_size(wtype, n_in), n_tok, n_in, n_out);
+    kern_matmul_blocked(pool, tl, y, ldy, x, w, kern_type_row_size(wtype, n_in), n_tok, n_in, n_out);
 }
 
 // ---- exp (same polynomial as the AVX-512 one); 0 below -87.3 ----
@@ -138,7 +138,7 @@ static inline __m256 exp256(__m256 x) {
 }
 
 // ---- rmsnorm ----
-void e2h_rmsnorm_avx2(float *out, const float *x, const float *w, int64_t n, int64_t dim,
+void kern_rmsnorm_avx2(float *out, const float *x, const float *w, int64_t n, int64_t dim,
                       float eps) {
     for (int64_t t = 0; t < n; t++) {
         const float *xr = x + t * dim;
@@ -162,11 +162,11 @@ void e2h_rmsnorm_avx2(float *out, const float *x, const float *w, int64_t n, int
 
 // ---- rope (cos/sin with libm as the ref does; rotation vectorized, scalar tails) ----
 #define ROPE_MAX_HALF 512
-void e2h_rope_avx2(float *x, const int32_t *pos, int64_t n, int n_heads, int head_dim,
+void kern_rope_avx2(float *x, const int32_t *pos, int64_t n, int n_heads, int head_dim,
                    const float *inv_freq, int interleaved) {
     const int half = head_dim / 2;
     if (half > ROPE_MAX_HALF) {
-        e2h_rope_ref(x, pos, n, n_heads, head_dim, inv_freq, interleaved);
+        kern_rope_ref(x, pos, n, n_heads, head_dim, inv_freq, interleaved);
         return;
     }
     float cs[2 * ROPE_MAX_HALF], sn[2 * ROPE_MAX_HALF];
@@ -221,7 +221,7 @@ static inline __m256 silu_mul8(__m256 g, __m256 u) {
     return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
 }
 
-void e2h_swiglu_avx2(float *out, const float *gate, const float *up, int64_t n, int64_t dim) {
+void kern_swiglu_avx2(float *out, const float *gate, const float *up, int64_t n, int64_t dim) {
     const int64_t total = n * dim;
     int64_t i = 0;
     for (; i + 8 <= total; i += 8)
@@ -244,7 +244,7 @@ static inline __m256 ld8_kv(const void *base, int kv_type, int64_t i, int cnt) {
         return _mm256_loadu_ps((const float *)base + i);
     }
     float tmp[8] = {0};
-    e2h_float_dequantize_row(kv_type, (const char *)base + i * (kv_type == E2H_TYPE_F16 ? 2 : 4),
+    kern_float_dequantize_row(kv_type, (const char *)base + i * (kv_type == E2H_TYPE_F16 ? 2 : 4),
                              tmp, cnt);
     return _mm256_loadu_ps(tmp);
 }
@@ -256,7 +256,7 @@ static inline __m256 ld8_q(const float *q, int cnt) {
     return _mm256_loadu_ps(tmp);
 }
 
-void e2h_attn_chunk_avx2(const float *q, const int64_t *r_off, const int *n_valid, int n_rows,
+void kern_attn_chunk_avx2(const float *q, const int64_t *r_off, const int *n_valid, int n_rows,
                          const void *k, const void *v, int kv_type, int head_dim, float scale,
                          float *m, float *l, float *acc, float *scores) {
     const int hd = head_dim;
@@ -303,13 +303,13 @@ void e2h_attn_chunk_avx2(const float *q, const int64_t *r_off, const int *n_vali
     }
 }
 
-void e2h_attn_phase_avx2(const e2h_attn_phase *ph) {
-    e2h_attn_phase_chunked(ph, e2h_attn_chunk_avx2);
+void kern_attn_phase_avx2(const e2h_attn_phase *ph) {
+    kern_attn_phase_chunked(ph, kern_attn_chunk_avx2);
 }
 
-void e2h_attention_avx2(e2h_pool *pool, float *out, const float *q, const e2h_attn_seq *seqs,
+void kern_attention_avx2(e2h_pool *pool, float *out, const float *q, const e2h_attn_seq *seqs,
                         int n_seqs, int n_heads, const e2h_kv_layer_view *kv, float scale,
                         void *scratch) {
-    e2h_attention_run(e2h_attn_phase_avx2, 1, pool, out, q, seqs, n_seqs, n_heads, kv, scale,
+    kern_attention_run(kern_attn_phase_avx2, 1, pool, out, q, seqs, n_seqs, n_heads, kv, scale,
                       scratch);
 }

@@ -122,14 +122,14 @@ MM_TILE_FN(tile_f32, E2H_TYPE_F32)
 MM_TILE_FN(tile_f16, E2H_TYPE_F16)
 MM_TILE_FN(tile_bf16, E2H_TYPE_BF16)
 
-void e2h_matmul_float_avx512(e2h_pool *pool, float *y, int64_t ldy, const float *x,
+void kern_matmul_float_avx512(e2h_pool *pool, float *y, int64_t ldy, const float *x,
                              const void *w, int wtype, int64_t n_tok, int64_t n_in,
                              int64_t n_out, void *scratch) {
     (void)scratch;
     static const e2h_mm_tiling k_f32 = {MR, NR, tile_f32}, k_f16 = {MR, NR, tile_f16},
                                k_bf16 = {MR, NR, tile_bf16};
     const e2h_mm_tiling *tl = wtype == E2H_TYPE_F16 ? &k_f16 : wtype == E2H_TYPE_BF16 ? &k_bf16 : &k_f32;
-    e2h_matmul_blocked(pool, tl, y, ldy, x, w, e2h_type_row_size(wtype, n_in), n_tok, n_in, n_out);
+    kern_matmul_blocked(pool, tl, y, ldy, x, w, kern_type_row_size(wtype, n_in), n_tok, n_in, n_out);
 }
 
 // ---- exp: Cephes-style range reduction + degree-5 polynomial, ~1 ulp; 0 below -87.3 ----
@@ -153,7 +153,7 @@ static inline __m512 exp512(__m512 x) {
 }
 
 // ---- rmsnorm ----
-void e2h_rmsnorm_avx512(float *out, const float *x, const float *w, int64_t n, int64_t dim,
+void kern_rmsnorm_avx512(float *out, const float *x, const float *w, int64_t n, int64_t dim,
                         float eps) {
     for (int64_t t = 0; t < n; t++) {
         const float *xr = x + t * dim;
@@ -183,11 +183,11 @@ void e2h_rmsnorm_avx512(float *out, const float *x, const float *w, int64_t n, i
 
 // ---- rope: cos/sin per (token, pair) with libm (same bits as ref), rotation vectorized ----
 #define ROPE_MAX_HALF 512
-void e2h_rope_avx512(float *x, const int32_t *pos, int64_t n, int n_heads, int head_dim,
+void kern_rope_avx512(float *x, const int32_t *pos, int64_t n, int n_heads, int head_dim,
                      const float *inv_freq, int interleaved) {
     const int half = head_dim / 2;
     if (half > ROPE_MAX_HALF) {
-        e2h_rope_ref(x, pos, n, n_heads, head_dim, inv_freq, interleaved);
+        kern_rope_ref(x, pos, n, n_heads, head_dim, inv_freq, interleaved);
         return;
     }
     float cs[2 * ROPE_MAX_HALF], sn[2 * ROPE_MAX_HALF];
@@ -238,7 +238,7 @@ static inline __m512 silu_mul(__m512 g, __m512 u) {
     return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
 }
 
-void e2h_swiglu_avx512(float *out, const float *gate, const float *up, int64_t n, int64_t dim) {
+void kern_swiglu_avx512(float *out, const float *gate, const float *up, int64_t n, int64_t dim) {
     const int64_t total = n * dim;
     int64_t i = 0;
     for (; i + 16 <= total; i += 16)
@@ -250,7 +250,7 @@ void e2h_swiglu_avx512(float *out, const float *gate, const float *up, int64_t n
     }
 }
 
-// ---- attention: the tiled phase (arithmetic defined at e2h_attn_phase_avx512) ----
+// ---- attention: the tiled phase (arithmetic defined at kern_attn_phase_avx512) ----
 // A group of 16 rows goes through the register tiles when it has at least this many rows;
 // fewer rows (decode: one token x the group's heads) go row by row.
 #define AT_MIN_TILE_ROWS 12
@@ -726,7 +726,7 @@ static void at_phase_rows(const e2h_attn_phase *ph) {
     }
 }
 
-void e2h_attn_phase_avx512(const e2h_attn_phase *ph) {
+void kern_attn_phase_avx512(const e2h_attn_phase *ph) {
     if (ph->n_rows < AT_MIN_TILE_ROWS) {
         at_phase_rows(ph);
         return;
@@ -770,9 +770,9 @@ void e2h_attn_phase_avx512(const e2h_attn_phase *ph) {
         at_group_store(ph, g, hp, aT + (int64_t)g * hp * 16, mT + 16 * g, lT + 16 * g);
 }
 
-void e2h_attention_avx512(e2h_pool *pool, float *out, const float *q, const e2h_attn_seq *seqs,
+void kern_attention_avx512(e2h_pool *pool, float *out, const float *q, const e2h_attn_seq *seqs,
                           int n_seqs, int n_heads, const e2h_kv_layer_view *kv, float scale,
                           void *scratch) {
-    e2h_attention_run(e2h_attn_phase_avx512, 1, pool, out, q, seqs, n_seqs, n_heads, kv, scale,
+    kern_attention_run(kern_attn_phase_avx512, 1, pool, out, q, seqs, n_seqs, n_heads, kv, scale,
                       scratch);
 }

@@ -16,7 +16,7 @@
 
 static const uint8_t k_zero_block2[64] __attribute__((aligned(64))) = {0};
 
-AI float q2_hsum(__m256 lo, __m256 hi) { // the fixed order of e2h_q_reduce16
+AI float q2_hsum(__m256 lo, __m256 hi) { // the fixed order of kern_q_reduce16
     __m256 a8 = _mm256_add_ps(lo, hi);
     __m128 a4 = _mm_add_ps(_mm256_castps256_ps128(a8), _mm256_extractf128_ps(a8, 1));
     __m128 a2 = _mm_add_ps(a4, _mm_movehl_ps(a4, a4));
@@ -64,7 +64,7 @@ typedef struct {
 
 static void q2_desc_init(q2_desc *q, int wtype) {
     q->wtype = wtype;
-    q->bsz = e2h_type_row_size(wtype, 32);
+    q->bsz = kern_type_row_size(wtype, 32);
     q->has_min = wtype == E2H_TYPE_Q4_1 || wtype == E2H_TYPE_Q5_1;
     q->qoff = wtype == E2H_TYPE_Q4_0 ? 2 : wtype == E2H_TYPE_Q4_1 ? 4 : wtype == E2H_TYPE_Q5_0 ? 6 : 8;
     q->hoff = wtype == E2H_TYPE_Q5_0 ? 2 : wtype == E2H_TYPE_Q5_1 ? 4 : -1;
@@ -114,7 +114,7 @@ AI __m256i q2_lane_dot(const q2_desc *q, __m256i w, __m256i x, __m256i ncorr) {
 
 AI void q2_tile32(const q2_desc *q, const uint8_t *const rows[QR2], const uint8_t *const toks[],
                   int NT, int64_t n_in, float out[QR2][NT2]) {
-    const int64_t nb = n_in / 32, nb2 = e2h_qx32_nb2(n_in);
+    const int64_t nb = n_in / 32, nb2 = kern_qx32_nb2(n_in);
     __m256 alo[QR2][NT2], ahi[QR2][NT2];
     for (int r = 0; r < QR2; r++)
         for (int t = 0; t < NT2; t++) alo[r][t] = ahi[r][t] = _mm256_setzero_ps();
@@ -220,7 +220,7 @@ AI void q2k_chunk(int wtype, const uint8_t *blk, int g, __m256i *wlo, __m256i *w
 
 static void q2_tilek(int wtype, const uint8_t *const rows[QR2], const uint8_t *tok, int64_t n_in,
                      float out[QR2]) {
-    const size_t bsz = e2h_type_row_size(wtype, 256);
+    const size_t bsz = kern_type_row_size(wtype, 256);
     const int is6 = wtype == E2H_TYPE_Q6_K;
     const __m256i off32 = _mm256_set1_epi8(32);
     __m256 alo[QR2], ahi[QR2];
@@ -249,7 +249,7 @@ static void q2_tilek(int wtype, const uint8_t *const rows[QR2], const uint8_t *t
 #pragma GCC unroll 2
         for (int r = 0; r < QR2; r++) {
             const uint8_t *blk = rows[r] + i * bsz;
-            const __m256 dd = _mm256_mul_ps(_mm256_set1_ps(e2h_q_h2f(is6 ? ((const e2h_block_q6_K *)blk)->d
+            const __m256 dd = _mm256_mul_ps(_mm256_set1_ps(kern_q_h2f(is6 ? ((const e2h_block_q6_K *)blk)->d
                                                                            : ((const e2h_block_q4_K *)blk)->d)), dx);
             alo[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ilo[r]), dd, alo[r]);
             ahi[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ihi[r]), dd, ahi[r]);
@@ -258,7 +258,7 @@ static void q2_tilek(int wtype, const uint8_t *const rows[QR2], const uint8_t *t
                 q2k_scales_mins(((const e2h_block_q4_K *)blk)->scales, sc, mn);
                 const __m256i mins = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)mn));
                 const __m256i bs = _mm256_loadu_si256((const __m256i *)xk->bsum32);
-                const __m256 dm = _mm256_mul_ps(_mm256_set1_ps(e2h_q_h2f(((const e2h_block_q4_K *)blk)->dmin)), dx);
+                const __m256 dm = _mm256_mul_ps(_mm256_set1_ps(kern_q_h2f(((const e2h_block_q4_K *)blk)->dmin)), dx);
                 alo[r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(_mm256_mullo_epi32(mins, bs)), dm, alo[r]);
             }
         }
@@ -273,13 +273,13 @@ typedef e2h_qmm_args q2_ctx;
 static void q2_matmul_fn(void *p, int ith, int nth) {
     const q2_ctx *c = p;
     int64_t r0, r1;
-    e2h_pool_slice(c->n_out, ith, nth, 4, &r0, &r1);
+    pool_slice(c->n_out, ith, nth, 4, &r0, &r1);
     if (r0 >= r1) return;
     q2_desc qd;
     q2_desc_init(&qd, c->wtype); // unused by the K types
-    const int is_k = e2h_quant_is_k(c->wtype), nt_max = is_k ? 1 : NT2;
-    const size_t rs = e2h_type_row_size(c->wtype, c->n_in);
-    const int64_t ts = e2h_qx_token_stride(c->wtype, c->n_in);
+    const int is_k = kern_quant_is_k(c->wtype), nt_max = is_k ? 1 : NT2;
+    const size_t rs = kern_type_row_size(c->wtype, c->n_in);
+    const int64_t ts = kern_qx_token_stride(c->wtype, c->n_in);
     for (int64_t tb = 0; tb < c->n_tok; tb += TOK_BLOCK2) {
         const int64_t te = tb + TOK_BLOCK2 < c->n_tok ? tb + TOK_BLOCK2 : c->n_tok;
         for (int64_t r = r0; r < r1; r += QR2) {
@@ -306,12 +306,12 @@ static void q2_matmul_fn(void *p, int ith, int nth) {
     }
 }
 
-void e2h_qmatmul_avx2(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *w,
+void kern_qmatmul_avx2(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *w,
                       int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
-    if (e2h_qmatmul_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
+    if (kern_qmatmul_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
     q2_ctx c = {y, ldy, x, w, wtype, n_tok, n_in, n_out, scratch};
     // Few tokens (decode): quantizing here costs less than a second pool wake-up.
-    if (n_tok < 16 || e2h_pool_size(pool) == 1) e2h_qx_quantize(wtype, x, 0, n_tok, n_in, scratch);
-    else e2h_pool_run(pool, e2h_qmm_quantize_fn, &c);
-    e2h_pool_run(pool, q2_matmul_fn, &c);
+    if (n_tok < 16 || pool_size(pool) == 1) kern_qx_quantize(wtype, x, 0, n_tok, n_in, scratch);
+    else pool_run(pool, kern_qmm_quantize_fn, &c);
+    pool_run(pool, q2_matmul_fn, &c);
 }

@@ -4,7 +4,7 @@
 // once per tile into unsigned bytes and reused for every token of the tile; each chunk of
 // activations is loaded once and reused for every row. The lane structure and the order of
 // every float operation are those of the reference (kernels/quant.h), so results are
-// bit-identical to e2h_qmatmul_ref and independent of n_tok, tiling and thread count.
+// bit-identical to kern_qmatmul_ref and independent of n_tok, tiling and thread count.
 //
 // Decode (n_tok = 1) streams the weights: 6- or 8-row tiles, block scales read with one load
 // and a word permute per chunk (no scalar half handling), software prefetch ahead of the
@@ -42,14 +42,14 @@
 #define PF_ROW 768
 #define QUANT_INLINE_TOK 16 // below this many tokens the caller quantizes alone (one region)
 
-AI float q5_hsum(__m512 v) { // the fixed reduction order of e2h_q_reduce16
+AI float q5_hsum(__m512 v) { // the fixed reduction order of kern_q_reduce16
     __m256 a8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
     __m128 a4 = _mm_add_ps(_mm256_castps256_ps128(a8), _mm256_extractf128_ps(a8, 1));
     __m128 a2 = _mm_add_ps(a4, _mm_movehl_ps(a4, a4));
     return _mm_cvtss_f32(_mm_add_ss(a2, _mm_shuffle_ps(a2, a2, 1)));
 }
 
-// o[i] = e2h_q_reduce16(a[i]) for i < 16, the same adds in the same pairs, but 16 reductions
+// o[i] = kern_q_reduce16(a[i]) for i < 16, the same adds in the same pairs, but 16 reductions
 // share each shuffle+add: 46 instructions instead of 16 x 7.
 AI void q5_hsum16(const __m512 a[16], float o[16]) {
     __m512 p[8], q[4], r[2];
@@ -95,14 +95,14 @@ static inline uint32_t q5_ld32(const uint8_t *p) {
 }
 
 // ---------------------------------------------------------------- activation quantization
-// SIMD twins of e2h_qx_quantize (kernels/ref/quant.c): the same float operations in the same
+// SIMD twins of kern_qx_quantize (kernels/ref/quant.c): the same float operations in the same
 // order per element (max is order-free on non-NaN values; NaN never wins in either; halves
-// rounded by F16C, to nearest even as e2h_q_f2h), so the scratch bytes are identical for
+// rounded by F16C, to nearest even as kern_q_f2h), so the scratch bytes are identical for
 // every input.
 
 static void qx32_token_avx512(int wtype, const float *x, int64_t n_in, uint8_t *tok) {
-    const int64_t nb = n_in / 32, nb2 = e2h_qx32_nb2(n_in);
-    const int64_t stride = e2h_qx_token_stride(wtype, n_in);
+    const int64_t nb = n_in / 32, nb2 = kern_qx32_nb2(n_in);
+    const int64_t stride = kern_qx_token_stride(wtype, n_in);
     float *dv = (float *)(tok + nb2 * 32), *sx = dv + nb2;
     const int q8 = wtype == E2H_TYPE_Q8_0;
     const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
@@ -172,12 +172,12 @@ static void qxk_token_avx512(const float *x, int64_t n_in, e2h_qx_k *blk) {
     }
 }
 
-void e2h_qx_quantize_avx512(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_in,
+void kern_qx_quantize_avx512(int wtype, const float *x, int64_t t0, int64_t t1, int64_t n_in,
                             void *scratch) {
-    const int64_t stride = e2h_qx_token_stride(wtype, n_in);
+    const int64_t stride = kern_qx_token_stride(wtype, n_in);
     for (int64_t t = t0; t < t1; t++) {
         uint8_t *tok = (uint8_t *)scratch + t * stride;
-        if (e2h_quant_is_k(wtype)) qxk_token_avx512(x + t * n_in, n_in, (e2h_qx_k *)tok);
+        if (kern_quant_is_k(wtype)) qxk_token_avx512(x + t * n_in, n_in, (e2h_qx_k *)tok);
         else qx32_token_avx512(wtype, x + t * n_in, n_in, tok);
     }
 }
@@ -290,7 +290,7 @@ AI void q32_chunk(int wt, int QR, int NT, const uint8_t *const blk[], const q32_
 // One tile: rows[QR] × toks[NT] over the whole row. out[r][t].
 AI void q32_tile(int wt, int QR, int NT, const uint8_t *const rows[], const uint8_t *const toks[],
                  int64_t n_in, float out[][NT_PRE], int64_t pf) {
-    const int64_t nb = n_in / 32, nb2 = e2h_qx32_nb2(n_in), bsz = q32_bsz(wt);
+    const int64_t nb = n_in / 32, nb2 = kern_qx32_nb2(n_in), bsz = q32_bsz(wt);
     __m512 acc[QR_MAX][NT_PRE];
 #pragma GCC unroll 8
     for (int r = 0; r < QR; r++)
@@ -365,7 +365,7 @@ AI void qk_scales_mins(const uint8_t *s12, __m512i *sc, __m512i *mn) {
 // mins). Rows are handled one at a time so that per-row state never spills.
 AI void qk_tile(int wt, int QR, int NT, const uint8_t *const rows[], const uint8_t *const toks[],
                 int64_t n_in, float out[][NT_PRE], int64_t pf) {
-    const size_t bsz = e2h_type_row_size(wt, 256);
+    const size_t bsz = kern_type_row_size(wt, 256);
     const int is6 = wt == E2H_TYPE_Q6_K;
     __m512 acc[QR_MAX][QK_NT];
 #pragma GCC unroll 8
@@ -405,14 +405,14 @@ AI void qk_tile(int wt, int QR, int NT, const uint8_t *const rows[], const uint8
             if (is6) {
                 const e2h_block_q6_K *b = (const e2h_block_q6_K *)blk;
                 s8 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)b->scales));
-                d = e2h_q_h2f(b->d);
+                d = kern_q_h2f(b->d);
                 ql0 = _mm512_loadu_si512((const void *)b->ql);
                 ql1 = _mm512_loadu_si512((const void *)(b->ql + 64));
             } else {
                 const e2h_block_q4_K *b4 = (const e2h_block_q4_K *)blk;
                 qk_scales_mins(b4->scales, &s8, &mins);
-                d = e2h_q_h2f(b4->d);
-                dmin = e2h_q_h2f(b4->dmin);
+                d = kern_q_h2f(b4->d);
+                dmin = kern_q_h2f(b4->dmin);
                 qs = wt == E2H_TYPE_Q4_K ? b4->qs : ((const e2h_block_q5_K *)blk)->qs;
                 if (wt == E2H_TYPE_Q5_K) {
                     const __m256i qh = _mm256_loadu_si256((const __m256i *)((const e2h_block_q5_K *)blk)->qh);
@@ -531,8 +531,8 @@ typedef struct {
 static void q5_quantize_fn(void *p, int ith, int nth) {
     q5_ctx *c = p;
     int64_t t0, t1;
-    e2h_pool_slice(c->a.n_tok, ith, nth, 1, &t0, &t1);
-    e2h_qx_quantize_avx512(c->a.wtype, c->a.x, t0, t1, c->a.n_in, c->a.scratch);
+    pool_slice(c->a.n_tok, ith, nth, 1, &t0, &t1);
+    kern_qx_quantize_avx512(c->a.wtype, c->a.x, t0, t1, c->a.n_in, c->a.scratch);
 }
 
 // Rows [r0, r1) × tokens [t0, t1) with the decode tiles (QR_DEC × 1) or the prefill tiles
@@ -540,10 +540,10 @@ static void q5_quantize_fn(void *p, int ith, int nth) {
 static void q5_run_rows(const q5_ctx *c, int64_t r0, int64_t r1, int64_t t0, int64_t t1, int decode,
                         int nt_max) {
     const int qr = decode ? c->tiles.dec_rows : QR_PRE;
-    const size_t rs = e2h_type_row_size(c->a.wtype, c->a.n_in);
+    const size_t rs = kern_type_row_size(c->a.wtype, c->a.n_in);
     const int64_t tile = qr * (int64_t)rs;
     const int64_t pf = !decode ? 0 : tile > PF_TILE_MAX ? PF_ROW : 2 * tile < PF_FAR ? 2 * tile : PF_FAR;
-    const int64_t ts = e2h_qx_token_stride(c->a.wtype, c->a.n_in);
+    const int64_t ts = kern_qx_token_stride(c->a.wtype, c->a.n_in);
     for (int64_t r = r0; r < r1; r += qr) {
         const uint8_t *rows[QR_MAX];
         for (int i = 0; i < qr; i++) // rows past the slice repeat the last one (not stored)
@@ -564,27 +564,27 @@ static void q5_matmul_fn(void *p, int ith, int nth) {
     const q5_ctx *c = p;
     if (c->a.n_tok == 1) { // decode: equal slices of whole tiles
         int64_t r0, r1;
-        e2h_pool_slice(c->a.n_out, ith, nth, c->tiles.dec_rows, &r0, &r1);
+        pool_slice(c->a.n_out, ith, nth, c->tiles.dec_rows, &r0, &r1);
         if (r0 < r1) q5_run_rows(c, r0, r1, 0, 1, 1, 1);
         return;
     }
     int64_t r0, r1;
-    e2h_pool_slice(c->a.n_out, ith, nth, QR_PRE, &r0, &r1);
+    pool_slice(c->a.n_out, ith, nth, QR_PRE, &r0, &r1);
     if (r0 >= r1) return;
-    const int nt_max = e2h_quant_is_k(c->a.wtype) ? QK_NT : NT_PRE;
+    const int nt_max = kern_quant_is_k(c->a.wtype) ? QK_NT : NT_PRE;
     for (int64_t tb = 0; tb < c->a.n_tok; tb += TOK_BLOCK) {
         const int64_t te = tb + TOK_BLOCK < c->a.n_tok ? tb + TOK_BLOCK : c->a.n_tok;
         q5_run_rows(c, r0, r1, tb, te, 0, nt_max);
     }
 }
 
-void e2h_qmatmul_avx512(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *w,
+void kern_qmatmul_avx512(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *w,
                         int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
-    if (e2h_qmatmul_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
+    if (kern_qmatmul_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
     q5_ctx c = {{y, ldy, x, w, wtype, n_tok, n_in, n_out, scratch}, {0}};
     if (q5_tiles_get(wtype, &c.tiles)) return;
     // Few tokens: quantizing here costs less than waking the pool twice.
-    if (n_tok < QUANT_INLINE_TOK || e2h_pool_size(pool) == 1) e2h_qx_quantize_avx512(wtype, x, 0, n_tok, n_in, scratch);
-    else e2h_pool_run(pool, q5_quantize_fn, &c);
-    e2h_pool_run(pool, q5_matmul_fn, &c);
+    if (n_tok < QUANT_INLINE_TOK || pool_size(pool) == 1) kern_qx_quantize_avx512(wtype, x, 0, n_tok, n_in, scratch);
+    else pool_run(pool, q5_quantize_fn, &c);
+    pool_run(pool, q5_matmul_fn, &c);
 }

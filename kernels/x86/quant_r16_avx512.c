@@ -2,7 +2,7 @@
 //
 // Lane r of every vector is row 16g + r of a group. Per 32-element block and token: 8
 // vpdpbusd (unsigned weight levels × the token's 4 activation bytes broadcast), then one
-// convert and one fma with the 16 rows' scales — bit-identical to e2h_r16_matmul_ref.
+// convert and one fma with the 16 rows' scales — bit-identical to kern_r16_matmul_ref.
 // Tiles: G groups × NT tokens share each unpacked weight vector and each broadcast.
 // Decode (1 token) streams the weights with 2 groups per tile and two integer chains per
 // output (latency); prefill runs 2 groups × 4 tokens over token blocks that stay in L2.
@@ -55,8 +55,8 @@ typedef struct {
 // out[g][t] (16 rows each) = rows of groups gq[g] × tokens tk[t], whole reduction.
 AI void r16_tile(int wt, int G, int NT, int split, const uint8_t *const gq[], const r16_tok tk[],
                  int64_t nb, __m512 out[][NT_PRE], int64_t pf) {
-    const int64_t qb = e2h_r16_qbytes(wt), sb = e2h_r16_sbytes(wt);
-    const int off = e2h_r16_offset(wt), has_min = wt == E2H_TYPE_Q4_1;
+    const int64_t qb = kern_r16_qbytes(wt), sb = kern_r16_sbytes(wt);
+    const int off = kern_r16_offset(wt), has_min = wt == E2H_TYPE_Q4_1;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m512 acc[G_MAX][NT_PRE];
 #pragma GCC unroll 2
@@ -173,7 +173,7 @@ static void r16_store(const r16_ctx *c, int64_t row0, int G, int nt, int64_t t, 
         for (int j = 0; j < nt; j++) {
             _mm512_storeu_ps(g, out[0][j]);
             _mm512_storeu_ps(u, out[1][j]);
-            e2h_swiglu_avx512(s->y + (t + j) * s->ldy + row0 / 2, g, u, 1, 16);
+            kern_swiglu_avx512(s->y + (t + j) * s->ldy + row0 / 2, g, u, 1, 16);
         }
         return;
     }
@@ -182,16 +182,16 @@ static void r16_store(const r16_ctx *c, int64_t row0, int G, int nt, int64_t t, 
         const int64_t left = c->a.n_out - r;
         const __mmask16 m = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
         int64_t ldy;
-        float *y = e2h_mm_out_at(c->a.out, r, &ldy);
+        float *y = kern_mm_out_at(c->a.out, r, &ldy);
         for (int j = 0; j < nt; j++) _mm512_mask_storeu_ps(y + (t + j) * ldy, m, out[g][j]);
     }
 }
 
 // Groups [g0, g1) × tokens [t0, t1), tiles of up to gmax groups × ntmax tokens.
 static void r16_run(const r16_ctx *c, int64_t g0, int64_t g1, int64_t t0, int64_t t1, int gmax, int ntmax) {
-    const int64_t nb = c->a.n_in / 32, gs = e2h_r16_group_stride(c->a.wtype, c->a.n_in);
-    const int64_t ts = e2h_r16_token_stride(c->a.n_in);
-    const int32_t *init = e2h_r16_inits(c->a.scratch, c->a.n_tok, c->a.n_in);
+    const int64_t nb = c->a.n_in / 32, gs = kern_r16_group_stride(c->a.wtype, c->a.n_in);
+    const int64_t ts = kern_r16_token_stride(c->a.n_in);
+    const int32_t *init = kern_r16_inits(c->a.scratch, c->a.n_tok, c->a.n_in);
     // Decode prefetch: short groups (small n_in) are short streams that the hardware
     // prefetcher keeps losing, so fetch the next tile (the same offset gmax groups on);
     // long groups stream well, so only R16_PF_DIST_* ahead in the group (coded negative).
@@ -206,7 +206,7 @@ static void r16_run(const r16_ctx *c, int64_t g0, int64_t g1, int64_t t0, int64_
             r16_tok tk[NT_PRE];
             for (int j = 0; j < nt; j++) {
                 const uint8_t *tok = c->a.scratch + (t + j) * ts;
-                const int64_t nb2 = e2h_qx32_nb2(c->a.n_in);
+                const int64_t nb2 = kern_qx32_nb2(c->a.n_in);
                 tk[j].q = (const int8_t *)tok;
                 tk[j].dx = (const float *)(tok + nb2 * 32);
                 tk[j].sx = tk[j].dx + nb2;
@@ -224,7 +224,7 @@ static void r16_matmul_fn(void *p, int ith, int nth) {
     const int64_t groups = (c->a.n_out + E2H_R16_ROWS - 1) / E2H_R16_ROWS;
     const int gmax = c->a.n_tok == 1 ? G_DEC : G_PRE;
     int64_t g0, g1;
-    e2h_pool_slice(groups, ith, nth, gmax, &g0, &g1);
+    pool_slice(groups, ith, nth, gmax, &g0, &g1);
     if (g0 >= g1) return;
     if (c->a.n_tok == 1) {
         r16_run(c, g0, g1, 0, 1, gmax, 1);
@@ -237,23 +237,23 @@ static void r16_matmul_fn(void *p, int ith, int nth) {
 }
 
 // Activations quantized by the AVX-512 twins of the ref's rmsnorm and quantizer (same bytes).
-static const e2h_r16_act_ops k_act_avx512 = {e2h_rmsnorm_avx512, e2h_qx_quantize_avx512};
+static const e2h_r16_act_ops k_act_avx512 = {kern_rmsnorm_avx512, kern_qx_quantize_avx512};
 
-void e2h_r16_matmul_ex_avx512(e2h_pool *pool, const e2h_mm_out *out, const float *x, const void *wp,
+void kern_r16_matmul_ex_avx512(e2h_pool *pool, const e2h_mm_out *out, const float *x, const void *wp,
                               int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
-    if (e2h_r16_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
+    if (kern_r16_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
     if ((out->swiglu && n_out % (2 * E2H_R16_ROWS)) || (out->norm_w && n_in > E2H_R16_NORM_MAX)) return;
     r16_ctx c = {{out, x, wp, wtype, n_tok, n_in, n_out, scratch, &k_act_avx512}, {{{0}}}};
     if (r16_tiles_get(wtype, &c.tiles)) return;
-    if (n_tok < QUANT_INLINE_TOK || e2h_pool_size(pool) == 1)
-        e2h_r16_quantize(wtype, x, 0, n_tok, n_tok, n_in, scratch, &k_act_avx512, out->norm_w,
+    if (n_tok < QUANT_INLINE_TOK || pool_size(pool) == 1)
+        kern_r16_quantize(wtype, x, 0, n_tok, n_tok, n_in, scratch, &k_act_avx512, out->norm_w,
                          out->norm_eps);
     else
-        e2h_pool_run(pool, e2h_r16_quantize_fn, &c.a);
-    e2h_pool_run(pool, r16_matmul_fn, &c);
+        pool_run(pool, kern_r16_quantize_fn, &c.a);
+    pool_run(pool, r16_matmul_fn, &c);
 }
 
-void e2h_r16_matmul_avx512(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *wp,
+void kern_r16_matmul_avx512(e2h_pool *pool, float *y, int64_t ldy, const float *x, const void *wp,
                            int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
-    e2h_r16_matmul_plain(e2h_r16_matmul_ex_avx512, pool, y, ldy, x, wp, wtype, n_tok, n_in, n_out, scratch);
+    kern_r16_matmul_plain(kern_r16_matmul_ex_avx512, pool, y, ldy, x, wp, wtype, n_tok, n_in, n_out, scratch);
 }
