@@ -79,8 +79,10 @@ e2h_status srch_fork(srch_ctx *c, srch_node *parent, int k, srch_node *kids) {
         st = srch_node_grow(c, &kids[i], parent->n_steps > 0 ? parent->n_steps : 1);
         if (st) break;
         kids[i].n_steps = parent->n_steps;
-        memcpy(kids[i].step_end, parent->step_end, (size_t)parent->n_steps * sizeof *parent->step_end);
-        memcpy(kids[i].score, parent->score, (size_t)parent->n_steps * sizeof *parent->score);
+        if (parent->n_steps > 0) { // a root has no step arrays yet (memcpy from NULL is UB)
+            memcpy(kids[i].step_end, parent->step_end, (size_t)parent->n_steps * sizeof *parent->step_end);
+            memcpy(kids[i].score, parent->score, (size_t)parent->n_steps * sizeof *parent->score);
+        }
     }
     if (st) {
         for (int i = 0; i < k; i++) {
@@ -246,7 +248,7 @@ static e2h_status srch_snapshot(srch_ctx *c, const srch_node *nd, srch_path *p) 
     }
     memcpy(p->tokens, e2h_seq_tokens(nd->seq) + c->n_prompt, (size_t)p->n_tokens * sizeof *p->tokens);
     for (int32_t i = 0; i < p->n_steps; i++) p->step_end[i] = nd->step_end[i] - c->n_prompt;
-    memcpy(p->score, nd->score, (size_t)p->n_steps * sizeof *p->score);
+    if (p->n_steps > 0) memcpy(p->score, nd->score, (size_t)p->n_steps * sizeof *p->score);
     p->stop = e2h_seq_stop_reason(nd->seq);
     if (nd->done && p->n_tokens >= c->o.max_tokens) p->stop = E2H_STOP_LENGTH;
     return E2H_OK;
