@@ -48,15 +48,8 @@ e2h_status search_beam(srch_ctx *c, srch_node *root) {
     int cur = 0, n_act = 0;
     for (int i = 0; i < n && !st; i++) act[n_act++] = &pool[0][i];
     for (int r = 0; r < c->o.max_rounds && !st && n_act > 0; r++) {
-        st = srch_expand(c, act, n_act, r == c->o.max_rounds - 1);
-        c->rounds++;
-        int generated = n_act, m = 0;
-        for (int i = 0; i < n_act && !st; i++) {
-            if (!act[i]->done) { act[m++] = act[i]; continue; }
-            st = srch_emit(c, act[i]);
-            srch_node_free(c, act[i]);
-        }
-        n_act = m;
+        int generated = n_act;
+        st = srch_round(c, act, &n_act, r == c->o.max_rounds - 1);
         if (st) break;
         n_act = beam_prune(c, act, n_act, keep);
         srch_report_round(c, act, n_act, generated);

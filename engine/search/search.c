@@ -266,6 +266,19 @@ e2h_status srch_push_path(srch_ctx *c, srch_path *p) {
     return E2H_OK;
 }
 
+e2h_status srch_round(srch_ctx *c, srch_node **act, int *n_act, int final) {
+    e2h_status st = srch_expand(c, act, *n_act, final);
+    c->rounds++;
+    int m = 0;
+    for (int i = 0; i < *n_act && !st; i++) {
+        if (!act[i]->done) { act[m++] = act[i]; continue; }
+        st = srch_emit(c, act[i]);
+        srch_node_free(c, act[i]);
+    }
+    *n_act = m;
+    return st;
+}
+
 e2h_status srch_emit(srch_ctx *c, const srch_node *nd) {
     srch_path p;
     e2h_status st = srch_snapshot(c, nd, &p);

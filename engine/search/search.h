@@ -72,6 +72,9 @@ void srch_node_free(srch_ctx *c, srch_node *n);
 e2h_status srch_expand(srch_ctx *c, srch_node **nodes, int n, int final);
 // Copies a node's path out as a finished path (sample).
 e2h_status srch_emit(srch_ctx *c, const srch_node *n);
+// One round of the tree methods (beam, REBASE): extends every active node by a step, emits and
+// frees the nodes that finished, and compacts act[0..*n_act) to those still active.
+e2h_status srch_round(srch_ctx *c, srch_node **act, int *n_act, int final);
 // The same into *p (caller frees with srch_path_free), and moving a path into c->paths.
 e2h_status srch_snapshot_node(srch_ctx *c, const srch_node *n, srch_path *p);
 e2h_status srch_push_path(srch_ctx *c, srch_path *p);
