@@ -21,6 +21,9 @@ CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wno-format-truncation $(if 
            -I. -Iinclude -I/usr/include/openblas $(SAN) $(EXTRA_CFLAGS)
 LDLIBS  := -lopenblas -lxxhash -lcjson -lpcre2-8 -lm -lpthread
 LDFLAGS := $(SAN) -pthread
+# the CLI only: `e2h serve` runs on GNU libmicrohttpd (Debian libmicrohttpd-dev: packaged, C,
+# mature, thread-per-connection + streaming callbacks, so no hand-written HTTP parsing)
+CLI_LDLIBS := -lmicrohttpd
 
 # version from include/e2h.h; the shared library is libe2h.so.MAJOR.MINOR.PATCH with SONAME
 # libe2h.so.MAJOR and the links libe2h.so.MAJOR, libe2h.so
@@ -85,7 +88,7 @@ $(BUILD)/libe2h.so: $(BUILD)/libe2h.so.$(VERSION)
 	ln -sf libe2h.so.$(VERSION) $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $@
 $(BUILD)/e2h: $(CLI_OBJ) $(BUILD)/libe2h.a
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libe2h.a $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libe2h.a $(LDLIBS) $(CLI_LDLIBS)
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libe2h.a tests/harness.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libe2h.a $(LDLIBS)

@@ -7,7 +7,7 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 need_apt=0
 for h in /usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h /usr/include/xxhash.h \
-         /usr/include/cjson/cJSON.h /usr/include/pcre2.h; do
+         /usr/include/cjson/cJSON.h /usr/include/pcre2.h /usr/include/microhttpd.h; do
     [ -e "$h" ] || need_apt=1
 done
 command -v cc >/dev/null && command -v make >/dev/null && command -v python3 >/dev/null \
@@ -15,10 +15,11 @@ command -v cc >/dev/null && command -v make >/dev/null && command -v python3 >/d
 # clang + its runtime libraries: libFuzzer and float-cast-overflow for `make fuzz` / `make asan`
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || need_apt=1
 if [ $need_apt = 1 ]; then
-    echo "deps: apt-get install build-essential libopenblas-dev libxxhash-dev libcjson-dev libpcre2-dev clang"
+    # libmicrohttpd: the HTTP server of `e2h serve` (packaged in Debian, C, mature)
+    echo "deps: apt-get install build-essential libopenblas-dev libxxhash-dev libcjson-dev libpcre2-dev libmicrohttpd-dev clang"
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq --no-install-recommends build-essential libopenblas-dev \
-        libxxhash-dev libcjson-dev libpcre2-dev python3 python3-pip unzip clang >/dev/null
+        libxxhash-dev libcjson-dev libpcre2-dev libmicrohttpd-dev python3 python3-pip unzip clang >/dev/null
     # Debian 12 ships libFuzzer in libclang-rt-<version>-dev, not in clang itself
     v=$(clang --version 2>/dev/null | grep -oE 'version [0-9]+' | grep -oE '[0-9]+' | head -n 1)
     [ -n "$v" ] && $SUDO apt-get install -y -qq --no-install-recommends "libclang-rt-$v-dev" >/dev/null 2>&1 || true
@@ -42,4 +43,11 @@ if ! python3 -c "import ray" 2>/dev/null; then
     echo "deps: pip install ray==2.40.0 (optional; for tools/ray_search.py)"
     python3 -m pip install -q --disable-pip-version-check ray==2.40.0 >/dev/null 2>&1 \
         || echo "deps: ray not installed; tests/py/test_ray_search.py will skip"
+fi
+# The official OpenAI client: tests/py/test_serve.py and examples/openai_client.py talk to
+# `e2h serve` through it (pinned as in tools/requirements.txt).
+if ! python3 -c "import openai" 2>/dev/null; then
+    echo "deps: pip install openai==3.51.0 (pinned)"
+    python3 -m pip install -q --disable-pip-version-check openai==3.51.0 2>&1 \
+        | grep -v "as the 'root' user" || true
 fi

@@ -20,6 +20,7 @@ int cli_report(int argc, char **argv);
 int cli_search(int argc, char **argv);
 int cli_score(int argc, char **argv);
 int cli_label(int argc, char **argv);
+int cli_serve(int argc, char **argv);
 
 // Parses "1,2,3" into a malloc'd array. Returns 0, or -1 with a message on stderr.
 int cli_parse_ids(const char *s, int32_t **ids, int32_t *n);

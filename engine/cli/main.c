@@ -43,6 +43,7 @@ static const struct {
     {"bench", cli_bench, "prefill and decode tokens/s (llama-bench style)"},
     {"version", cli_version, "print the version (also e2h --version)"},
     {"score", cli_score, "PRM step scores of given solutions (JSONL in, JSONL out)"},
+    {"serve", cli_serve, "OpenAI-compatible HTTP server (continuous batching, PRM endpoints)"},
     {"label", cli_label, "easy-to-hard job stage 2: automatic step labels + hidden-state features"},
 };
 
