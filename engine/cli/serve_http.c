@@ -42,6 +42,7 @@ static const route routes[] = {
     {"/v1/prm/score", "POST", R_GEN, SRV_PRM},
     {"/v1/search", "POST", R_GEN, SRV_SEARCH},
     {"/v1/reward", "POST", R_GEN, SRV_REWARD},
+    {"/get_reward", "POST", R_GEN, SRV_REWARD}, // the path of OpenRLHF's reward-server examples
 };
 
 typedef struct {

@@ -338,6 +338,8 @@ def test_openrlhf_reward(srv):
     _, ref = srv.post("/v1/prm/score", {"problem": "What is 2+3?", "solution": resp})
     assert body["rewards"][0] == pytest.approx(ref["agg"]["min"], abs=1e-6)
     assert body["rewards"][1] == 0  # an empty response has no steps
+    st, same = srv.post("/get_reward", {"query": [prompt + resp], "prompts": [prompt], "labels": ["5"]})
+    assert st == 200 and same["rewards"] == body["rewards"][:1]
 
 
 # ------------------------------------------------------------------ shutdown
@@ -368,3 +370,38 @@ def test_sigterm_finishes_in_flight_and_frees_pool(tmp_path):
     assert re.search(r"KV blocks used 0 of \d+", log), log
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", s.port), timeout=2)
+
+
+# ------------------------------------------------------------------ examples
+
+def test_examples_against_live_server(srv):
+    p = subprocess.run(["python3", os.path.join(ROOT, "examples", "openai_client.py"), "--url", srv.url + "/v1",
+                        "--api-key", KEY, "--max-tokens", "8"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "completion 0 (" in p.stdout and "completion 1 (" in p.stdout and "chat finish_reason:" in p.stdout
+    p = subprocess.run(["python3", os.path.join(ROOT, "examples", "trl_reward.py"), "--url", srv.url,
+                        "--api-key", KEY], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    rewards = json.loads(p.stdout)["rewards"]
+    _, ref = srv.post("/v1/prm/score", {"problem": "What is 2+3?", "solution": "We add 2 and 3.\n\n2 + 3 = 5.\n\n# Answer\n\n5"})
+    assert len(rewards) == 3 and rewards[2] == 0.0
+    assert rewards[0] == pytest.approx(ref["agg"]["min"], abs=1e-6) and 0 <= rewards[1] <= 1
+
+
+def test_queue_full_gives_429(tmp_path):
+    # one running request holds the whole (tiny) pool; one waits; the next is refused
+    s = Server(str(tmp_path), "--max-queue", "1", "--kv-mem", "0.006", "--max-tokens", "64")
+    try:
+        body = {"prompt": "Count: 1, 2,", "max_tokens": 64, "temperature": 0}
+        res = []
+        ts = [threading.Thread(target=lambda: res.append(s.post("/v1/completions", body)[0])) for _ in range(4)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(timeout=120)
+        assert 429 in res and 200 in res, res
+        st, h, _ = s.raw("GET", "/metrics")
+        assert st == 200 and s.metrics()["e2h_requests_rejected_total"] >= 1
+    finally:
+        s.stop()
+    assert s.proc.returncode == 0, s.stderr()
