@@ -278,6 +278,7 @@ e2h_status e2h_seq_create(e2h_engine *e, const int32_t *ids, int32_t n, const e2
     s->stream = 0;
     rng_seed(&s->rng, s->sp.seed, s->stream);
     kv_seq_match_prefix(e->kv, &s->kv, ids, n); // the rest is pending until a sync
+    s->n_done = s->kv.n_tokens; // a cached prefix has no output rows (no log-prob, no capture)
     *out = s;
     return E2H_OK;
 }
@@ -305,7 +306,8 @@ static int seq_copy_caps(const e2h_seq *src, e2h_seq *dst, int32_t dim, int32_t 
 e2h_status e2h_seq_fork(e2h_engine *e, e2h_seq *parent, int k, e2h_seq **children) {
     if (!e || !parent || !children || k < 1)
         return e ? ENG_ERR(e, E2H_ERR_INVALID_ARG, "fork: need a parent and k >= 1") : E2H_ERR_INVALID_ARG;
-    e2h_status st = sched_sync(e, &parent, 1); // children share the parent's complete cache
+    // children share the parent's complete cache (recomputed first if it was preempted)
+    e2h_status st = sched_sync_resident(e, parent);
     if (st) return st;
     for (int i = 0; i < k; i++) children[i] = NULL;
     for (int i = 0; i < k; i++) {
@@ -322,6 +324,7 @@ e2h_status e2h_seq_fork(e2h_engine *e, e2h_seq *parent, int k, e2h_seq **childre
         memcpy(c->logits, parent->logits, (size_t)e->vocab * sizeof(float));
         memcpy(c->hidden, parent->hidden, (size_t)e->dim * sizeof(float));
         c->n = parent->n;
+        c->n_done = parent->n_done;
         c->n_prompt = parent->n_prompt;
         c->sp = parent->sp;
         // distinct, reproducible stream per tree path: (parent stream, child index)
@@ -386,7 +389,7 @@ e2h_status e2h_seq_append_ex(e2h_engine *e, e2h_seq *s, const int32_t *ids, int3
         seq_drop_caps(s, s->n);
         return ENG_ERR(e, E2H_ERR_NOMEM, "append: out of memory for %d captures", o.n_capture);
     }
-    const int synced = s->kv.n_tokens == s->n;
+    const int synced = s->n_done == s->n;
     memcpy(s->tokens + s->n, ids, (size_t)n * sizeof *ids);
     for (int32_t i = 0; i < n; i++) {
         s->logprobs[s->n + i] = NAN;
@@ -417,6 +420,7 @@ e2h_status e2h_seq_truncate(e2h_engine *e, e2h_seq *s, int32_t n_tokens) {
         return ENG_ERR(e, E2H_ERR_INVALID_ARG, "truncate: the KV cache refused to drop positions "
                        "[%d, %d)", keep, s->kv.n_tokens);
     s->n = n_tokens;
+    if (s->n_done > n_tokens - 1) s->n_done = n_tokens - 1; // the last token's outputs are redone
     if (s->n_prompt > n_tokens) s->n_prompt = n_tokens;
     seq_drop_caps(s, n_tokens);
     prm_hook_truncate(e, s, n_tokens);
@@ -432,8 +436,8 @@ const int32_t *e2h_seq_tokens(const e2h_seq *s) { return s->tokens; }
 const float *e2h_seq_logprobs(const e2h_seq *s) { return s->logprobs; }
 int32_t e2h_seq_n_prompt(const e2h_seq *s) { return s->n_prompt; }
 e2h_stop_reason e2h_seq_stop_reason(const e2h_seq *s) { return s->stop; }
-const float *e2h_seq_logits(const e2h_seq *s) { return s->kv.n_tokens == s->n ? s->logits : NULL; }
-const float *e2h_seq_hidden(const e2h_seq *s) { return s->kv.n_tokens == s->n ? s->hidden : NULL; }
+const float *e2h_seq_logits(const e2h_seq *s) { return s->n_done == s->n ? s->logits : NULL; }
+const float *e2h_seq_hidden(const e2h_seq *s) { return s->n_done == s->n ? s->hidden : NULL; }
 
 static const seq_capture *seq_cap_at(const e2h_seq *s, int32_t pos) {
     int32_t lo = 0, hi = s->n_caps;
@@ -496,6 +500,7 @@ void e2h_engine_get_kv_stats(const e2h_engine *e, e2h_kv_stats *out) {
     out->block_size = kc->block_size;
     out->forward_passes = e->n_passes;
     out->forward_tokens = e->n_pass_tokens;
+    out->preemptions = e->n_preempt;
     out->block_bytes = (size_t)c->n_layers * 2 * (size_t)c->n_kv_heads * c->head_dim *
                        (size_t)kc->block_size * (kc->kv_type == E2H_TYPE_F16 ? 2 : 4);
     for (const e2h_seq *s = e->live; s; s = s->next) {

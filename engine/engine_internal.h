@@ -37,6 +37,8 @@ struct e2h_engine {
     uint8_t *out_lg;      // (max_batch) which of them need logits
     struct sched_row *work; // (max_batch) what to do with each output row after the pass
     int64_t n_passes, n_pass_tokens; // counters (e2h_kv_stats)
+    int64_t n_preempt;    // sequences whose KV was dropped to make room (preemptions)
+    int64_t sync_gen;     // generation of the running sched_sync (membership stamps)
     sample_scratch *ss;   // (n_threads) one per pool thread: sequences are sampled in parallel
     struct e2h_seq *live; // list of live sequences (for stats)
     char *text;           // decode buffer for stop strings (full-decode fallback)
@@ -72,6 +74,16 @@ struct e2h_seq {
     seq_capture *caps;    // (n_caps) ascending pos
     int32_t n_caps, cap_caps;
     int in_pass;          // set while the scheduler has the sequence in the batch being built
+    // Outputs (logits, hidden, log-probs, captures) of positions [0, n_done) are recorded in the
+    // sequence itself, so the KV of a sequence can be dropped under memory pressure (preempted,
+    // as vLLM's recompute mode does) without losing them: kv.n_tokens may be below n_done, and
+    // the next pass that needs the KV recomputes it (bit-identical: the forward is
+    // batch-invariant) without recording those outputs again.
+    int32_t n_done;
+    int64_t last_pass;    // e->n_passes when last in a pass (least recently used is preempted first)
+    int64_t sync_gen;     // == e->sync_gen while a member of the running sched_sync list
+    int sync_idx;         //   and its index there (priority: lower index first)
+    int suspended;        // preempted during e2h_seq_extend: waits until blocks free up
     e2h_sampling sp;
     e2h_rng rng;
     int32_t next_tok;     // sampled by the parallel phase of extend, appended after it

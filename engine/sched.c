@@ -42,7 +42,9 @@ static seq_capture *sched_find_cap(e2h_seq *s, int32_t pos) {
 static int32_t sched_rows(e2h_engine *e, e2h_seq *s, int32_t p0, int32_t take, int32_t *n_rows,
                           int32_t *n_lg) {
     int32_t n_out = 0;
-    for (int32_t p = p0; p < p0 + take; p++) {
+    // Positions below n_done had their outputs recorded before the sequence was preempted:
+    // only its K/V is recomputed for them.
+    for (int32_t p = p0 > s->n_done ? p0 : s->n_done; p < p0 + take; p++) {
         int last = p == s->n - 1;
         int lp = p + 1 < s->n && (s->pflags[p + 1] & SEQ_F_LP);
         seq_capture *c = (s->pflags[p] & SEQ_F_CAP) ? sched_find_cap(s, p) : NULL;
@@ -90,29 +92,119 @@ static void sched_post_fn(void *p, int ith, int nth) {
     }
 }
 
-// One forward pass over as many pending tokens of seqs as fit in the batch. Sets *progress
-// to whether anything ran.
-static e2h_status sched_pass(e2h_engine *e, e2h_seq *const *seqs, int n, int *progress) {
+// How a sync treats the sequences it is given (see sched_pass).
+enum {
+    SCHED_NORMAL,   // compute every output; preempted sequences are recomputed within the sync
+    SCHED_SUSPEND,  // (extend) lower-priority sequences that do not fit are suspended instead
+    SCHED_RESIDENT, // (fork, one sequence) also recompute the K/V of a preempted sequence
+};
+
+static int sched_needs_work(const e2h_seq *s, int mode) {
+    if (s->suspended) return 0;
+    return mode == SCHED_RESIDENT ? s->kv.n_tokens < s->n : s->n_done < s->n;
+}
+
+static int sched_member(const e2h_engine *e, const e2h_seq *s) { return s->sync_gen == e->sync_gen; }
+
+// Drops v's K/V (its tokens and recorded outputs stay); full blocks stay in the prefix index
+// as cached blocks until evicted, so a re-prefill may find them again.
+static void sched_preempt(e2h_engine *e, e2h_seq *v) {
+    kv_seq_truncate(e->kv, &v->kv, 0);
+    e->n_preempt++;
+}
+
+// The sequence whose K/V to drop so that s (index i of the sync list) can reserve, or NULL.
+// Preference (why): first sequences outside the sync and, in NORMAL mode, list members whose
+// outputs are already computed, least recently used first: dropping them costs nothing now
+// (their K/V is needed only when they are next extended, maybe never: finished search
+// branches, kept roots). Then list members after s, last first: the lowest priority, as vLLM
+// preempts the most recently arrived request. Never a sequence in the pass being built, never
+// s, never one listed before s that still needs work (that one is in the pass: the loop goes in
+// list order), so the first sequence that needs work always progresses. *lower: the victim is
+// a list member after s.
+static e2h_seq *sched_pick_victim(e2h_engine *e, const e2h_seq *s, int i, int mode, int *lower) {
+    e2h_seq *lru = NULL, *last = NULL;
+    for (e2h_seq *v = e->live; v; v = v->next) {
+        if (v == s || v->in_pass || v->kv.n_blocks == 0) continue;
+        int member = sched_member(e, v);
+        if (member && v->sync_idx > i) {
+            if (mode == SCHED_SUSPEND || v->n_done < v->n) {
+                if (!last || v->sync_idx > last->sync_idx) last = v;
+                continue;
+            }
+        } else if (member && (mode == SCHED_SUSPEND || v->n_done < v->n)) {
+            continue;
+        }
+        if (!lru || v->last_pass < lru->last_pass) lru = v;
+    }
+    *lower = !lru && last;
+    return lru ? lru : last;
+}
+
+// Makes room for take more tokens of s (index i): reserves, preempting as needed. Returns 0 when
+// reserved, 1 when s should wait (not reserved; in SUSPEND mode s may have been suspended), -1
+// when s cannot fit even alone (error set).
+static int sched_make_room(e2h_engine *e, e2h_seq *s, int i, int32_t take, int mode, int nb) {
+    for (;;) {
+        if (!kv_seq_reserve(e->kv, &s->kv, take)) return 0;
+        int lower;
+        e2h_seq *v = sched_pick_victim(e, s, i, mode, &lower);
+        if (v) {
+            sched_preempt(e, v);
+            if (lower && mode == SCHED_SUSPEND) v->suspended = 1;
+            continue;
+        }
+        if (nb > 0) return 1; // run the pass built so far; its members free nothing now
+        // Only list members before s (computed, in SUSPEND mode) still hold blocks: s waits.
+        if (mode == SCHED_SUSPEND) {
+            for (e2h_seq *w = e->live; w; w = w->next)
+                if (w != s && w->kv.n_blocks > 0 && sched_member(e, w)) {
+                    sched_preempt(e, s);
+                    s->suspended = 1;
+                    return 1;
+                }
+        }
+        int32_t bs = kv_pool_config(e->kv)->block_size;
+        (void)ENG_ERR(e, E2H_ERR_KV_FULL,
+                "KV cache full: sequence %d of the batch (%d tokens, %d to compute) needs %d more "
+                "blocks of %d tokens and no other sequence's K/V can be dropped: the pool has %d "
+                "blocks, %d of them held by this sequence; raise kv_mem_gib",
+                i, s->n, take, kv_seq_blocks_needed(e->kv, &s->kv, take), bs,
+                kv_pool_n_blocks(e->kv), s->kv.n_blocks);
+        return -1;
+    }
+}
+
+// One forward pass over as many pending tokens of seqs as fit in the batch and the pool.
+// Sets *progress to whether anything ran.
+static e2h_status sched_pass(e2h_engine *e, e2h_seq *const *seqs, int n, int mode, int *progress) {
     int nb = 0, budget = e->max_batch;
     int32_t n_rows = 0, n_lg = 0;
     *progress = 0;
     for (int i = 0; i < n && budget > 0 && nb < e->max_batch; i++) {
         e2h_seq *s = seqs[i];
+        if (!sched_needs_work(s, mode) || s->in_pass) continue;
+        // A preempted sequence takes back what the prefix index still holds of its K/V, up to
+        // its recorded outputs (rows past n_done must be computed).
+        if (s->kv.n_blocks == 0 && s->kv.n_tokens == 0)
+            kv_seq_match_prefix(e->kv, &s->kv, s->tokens, s->n_done + 1 < s->n ? s->n_done + 1 : s->n);
         int32_t pending = s->n - s->kv.n_tokens;
-        if (pending <= 0 || s->in_pass) continue;
         int32_t take = pending < budget ? pending : budget;
-        if (kv_seq_reserve(e->kv, &s->kv, take)) {
+        int room = sched_make_room(e, s, i, take, mode, nb);
+        if (room < 0) {
             sched_unreserve(e, nb);
-            return ENG_ERR(e, E2H_ERR_KV_FULL,
-                           "KV cache exhausted: no free block for %d more tokens (pool of %d blocks, "
-                           "%d cached); release sequences or raise kv_mem_gib",
-                           take, kv_pool_n_blocks(e->kv), kv_pool_n_cached(e->kv));
+            return E2H_ERR_KV_FULL;
+        }
+        if (room > 0) {
+            if (nb > 0) break;
+            continue; // s was suspended; the next sequences may still fit
         }
         int32_t r0 = n_rows, p0 = s->kv.n_tokens;
         int32_t n_out = sched_rows(e, s, p0, take, &n_rows, &n_lg);
         e->fs[nb] = (fwd_seq){&s->kv, s->tokens + p0, take, n_out, e->out_rows + r0, e->out_lg + r0};
         e->fs_owner[nb++] = s;
         s->in_pass = 1;
+        s->last_pass = e->n_passes;
         budget -= take;
     }
     if (nb == 0) return E2H_OK;
@@ -134,17 +226,36 @@ static e2h_status sched_pass(e2h_engine *e, e2h_seq *const *seqs, int n, int *pr
         if (kv_seq_commit(e->kv, &s->kv, e->fs[b].tokens, e->fs[b].n) && !cst)
             cst = ENG_ERR(e, E2H_ERR_INVALID_ARG, "internal: the KV cache refused to record %d "
                           "tokens of a sequence", e->fs[b].n);
+        if (s->kv.n_tokens > s->n_done) s->n_done = s->kv.n_tokens;
     }
     *progress = !cst;
     return cst;
 }
 
-e2h_status sched_sync(e2h_engine *e, e2h_seq *const *seqs, int n) {
+// Runs passes until no sequence of seqs needs work (or, SUSPEND, every one left is suspended).
+// Terminates: each pass advances the first sequence that needs work, which nothing preempts.
+static e2h_status sched_sync_mode(e2h_engine *e, e2h_seq *const *seqs, int n, int mode) {
+    e->sync_gen++;
+    for (int i = 0; i < n; i++) {
+        seqs[i]->sync_gen = e->sync_gen;
+        seqs[i]->sync_idx = i;
+    }
+    e2h_status st;
     for (;;) {
         int progress;
-        e2h_status st = sched_pass(e, seqs, n, &progress);
-        if (st || !progress) return st;
+        st = sched_pass(e, seqs, n, mode, &progress);
+        if (st || !progress) break;
     }
+    e->sync_gen++; // membership ends with the sync
+    return st;
+}
+
+e2h_status sched_sync(e2h_engine *e, e2h_seq *const *seqs, int n) {
+    return sched_sync_mode(e, seqs, n, SCHED_NORMAL);
+}
+
+e2h_status sched_sync_resident(e2h_engine *e, e2h_seq *s) {
+    return sched_sync_mode(e, &s, 1, SCHED_RESIDENT);
 }
 
 e2h_status e2h_engine_sync(e2h_engine *e, e2h_seq *const *seqs, int n) {
@@ -274,6 +385,26 @@ static e2h_status sched_take_sample(e2h_engine *e, e2h_seq *s, const e2h_stop *s
     return E2H_OK;
 }
 
+// Resumes suspended sequences of an extend: all of them when none is running, else, in
+// priority order, those whose whole K/V fits in what the pool can still give beyond one block
+// per running sequence (the headroom a step may need), as vLLM re-admits preempted requests.
+static void sched_resume(e2h_engine *e, e2h_seq *const *active, int n) {
+    int n_run = 0, n_susp = 0;
+    for (int i = 0; i < n; i++) active[i]->suspended ? n_susp++ : n_run++;
+    if (!n_susp) return;
+    int32_t avail = kv_pool_n_available(e->kv) - n_run;
+    for (int i = 0; i < n; i++) {
+        e2h_seq *s = active[i];
+        if (!s->suspended) continue;
+        int32_t need = kv_seq_blocks_needed(e->kv, &s->kv, s->n - s->kv.n_tokens) + 1;
+        if (n_run == 0 || need <= avail) {
+            s->suspended = 0;
+            avail -= need;
+            n_run++;
+        }
+    }
+}
+
 e2h_status e2h_seq_extend(e2h_engine *e, e2h_seq *const *seqs, int n, const e2h_stop *stop) {
     if (!e || !seqs || n < 1) return e ? ENG_ERR(e, E2H_ERR_INVALID_ARG, "extend: no sequences") : E2H_ERR_INVALID_ARG;
     if (stop && stop->n_stop_strings > 0 && !e->model->tok)
@@ -287,30 +418,37 @@ e2h_status e2h_seq_extend(e2h_engine *e, e2h_seq *const *seqs, int n, const e2h_
     }
     e2h_status st = sched_stop_state(e, seqs, n, stop);
     if (st) return st;
-    e2h_seq **active = malloc((size_t)n * sizeof *active);
+    e2h_seq **active = malloc((size_t)n * 2 * sizeof *active), **run = active + n;
     if (!active) {
         sched_stop_state(e, seqs, n, NULL);
         return ENG_ERR(e, E2H_ERR_NOMEM, "out of memory");
     }
-    st = sched_sync(e, seqs, n);
     int n_active = 0;
-    for (int i = 0; i < n && !st; i++) {
+    for (int i = 0; i < n; i++) {
         seqs[i]->ext_start = seqs[i]->n;
         seqs[i]->stop = E2H_STOP_NONE;
+        seqs[i]->suspended = 0;
         if (seqs[i]->n >= e->max_ctx) seqs[i]->stop = E2H_STOP_CONTEXT;
         else active[n_active++] = seqs[i];
     }
+    // active: in priority (list) order; suspended ones (preempted when the pool was full) wait
+    // and are resumed when they fit beside the running ones, or when none runs any more.
     while (!st && n_active > 0) {
+        sched_resume(e, active, n_active);
+        st = sched_sync_mode(e, active, n_active, SCHED_SUSPEND);
+        int n_run = 0;
+        for (int i = 0; i < n_active && !st; i++)
+            if (!active[i]->suspended) run[n_run++] = active[i];
+        if (st) break;
+        sched_sample_args sa = {e, run, n_run};
+        pool_run(n_run > 1 ? e->pool : NULL, sched_sample_fn, &sa);
+        for (int i = 0; i < n_run && !st; i++) st = sched_take_sample(e, run[i], stop);
         int m = 0;
-        sched_sample_args sa = {e, active, n_active};
-        pool_run(n_active > 1 ? e->pool : NULL, sched_sample_fn, &sa);
-        for (int i = 0; i < n_active && !st; i++) {
-            st = sched_take_sample(e, active[i], stop);
+        for (int i = 0; i < n_active; i++)
             if (active[i]->stop == E2H_STOP_NONE) active[m++] = active[i];
-        }
         n_active = m;
-        if (!st && n_active) st = sched_sync(e, active, n_active);
     }
+    for (int i = 0; i < n; i++) seqs[i]->suspended = 0;
     // The last sampled token of each stopped sequence is still pending: compute them all in
     // one pass so e2h_seq_logits is current, as the API promises.
     if (!st) st = sched_sync(e, seqs, n);

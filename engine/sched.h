@@ -17,7 +17,11 @@ struct sched_row {
 };
 
 // e2h_engine_sync without argument checks (seqs non-NULL).
+// Under KV pressure it preempts other sequences (drops their K/V, keeps tokens and outputs).
 e2h_status sched_sync(e2h_engine *e, e2h_seq *const *seqs, int n);
+// Computes s's outputs and makes all its K/V resident (recomputing it if s was preempted), so
+// that forks share it.
+e2h_status sched_sync_resident(e2h_engine *e, e2h_seq *s);
 
 // For modules built on the engine (PRM, search): sets the message that e2h_engine_last_error
 // returns without reaching into the engine's layout. Returns st.

@@ -193,12 +193,14 @@ const e2h_model *e2h_engine_model(const e2h_engine *e);
 // prefixes, the pool's size, bytes per block (all layers, K+V), and the bytes that the live
 // sequences would need without sharing (sum over sequences of their own block counts).
 // Also the engine's forward-pass counters since e2h_engine_init: passes run and tokens
-// computed by them (the scheduler's batching shows as tokens per pass).
+// computed by them (the scheduler's batching shows as tokens per pass), and preemptions: how
+// often a sequence's K/V was dropped to make room (see "Overload" below).
 typedef struct {
     int32_t blocks_total, blocks_used, blocks_cached, block_size;
     size_t block_bytes;
     size_t independent_bytes;
     int64_t forward_passes, forward_tokens;
+    int64_t preemptions;
 } e2h_kv_stats;
 void e2h_engine_get_kv_stats(const e2h_engine *e, e2h_kv_stats *out);
 
@@ -243,6 +245,15 @@ typedef enum {
 // e2h_seq_logits / e2h_seq_hidden return NULL (and captured rows not yet computed read NULL).
 // Sequences that share a prefix share its K/V only when the prefix was computed before the
 // later sequence was created (fork from a synced parent, or sync the first one first).
+// Overload: when the pool has no free block for a pass, the scheduler preempts instead of
+// failing (vLLM's recompute mode): it drops the K/V of other sequences of this engine and keeps
+// their tokens and their computed outputs (logits, hidden state, log-probs, captures stay
+// readable); their K/V is recomputed (or taken from the prefix cache) when next needed, with
+// bit-identical results. Victims, in order: sequences outside the call and sequences of the call
+// already computed, least recently used first; then those listed after the one that needs room
+// (a lower index is a higher priority). e2h_seq_extend does not recompute its preempted
+// sequences every step: they wait until blocks free up or the others stop. E2H_ERR_KV_FULL only
+// when one sequence cannot fit even with every other sequence's K/V dropped.
 
 // Creates a sequence holding ids[0..n) (lazy: computed by the next sync; a cached prefix is
 // reused). Its sampler state starts from `sampling` (NULL: e2h_sampling_default(); each

@@ -336,20 +336,125 @@ TEST(exhaustion_at_sync) {
     for (int i = 0; i < 3; i++) CHECK(e2h_seq_create(e, ids + i, 16, NULL, &s[i]) == E2H_OK);
     CHECK(e2h_seq_append(e, s[0], ids, 25) == E2H_ERR_KV_FULL); // 41 tokens never fit
     CHECK(e2h_seq_len(s[0]) == 16);
-    CHECK(e2h_engine_sync(e, s, 3) == E2H_ERR_KV_FULL); // 12 blocks wanted, 10 exist
-    CHECK(strstr(e2h_engine_last_error(e), "KV") != NULL);
-    e2h_seq_release(e, s[2]);
-    CHECK(e2h_engine_sync(e, s, 2) == E2H_OK);
-    float *ref = malloc(sizeof(float) * 17 * (size_t)t_vocab);
-    for (int i = 0; i < 2; i++) {
+    // 12 blocks wanted, 10 exist: the sync preempts (drops the K/V of a computed sequence,
+    // keeps its logits) instead of failing, and every sequence ends with its logits.
+    CHECK(e2h_engine_sync(e, s, 3) == E2H_OK);
+    e2h_kv_stats ks;
+    e2h_engine_get_kv_stats(e, &ks);
+    CHECKF(ks.preemptions > 0, "%lld preemptions", (long long)ks.preemptions);
+    float *ref = malloc(sizeof(float) * 20 * (size_t)t_vocab);
+    for (int i = 0; i < 3; i++) {
         CHECK(e2h_eval_logits(t_ref, ids + i, 16, ref) == E2H_OK);
         const float *lg = e2h_seq_logits(s[i]);
         CHECK(lg && max_diff(lg, ref + (size_t)15 * t_vocab, t_vocab) <= TOL);
     }
+    // A preempted sequence extended again is recomputed and still agrees with the reference.
+    CHECK(e2h_seq_append(e, s[0], ids + 16, 4) == E2H_OK);
+    CHECK(e2h_seq_append(e, s[2], ids + 20, 4) == E2H_OK);
+    e2h_seq *two[2] = {s[2], s[0]};
+    CHECK(e2h_engine_sync(e, two, 2) == E2H_OK);
+    int32_t cat[20];
+    memcpy(cat, ids, 16 * sizeof *cat);
+    memcpy(cat + 16, ids + 16, 4 * sizeof *cat);
+    CHECK(e2h_eval_logits(t_ref, cat, 20, ref) == E2H_OK);
+    CHECK(e2h_seq_logits(s[0]) && max_diff(e2h_seq_logits(s[0]), ref + (size_t)19 * t_vocab, t_vocab) <= TOL);
+    const float *lp = e2h_seq_logprobs(s[0]);
+    for (int i = 17; i < 20; i++)
+        CHECK(fabs(lp[i] - log_softmax_at(ref + (size_t)(i - 1) * t_vocab, t_vocab, cat[i])) < 1e-4);
+    e2h_seq_release(e, s[2]);
+    CHECK(e2h_engine_sync(e, s, 2) == E2H_OK);
     free(ref);
     e2h_seq_release(e, s[0]);
     e2h_seq_release(e, s[1]);
     e2h_engine_free(e);
+}
+
+// Runs n sampled sequences (distinct prompts and seeds) for `steps` tokens with one extend on
+// engine e; copies their tokens (out: n x (20 + steps)), log-probs and final logits.
+static e2h_status extend_many(e2h_engine *e, int n, int steps, int32_t *out, float *lps,
+                              float *logits) {
+    e2h_seq *s[12] = {0};
+    e2h_status st = E2H_OK;
+    for (int i = 0; i < n && !st; i++) {
+        int32_t p[20];
+        fill_ids(p, 20, 100 + (uint32_t)i);
+        e2h_sampling sp = e2h_sampling_default();
+        sp.temperature = i % 3 ? 1.0f : 0.0f; // greedy and sampled
+        sp.seed = 7 + (uint64_t)i;
+        st = e2h_seq_create(e, p, 12 + i % 9, &sp, &s[i]);
+    }
+    e2h_stop stop = {steps, NULL, 0, 1};
+    if (!st) st = e2h_seq_extend(e, s, n, &stop);
+    for (int i = 0; i < n && !st; i++) {
+        int32_t len = e2h_seq_len(s[i]);
+        CHECKF(len == 12 + i % 9 + steps, "seq %d: %d tokens", i, len);
+        if (len != 12 + i % 9 + steps) { st = E2H_ERR_INVALID_ARG; break; }
+        memcpy(out + (size_t)i * (20 + steps), e2h_seq_tokens(s[i]), (size_t)len * sizeof *out);
+        memcpy(lps + (size_t)i * (20 + steps), e2h_seq_logprobs(s[i]), (size_t)len * sizeof *lps);
+        const float *lg = e2h_seq_logits(s[i]);
+        CHECK(lg != NULL);
+        if (lg) memcpy(logits + (size_t)i * t_vocab, lg, (size_t)t_vocab * sizeof *lg);
+    }
+    for (int i = 0; i < n; i++) e2h_seq_release(e, s[i]);
+    return st;
+}
+
+// Overload, not failure: e2h_seq_extend over more sequences than the pool holds at once
+// preempts (drops K/V, keeps tokens, recomputes later) and gives bit-identical tokens,
+// log-probs and final logits to a run with a pool that holds them all.
+TEST(extend_more_sequences_than_the_pool) {
+    enum { N = 10, STEPS = 40 };
+    e2h_model_info mi;
+    e2h_model_get_info(t_model, &mi);
+    double block = 2.0 * mi.n_layers * mi.n_kv_heads * mi.head_dim * 4 * 8;
+    e2h_engine_opts o;
+    memset(&o, 0, sizeof o);
+    o.block_size = 8;
+    o.max_batch_tokens = 64;
+    o.kv_mem_gib = 0.05;
+    char err[256];
+    e2h_engine *big = NULL, *small = NULL;
+    CHECK(e2h_engine_init(t_model, &o, &big, err, sizeof err) == E2H_OK);
+    o.kv_mem_gib = 20.5 * block / 1073741824.0; // 20 blocks of 8: about 3 of the 10 sequences
+    CHECK(e2h_engine_init(t_model, &o, &small, err, sizeof err) == E2H_OK);
+    if (!big || !small) return;
+    size_t nt = (size_t)N * (20 + STEPS);
+    int32_t *ta = calloc(nt, sizeof *ta), *tb = calloc(nt, sizeof *tb);
+    float *la = calloc(nt, sizeof *la), *lb = calloc(nt, sizeof *lb);
+    float *ga = calloc((size_t)N * t_vocab, sizeof *ga), *gb = calloc((size_t)N * t_vocab, sizeof *gb);
+    CHECK(extend_many(big, N, STEPS, ta, la, ga) == E2H_OK);
+    e2h_status st = extend_many(small, N, STEPS, tb, lb, gb);
+    CHECKF(st == E2H_OK, "small pool: %s: %s", e2h_status_name(st), e2h_engine_last_error(small));
+    e2h_kv_stats ka, kb;
+    e2h_engine_get_kv_stats(big, &ka);
+    e2h_engine_get_kv_stats(small, &kb);
+    printf("  big pool: %d blocks, %lld passes, %lld preemptions; small: %d blocks, %lld passes, "
+           "%lld preemptions\n", ka.blocks_total, (long long)ka.forward_passes,
+           (long long)ka.preemptions, kb.blocks_total, (long long)kb.forward_passes,
+           (long long)kb.preemptions);
+    CHECK(ka.preemptions == 0 && kb.preemptions > 0);
+    CHECK(memcmp(ta, tb, nt * sizeof *ta) == 0);
+    CHECK(memcmp(la, lb, nt * sizeof *la) == 0); // NaN slots (prompt) are the same bits too
+    CHECK(memcmp(ga, gb, (size_t)N * t_vocab * sizeof *ga) == 0);
+    CHECK(kb.blocks_used == 0);
+    // One sequence that cannot fit even in the empty pool is the only error: it names the
+    // sequence and the sizes, and nothing is corrupted.
+    int32_t p[20];
+    fill_ids(p, 20, 5);
+    e2h_seq *s[2] = {0};
+    CHECK(e2h_seq_create(small, p, 20, NULL, &s[0]) == E2H_OK);
+    CHECK(e2h_seq_create(small, p + 1, 19, NULL, &s[1]) == E2H_OK);
+    e2h_stop stop = {200, NULL, 0, 1}; // 20 + 200 tokens need 28 blocks, the pool has 20
+    st = e2h_seq_extend(small, s, 2, &stop);
+    CHECKF(st == E2H_ERR_KV_FULL, "%s", e2h_status_name(st));
+    const char *msg = e2h_engine_last_error(small);
+    CHECKF(strstr(msg, "sequence") && strstr(msg, "blocks") && strstr(msg, "kv_mem_gib"), "%s", msg);
+    for (int i = 0; i < 2; i++) e2h_seq_release(small, s[i]);
+    e2h_engine_get_kv_stats(small, &kb);
+    CHECK(kb.blocks_used == 0);
+    free(ta); free(tb); free(la); free(lb); free(ga); free(gb);
+    e2h_engine_free(big);
+    e2h_engine_free(small);
 }
 
 // Freeing an engine releases the sequences still live (no leak under ASan, no crash), also
@@ -391,6 +496,7 @@ int main(void) {
     RUN(hidden_after_extend);
     RUN(captures_follow_fork_and_truncate);
     RUN(exhaustion_at_sync);
+    RUN(extend_more_sequences_than_the_pool);
     RUN(engine_free_releases_live_sequences);
     e2h_engine_free(t_ref);
     e2h_model_free(t_model);

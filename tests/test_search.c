@@ -253,27 +253,38 @@ TEST(stepwise_equals_plain_sampling) {
     e2h_engine_free(e);
 }
 
-TEST(kv_exhaustion_is_a_status) {
+// Overload, not failure: a search larger than the KV pool (8 branches of up to 40 tokens
+// beside the prompt; the pool holds the prompt and 4 more blocks) preempts instead of failing,
+// finishes, and gives exactly the results of a pool that holds everything.
+TEST(search_larger_than_the_pool) {
     e2h_model_info mi;
     e2h_model_get_info(g_model, &mi);
-    // room for the prompt and a little more, not for 8 beams of 40 tokens
     double block = 2.0 * mi.n_layers * mi.n_kv_heads * mi.head_dim * 4 * 16;
     int blocks = (g_n_prompt + 15) / 16 + 4;
-    e2h_engine *e = mk_engine(1, (blocks + 0.5) * block / 1073741824.0);
-    CHECK(e != NULL);
-    e2h_search_method ms[] = {E2H_SEARCH_BEAM, E2H_SEARCH_MAJ, E2H_SEARCH_DVTS, E2H_SEARCH_REBASE};
-    for (int k = 0; e && k < 4; k++) {
+    e2h_engine *e = mk_engine(1, (blocks + 0.5) * block / 1073741824.0), *big = mk_engine(1, 0);
+    CHECK(e != NULL && big != NULL);
+    e2h_search_method ms[] = {E2H_SEARCH_BEAM, E2H_SEARCH_BON, E2H_SEARCH_MAJ, E2H_SEARCH_DVTS,
+                              E2H_SEARCH_REBASE};
+    for (int k = 0; e && big && k < 5; k++) {
         e2h_search_opts o = mk_opts(ms[k], 8, 2, NULL);
-        e2h_search_result r;
+        e2h_search_result r, rb;
+        e2h_kv_stats k0, ks;
+        e2h_engine_get_kv_stats(e, &k0);
         e2h_status st = e2h_search_run(e, g_prompt, g_n_prompt, &o, &r);
-        CHECKF(st == E2H_ERR_KV_FULL, "%s: %s", e2h_search_method_name(ms[k]), e2h_status_name(st));
-        CHECK(strstr(e2h_engine_last_error(e), "KV") != NULL);
-        CHECK(r.n_samples == 0 && r.samples == NULL);
-        e2h_kv_stats ks;
+        const char *name = e2h_search_method_name(ms[k]);
+        CHECKF(st == E2H_OK, "%s: %s: %s", name, e2h_status_name(st), e2h_engine_last_error(e));
+        CHECK(e2h_search_run(big, g_prompt, g_n_prompt, &o, &rb) == E2H_OK);
         e2h_engine_get_kv_stats(e, &ks);
-        CHECKF(ks.blocks_used == 0, "%s leaves %d blocks", e2h_search_method_name(ms[k]), ks.blocks_used);
+        printf("  %s: %d samples, %lld preemptions in a pool of %d blocks\n", name,
+               st ? 0 : r.n_samples, (long long)(ks.preemptions - k0.preemptions), ks.blocks_total);
+        CHECKF(ks.preemptions > k0.preemptions, "%s: the pool was not overloaded", name);
+        CHECKF(!st && r.n_samples == 8 && same_result(&r, &rb), "%s: differs from a big pool", name);
+        CHECKF(ks.blocks_used == 0, "%s leaves %d blocks", name, ks.blocks_used);
+        if (!st) e2h_search_result_free(&r);
+        e2h_search_result_free(&rb);
     }
     e2h_engine_free(e);
+    e2h_engine_free(big);
 }
 
 TEST(bad_options) {
@@ -395,7 +406,7 @@ int main(void) {
     RUN(rebase_allotment);
     RUN(stepwise_equals_plain_sampling);
     RUN(deterministic_across_threads);
-    RUN(kv_exhaustion_is_a_status);
+    RUN(search_larger_than_the_pool);
     RUN(attached_prm_scores_match_from_scratch);
     e2h_model_free(g_model);
     return TEST_SUMMARY();

@@ -11,8 +11,8 @@
 // stores f16 K/V: abs 2e-4 + rel 2e-4 (measured <= 2.5e-4 on log-probs of magnitude ~6).
 // create / append / truncate are lazy: a random op syncs random subsets, and a sequence with
 // pending tokens must show no logits. Also: sampling with a seed gives
-// the same tokens alone and batched beside others; exhaustion returns E2H_ERR_KV_FULL and
-// corrupts nothing; the pool returns to empty when everything is released.
+// the same tokens alone and batched beside others; exhaustion preempts (the same tokens as a
+// big pool), a sequence larger than the pool returns E2H_ERR_KV_FULL and corrupts nothing; the pool returns to empty when everything is released.
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -273,7 +273,11 @@ static void random_tree(int n_blocks, int block_size, int kv_f16, int n_threads,
            "%d syncs, %d KV-full; %d checks, max |diff| %g\n", st.ops, st.creates, st.forks,
            st.extends, st.appends, st.truncates, st.releases, st.syncs, st.full, st.checks, st.worst);
     CHECK(st.forks > 0 && st.extends > 0 && st.truncates > 0 && st.appends > 0 && st.syncs > 0);
-    if (expect_full) CHECK(st.full > 0);
+    e2h_kv_stats ks0;
+    e2h_engine_get_kv_stats(e, &ks0);
+    printf("  %lld preemptions\n", (long long)ks0.preemptions);
+    // A small pool is overloaded: it preempts (no KV-full unless one sequence outgrows it).
+    if (expect_full) CHECK(ks0.preemptions > 0);
     for (int j = 0; j < MAX_NODES; j++)
         if (nodes[j].s) e2h_seq_release(e, nodes[j].s);
     e2h_kv_stats ks;
@@ -368,40 +372,73 @@ TEST(fork_children_reproducible_alone) {
     e2h_engine_free(e);
 }
 
-TEST(exhaustion_is_a_status_not_a_crash) {
-    e2h_engine *e = make_engine(10, 5, 0, 1, 64); // 50 token slots
-    CHECK(e != NULL);
-    if (!e) return;
-    float *buf = malloc(sizeof(float) * 256 * (size_t)t_vocab);
+// Runs a root of 22 tokens forked 4 ways and extended 20 sampled tokens on e; copies the
+// kids' tokens into out (4 x 42). Checks each kid against the from-scratch reference.
+static e2h_status fork_extend(e2h_engine *e, int32_t (*out)[42], float *buf, e2h_seq **root_out) {
     int32_t prompt[22];
     for (int i = 0; i < 22; i++) prompt[i] = (i * 5 + 1) % t_vocab;
     e2h_sampling sp = e2h_sampling_default();
     sp.temperature = 0.7f;
-    e2h_seq *root = NULL, *kids[4];
-    CHECK(e2h_seq_create(e, prompt, 22, &sp, &root) == E2H_OK); // 5 blocks
-    CHECK(e2h_seq_fork(e, root, 4, kids) == E2H_OK);
+    e2h_seq *root = NULL, *kids[4] = {0};
+    e2h_status st = e2h_seq_create(e, prompt, 22, &sp, &root); // 5 blocks
+    if (!st) st = e2h_seq_fork(e, root, 4, kids);
     e2h_stop stop = {20, NULL, 0, 1};
-    e2h_status st = e2h_seq_extend(e, kids, 4, &stop);
-    CHECK(st == E2H_ERR_KV_FULL);
-    CHECK(strstr(e2h_engine_last_error(e), "KV") != NULL);
-    // Nothing is corrupted: the root is intact, and after making room the survivor goes on.
-    CHECK(check_seq(root, 1, 1e-5, 1e-5, buf) <= 1e-5);
-    for (int i = 1; i < 4; i++) e2h_seq_release(e, kids[i]);
-    stop.max_tokens = 8;
-    CHECK(e2h_seq_extend(e, kids, 1, &stop) == E2H_OK);
-    CHECK(check_seq(kids[0], 1, 1e-5, 1e-5, buf) <= 1e-5);
-    CHECK(check_seq(root, 1, 1e-5, 1e-5, buf) <= 1e-5);
-    // A prompt longer than the whole pool fails cleanly too.
-    int32_t big[120];
-    for (int i = 0; i < 120; i++) big[i] = i % t_vocab;
-    e2h_seq *s = NULL;
-    CHECK(e2h_seq_create(e, big, 120, &sp, &s) == E2H_ERR_KV_FULL && s == NULL);
-    e2h_seq_release(e, kids[0]);
-    e2h_seq_release(e, root);
+    if (!st) st = e2h_seq_extend(e, kids, 4, &stop);
+    for (int i = 0; i < 4 && !st; i++) {
+        CHECK(e2h_seq_len(kids[i]) == 42);
+        memcpy(out[i], e2h_seq_tokens(kids[i]), sizeof out[i]);
+        CHECK(check_seq(kids[i], 1, 1e-5, 1e-5, buf) <= 1e-5);
+    }
+    for (int i = 0; i < 4; i++) e2h_seq_release(e, kids[i]);
+    *root_out = root;
+    return st;
+}
+
+// Overload, not failure: 4 kids of 42 tokens need 24 blocks of 5, the pool has 10. The
+// extend preempts (drops K/V, keeps tokens, recomputes) and gives the tokens of a big pool.
+TEST(exhaustion_preempts_not_fails) {
+    e2h_engine *e = make_engine(10, 5, 0, 1, 64); // 50 token slots
+    e2h_engine *big = make_engine(400, 5, 0, 1, 64);
+    CHECK(e != NULL && big != NULL);
+    if (!e || !big) return;
+    float *buf = malloc(sizeof(float) * 256 * (size_t)t_vocab);
+    int32_t a[4][42], b[4][42];
+    e2h_seq *root = NULL, *broot = NULL;
+    e2h_status st = fork_extend(e, a, buf, &root);
+    CHECKF(st == E2H_OK, "%s: %s", e2h_status_name(st), e2h_engine_last_error(e));
+    CHECK(fork_extend(big, b, buf, &broot) == E2H_OK);
+    CHECK(memcmp(a, b, sizeof a) == 0);
     e2h_kv_stats ks;
+    e2h_engine_get_kv_stats(e, &ks);
+    CHECKF(ks.preemptions > 0, "%lld preemptions", (long long)ks.preemptions);
+    // The root (preempted or not) keeps its logits, and a kid forked from it now is right.
+    CHECK(root && check_seq(root, 1, 1e-5, 1e-5, buf) <= 1e-5);
+    e2h_seq *kid = NULL;
+    CHECK(root && e2h_seq_fork(e, root, 1, &kid) == E2H_OK);
+    e2h_stop stop = {8, NULL, 0, 1};
+    CHECK(kid && e2h_seq_extend(e, &kid, 1, &stop) == E2H_OK);
+    CHECK(kid && check_seq(kid, 1, 1e-5, 1e-5, buf) <= 1e-5);
+    e2h_seq_release(e, kid);
+    // Only what cannot fit in the empty pool fails: a prompt longer than the pool, and a
+    // sequence extended past it (the error names the sequence and the sizes).
+    int32_t big_ids[120];
+    for (int i = 0; i < 120; i++) big_ids[i] = i % t_vocab;
+    e2h_sampling sp = e2h_sampling_default();
+    e2h_seq *s = NULL;
+    CHECK(e2h_seq_create(e, big_ids, 120, &sp, &s) == E2H_ERR_KV_FULL && s == NULL);
+    CHECK(root && e2h_seq_fork(e, root, 1, &kid) == E2H_OK);
+    stop.max_tokens = 100; // 122 tokens: 25 blocks of 5
+    st = kid ? e2h_seq_extend(e, &kid, 1, &stop) : E2H_ERR_INVALID_ARG;
+    CHECKF(st == E2H_ERR_KV_FULL, "%s", e2h_status_name(st));
+    CHECKF(strstr(e2h_engine_last_error(e), "sequence 0") != NULL, "%s", e2h_engine_last_error(e));
+    CHECK(root && check_seq(root, 1, 1e-5, 1e-5, buf) <= 1e-5); // nothing corrupted
+    e2h_seq_release(e, kid);
+    e2h_seq_release(e, root);
+    e2h_seq_release(big, broot);
     e2h_engine_get_kv_stats(e, &ks);
     CHECK(ks.blocks_used == 0);
     free(buf);
+    e2h_engine_free(big);
     e2h_engine_free(e);
 }
 
@@ -451,7 +488,7 @@ int main(void) {
     RUN(random_tree_f16_kv);
     RUN(sampling_reproducible_alone_and_batched);
     RUN(fork_children_reproducible_alone);
-    RUN(exhaustion_is_a_status_not_a_crash);
+    RUN(exhaustion_preempts_not_fails);
     RUN(bad_arguments_are_rejected);
     e2h_engine_free(t_ref);
     e2h_engine_free(t_ref16);

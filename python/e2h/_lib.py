@@ -53,7 +53,8 @@ class EngineOpts(ctypes.Structure):
 class KVStats(ctypes.Structure):
     _fields_ = [("blocks_total", c_int32), ("blocks_used", c_int32), ("blocks_cached", c_int32),
                 ("block_size", c_int32), ("block_bytes", c_size_t), ("independent_bytes", c_size_t),
-                ("forward_passes", c_int64), ("forward_tokens", c_int64), ("_spare", ctypes.c_char * SPARE)]
+                ("forward_passes", c_int64), ("forward_tokens", c_int64), ("preemptions", c_int64),
+                ("_spare", ctypes.c_char * SPARE)]
 
 
 class Sampling(ctypes.Structure):
