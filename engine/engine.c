@@ -8,13 +8,14 @@
 #include <string.h>
 
 #include "engine_internal.h"
-#include "prm/prm_hooks.h"
+#include "prm_hooks.h"
 #include "sched.h"
 #include "util.h"
 
 #define ENG_ERR(e, st, ...) (fmt_errf((e)->last_err, sizeof (e)->last_err, __VA_ARGS__), (st))
 
-static size_t eng_kv_bytes_per_token(const e2h_config *c, int f16) {
+size_t eng_kv_bytes_per_token(const e2h_model *m, int f16) {
+    const e2h_config *c = &m->cfg;
     return (size_t)c->n_layers * 2 * (size_t)c->n_kv_heads * c->head_dim * (f16 ? 2 : 4);
 }
 
@@ -27,7 +28,7 @@ static e2h_status eng_init_kv(e2h_engine *e, const e2h_engine_opts *o, char *err
     kc.head_dim = c->head_dim;
     kc.block_size = o->block_size > 0 ? o->block_size : 16;
     kc.kv_type = o->kv_f16 ? E2H_TYPE_F16 : E2H_TYPE_F32;
-    size_t per_tok = eng_kv_bytes_per_token(c, o->kv_f16);
+    size_t per_tok = eng_kv_bytes_per_token(e->model, o->kv_f16);
     if (o->kv_mem_gib > 0) {
         kc.mem_bytes = (size_t)(o->kv_mem_gib * 1073741824.0);
     } else {
@@ -169,6 +170,23 @@ e2h_status eng_set_error(e2h_engine *e, e2h_status st, const char *fmt, ...) {
     return st;
 }
 const e2h_model *e2h_engine_model(const e2h_engine *e) { return e->model; }
+
+// ------------------------------------------------------------------ the PRM seam (prm_hooks.h)
+
+struct prm_rt *eng_prm_rt(const e2h_engine *e) { return e->prm_rt; }
+void eng_set_prm_rt(e2h_engine *e, struct prm_rt *rt) { e->prm_rt = rt; }
+struct prm_seq *eng_seq_prm(const e2h_seq *s) { return s->prm; }
+void eng_seq_set_prm(e2h_seq *s, struct prm_seq *q) { s->prm = q; }
+e2h_seq *eng_seq_first(const e2h_engine *e) { return e->live; }
+e2h_seq *eng_seq_next(const e2h_seq *s) { return s->next; }
+kv_pool *eng_kv_pool(const e2h_engine *e) { return e->kv; }
+
+void eng_get_shape(const e2h_engine *e, eng_shape *out) {
+    out->n_threads = e->n_threads;
+    out->max_batch = e->max_batch;
+    out->max_ctx = e->max_ctx;
+    out->kernels = e->ops->name;
+}
 
 // ------------------------------------------------------------------ sequences
 

@@ -268,7 +268,7 @@ e2h_status e2h_engine_sync(e2h_engine *e, e2h_seq *const *seqs, int n) {
 
 // ------------------------------------------------------------------ extend
 
-static int sched_is_eos(const e2h_engine *e, int32_t tok) {
+int eng_is_eos(const e2h_engine *e, int32_t tok) {
     const e2h_config *c = &e->model->cfg;
     for (int i = 0; i < c->n_eos; i++)
         if (c->eos_ids[i] == tok) return 1;
@@ -378,7 +378,7 @@ static e2h_status sched_take_sample(e2h_engine *e, e2h_seq *s, const e2h_stop *s
     s->n++;
     int at_eos = !(stop && stop->ignore_eos);
     int32_t budget = stop && stop->max_tokens > 0 ? stop->max_tokens : INT32_MAX;
-    if (at_eos && sched_is_eos(e, tok)) s->stop = E2H_STOP_EOS;
+    if (at_eos && eng_is_eos(e, tok)) s->stop = E2H_STOP_EOS;
     else if (sched_hit_stop_string(e, s, stop)) s->stop = E2H_STOP_STRING;
     else if (s->n - s->ext_start >= budget) s->stop = E2H_STOP_LENGTH;
     else if (s->n >= e->max_ctx) s->stop = E2H_STOP_CONTEXT;

@@ -28,4 +28,8 @@ e2h_status sched_sync_resident(e2h_engine *e, e2h_seq *s);
 e2h_status eng_set_error(e2h_engine *e, e2h_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+// Is tok one of the engine's model's end-of-sequence tokens (config eos ids or the tokenizer's
+// EOS)? Extend stops there; the PRM drops trailing EOS tokens from the text it scores.
+int eng_is_eos(const e2h_engine *e, int32_t tok);
+
 #endif

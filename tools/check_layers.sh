@@ -12,6 +12,9 @@
 # Inside kernels/: kernel files include types.h/pool.h, never ops.h (the dispatch table above
 # them); kernels/ref/ (the oracle) never includes kernels/x86/ nor names a SIMD function.
 # Inside tokenizer/: utf8.c and unicode_nfc.c (the bottom) never include tokenizer.h.
+# Inside engine/: engine_internal.h (the layout of e2h_engine and e2h_seq) is the core's own;
+# the modules built on the core (prm/, search/) and cli/ never include it: they use the public
+# API and the narrow headers (sched.h, kv.h, prm_hooks.h).
 # usage: tools/check_layers.sh [ROOT]   (prints each violation; exit 1 if any)
 set -u
 ROOT=$(cd "${1:-$(dirname "$0")/..}" && pwd)
@@ -60,6 +63,8 @@ for f in $files; do
         if [ "$target" = kernels/ops.h ]; then
             case "$f" in kernels/ops.c|kernels/ops.h) ;; kernels/*) fail "$f: kernel files include types.h, not ops.h" ;; esac
         fi
+        case "$f:$target" in engine/prm/*:engine/engine_internal.h|engine/search/*:engine/engine_internal.h|engine/cli/*:engine/engine_internal.h)
+            fail "$f: engine modules use the public API and sched.h / kv.h / prm_hooks.h, not engine_internal.h" ;; esac
         case "$f:$target" in kernels/ref/*:kernels/x86/*) fail "$f: the oracle includes SIMD code $target" ;; esac
         case "$f:$target" in tokenizer/utf8.*:tokenizer/tokenizer.h|tokenizer/unicode_nfc.*:tokenizer/tokenizer.h)
             fail "$f: the bottom of tokenizer/ includes tokenizer.h" ;; esac

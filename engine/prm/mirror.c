@@ -15,13 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../engine_internal.h"
 #include "../kv.h"
+#include "../prm_hooks.h"
+#include "../sched.h"
 #include "../util.h"
-#include "prm_hooks.h"
 #include "prm_internal.h"
 
-#define PRM_ERR(e, st, ...) (fmt_errf((e)->last_err, sizeof (e)->last_err, __VA_ARGS__), (st))
+#define PRM_ERR(e, st, ...) eng_set_error((e), (st), __VA_ARGS__)
 
 typedef struct {
     int ref;
@@ -82,16 +82,16 @@ static int pseq_grow(struct prm_seq *q, int32_t need) {
 }
 
 static struct prm_seq *pseq_get(e2h_seq *s, int create) {
-    struct prm_seq **slot = (struct prm_seq **)&s->prm;
-    if (!*slot && create) *slot = calloc(1, sizeof **slot);
-    return *slot;
+    struct prm_seq *q = eng_seq_prm(s);
+    if (!q && create) eng_seq_set_prm(s, q = calloc(1, sizeof *q));
+    return q;
 }
 
 // ---------------------------------------------------------------- hooks (engine.c)
 
 void prm_hook_fork(e2h_engine *e, e2h_seq *parent, e2h_seq *child) {
-    struct prm_rt *rt = e->prm_rt;
-    struct prm_seq *p = parent->prm;
+    struct prm_rt *rt = eng_prm_rt(e);
+    struct prm_seq *p = eng_seq_prm(parent);
     if (!rt || !p) return;
     struct prm_seq *c = calloc(1, sizeof *c);
     if (!c || pseq_grow(c, p->n_steps > 0 ? p->n_steps : 1)) {
@@ -113,31 +113,32 @@ void prm_hook_fork(e2h_engine *e, e2h_seq *parent, e2h_seq *child) {
     for (int j = 0; j < rt->n_pe; j++)
         if (p->mirror[j] && e2h_seq_fork(rt->pe[j], p->mirror[j], 1, &c->mirror[j]))
             c->mirror[j] = NULL; // rebuilt (sharing the cached prefix) on first scoring
-    child->prm = c;
+    eng_seq_set_prm(child, c);
 }
 
 // Steps that end past the new length are dropped; the mirror is cut on the next scoring
 // (by its common prefix with the new layout), so a truncate-and-regrow costs nothing extra.
 void prm_hook_truncate(e2h_engine *e, e2h_seq *s, int32_t n_tokens) {
     (void)e;
-    struct prm_seq *q = s->prm;
+    struct prm_seq *q = eng_seq_prm(s);
     if (!q) return;
     while (q->n_steps > 0 && q->end_tok[q->n_steps - 1] > n_tokens) q->n_steps--, q->final_done = 0;
 }
 
 void prm_hook_release(e2h_engine *e, e2h_seq *s) {
-    if (s->prm) pseq_free(e->prm_rt, s->prm);
-    s->prm = NULL;
+    struct prm_seq *q = eng_seq_prm(s);
+    if (q) pseq_free(eng_prm_rt(e), q);
+    eng_seq_set_prm(s, NULL);
 }
 
 void prm_hook_engine_free(e2h_engine *e) {
-    struct prm_rt *rt = e->prm_rt;
+    struct prm_rt *rt = eng_prm_rt(e);
     if (!rt) return;
     // releasing a state may release mirrors that live in e itself: restart after each
     for (int again = 1; again;) {
         again = 0;
-        for (e2h_seq *s = e->live; s; s = s->next)
-            if (s->prm) {
+        for (e2h_seq *s = eng_seq_first(e); s; s = eng_seq_next(s))
+            if (eng_seq_prm(s)) {
                 prm_hook_release(e, s);
                 again = 1;
                 break;
@@ -146,24 +147,27 @@ void prm_hook_engine_free(e2h_engine *e) {
     for (int j = 0; j < rt->n_pe; j++)
         if (rt->own[j]) e2h_engine_free(rt->pe[j]);
     free(rt);
-    e->prm_rt = NULL;
+    eng_set_prm_rt(e, NULL);
 }
 
 // ---------------------------------------------------------------- attach
 
-const e2h_prm *e2h_engine_prm(const e2h_engine *e) { return e && e->prm_rt ? e->prm_rt->prm : NULL; }
-int64_t e2h_engine_prm_tokens(const e2h_engine *e) { return e && e->prm_rt ? e->prm_rt->tokens : 0; }
-const e2h_model *e2h_prm_model(const e2h_prm *p) { return p ? p->model : NULL; }
-
-static size_t prm_bytes_per_token(const e2h_model *m, int f16) {
-    return (size_t)m->cfg.n_layers * 2 * (size_t)m->cfg.n_kv_heads * m->cfg.head_dim * (f16 ? 2 : 4);
+const e2h_prm *e2h_engine_prm(const e2h_engine *e) {
+    const struct prm_rt *rt = e ? eng_prm_rt(e) : NULL;
+    return rt ? rt->prm : NULL;
 }
+int64_t e2h_engine_prm_tokens(const e2h_engine *e) {
+    const struct prm_rt *rt = e ? eng_prm_rt(e) : NULL;
+    return rt ? rt->tokens : 0;
+}
+const e2h_model *e2h_prm_model(const e2h_prm *p) { return p ? p->model : NULL; }
 
 e2h_status e2h_engine_attach_prm(e2h_engine *e, const e2h_prm *p) {
     if (!e || !p) return E2H_ERR_INVALID_ARG;
-    if (e->prm_rt) return PRM_ERR(e, E2H_ERR_INVALID_ARG, "attach_prm: a PRM is already attached");
-    if (e->live) return PRM_ERR(e, E2H_ERR_INVALID_ARG, "attach_prm: attach before creating sequences");
-    if (!p->proto->needs_model && p->policy != e->model)
+    if (eng_prm_rt(e)) return PRM_ERR(e, E2H_ERR_INVALID_ARG, "attach_prm: a PRM is already attached");
+    if (eng_seq_first(e)) return PRM_ERR(e, E2H_ERR_INVALID_ARG, "attach_prm: attach before creating sequences");
+    const e2h_model *pm = e2h_engine_model(e); // the policy
+    if (!p->proto->needs_model && p->policy != pm)
         return PRM_ERR(e, E2H_ERR_INVALID_ARG, "attach_prm: the head was loaded for another policy model");
     struct prm_rt *rt = calloc(1, sizeof *rt);
     if (!rt) return E2H_ERR_NOMEM;
@@ -171,29 +175,32 @@ e2h_status e2h_engine_attach_prm(e2h_engine *e, const e2h_prm *p) {
     const e2h_model *models[2] = {p->model, p->ref};
     int n_models = !p->proto->needs_model ? 0 : p->ref ? 2 : 1;
     // Split the policy engine's KV budget by bytes per token so every pool holds as many tokens.
-    const kv_config *kc = kv_pool_config(e->kv);
+    kv_pool *kv = eng_kv_pool(e);
+    const kv_config *kc = kv_pool_config(kv);
     int f16 = kc->kv_type == E2H_TYPE_F16;
-    size_t total = kv_pool_block_bytes(e->kv) * (size_t)kv_pool_n_blocks(e->kv);
-    size_t per_tok = prm_bytes_per_token(e->model, f16);
+    size_t total = kv_pool_block_bytes(kv) * (size_t)kv_pool_n_blocks(kv);
+    size_t per_tok = eng_kv_bytes_per_token(pm, f16);
     int new_models = 0;
     for (int j = 0; j < n_models; j++)
-        if (models[j] != e->model) per_tok += prm_bytes_per_token(models[j], f16), new_models++;
+        if (models[j] != pm) per_tok += eng_kv_bytes_per_token(models[j], f16), new_models++;
     size_t tokens = total / per_tok;
+    eng_shape sh;
+    eng_get_shape(e, &sh);
     e2h_status st = E2H_OK;
     char err[512] = "";
     for (int j = 0; j < n_models && !st; j++) {
-        if (models[j] == e->model) { // the policy engine runs the PRM model itself
+        if (models[j] == pm) { // the policy engine runs the PRM model itself
             rt->pe[j] = e;
             continue;
         }
         e2h_engine_opts o;
         memset(&o, 0, sizeof o);
-        o.n_threads = e->n_threads;
-        o.kv_mem_gib = (double)(tokens * prm_bytes_per_token(models[j], f16)) / 1073741824.0;
+        o.n_threads = sh.n_threads;
+        o.kv_mem_gib = (double)(tokens * eng_kv_bytes_per_token(models[j], f16)) / 1073741824.0;
         o.kv_f16 = f16;
         o.block_size = kc->block_size;
-        o.max_batch_tokens = e->max_batch;
-        o.kernels = e->ops->name;
+        o.max_batch_tokens = sh.max_batch;
+        o.kernels = sh.kernels;
         E2H_PRM_SHARE_POOL(o, e);
         st = e2h_engine_init(models[j], &o, &rt->pe[j], err, sizeof err);
         if (st) (void)PRM_ERR(e, st, "attach_prm: PRM engine: %s", err);
@@ -201,8 +208,8 @@ e2h_status e2h_engine_attach_prm(e2h_engine *e, const e2h_prm *p) {
     }
     rt->n_pe = n_models;
     if (!st && new_models) {
-        int32_t keep = (int32_t)(tokens * prm_bytes_per_token(e->model, f16) / kv_pool_block_bytes(e->kv));
-        if (keep < 2 || kv_pool_set_limit(e->kv, keep))
+        int32_t keep = (int32_t)(tokens * eng_kv_bytes_per_token(pm, f16) / kv_pool_block_bytes(kv));
+        if (keep < 2 || kv_pool_set_limit(kv, keep))
             st = PRM_ERR(e, E2H_ERR_INVALID_ARG, "attach_prm: --kv-mem is too small to split between "
                          "the policy and the PRM");
     }
@@ -212,13 +219,13 @@ e2h_status e2h_engine_attach_prm(e2h_engine *e, const e2h_prm *p) {
         free(rt);
         return st;
     }
-    e->prm_rt = rt;
+    eng_set_prm_rt(e, rt);
     return E2H_OK;
 }
 
 e2h_status e2h_seq_set_problem(e2h_engine *e, e2h_seq *s, const char *problem) {
     if (!e || !s || !problem) return E2H_ERR_INVALID_ARG;
-    if (!e->prm_rt) return PRM_ERR(e, E2H_ERR_INVALID_ARG, "set_problem: no PRM attached");
+    if (!eng_prm_rt(e)) return PRM_ERR(e, E2H_ERR_INVALID_ARG, "set_problem: no PRM attached");
     struct prm_seq *q = pseq_get(s, 1);
     if (!q) return E2H_ERR_NOMEM;
     size_t n = strlen(problem);
@@ -234,7 +241,7 @@ e2h_status e2h_seq_set_problem(e2h_engine *e, e2h_seq *s, const char *problem) {
 }
 
 int32_t e2h_seq_step_scores(const e2h_seq *s, const float **scores) {
-    const struct prm_seq *q = s ? s->prm : NULL;
+    const struct prm_seq *q = s ? eng_seq_prm(s) : NULL;
     if (scores) *scores = q ? q->scores : NULL;
     return q ? q->n_steps : 0;
 }
@@ -265,8 +272,6 @@ static void job_free(prm_job *j) {
 static e2h_status job_layout(e2h_engine *e, const e2h_prm *p, prm_job *j, const char *problem,
                              const prm_steps *steps, int is_final) {
     j->b.tok = p->tok;
-    j->b.err = e->last_err;
-    j->b.err_len = sizeof e->last_err;
     j->b.n_steps = steps->n;
     size_t n = (size_t)(steps->n ? steps->n : 1);
     j->b.read = malloc(n * sizeof(int32_t));
@@ -281,7 +286,15 @@ static e2h_status job_layout(e2h_engine *e, const e2h_prm *p, prm_job *j, const 
             return PRM_ERR(e, E2H_ERR_INVALID_ARG, "steps[%d] contains the protocol's step tag \"%s\"",
                            k, tag);
     }
-    return p->proto->layout(p, &j->b, problem, steps, is_final);
+    // the layout writes its message here; it becomes the engine's last error
+    char err[1024] = "";
+    j->b.err = err;
+    j->b.err_len = sizeof err;
+    e2h_status st = p->proto->layout(p, &j->b, problem, steps, is_final);
+    j->b.err = NULL;
+    j->b.err_len = 0;
+    if (err[0]) (void)eng_set_error(e, st, "%s", err);
+    return st;
 }
 
 // Longest common prefix of a mirror's tokens and the new layout.
@@ -391,10 +404,8 @@ static e2h_status job_read(e2h_engine *e, struct prm_rt *rt, prm_job *j, e2h_seq
 
 // ---------------------------------------------------------------- policy text -> steps
 
-static int prm_is_eos(const e2h_model *m, int32_t id) {
-    for (int i = 0; i < m->cfg.n_eos; i++)
-        if (m->cfg.eos_ids[i] == id) return 1;
-    return m->tok && e2h_tokenizer_eos(m->tok) == id;
+static const e2h_tokenizer *policy_tok(const e2h_engine *e) {
+    return e2h_model_tokenizer(e2h_engine_model(e));
 }
 
 // The policy's generated text (after the prompt, without trailing EOS tokens).
@@ -402,14 +413,14 @@ static e2h_status policy_text(e2h_engine *e, e2h_seq *s, char **out, size_t *len
     const int32_t *t = e2h_seq_tokens(s);
     int32_t a = e2h_seq_n_prompt(s), b = e2h_seq_len(s);
     if (a > b) a = b;
-    while (b > a && prm_is_eos(e->model, t[b - 1])) b--;
+    while (b > a && eng_is_eos(e, t[b - 1])) b--;
     *n_gen = b - a;
     size_t need = 0;
-    e2h_status st = e2h_detokenize(e->model->tok, t + a, b - a, NULL, 0, &need);
+    e2h_status st = e2h_detokenize(policy_tok(e), t + a, b - a, NULL, 0, &need);
     if (st) return st;
     char *buf = malloc(need + 1);
     if (!buf) return E2H_ERR_NOMEM;
-    if ((st = e2h_detokenize(e->model->tok, t + a, b - a, buf, need + 1, &need))) {
+    if ((st = e2h_detokenize(policy_tok(e), t + a, b - a, buf, need + 1, &need))) {
         free(buf);
         return st;
     }
@@ -447,7 +458,7 @@ static int add_new_steps(e2h_engine *e, const e2h_prm *p, e2h_seq *s, struct prm
         marks[i] = end ? end - 1 : 0;
     }
     int32_t a = e2h_seq_n_prompt(s);
-    if (prm_map_offsets(e->model->tok, e2h_seq_tokens(s) + a, e2h_seq_len(s) - a, marks, n, tk))
+    if (prm_map_offsets(policy_tok(e), e2h_seq_tokens(s) + a, e2h_seq_len(s) - a, marks, n, tk))
         for (int i = 0; i < n; i++) tk[i] = e2h_seq_len(s) - a - 1; // cannot map: the last token
     for (int i = 0; i < n; i++) q->end_tok[q->n_steps + i] = a + tk[i] + 1;
     free(marks);
@@ -530,9 +541,9 @@ static e2h_status score_head(e2h_engine *e, struct prm_rt *rt, e2h_seq *const *s
 e2h_status e2h_prm_score_new_steps(e2h_engine *e, e2h_seq *const *seqs, int n, int is_final,
                                    float *scores) {
     if (!e || !seqs || n < 1 || !scores) return E2H_ERR_INVALID_ARG;
-    struct prm_rt *rt = e->prm_rt;
+    struct prm_rt *rt = eng_prm_rt(e);
     if (!rt) return PRM_ERR(e, E2H_ERR_INVALID_ARG, "score: no PRM attached (e2h_engine_attach_prm)");
-    if (!e->model->tok) return PRM_ERR(e, E2H_ERR_TOKENIZER, "score: the policy has no tokenizer");
+    if (!policy_tok(e)) return PRM_ERR(e, E2H_ERR_TOKENIZER, "score: the policy has no tokenizer");
     if (!rt->prm->proto->needs_model) return score_head(e, rt, seqs, n, is_final, scores);
     const e2h_prm *p = rt->prm;
     prm_job *jobs = calloc((size_t)n, sizeof *jobs);
@@ -542,7 +553,7 @@ e2h_status e2h_prm_score_new_steps(e2h_engine *e, e2h_seq *const *seqs, int n, i
     for (int i = 0; i < n && !st; i++) {
         prm_job *j = &jobs[i];
         e2h_seq *s = seqs[i];
-        struct prm_seq *q = s->prm;
+        struct prm_seq *q = eng_seq_prm(s);
         if (!q || !q->problem) {
             st = PRM_ERR(e, E2H_ERR_INVALID_ARG, "score: sequence %d has no problem text "
                          "(e2h_seq_set_problem on its root)", i);
@@ -604,7 +615,7 @@ e2h_status e2h_prm_score_texts(e2h_engine *e, const char *problem, const char *c
                                int n_steps, float *step_scores) {
     if (!e || !problem || (!steps && n_steps) || n_steps < 0 || (!step_scores && n_steps))
         return E2H_ERR_INVALID_ARG;
-    struct prm_rt *rt = e->prm_rt;
+    struct prm_rt *rt = eng_prm_rt(e);
     if (!rt) return PRM_ERR(e, E2H_ERR_INVALID_ARG, "score: no PRM attached (e2h_engine_attach_prm)");
     if (n_steps == 0) return PRM_ERR(e, E2H_ERR_INVALID_ARG, "score: no steps");
     const e2h_prm *p = rt->prm;
@@ -620,9 +631,11 @@ e2h_status e2h_prm_score_texts(e2h_engine *e, const char *problem, const char *c
     for (int pe = 0; pe < n_eng && !st; pe++) {
         e2h_engine *en = p->proto->needs_model ? rt->pe[pe] : e;
         int32_t need = job_need_end(p, &j) + 1;
-        if (need > e2h_engine_model(en)->cfg.max_ctx || need > en->max_ctx) {
+        eng_shape sh; // (the engine's max_ctx is at most its model's)
+        eng_get_shape(en, &sh);
+        if (need > sh.max_ctx) {
             st = PRM_ERR(e, E2H_ERR_CONTEXT, "the solution is %d PRM tokens, longer than the PRM's "
-                         "context of %d", need, en->max_ctx);
+                         "context of %d", need, sh.max_ctx);
             break;
         }
         if (p->proto->needs_model) {
@@ -662,5 +675,6 @@ e2h_status e2h_prm_score_texts(e2h_engine *e, const char *problem, const char *c
 }
 
 e2h_engine *prm_engine_of(const e2h_engine *e, int j) {
-    return e && e->prm_rt && j >= 0 && j < e->prm_rt->n_pe ? e->prm_rt->pe[j] : NULL;
+    const struct prm_rt *rt = e ? eng_prm_rt(e) : NULL;
+    return rt && j >= 0 && j < rt->n_pe ? rt->pe[j] : NULL;
 }

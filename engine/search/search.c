@@ -13,16 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../engine_internal.h"
+#include "../sched.h"
 #include "../util.h"
 #include "search.h"
 
 e2h_status srch_err(srch_ctx *c, e2h_status st, const char *fmt, ...) {
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->e->last_err, sizeof c->e->last_err, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return st;
+    return eng_set_error(c->e, st, "%s", msg);
 }
 
 e2h_status srch_tmp_reserve(srch_ctx *c, int n) {
@@ -102,7 +103,8 @@ static e2h_status srch_score(srch_ctx *c, srch_node **nodes, int n, int is_final
     e2h_status st = c->sc.score(c->sc.ctx, c->e, c->tmp, n, is_final, c->tmps);
     if (st) {
         // keep the scorer's message if it left one
-        if (!c->e->last_err[0]) srch_err(c, st, "search: the step scorer failed (%s)", e2h_status_name(st));
+        if (!e2h_engine_last_error(c->e)[0])
+            srch_err(c, st, "search: the step scorer failed (%s)", e2h_status_name(st));
         return st;
     }
     for (int i = 0; i < n; i++) {
@@ -377,43 +379,28 @@ static int srch_needs_scorer(e2h_search_method m) {
 }
 
 static e2h_status srch_check_opts(e2h_engine *e, const e2h_search_opts *o) {
-    char *err = e->last_err;
-    size_t el = sizeof e->last_err;
-    if (!e2h_search_method_name(o->method)) {
-        fmt_errf(err, el, "search: unknown method %d", (int)o->method);
-        return E2H_ERR_INVALID_ARG;
-    }
-    if (o->n < 1 || o->n > 4096) {
-        fmt_errf(err, el, "search: n = %d outside [1, 4096]", o->n);
-        return E2H_ERR_INVALID_ARG;
-    }
+    const e2h_status bad = E2H_ERR_INVALID_ARG;
+    if (!e2h_search_method_name(o->method))
+        return eng_set_error(e, bad, "search: unknown method %d", (int)o->method);
+    if (o->n < 1 || o->n > 4096)
+        return eng_set_error(e, bad, "search: n = %d outside [1, 4096]", o->n);
     int uses_m = o->method == E2H_SEARCH_BEAM || o->method == E2H_SEARCH_DVTS;
-    if (uses_m && (o->m < 1 || o->m > o->n || o->n % o->m)) {
-        fmt_errf(err, el, "search: beam width M = %d must divide N = %d (1 <= M <= N)", o->m, o->n);
-        return E2H_ERR_INVALID_ARG;
-    }
-    if (o->max_rounds < 1 || o->max_rounds > 100000 || o->max_tokens < 1) {
-        fmt_errf(err, el, "search: max_rounds (%d) and max_tokens (%d) must be >= 1", o->max_rounds,
-                 (int)o->max_tokens);
-        return E2H_ERR_INVALID_ARG;
-    }
-    if (!e2h_agg_name(o->agg_bon) || !e2h_agg_name(o->agg_weighted) || !e2h_agg_name(o->agg_search)) {
-        fmt_errf(err, el, "search: unknown aggregation");
-        return E2H_ERR_INVALID_ARG;
-    }
-    if (!(o->rebase_temperature > 0) || !isfinite(o->rebase_temperature)) {
-        fmt_errf(err, el, "search: REBASE temperature must be > 0");
-        return E2H_ERR_INVALID_ARG;
-    }
-    if (srch_needs_scorer(o->method) && !o->score && !e2h_engine_prm(e)) {
-        fmt_errf(err, el, "search: method '%s' needs a step scorer (attach a PRM or pass opts.score)",
-                 e2h_search_method_name(o->method));
-        return E2H_ERR_INVALID_ARG;
-    }
-    if (!e->model->tok) {
-        fmt_errf(err, el, "search: the policy model has no tokenizer (steps end at a text delimiter)");
-        return E2H_ERR_TOKENIZER;
-    }
+    if (uses_m && (o->m < 1 || o->m > o->n || o->n % o->m))
+        return eng_set_error(e, bad, "search: beam width M = %d must divide N = %d (1 <= M <= N)",
+                             o->m, o->n);
+    if (o->max_rounds < 1 || o->max_rounds > 100000 || o->max_tokens < 1)
+        return eng_set_error(e, bad, "search: max_rounds (%d) and max_tokens (%d) must be >= 1",
+                             o->max_rounds, (int)o->max_tokens);
+    if (!e2h_agg_name(o->agg_bon) || !e2h_agg_name(o->agg_weighted) || !e2h_agg_name(o->agg_search))
+        return eng_set_error(e, bad, "search: unknown aggregation");
+    if (!(o->rebase_temperature > 0) || !isfinite(o->rebase_temperature))
+        return eng_set_error(e, bad, "search: REBASE temperature must be > 0");
+    if (srch_needs_scorer(o->method) && !o->score && !e2h_engine_prm(e))
+        return eng_set_error(e, bad, "search: method '%s' needs a step scorer (attach a PRM or pass "
+                             "opts.score)", e2h_search_method_name(o->method));
+    if (!e2h_model_tokenizer(e2h_engine_model(e)))
+        return eng_set_error(e, E2H_ERR_TOKENIZER, "search: the policy model has no tokenizer (steps "
+                             "end at a text delimiter)");
     return E2H_OK;
 }
 
@@ -431,7 +418,7 @@ static char *srch_detok(const e2h_tokenizer *t, const int32_t *ids, int32_t n) {
 }
 
 static e2h_status srch_fill_sample(srch_ctx *c, const srch_path *p, e2h_search_sample *s) {
-    const e2h_tokenizer *t = c->e->model->tok;
+    const e2h_tokenizer *t = e2h_model_tokenizer(e2h_engine_model(c->e));
     memset(s, 0, sizeof *s);
     s->n_tokens = p->n_tokens;
     s->n_steps = p->n_steps;
@@ -487,7 +474,7 @@ e2h_status e2h_search_run(e2h_engine *e, const int32_t *prompt, int32_t n_prompt
     memset(&c, 0, sizeof c);
     c.e = e;
     c.o = opts ? *opts : e2h_search_opts_default();
-    e->last_err[0] = 0;
+    (void)eng_set_error(e, E2H_OK, "%s", ""); // a scorer's message is told from an old one
     e2h_status st = srch_check_opts(e, &c.o);
     if (st) return st;
     if (!prompt || n_prompt < 1) return srch_err(&c, E2H_ERR_INVALID_ARG, "search: empty prompt");
