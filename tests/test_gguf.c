@@ -5,77 +5,45 @@
 #include <unistd.h>
 
 #include "../formats/gguf.h"
+#include "gguf_writer.h"
 #include "harness.h"
-
-// ---- a tiny in-memory GGUF writer ----
-typedef struct {
-    uint8_t *p;
-    size_t n, cap;
-} buf;
-
-static void b_put(buf *b, const void *d, size_t n) {
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, d, n);
-    b->n += n;
-}
-static void b_u32(buf *b, uint32_t v) { b_put(b, &v, 4); }
-static void b_u64(buf *b, uint64_t v) { b_put(b, &v, 8); }
-static void b_str(buf *b, const char *s) {
-    b_u64(b, strlen(s));
-    b_put(b, s, strlen(s));
-}
-static void b_pad(buf *b, size_t align) {
-    while (b->n % align) b_put(b, "\0", 1);
-}
-static void b_header(buf *b, uint64_t n_tensors, uint64_t n_kv) {
-    b_put(b, "GGUF", 4);
-    b_u32(b, 3);
-    b_u64(b, n_tensors);
-    b_u64(b, n_kv);
-}
 
 static char tmp_path[256];
 
-static gguf_file *open_buf(const buf *b, char *err, size_t err_len) {
+static gguf_file *open_buf(const gguf_buf *b, char *err, size_t err_len) {
     snprintf(tmp_path, sizeof tmp_path, "/tmp/e2h_test_gguf_%d.gguf", (int)getpid());
-    FILE *fp = fopen(tmp_path, "wb");
-    if (!fp) return NULL;
-    if (b->n) fwrite(b->p, 1, b->n, fp);
-    fclose(fp);
+    if (gb_write_file(b, tmp_path)) return NULL;
     gguf_file *f = gguf_open(tmp_path, err, err_len);
     unlink(tmp_path);
     return f;
 }
 
 // A valid file: 6 kvs (u32, i8, f32, bool, string, string array, f32 array) and two tensors.
-static void make_valid(buf *b) {
-    b_header(b, 2, 7);
-    b_str(b, "general.alignment"); b_u32(b, GGUF_T_UINT32); b_u32(b, 64);
-    b_str(b, "a.i8"); b_u32(b, GGUF_T_INT8); b_put(b, "\xfe", 1);
-    b_str(b, "a.f32"); b_u32(b, GGUF_T_FLOAT32); { float v = 1.5f; b_put(b, &v, 4); }
-    b_str(b, "a.bool"); b_u32(b, GGUF_T_BOOL); b_put(b, "\x01", 1);
-    b_str(b, "a.str"); b_u32(b, GGUF_T_STRING); b_str(b, "hello");
-    b_str(b, "a.strs"); b_u32(b, GGUF_T_ARRAY); b_u32(b, GGUF_T_STRING); b_u64(b, 3);
-    b_str(b, "x"); b_str(b, ""); b_str(b, "zz");
-    b_str(b, "a.f32s"); b_u32(b, GGUF_T_ARRAY); b_u32(b, GGUF_T_FLOAT32); b_u64(b, 2);
-    { float v[2] = {2.0f, -3.0f}; b_put(b, v, 8); }
+static void make_valid(gguf_buf *b) {
+    gb_header(b, 2, 7);
+    gb_str(b, "general.alignment"); gb_u32(b, GGUF_T_UINT32); gb_u32(b, 64);
+    gb_str(b, "a.i8"); gb_u32(b, GGUF_T_INT8); gb_put(b, "\xfe", 1);
+    gb_str(b, "a.f32"); gb_u32(b, GGUF_T_FLOAT32); { float v = 1.5f; gb_put(b, &v, 4); }
+    gb_str(b, "a.bool"); gb_u32(b, GGUF_T_BOOL); gb_put(b, "\x01", 1);
+    gb_str(b, "a.str"); gb_u32(b, GGUF_T_STRING); gb_str(b, "hello");
+    gb_str(b, "a.strs"); gb_u32(b, GGUF_T_ARRAY); gb_u32(b, GGUF_T_STRING); gb_u64(b, 3);
+    gb_str(b, "x"); gb_str(b, ""); gb_str(b, "zz");
+    gb_str(b, "a.f32s"); gb_u32(b, GGUF_T_ARRAY); gb_u32(b, GGUF_T_FLOAT32); gb_u64(b, 2);
+    { float v[2] = {2.0f, -3.0f}; gb_put(b, v, 8); }
     // tensor t0: f32 (3, 2) at 0; t1: q8_0 (64) at 64
-    b_str(b, "t0"); b_u32(b, 2); b_u64(b, 3); b_u64(b, 2); b_u32(b, 0); b_u64(b, 0);
-    b_str(b, "t1"); b_u32(b, 1); b_u64(b, 64); b_u32(b, 8); b_u64(b, 64);
-    b_pad(b, 64);
+    gb_str(b, "t0"); gb_u32(b, 2); gb_u64(b, 3); gb_u64(b, 2); gb_u32(b, 0); gb_u64(b, 0);
+    gb_str(b, "t1"); gb_u32(b, 1); gb_u64(b, 64); gb_u32(b, 8); gb_u64(b, 64);
+    gb_pad(b, 64);
     float t0[6] = {1, 2, 3, 4, 5, 6};
-    b_put(b, t0, sizeof t0);
-    b_pad(b, 64);
+    gb_put(b, t0, sizeof t0);
+    gb_pad(b, 64);
     uint8_t t1[68];
     for (int i = 0; i < 68; i++) t1[i] = (uint8_t)i;
-    b_put(b, t1, sizeof t1);
+    gb_put(b, t1, sizeof t1);
 }
 
 TEST(valid_file_roundtrip) {
-    buf b = {0};
+    gguf_buf b = {0};
     make_valid(&b);
     char err[512];
     gguf_file *f = open_buf(&b, err, sizeof err);
@@ -131,12 +99,12 @@ TEST(valid_file_roundtrip) {
 
 // Every proper prefix of the valid file must fail cleanly (never crash, message set).
 TEST(every_truncation_fails) {
-    buf b = {0};
+    gguf_buf b = {0};
     make_valid(&b);
     // the last tensor ends exactly at b.n; any shorter file cuts something
     int bad = 0;
     for (size_t n = 0; n < b.n; n++) {
-        buf t = {b.p, n, n};
+        gguf_buf t = {b.p, n, n};
         char err[512] = "";
         gguf_file *f = open_buf(&t, err, sizeof err);
         if (f || err[0] == 0 || !strstr(err, tmp_path)) {
@@ -149,7 +117,7 @@ TEST(every_truncation_fails) {
     free(b.p);
 }
 
-static void expect_fail(buf *b, const char *needle) {
+static void expect_fail(gguf_buf *b, const char *needle) {
     char err[512] = "";
     gguf_file *f = open_buf(b, err, sizeof err);
     CHECKF(f == NULL && strstr(err, needle) != NULL, "want error containing '%s', got '%s'",
@@ -159,22 +127,22 @@ static void expect_fail(buf *b, const char *needle) {
 }
 
 TEST(bad_magic_and_version) {
-    buf b = {0};
-    b_put(&b, "GGUX", 4); b_u32(&b, 3); b_u64(&b, 0); b_u64(&b, 0);
+    gguf_buf b = {0};
+    gb_put(&b, "GGUX", 4); gb_u32(&b, 3); gb_u64(&b, 0); gb_u64(&b, 0);
     expect_fail(&b, "magic");
-    buf c = {0};
-    b_put(&c, "GGUF", 4); b_u32(&c, 1); b_u64(&c, 0); b_u64(&c, 0);
+    gguf_buf c = {0};
+    gb_put(&c, "GGUF", 4); gb_u32(&c, 1); gb_u64(&c, 0); gb_u64(&c, 0);
     expect_fail(&c, "version");
-    buf d = {0};
-    b_put(&d, "GGUF", 4); b_u32(&d, 0x03000000); b_u64(&d, 0); b_u64(&d, 0);
+    gguf_buf d = {0};
+    gb_put(&d, "GGUF", 4); gb_u32(&d, 0x03000000); gb_u64(&d, 0); gb_u64(&d, 0);
     expect_fail(&d, "byte-swapped");
     char err[256] = "";
     CHECK(gguf_open("/nonexistent/x.gguf", err, sizeof err) == NULL && strstr(err, "x.gguf"));
 }
 
 TEST(empty_header_only_ok) {
-    buf b = {0};
-    b_header(&b, 0, 0);
+    gguf_buf b = {0};
+    gb_header(&b, 0, 0);
     char err[256];
     gguf_file *f = open_buf(&b, err, sizeof err);
     CHECKF(f != NULL, "%s", err);
@@ -184,114 +152,114 @@ TEST(empty_header_only_ok) {
 }
 
 TEST(huge_counts) {
-    buf b = {0};
-    b_header(&b, 0, UINT64_MAX / 2);
+    gguf_buf b = {0};
+    gb_header(&b, 0, UINT64_MAX / 2);
     expect_fail(&b, "n_kv");
-    buf c = {0};
-    b_header(&c, 1000000000ull, 0);
+    gguf_buf c = {0};
+    gb_header(&c, 1000000000ull, 0);
     expect_fail(&c, "n_tensors");
-    buf d = {0};
-    b_header(&d, 0, 1);
-    b_str(&d, "arr"); b_u32(&d, GGUF_T_ARRAY); b_u32(&d, GGUF_T_UINT64); b_u64(&d, UINT64_MAX / 4);
+    gguf_buf d = {0};
+    gb_header(&d, 0, 1);
+    gb_str(&d, "arr"); gb_u32(&d, GGUF_T_ARRAY); gb_u32(&d, GGUF_T_UINT64); gb_u64(&d, UINT64_MAX / 4);
     expect_fail(&d, "arr");
-    buf e = {0};
-    b_header(&e, 0, 1);
-    b_str(&e, "strs"); b_u32(&e, GGUF_T_ARRAY); b_u32(&e, GGUF_T_STRING); b_u64(&e, 1ull << 40);
-    b_str(&e, "a");
+    gguf_buf e = {0};
+    gb_header(&e, 0, 1);
+    gb_str(&e, "strs"); gb_u32(&e, GGUF_T_ARRAY); gb_u32(&e, GGUF_T_STRING); gb_u64(&e, 1ull << 40);
+    gb_str(&e, "a");
     expect_fail(&e, "strs");
 }
 
 TEST(huge_string_length) {
-    buf b = {0};
-    b_header(&b, 0, 1);
-    b_u64(&b, UINT64_MAX - 3); // key length
-    b_put(&b, "abcdefgh", 8);
+    gguf_buf b = {0};
+    gb_header(&b, 0, 1);
+    gb_u64(&b, UINT64_MAX - 3); // key length
+    gb_put(&b, "abcdefgh", 8);
     expect_fail(&b, "string length");
-    buf c = {0};
-    b_header(&c, 0, 1);
-    b_str(&c, "k"); b_u32(&c, GGUF_T_STRING); b_u64(&c, 1ull << 62); b_put(&c, "xy", 2);
+    gguf_buf c = {0};
+    gb_header(&c, 0, 1);
+    gb_str(&c, "k"); gb_u32(&c, GGUF_T_STRING); gb_u64(&c, 1ull << 62); gb_put(&c, "xy", 2);
     expect_fail(&c, "'k'");
 }
 
 TEST(unknown_value_types) {
-    buf b = {0};
-    b_header(&b, 0, 1);
-    b_str(&b, "weird"); b_u32(&b, 13); b_u64(&b, 0);
+    gguf_buf b = {0};
+    gb_header(&b, 0, 1);
+    gb_str(&b, "weird"); gb_u32(&b, 13); gb_u64(&b, 0);
     expect_fail(&b, "unknown value type");
-    buf c = {0};
-    b_header(&c, 0, 1);
-    b_str(&c, "nested"); b_u32(&c, GGUF_T_ARRAY); b_u32(&c, GGUF_T_ARRAY); b_u64(&c, 1);
-    b_u64(&c, 0);
+    gguf_buf c = {0};
+    gb_header(&c, 0, 1);
+    gb_str(&c, "nested"); gb_u32(&c, GGUF_T_ARRAY); gb_u32(&c, GGUF_T_ARRAY); gb_u64(&c, 1);
+    gb_u64(&c, 0);
     expect_fail(&c, "nested");
-    buf d = {0};
-    b_header(&d, 1, 0);
-    b_str(&d, "t"); b_u32(&d, 1); b_u64(&d, 4); b_u32(&d, 99); b_u64(&d, 0);
-    b_pad(&d, 32); b_put(&d, "0123456789abcdef", 16);
+    gguf_buf d = {0};
+    gb_header(&d, 1, 0);
+    gb_str(&d, "t"); gb_u32(&d, 1); gb_u64(&d, 4); gb_u32(&d, 99); gb_u64(&d, 0);
+    gb_pad(&d, 32); gb_put(&d, "0123456789abcdef", 16);
     expect_fail(&d, "unknown tensor type");
 }
 
 TEST(duplicate_key_and_tensor) {
-    buf b = {0};
-    b_header(&b, 0, 2);
-    b_str(&b, "k"); b_u32(&b, GGUF_T_UINT8); b_put(&b, "\1", 1);
-    b_str(&b, "k"); b_u32(&b, GGUF_T_UINT8); b_put(&b, "\2", 1);
+    gguf_buf b = {0};
+    gb_header(&b, 0, 2);
+    gb_str(&b, "k"); gb_u32(&b, GGUF_T_UINT8); gb_put(&b, "\1", 1);
+    gb_str(&b, "k"); gb_u32(&b, GGUF_T_UINT8); gb_put(&b, "\2", 1);
     expect_fail(&b, "duplicate key");
-    buf c = {0};
-    b_header(&c, 2, 0);
+    gguf_buf c = {0};
+    gb_header(&c, 2, 0);
     for (int i = 0; i < 2; i++) {
-        b_str(&c, "t"); b_u32(&c, 1); b_u64(&c, 1); b_u32(&c, 0); b_u64(&c, 0);
+        gb_str(&c, "t"); gb_u32(&c, 1); gb_u64(&c, 1); gb_u32(&c, 0); gb_u64(&c, 0);
     }
-    b_pad(&c, 32); b_put(&c, "abcd", 4);
+    gb_pad(&c, 32); gb_put(&c, "abcd", 4);
     expect_fail(&c, "duplicate tensor");
 }
 
 TEST(misaligned_and_bad_alignment) {
-    buf b = {0};
-    b_header(&b, 1, 0);
-    b_str(&b, "t"); b_u32(&b, 1); b_u64(&b, 1); b_u32(&b, 0); b_u64(&b, 4);
-    b_pad(&b, 32); b_put(&b, "abcdefgh", 8);
+    gguf_buf b = {0};
+    gb_header(&b, 1, 0);
+    gb_str(&b, "t"); gb_u32(&b, 1); gb_u64(&b, 1); gb_u32(&b, 0); gb_u64(&b, 4);
+    gb_pad(&b, 32); gb_put(&b, "abcdefgh", 8);
     expect_fail(&b, "not a multiple of the alignment");
-    buf c = {0};
-    b_header(&c, 0, 1);
-    b_str(&c, "general.alignment"); b_u32(&c, GGUF_T_UINT32); b_u32(&c, 48);
+    gguf_buf c = {0};
+    gb_header(&c, 0, 1);
+    gb_str(&c, "general.alignment"); gb_u32(&c, GGUF_T_UINT32); gb_u32(&c, 48);
     expect_fail(&c, "general.alignment");
-    buf d = {0};
-    b_header(&d, 0, 1);
-    b_str(&d, "general.alignment"); b_u32(&d, GGUF_T_UINT32); b_u32(&d, 0);
+    gguf_buf d = {0};
+    gb_header(&d, 0, 1);
+    gb_str(&d, "general.alignment"); gb_u32(&d, GGUF_T_UINT32); gb_u32(&d, 0);
     expect_fail(&d, "general.alignment");
 }
 
 TEST(shape_overflow_and_past_eof) {
-    buf b = {0};
-    b_header(&b, 1, 0);
-    b_str(&b, "big"); b_u32(&b, 4);
-    for (int i = 0; i < 4; i++) b_u64(&b, 1ull << 20); // 2^80 elements
-    b_u32(&b, 0); b_u64(&b, 0);
-    b_pad(&b, 32);
+    gguf_buf b = {0};
+    gb_header(&b, 1, 0);
+    gb_str(&b, "big"); gb_u32(&b, 4);
+    for (int i = 0; i < 4; i++) gb_u64(&b, 1ull << 20); // 2^80 elements
+    gb_u32(&b, 0); gb_u64(&b, 0);
+    gb_pad(&b, 32);
     expect_fail(&b, "overflow");
-    buf c = {0};
-    b_header(&c, 1, 0);
-    b_str(&c, "neg"); b_u32(&c, 1); b_u64(&c, UINT64_MAX); b_u32(&c, 0); b_u64(&c, 0);
+    gguf_buf c = {0};
+    gb_header(&c, 1, 0);
+    gb_str(&c, "neg"); gb_u32(&c, 1); gb_u64(&c, UINT64_MAX); gb_u32(&c, 0); gb_u64(&c, 0);
     expect_fail(&c, "out of range");
-    buf d = {0};
-    b_header(&d, 1, 0);
-    b_str(&d, "t"); b_u32(&d, 1); b_u64(&d, 1024); b_u32(&d, 0); b_u64(&d, 0);
-    b_pad(&d, 32); b_put(&d, "abcd", 4);
+    gguf_buf d = {0};
+    gb_header(&d, 1, 0);
+    gb_str(&d, "t"); gb_u32(&d, 1); gb_u64(&d, 1024); gb_u32(&d, 0); gb_u64(&d, 0);
+    gb_pad(&d, 32); gb_put(&d, "abcd", 4);
     expect_fail(&d, "past the end");
-    buf e = {0};
-    b_header(&e, 1, 0);
-    b_str(&e, "t"); b_u32(&e, 1); b_u64(&e, 1); b_u32(&e, 0); b_u64(&e, 1ull << 60);
-    b_pad(&e, 32); b_put(&e, "abcd", 4);
+    gguf_buf e = {0};
+    gb_header(&e, 1, 0);
+    gb_str(&e, "t"); gb_u32(&e, 1); gb_u64(&e, 1); gb_u32(&e, 0); gb_u64(&e, 1ull << 60);
+    gb_pad(&e, 32); gb_put(&e, "abcd", 4);
     expect_fail(&e, "past the end");
-    buf g = {0};
-    b_header(&g, 1, 0);
-    b_str(&g, "q"); b_u32(&g, 1); b_u64(&g, 33); b_u32(&g, 8); b_u64(&g, 0);
-    b_pad(&g, 32); b_put(&g, "abcd", 4);
+    gguf_buf g = {0};
+    gb_header(&g, 1, 0);
+    gb_str(&g, "q"); gb_u32(&g, 1); gb_u64(&g, 33); gb_u32(&g, 8); gb_u64(&g, 0);
+    gb_pad(&g, 32); gb_put(&g, "abcd", 4);
     expect_fail(&g, "block size");
-    buf h = {0};
-    b_header(&h, 1, 0);
-    b_str(&h, "d"); b_u32(&h, 5); b_u64(&h, 1);
-    for (int i = 0; i < 8; i++) b_u64(&h, 1);
+    gguf_buf h = {0};
+    gb_header(&h, 1, 0);
+    gb_str(&h, "d"); gb_u32(&h, 5); gb_u64(&h, 1);
+    for (int i = 0; i < 8; i++) gb_u64(&h, 1);
     expect_fail(&h, "n_dims");
 }
 

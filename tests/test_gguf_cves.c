@@ -11,59 +11,19 @@
 
 #include "../formats/gguf.h"
 #include "../include/e2h.h"
+#include "gguf_writer.h"
 #include "harness.h"
-
-typedef struct {
-    uint8_t *p;
-    size_t n, cap;
-} buf;
-
-static void b_put(buf *b, const void *d, size_t n) {
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, d, n);
-    b->n += n;
-}
-static void b_u32(buf *b, uint32_t v) { b_put(b, &v, 4); }
-static void b_u64(buf *b, uint64_t v) { b_put(b, &v, 8); }
-static void b_str(buf *b, const char *s) {
-    b_u64(b, strlen(s));
-    b_put(b, s, strlen(s));
-}
-static void b_pad(buf *b, size_t align) {
-    while (b->n % align) b_put(b, "\0", 1);
-}
-static void b_header(buf *b, uint64_t n_tensors, uint64_t n_kv) {
-    b_put(b, "GGUF", 4);
-    b_u32(b, 3);
-    b_u64(b, n_tensors);
-    b_u64(b, n_kv);
-}
-// One tensor info: name, dims, type, offset.
-static void b_tensor(buf *b, const char *name, int nd, const uint64_t *ne, uint32_t type,
-                     uint64_t off) {
-    b_str(b, name);
-    b_u32(b, (uint32_t)nd);
-    for (int i = 0; i < nd; i++) b_u64(b, ne[i]);
-    b_u32(b, type);
-    b_u64(b, off);
-}
 
 static char tmp_path[256];
 
-static void write_buf(const buf *b) {
+static void write_buf(const gguf_buf *b) {
     snprintf(tmp_path, sizeof tmp_path, "/tmp/e2h_test_gguf_cves_%d.gguf", (int)getpid());
-    FILE *fp = fopen(tmp_path, "wb");
-    if (!fp) return;
-    if (b->n) fwrite(b->p, 1, b->n, fp);
-    fclose(fp);
+    if (gb_write_file(b, tmp_path)) perror(tmp_path); // (the checks below then fail)
 }
 
 // The crafted file must be rejected by gguf_open with a message naming the file and containing
 // every needle (the field), and by e2h_model_load with E2H_ERR_FORMAT and the file named.
-static void expect_reject(buf *b, const char *what, const char *needle1, const char *needle2) {
+static void expect_reject(gguf_buf *b, const char *what, const char *needle1, const char *needle2) {
     write_buf(b);
     char err[512] = "";
     gguf_file *f = gguf_open(tmp_path, err, sizeof err);
@@ -80,19 +40,19 @@ static void expect_reject(buf *b, const char *what, const char *needle1, const c
     if (m) e2h_model_free(m);
     unlink(tmp_path);
     free(b->p);
-    *b = (buf){0};
+    *b = (gguf_buf){0};
 }
 
 // A file that must open (positive controls: each attack is one field away from a valid file,
 // so the checks are not simply rejecting everything).
-static gguf_file *expect_open(buf *b) {
+static gguf_file *expect_open(gguf_buf *b) {
     write_buf(b);
     char err[512] = "";
     gguf_file *f = gguf_open(tmp_path, err, sizeof err);
     CHECKF(f != NULL, "valid control rejected: %s", err);
     unlink(tmp_path);
     free(b->p);
-    *b = (buf){0};
+    *b = (gguf_buf){0};
     return f;
 }
 
@@ -100,24 +60,24 @@ static gguf_file *expect_open(buf *b) {
 TEST(cve_2025_53630_header_counts) {
     const uint64_t big[] = {(1ull << 63) - 1, 1ull << 63, (1ull << 63) + 1, UINT64_MAX,
                             UINT64_MAX / 24 + 1, UINT64_MAX / sizeof(gguf_kv) + 1};
-    buf b = {0};
+    gguf_buf b = {0};
     for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) {
         char what[64];
         snprintf(what, sizeof what, "n_tensors=%llu", (unsigned long long)big[i]);
-        b_header(&b, big[i], 0);
-        b_pad(&b, 64);
+        gb_header(&b, big[i], 0);
+        gb_pad(&b, 64);
         expect_reject(&b, what, "n_tensors", NULL);
         snprintf(what, sizeof what, "n_kv=%llu", (unsigned long long)big[i]);
-        b_header(&b, 0, big[i]);
-        b_str(&b, "k"); b_u32(&b, GGUF_T_UINT8); b_put(&b, "\1", 1);
+        gb_header(&b, 0, big[i]);
+        gb_str(&b, "k"); gb_u32(&b, GGUF_T_UINT8); gb_put(&b, "\1", 1);
         expect_reject(&b, what, "n_kv", NULL);
     }
     // one more kv than present: the reader runs out of bytes, naming the missing key
-    b_header(&b, 0, 2);
-    b_str(&b, "k"); b_u32(&b, GGUF_T_UINT8); b_put(&b, "\1", 1);
+    gb_header(&b, 0, 2);
+    gb_str(&b, "k"); gb_u32(&b, GGUF_T_UINT8); gb_put(&b, "\1", 1);
     expect_reject(&b, "n_kv one too many", "n_kv", NULL);
-    b_header(&b, 0, 1);
-    b_str(&b, "k"); b_u32(&b, GGUF_T_UINT8); b_put(&b, "\1", 1);
+    gb_header(&b, 0, 1);
+    gb_str(&b, "k"); gb_u32(&b, GGUF_T_UINT8); gb_put(&b, "\1", 1);
     gguf_file *f = expect_open(&b);
     CHECK(f && gguf_n_kv(f) == 1);
     gguf_close(f);
@@ -137,34 +97,34 @@ TEST(cve_2026_27940_array_size_wraps) {
         {GGUF_T_STRING, 1ull << 61},          // 8-byte length prefixes: 8 * 2^61 -> 0
         {GGUF_T_STRING, UINT64_MAX},
     };
-    buf b = {0};
+    gguf_buf b = {0};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char what[96];
         snprintf(what, sizeof what, "array type %u n=%llu", cases[i].type,
                  (unsigned long long)cases[i].n);
-        b_header(&b, 0, 1);
-        b_str(&b, "tokenizer.ggml.scores");
-        b_u32(&b, GGUF_T_ARRAY); b_u32(&b, cases[i].type); b_u64(&b, cases[i].n);
-        b_put(&b, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16);
+        gb_header(&b, 0, 1);
+        gb_str(&b, "tokenizer.ggml.scores");
+        gb_u32(&b, GGUF_T_ARRAY); gb_u32(&b, cases[i].type); gb_u64(&b, cases[i].n);
+        gb_put(&b, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16);
         expect_reject(&b, what, "tokenizer.ggml.scores", "array");
     }
     // a string array whose count fits but whose element lengths sum past the end
-    b_header(&b, 0, 1);
-    b_str(&b, "tokenizer.ggml.tokens");
-    b_u32(&b, GGUF_T_ARRAY); b_u32(&b, GGUF_T_STRING); b_u64(&b, 2);
-    b_str(&b, "ab"); b_u64(&b, 1000); b_put(&b, "xyz", 3);
+    gb_header(&b, 0, 1);
+    gb_str(&b, "tokenizer.ggml.tokens");
+    gb_u32(&b, GGUF_T_ARRAY); gb_u32(&b, GGUF_T_STRING); gb_u64(&b, 2);
+    gb_str(&b, "ab"); gb_u64(&b, 1000); gb_put(&b, "xyz", 3);
     expect_reject(&b, "string element past EOF", "tokenizer.ggml.tokens", NULL);
     // array of arrays (llama.cpp recursed on these)
-    b_header(&b, 0, 1);
-    b_str(&b, "nest");
-    b_u32(&b, GGUF_T_ARRAY); b_u32(&b, GGUF_T_ARRAY); b_u64(&b, 1);
-    b_u32(&b, GGUF_T_UINT8); b_u64(&b, 1); b_put(&b, "\1", 1);
+    gb_header(&b, 0, 1);
+    gb_str(&b, "nest");
+    gb_u32(&b, GGUF_T_ARRAY); gb_u32(&b, GGUF_T_ARRAY); gb_u64(&b, 1);
+    gb_u32(&b, GGUF_T_UINT8); gb_u64(&b, 1); gb_put(&b, "\1", 1);
     expect_reject(&b, "nested array", "nest", NULL);
     // control: an exact-size u32 array opens
-    b_header(&b, 0, 1);
-    b_str(&b, "tokenizer.ggml.scores");
-    b_u32(&b, GGUF_T_ARRAY); b_u32(&b, GGUF_T_UINT32); b_u64(&b, 4);
-    b_put(&b, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16);
+    gb_header(&b, 0, 1);
+    gb_str(&b, "tokenizer.ggml.scores");
+    gb_u32(&b, GGUF_T_ARRAY); gb_u32(&b, GGUF_T_UINT32); gb_u64(&b, 4);
+    gb_put(&b, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16);
     gguf_file *f = expect_open(&b);
     CHECK(f && gguf_find_kv(f, "tokenizer.ggml.scores")->arr_n == 4);
     gguf_close(f);
@@ -174,7 +134,7 @@ TEST(cve_2026_27940_array_size_wraps) {
 // to a small number), or whose byte size overflows after the type size, or that simply describe
 // more bytes than the file holds.
 TEST(cve_2026_33298_tensor_dims) {
-    buf b = {0};
+    gguf_buf b = {0};
     struct { int nd; uint64_t ne[4]; uint32_t type; const char *needle; } cases[] = {
         {2, {1ull << 32, 1ull << 32}, 0, "overflow"},               // product 2^64 -> 0
         {4, {1ull << 16, 1ull << 16, 1ull << 16, 1ull << 16}, 0, "overflow"},
@@ -191,26 +151,26 @@ TEST(cve_2026_33298_tensor_dims) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char what[64];
         snprintf(what, sizeof what, "dims case %zu", i);
-        b_header(&b, 1, 0);
-        b_tensor(&b, "blk.0.attn_q.weight", cases[i].nd, cases[i].ne, cases[i].type, 0);
-        b_pad(&b, 32);
-        b_put(&b, "0123456789abcdef", 16);
+        gb_header(&b, 1, 0);
+        gb_tensor(&b, "blk.0.attn_q.weight", cases[i].nd, cases[i].ne, cases[i].type, 0);
+        gb_pad(&b, 32);
+        gb_put(&b, "0123456789abcdef", 16);
         expect_reject(&b, what, "blk.0.attn_q.weight", cases[i].needle);
     }
     // a second tensor that starts inside the data and runs 1 byte past the end
-    b_header(&b, 2, 0);
+    gb_header(&b, 2, 0);
     uint64_t ne4[1] = {4};
-    b_tensor(&b, "a", 1, ne4, 0, 0);
-    b_tensor(&b, "b", 1, ne4, 0, 32);
-    b_pad(&b, 32);
-    { uint8_t d[32 + 15] = {0}; b_put(&b, d, sizeof d); }
+    gb_tensor(&b, "a", 1, ne4, 0, 0);
+    gb_tensor(&b, "b", 1, ne4, 0, 32);
+    gb_pad(&b, 32);
+    { uint8_t d[32 + 15] = {0}; gb_put(&b, d, sizeof d); }
     expect_reject(&b, "second tensor 1 byte short", "'b'", "past the end");
     // control: same file with the last byte present opens, data pointers inside the mapping
-    b_header(&b, 2, 0);
-    b_tensor(&b, "a", 1, ne4, 0, 0);
-    b_tensor(&b, "b", 1, ne4, 0, 32);
-    b_pad(&b, 32);
-    { uint8_t d[32 + 16] = {0}; b_put(&b, d, sizeof d); }
+    gb_header(&b, 2, 0);
+    gb_tensor(&b, "a", 1, ne4, 0, 0);
+    gb_tensor(&b, "b", 1, ne4, 0, 32);
+    gb_pad(&b, 32);
+    { uint8_t d[32 + 16] = {0}; gb_put(&b, d, sizeof d); }
     gguf_file *f = expect_open(&b);
     if (f) {
         const gguf_tensor *t = gguf_find_tensor(f, "b");
@@ -222,42 +182,42 @@ TEST(cve_2026_33298_tensor_dims) {
 // Data offsets: past the end, wrapping (offset + nbytes == small modulo 2^64), misaligned for the
 // default and a custom alignment, and a huge general.alignment.
 TEST(tensor_offsets) {
-    buf b = {0};
+    gguf_buf b = {0};
     uint64_t ne8[1] = {8}; // 32 bytes of f32
     const uint64_t offs[] = {64, 1ull << 40, UINT64_MAX - 31, UINT64_MAX - 15 - 16,
                              (1ull << 63)};
     for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++) {
         char what[64];
         snprintf(what, sizeof what, "offset %llu", (unsigned long long)offs[i]);
-        b_header(&b, 1, 0);
-        b_tensor(&b, "token_embd.weight", 1, ne8, 0, offs[i]);
-        b_pad(&b, 32);
-        { uint8_t d[64] = {0}; b_put(&b, d, sizeof d); }
+        gb_header(&b, 1, 0);
+        gb_tensor(&b, "token_embd.weight", 1, ne8, 0, offs[i]);
+        gb_pad(&b, 32);
+        { uint8_t d[64] = {0}; gb_put(&b, d, sizeof d); }
         // UINT64_MAX - 47 is not 32-aligned: either message names the tensor
         expect_reject(&b, what, "token_embd.weight", NULL);
     }
-    b_header(&b, 1, 1);
-    b_str(&b, "general.alignment"); b_u32(&b, GGUF_T_UINT32); b_u32(&b, 64);
-    b_tensor(&b, "t", 1, ne8, 0, 32);
-    b_pad(&b, 64);
-    { uint8_t d[128] = {0}; b_put(&b, d, sizeof d); }
+    gb_header(&b, 1, 1);
+    gb_str(&b, "general.alignment"); gb_u32(&b, GGUF_T_UINT32); gb_u32(&b, 64);
+    gb_tensor(&b, "t", 1, ne8, 0, 32);
+    gb_pad(&b, 64);
+    { uint8_t d[128] = {0}; gb_put(&b, d, sizeof d); }
     expect_reject(&b, "misaligned for 64", "'t'", "alignment");
-    b_header(&b, 1, 1);
-    b_str(&b, "general.alignment"); b_u32(&b, GGUF_T_UINT32); b_u32(&b, 1u << 31);
-    b_tensor(&b, "t", 1, ne8, 0, 0);
-    { uint8_t d[64] = {0}; b_put(&b, d, sizeof d); }
+    gb_header(&b, 1, 1);
+    gb_str(&b, "general.alignment"); gb_u32(&b, GGUF_T_UINT32); gb_u32(&b, 1u << 31);
+    gb_tensor(&b, "t", 1, ne8, 0, 0);
+    { uint8_t d[64] = {0}; gb_put(&b, d, sizeof d); }
     expect_reject(&b, "alignment 2^31 puts the data past EOF", "data section", NULL);
-    b_header(&b, 1, 1);
-    b_str(&b, "general.alignment"); b_u32(&b, GGUF_T_UINT64); b_u64(&b, 1ull << 40);
-    b_tensor(&b, "t", 1, ne8, 0, 0);
-    { uint8_t d[64] = {0}; b_put(&b, d, sizeof d); }
+    gb_header(&b, 1, 1);
+    gb_str(&b, "general.alignment"); gb_u32(&b, GGUF_T_UINT64); gb_u64(&b, 1ull << 40);
+    gb_tensor(&b, "t", 1, ne8, 0, 0);
+    { uint8_t d[64] = {0}; gb_put(&b, d, sizeof d); }
     expect_reject(&b, "64-bit alignment", "general.alignment", NULL);
     // control
-    b_header(&b, 1, 1);
-    b_str(&b, "general.alignment"); b_u32(&b, GGUF_T_UINT32); b_u32(&b, 64);
-    b_tensor(&b, "t", 1, ne8, 0, 64);
-    b_pad(&b, 64);
-    { uint8_t d[96] = {0}; b_put(&b, d, sizeof d); }
+    gb_header(&b, 1, 1);
+    gb_str(&b, "general.alignment"); gb_u32(&b, GGUF_T_UINT32); gb_u32(&b, 64);
+    gb_tensor(&b, "t", 1, ne8, 0, 64);
+    gb_pad(&b, 64);
+    { uint8_t d[96] = {0}; gb_put(&b, d, sizeof d); }
     gguf_file *f = expect_open(&b);
     CHECK(f && gguf_find_tensor(f, "t")->offset == 64);
     gguf_close(f);
@@ -266,38 +226,38 @@ TEST(tensor_offsets) {
 // String lengths past the end of the file, including lengths where pos + len wraps to exactly 0
 // or to a position inside the file.
 TEST(string_lengths_past_eof) {
-    buf b = {0};
+    gguf_buf b = {0};
     // header is 24 bytes, the key length 8 more: the key starts at 32
     const uint64_t lens[] = {9 + 40, UINT64_MAX - 31, UINT64_MAX - 31 + 8, UINT64_MAX, 1ull << 63};
     for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
         char what[64];
         snprintf(what, sizeof what, "key length %llu", (unsigned long long)lens[i]);
-        b_header(&b, 0, 1);
-        b_u64(&b, lens[i]);
-        b_put(&b, "general.", 8);
+        gb_header(&b, 0, 1);
+        gb_u64(&b, lens[i]);
+        gb_put(&b, "general.", 8);
         expect_reject(&b, what, "key #0", "string length");
     }
     for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
         char what[64];
         snprintf(what, sizeof what, "value length %llu", (unsigned long long)lens[i]);
-        b_header(&b, 0, 1);
-        b_str(&b, "general.architecture"); b_u32(&b, GGUF_T_STRING);
-        b_u64(&b, lens[i] > 9 ? lens[i] : 1000);
-        b_put(&b, "llama", 5);
+        gb_header(&b, 0, 1);
+        gb_str(&b, "general.architecture"); gb_u32(&b, GGUF_T_STRING);
+        gb_u64(&b, lens[i] > 9 ? lens[i] : 1000);
+        gb_put(&b, "llama", 5);
         expect_reject(&b, what, "general.architecture", NULL);
     }
     for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
         char what[64];
         snprintf(what, sizeof what, "tensor name length %llu", (unsigned long long)lens[i]);
-        b_header(&b, 1, 0);
-        b_u64(&b, lens[i]);
-        b_put(&b, "output.w", 8);
-        { uint8_t d[40] = {0}; b_put(&b, d, sizeof d); } // room for the rest of a tensor info
+        gb_header(&b, 1, 0);
+        gb_u64(&b, lens[i]);
+        gb_put(&b, "output.w", 8);
+        { uint8_t d[40] = {0}; gb_put(&b, d, sizeof d); } // room for the rest of a tensor info
         expect_reject(&b, what, "tensor #0", NULL);
     }
     // control: exact lengths open
-    b_header(&b, 0, 1);
-    b_str(&b, "general.architecture"); b_u32(&b, GGUF_T_STRING); b_str(&b, "llama");
+    gb_header(&b, 0, 1);
+    gb_str(&b, "general.architecture"); gb_u32(&b, GGUF_T_STRING); gb_str(&b, "llama");
     gguf_file *f = expect_open(&b);
     gguf_str s;
     CHECK(f && gguf_get_str(f, "general.architecture", &s) == 0 && s.len == 5);
@@ -307,25 +267,25 @@ TEST(string_lengths_past_eof) {
 // Random byte flips over a valid file with tensors and every kv kind: nothing crashes and every
 // failure names the file (a cheap in-suite cousin of tests/fuzz).
 TEST(random_mutations_never_crash) {
-    buf v = {0};
-    b_header(&v, 2, 4);
-    b_str(&v, "general.alignment"); b_u32(&v, GGUF_T_UINT32); b_u32(&v, 32);
-    b_str(&v, "a.str"); b_u32(&v, GGUF_T_STRING); b_str(&v, "hello");
-    b_str(&v, "a.strs"); b_u32(&v, GGUF_T_ARRAY); b_u32(&v, GGUF_T_STRING); b_u64(&v, 2);
-    b_str(&v, "x"); b_str(&v, "yz");
-    b_str(&v, "a.u32s"); b_u32(&v, GGUF_T_ARRAY); b_u32(&v, GGUF_T_UINT32); b_u64(&v, 2);
-    b_u32(&v, 7); b_u32(&v, 9);
+    gguf_buf v = {0};
+    gb_header(&v, 2, 4);
+    gb_str(&v, "general.alignment"); gb_u32(&v, GGUF_T_UINT32); gb_u32(&v, 32);
+    gb_str(&v, "a.str"); gb_u32(&v, GGUF_T_STRING); gb_str(&v, "hello");
+    gb_str(&v, "a.strs"); gb_u32(&v, GGUF_T_ARRAY); gb_u32(&v, GGUF_T_STRING); gb_u64(&v, 2);
+    gb_str(&v, "x"); gb_str(&v, "yz");
+    gb_str(&v, "a.u32s"); gb_u32(&v, GGUF_T_ARRAY); gb_u32(&v, GGUF_T_UINT32); gb_u64(&v, 2);
+    gb_u32(&v, 7); gb_u32(&v, 9);
     uint64_t ne[2] = {4, 2};
-    b_tensor(&v, "t0", 2, ne, 0, 0);
+    gb_tensor(&v, "t0", 2, ne, 0, 0);
     uint64_t nq[1] = {32};
-    b_tensor(&v, "t1", 1, nq, 8, 32);
-    b_pad(&v, 32);
-    { uint8_t d[32 + 34]; for (int i = 0; i < (int)sizeof d; i++) d[i] = (uint8_t)i; b_put(&v, d, sizeof d); }
+    gb_tensor(&v, "t1", 1, nq, 8, 32);
+    gb_pad(&v, 32);
+    { uint8_t d[32 + 34]; for (int i = 0; i < (int)sizeof d; i++) d[i] = (uint8_t)i; gb_put(&v, d, sizeof d); }
     uint64_t rng = 0x9e3779b97f4a7c15ull;
     int bad = 0, opened = 0;
     for (int it = 0; it < 3000; it++) {
-        buf m = {0};
-        b_put(&m, v.p, v.n);
+        gguf_buf m = {0};
+        gb_put(&m, v.p, v.n);
         int flips = 1 + (int)(rng % 4);
         for (int k = 0; k < flips; k++) {
             rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;

@@ -9,29 +9,10 @@
 
 #include "../formats/gguf.h"
 #include "../engine/model.h"
+#include "gguf_writer.h"
 #include "harness.h"
 
 // ---------------------------------------------------------------- a GGUF writer
-
-typedef struct {
-    uint8_t *p;
-    size_t n, cap;
-} gw_buf;
-
-static void gw_put(gw_buf *b, const void *d, size_t n) {
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-    }
-    if (n) memcpy(b->p + b->n, d, n);
-    b->n += n;
-}
-static void gw_u32(gw_buf *b, uint32_t v) { gw_put(b, &v, 4); }
-static void gw_u64(gw_buf *b, uint64_t v) { gw_put(b, &v, 8); }
-static void gw_str(gw_buf *b, const char *s) {
-    gw_u64(b, strlen(s));
-    gw_put(b, s, strlen(s));
-}
 
 #define GW_MAX 128
 typedef struct {
@@ -115,18 +96,15 @@ static void gw_free(gguf_writer *w) {
 }
 
 // Serializes the file; tensors are laid out in order, each aligned.
-static void gw_serialize(const gguf_writer *w, gw_buf *b) {
-    gw_put(b, "GGUF", 4);
-    gw_u32(b, 3);
-    gw_u64(b, (uint64_t)w->n_t);
-    gw_u64(b, (uint64_t)w->n_kv + 1);
-    gw_str(b, "general.alignment");
-    gw_u32(b, GGUF_T_UINT32);
-    gw_u32(b, w->alignment);
+static void gw_serialize(const gguf_writer *w, gguf_buf *b) {
+    gb_header(b, (uint64_t)w->n_t, (uint64_t)w->n_kv + 1);
+    gb_str(b, "general.alignment");
+    gb_u32(b, GGUF_T_UINT32);
+    gb_u32(b, w->alignment);
     for (int i = 0; i < w->n_kv; i++) {
-        gw_str(b, w->kv[i].key);
-        gw_u32(b, (uint32_t)w->kv[i].type);
-        gw_put(b, w->kv[i].val, w->kv[i].val_len);
+        gb_str(b, w->kv[i].key);
+        gb_u32(b, (uint32_t)w->kv[i].type);
+        gb_put(b, w->kv[i].val, w->kv[i].val_len);
     }
     uint64_t a = w->alignment, off = 0, shift = 0;
     // The info size does not depend on the offsets' values: compute it to place the data.
@@ -144,19 +122,13 @@ static void gw_serialize(const gguf_writer *w, gw_buf *b) {
     }
     for (int i = 0; i < w->n_t; i++) {
         const gw_tensor *t = &w->t[i];
-        gw_str(b, t->name);
-        gw_u32(b, (uint32_t)t->n_dims);
-        for (int d = 0; d < t->n_dims; d++)
-            gw_u64(b, t->ne[d]);
-        gw_u32(b, (uint32_t)t->type);
-        gw_u64(b, offs[i]);
+        gb_tensor(b, t->name, t->n_dims, t->ne, (uint32_t)t->type, offs[i]);
     }
-    while (b->n % a)
-        gw_put(b, "\0", 1);
+    gb_pad(b, a);
     for (int i = 0; i < w->n_t; i++) {
         while (b->n < data_start + offs[i])
-            gw_put(b, "\0", 1);
-        gw_put(b, w->t[i].data, w->t[i].nbytes);
+            gb_put(b, "\0", 1);
+        gb_put(b, w->t[i].data, w->t[i].nbytes);
     }
 }
 
@@ -171,7 +143,7 @@ static void write_bytes(const char *path, const uint8_t *p, size_t n) {
 }
 
 static void gw_write(const gguf_writer *w, const char *path) {
-    gw_buf b = {0};
+    gguf_buf b = {0};
     gw_serialize(w, &b);
     write_bytes(path, b.p, b.n);
     free(b.p);
@@ -703,7 +675,7 @@ TEST(truncated_and_fuzzed) {
     gguf_writer w;
     tm_opts o = {"qwen2", 0, E2H_TYPE_F32};
     tm_build(&w, &o);
-    gw_buf b = {0};
+    gguf_buf b = {0};
     gw_serialize(&w, &b);
     gw_free(&w);
     const char *p = tmp_gguf();
