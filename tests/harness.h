@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../include/e2h.h"
+
 static int th_passed, th_failed, th_cur_failed;
 
 #define TEST(name) static void test_##name(void)
@@ -67,6 +69,27 @@ static inline const char *th_shared_dir(void) {
     if (!f) return NULL;
     fclose(f);
     return d;
+}
+
+// A test program that cannot start (a fixture or an engine it needs fails): the summary line
+// counts one failure. Returns main's exit status.
+static inline int th_setup_failed(void) {
+    printf("0 passed, 1 failed\n");
+    return 1;
+}
+
+// For a test program's main: the fixture model at path, with its info in *info (if given). On
+// failure prints why and th_setup_failed's line and returns NULL (main then returns 1).
+static inline e2h_model *th_load_model(const char *path, e2h_model_info *info) {
+    char err[512];
+    e2h_model *m = NULL;
+    if (e2h_model_load(path, NULL, &m, err, sizeof err)) {
+        printf("cannot load %s: %s\n", path, err);
+        th_setup_failed();
+        return NULL;
+    }
+    if (info) e2h_model_get_info(m, info);
+    return m;
 }
 
 #endif

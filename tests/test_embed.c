@@ -289,13 +289,8 @@ TEST(apply_chat_and_eos) {
 
 int main(void) {
     char err[512];
-    if (e2h_model_load(FIX_MODEL, NULL, &t_model, err, sizeof err)) {
-        printf("cannot load %s: %s\n", FIX_MODEL, err);
-        printf("0 passed, 1 failed\n");
-        return 1;
-    }
     e2h_model_info mi;
-    e2h_model_get_info(t_model, &mi);
+    if (!(t_model = th_load_model(FIX_MODEL, &mi))) return 1;
     t_vocab = mi.vocab_size;
     if (access(SMOL, R_OK) == 0 && e2h_model_load(SMOL, NULL, &t_smol, err, sizeof err)) {
         printf("cannot load %s: %s\n", SMOL, err);

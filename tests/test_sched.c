@@ -475,21 +475,12 @@ TEST(engine_free_releases_live_sequences) {
 }
 
 int main(void) {
-    char err[512];
-    if (e2h_model_load(FIX_MODEL, NULL, &t_model, err, sizeof err)) {
-        printf("cannot load %s: %s\n", FIX_MODEL, err);
-        printf("0 passed, 1 failed\n");
-        return 1;
-    }
     e2h_model_info mi;
-    e2h_model_get_info(t_model, &mi);
+    if (!(t_model = th_load_model(FIX_MODEL, &mi))) return 1;
     t_vocab = mi.vocab_size;
     t_dim = mi.dim;
     t_ref = make_engine(1, 256, 16);
-    if (!t_ref) {
-        printf("0 passed, 1 failed\n");
-        return 1;
-    }
+    if (!t_ref) return th_setup_failed();
     RUN(sixteen_candidates_one_pass);
     RUN(appended_logprobs_equal_log_softmax);
     RUN(captures_alone_and_batched);

@@ -468,21 +468,12 @@ TEST(bad_arguments_are_rejected) {
 }
 
 int main(void) {
-    char err[512];
-    if (e2h_model_load(FIX_MODEL, NULL, &t_model, err, sizeof err)) {
-        printf("cannot load %s: %s\n", FIX_MODEL, err);
-        printf("0 passed, 1 failed\n");
-        return 1;
-    }
     e2h_model_info mi;
-    e2h_model_get_info(t_model, &mi);
+    if (!(t_model = th_load_model(FIX_MODEL, &mi))) return 1;
     t_vocab = mi.vocab_size;
     t_ref = make_engine(2000, 16, 0, 1, 256);
     t_ref16 = make_engine(2000, 16, 1, 1, 256);
-    if (!t_ref || !t_ref16) {
-        printf("0 passed, 1 failed\n");
-        return 1;
-    }
+    if (!t_ref || !t_ref16) return th_setup_failed();
     RUN(random_tree_large_pool);
     RUN(random_tree_small_pool);
     RUN(random_tree_f16_kv);
