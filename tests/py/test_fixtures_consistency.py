@@ -114,8 +114,8 @@ def rms_norm(x, w, eps):
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
 
-def forward(cfg, W, ids):
-    """float64 reference forward: ids (T,) -> logits (T, vocab)."""
+def forward_hidden(cfg, W, ids):
+    """float64 reference forward: ids (T,) -> final-normed hidden states (T, dim)."""
     nh, nkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     hd = cfg.get("head_dim") or cfg["hidden_size"] // nh
     eps = cfg["rms_norm_eps"]
@@ -150,9 +150,17 @@ def forward(cfg, W, ids):
         h = rms_norm(x, W[p + "post_attention_layernorm.weight"], eps)
         g = lin(h, p + "mlp.gate_proj")
         x = x + lin(g / (1 + np.exp(-g)) * lin(h, p + "mlp.up_proj"), p + "mlp.down_proj")
-    x = rms_norm(x, W["model.norm.weight"], eps)
-    head = W["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings") else W["lm_head.weight"]
-    return x @ head.T
+    return rms_norm(x, W["model.norm.weight"], eps)
+
+
+def out_matrix(cfg, W):
+    """The output projection (vocab, dim): lm_head, or the embeddings when they are tied."""
+    return W["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings") else W["lm_head.weight"]
+
+
+def forward(cfg, W, ids):
+    """float64 reference forward: ids (T,) -> logits (T, vocab)."""
+    return forward_hidden(cfg, W, ids) @ out_matrix(cfg, W).T
 
 
 def read_npy_v1_f4(path):

@@ -4,19 +4,18 @@
   ids in range, positions inside the sequence, one score per step, scores finite (and in [0, 1] where
   they are probabilities), the shared-prefix branch case agrees with its sibling on the common steps.
 * tokenizer: the `tokenizers` library re-encodes each case's text to the stored ids (skipped if absent).
-* an independent float64 numpy forward pass (test_fixtures_consistency's oracle pieces, extended to return
-  the final-normed hidden state) recomputes every family's step scores from the weights and the protocol's
+* an independent float64 numpy forward pass (test_fixtures_consistency's oracle, forward_hidden: the
+  final-normed hidden states) recomputes every family's step scores from the weights and the protocol's
   rule and must match expected.json within 1e-4: this catches a fixture made from the wrong position,
   head or formula, and is what the C engine's 1e-4 comparison stands on.
 """
 import json
-import math
 import os
 
 import numpy as np
 import pytest
 
-from test_fixtures_consistency import read_safetensors, rms_norm, rope_inv_freq
+from test_fixtures_consistency import forward_hidden, out_matrix, read_safetensors
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "prm")
 FAMILIES = ["e2h_paper", "math_shepherd", "qwen_prm", "rlhflow", "value_head", "implicit", "policy"]
@@ -31,48 +30,6 @@ def load(name):
         exp = json.load(f)
     W = {k: v[2] for k, v in read_safetensors(os.path.join(d, "model.safetensors")).items()}
     return cfg, W, exp
-
-
-def forward_hidden(cfg, W, ids):
-    """float64 forward: ids (T,) -> final-normed hidden states (T, dim) (same math as the models oracle)."""
-    nh, nkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
-    hd = cfg.get("head_dim") or cfg["hidden_size"] // nh
-    eps = cfg["rms_norm_eps"]
-    T = len(ids)
-    ang = np.outer(np.arange(T, dtype=np.float64), rope_inv_freq(cfg, hd))
-    cos, sin = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
-
-    def rope(x):
-        a, b = x[..., : hd // 2], x[..., hd // 2:]
-        return np.concatenate([a * cos - b * sin, b * cos + a * sin], axis=-1)
-
-    def lin(x, name):
-        y = x @ W[name + ".weight"].T
-        return y + W[name + ".bias"] if name + ".bias" in W else y
-
-    x = W["model.embed_tokens.weight"][ids]
-    mask = np.triu(np.full((T, T), -np.inf), 1)
-    for i in range(cfg["num_hidden_layers"]):
-        p = f"model.layers.{i}."
-        h = rms_norm(x, W[p + "input_layernorm.weight"], eps)
-        q = rope(lin(h, p + "self_attn.q_proj").reshape(T, nh, hd))
-        k = rope(lin(h, p + "self_attn.k_proj").reshape(T, nkv, hd))
-        v = lin(h, p + "self_attn.v_proj").reshape(T, nkv, hd)
-        att = np.empty((T, nh, hd))
-        for hq in range(nh):
-            kv = hq // (nh // nkv)
-            s = q[:, hq] @ k[:, kv].T / math.sqrt(hd) + mask
-            s = np.exp(s - s.max(axis=1, keepdims=True))
-            att[:, hq] = (s / s.sum(axis=1, keepdims=True)) @ v[:, kv]
-        x = x + lin(att.reshape(T, nh * hd), p + "self_attn.o_proj")
-        h = rms_norm(x, W[p + "post_attention_layernorm.weight"], eps)
-        g = lin(h, p + "mlp.gate_proj")
-        x = x + lin(g / (1 + np.exp(-g)) * lin(h, p + "mlp.up_proj"), p + "mlp.down_proj")
-    return rms_norm(x, W["model.norm.weight"], eps)
-
-
-def out_matrix(cfg, W):
-    return W["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings") else W["lm_head.weight"]
 
 
 def log_softmax(z):
