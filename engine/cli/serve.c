@@ -98,6 +98,7 @@ static int serve_open(srv *s) {
     s->blocks_total = ks.blocks_total;
     s->block_size = ks.block_size > 0 ? ks.block_size : 16;
     s->max_ctx = mi.max_ctx;
+    s->vocab = mi.vocab_size;
     if (s->lim.max_prompt <= 0 || s->lim.max_prompt >= s->max_ctx) s->lim.max_prompt = s->max_ctx - 1;
     const char *base = strrchr(s->mo.model, '/');
     snprintf(s->model_name, sizeof s->model_name, "%s", base && base[1] ? base + 1 : s->mo.model);

@@ -112,7 +112,7 @@ typedef struct srv {
     e2h_model *m;
     e2h_engine *e;        // scheduler thread only
     e2h_prm *prm;
-    int32_t blocks_total, block_size, max_ctx;
+    int32_t blocks_total, block_size, max_ctx, vocab;
     // shared (mu)
     pthread_mutex_t mu;
     pthread_cond_t cv_sched;  // the scheduler waits for work

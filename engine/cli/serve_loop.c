@@ -149,7 +149,7 @@ static srv_tok *choice_tok(srv_choice *c) {
 // own distribution as e2h_seq_logprobs). Stored in *t.
 static void choice_top(const srv *s, const e2h_seq *q, int k, srv_tok *t) {
     const float *lg = e2h_seq_logits(q);
-    int V = e2h_tokenizer_n_vocab(e2h_model_tokenizer(s->m));
+    int V = s->vocab; // the logits row's length (the model's vocabulary, not the tokenizer's)
     t->n_top = 0;
     if (!lg || k <= 0 || V <= 0) return;
     float mx = -INFINITY;
