@@ -51,10 +51,3 @@ if ! python3 -c "import openai" 2>/dev/null; then
     python3 -m pip install -q --disable-pip-version-check openai==3.51.0 2>&1 \
         | grep -v "as the 'root' user" || true
 fi
-# bench/serve_bench.py's baseline, llama-cpp-python's server; optional (the benchmark only).
-if ! python3 -c "import llama_cpp.server.app, uvicorn, fastapi, sse_starlette, starlette_context" 2>/dev/null; then
-    echo "deps: pip install llama_cpp.server's packages (pinned; optional, for bench/serve_bench.py)"
-    python3 -m pip install -q --disable-pip-version-check uvicorn==0.54.0 fastapi==0.163.2 \
-        sse-starlette==3.7.0 starlette-context==0.3.6 pydantic-settings==2.14.1 >/dev/null 2>&1 \
-        || echo "deps: llama_cpp.server packages not installed; bench/serve_bench.py needs them"
-fi
