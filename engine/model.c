@@ -138,6 +138,7 @@ void e2h_model_free(e2h_model *m) {
     if (!m) return;
     if (m->tok) e2h_tokenizer_free(m->tok);
     free(m->chat_system);
+    free(m->chat_template);
     for (int i = 0; i < m->n_maps; i++) munmap(m->maps[i].addr, m->maps[i].len);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);

@@ -70,6 +70,7 @@ struct e2h_model {
     size_t weight_bytes;  // bytes of all weights as stored
     size_t packed_bytes;  // bytes of the r16 copies (model_repack)
     char *chat_system;    // default system message of the chat template or NULL (owned)
+    char *chat_template;  // the chat template text or NULL (owned)
     int64_t n_params;
 };
 
@@ -87,7 +88,8 @@ int model_quantize(struct e2h_model *m, int type, char *err, size_t err_len);
 // Gives the quantized matrices their row-interleaved copies when the best kernels use them
 // (engine/model_repack.c). Returns 0 or -1 (out of memory, message in err).
 int model_repack(struct e2h_model *m, char *err, size_t err_len);
-// Reads the chat template's default system turn into m->chat_system (engine/model_chat.c).
+// Reads the chat template into m->chat_template and its default system turn into
+// m->chat_system (engine/model_chat.c).
 void model_load_chat_system(struct e2h_model *m, const char *path);
 
 // The Hugging Face loader (engine/load_hf.c): config.json + model.safetensors (or the shards

@@ -54,12 +54,25 @@ static char *model_template_system(const char *t, size_t len) {
     return NULL;
 }
 
-// Reads the chat template (GGUF metadata or tokenizer_config.json) for its default system turn.
+// A NUL-terminated copy of len bytes (NULL when out of memory or absurdly long).
+static char *model_chat_dup(const char *s, size_t len) {
+    char *r = len < ((size_t)1 << 30) ? malloc(len + 1) : NULL;
+    if (r) {
+        memcpy(r, s, len);
+        r[len] = 0;
+    }
+    return r;
+}
+
+// Reads the chat template (GGUF metadata or tokenizer_config.json): its text and its default
+// system turn.
 void model_load_chat_system(struct e2h_model *m, const char *path) {
     if (m->gguf) {
         gguf_str s;
-        if (gguf_get_str((const gguf_file *)m->gguf, "tokenizer.chat_template", &s) == 0)
+        if (gguf_get_str((const gguf_file *)m->gguf, "tokenizer.chat_template", &s) == 0) {
             m->chat_system = model_template_system(s.ptr, (size_t)s.len);
+            m->chat_template = model_chat_dup(s.ptr, (size_t)s.len);
+        }
         return;
     }
     char p[2048], err[256], *txt = NULL;
@@ -68,12 +81,16 @@ void model_load_chat_system(struct e2h_model *m, const char *path) {
     if (access(p, F_OK) || fmt_read_file(p, &txt, &n, err, sizeof err)) return;
     cJSON *j = cJSON_ParseWithLength(txt, n);
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "chat_template");
-    if (cJSON_IsString(t)) m->chat_system = model_template_system(t->valuestring, strlen(t->valuestring));
+    if (cJSON_IsString(t)) {
+        m->chat_system = model_template_system(t->valuestring, strlen(t->valuestring));
+        m->chat_template = model_chat_dup(t->valuestring, strlen(t->valuestring));
+    }
     cJSON_Delete(j);
     free(txt);
 }
 
 const char *e2h_model_chat_system(const e2h_model *m) { return m ? m->chat_system : NULL; }
+const char *e2h_model_chat_template(const e2h_model *m) { return m ? m->chat_template : NULL; }
 
 // Appends s to out (up to cap - 1 bytes kept, NUL-terminated), counting every byte in *n.
 static void chat_put(char *out, size_t cap, size_t *n, const char *s) {

@@ -105,6 +105,11 @@ const e2h_tokenizer *e2h_model_tokenizer(const e2h_model *m);
 // named SmolLM, ...", which the template inserts when a conversation has no system turn;
 // NULL if the template has none. Owned by the model.
 const char *e2h_model_chat_system(const e2h_model *m);
+// The model's chat template as stored (GGUF tokenizer.chat_template or tokenizer_config.json
+// chat_template; Jinja text, not evaluated), or NULL when the model has none. Owned by the
+// model. e2h_model_apply_chat renders ChatML whatever the template says: callers that must use
+// the model's own layout check this first (a ChatML template contains "<|im_start|>").
+const char *e2h_model_chat_template(const e2h_model *m);
 // A ChatML prompt for one user turn (the layout the SmolLM2 / Qwen2 templates produce, and
 // what `e2h generate --chat` uses):
 //   <|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n

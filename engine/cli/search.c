@@ -41,6 +41,11 @@ static const char *search_usage =
     "                      by step, steps separated by blank lines, answer in \\boxed{}; \"\" for none)\n"
     "  --fewshot FILE      JSONL of {\"problem\", \"solution\"}: worked examples given as earlier\n"
     "                      user/assistant turns before the problem\n"
+    "  (the prompt is the policy's chat template (ChatML, e2h_model_apply_chat_turns): a policy\n"
+    "   without a chat template, or with one that is not ChatML, is refused unless --no-chat)\n"
+    "  --no-chat           a raw prompt instead: the system text, each example's problem and\n"
+    "                      solution, then the problem, separated by blank lines (BOS as the\n"
+    "                      tokenizer adds it); for base models\n"
     "  --limit K           stop after K new problems (default: all)\n"
     "  (--kv-mem default here: N x (2048 + max_tokens) tokens of KV, x2 with --prm, >= 1 GiB;\n"
     "   a problem that still exhausts it is reported and skipped)\n"
@@ -49,7 +54,9 @@ static const char *search_usage =
 typedef struct {
     cli_model_opts mo;
     const char *prm, *prm_protocol, *prm_head, *problems, *out, *system, *fewshot;
-    char *fewshot_turns;  // rendered few-shot turns (ChatML), or NULL
+    char **shots;         // --fewshot: problem, solution, problem, ... (2 n_shots, owned)
+    int n_shots;
+    int no_chat;          // --no-chat: a raw prompt, not the chat template
     e2h_prm *prm_obj;     // loaded PRM (freed after the engine)
     e2h_search_opts so;
     double temp, top_p;
@@ -78,6 +85,7 @@ static int sa_parse(srch_args *a, int argc, char **argv) {
             return 1;
         }
         if (!strcmp(f, "--quiet")) { a->quiet = 1; continue; }
+        if (!strcmp(f, "--no-chat")) { a->no_chat = 1; continue; }
         if (!v) return cli_fail("search: unknown option or missing value '%s' (see --help)", f);
         if (!strcmp(f, "--policy")) a->mo.model = v;
         else if (!strcmp(f, "--prm")) a->prm = v;
@@ -154,6 +162,7 @@ static cJSON *sa_config(const srch_args *a, const char *protocol) {
     // prompt options only when given (the default prompt keeps the PLAN §6 fields only)
     if (a->system) cJSON_AddStringToObject(c, "system", a->system);
     if (a->fewshot) cJSON_AddStringToObject(c, "fewshot", a->fewshot);
+    if (a->no_chat) cJSON_AddFalseToObject(c, "chat");
     return c;
 }
 
@@ -309,35 +318,41 @@ static const char *prob_parse(const char *line, size_t len, long lineno, problem
     return err;
 }
 
-// The policy's chat layout (ChatML, as `e2h generate --chat`) with the step-by-step
-// instruction as the system turn (as search-and-learn's system prompt), optional few-shot
-// turns, then the problem.
+// The prompt: the policy's chat template (e2h_model_apply_chat_turns, as `e2h generate --chat`)
+// with the step-by-step instruction as the system turn (as search-and-learn's system prompt),
+// optional few-shot turns, then the problem; or with --no-chat the same parts as raw text.
 static const char *sa_instruction =
     "Solve the following math problem step by step. Separate the steps with a blank line. "
     "Put the final answer in \\boxed{}.";
 
-// Appends s to the growing buffer *b (length *n, capacity *cap). Returns -1 when out of memory.
-static int sa_cat(char **b, size_t *n, size_t *cap, const char *s) {
-    size_t l = strlen(s);
-    if (*n + l + 1 > *cap) {
-        size_t c = (*n + l + 1) * 2;
-        char *nb = realloc(*b, c);
-        if (!nb) return -1;
-        *b = nb;
-        *cap = c;
-    }
-    memcpy(*b + *n, s, l + 1);
-    *n += l;
+static void sa_free_shots(srch_args *a) {
+    for (int i = 0; i < 2 * a->n_shots; i++) free(a->shots[i]);
+    free(a->shots);
+    a->shots = NULL;
+    a->n_shots = 0;
+}
+
+// Appends one example (copies of q and s) to a->shots. Returns -1 when out of memory.
+static int sa_add_shot(srch_args *a, const char *q, const char *s) {
+    if (a->n_shots >= (1 << 20)) return -1;
+    char **ns = realloc(a->shots, (size_t)(a->n_shots + 1) * 2 * sizeof *ns);
+    if (!ns) return -1;
+    a->shots = ns;
+    char *dq = strdup(q), *ds = strdup(s);
+    if (!dq || !ds) { free(dq); free(ds); return -1; }
+    a->shots[2 * a->n_shots] = dq;
+    a->shots[2 * a->n_shots + 1] = ds;
+    a->n_shots++;
     return 0;
 }
 
-// Renders --fewshot FILE into ChatML user/assistant turns. Returns 0 or 2 (message printed).
+// Reads --fewshot FILE into a->shots. Returns 0 or 2 (message printed).
 static int sa_load_fewshot(srch_args *a) {
     if (!a->fewshot) return 0;
     FILE *f = fopen(a->fewshot, "r");
     if (!f) return cli_fail("%s: cannot open (%s)", a->fewshot, strerror(errno));
-    char *line = NULL, *buf = NULL;
-    size_t lcap = 0, n = 0, cap = 0;
+    char *line = NULL;
+    size_t lcap = 0;
     ssize_t len;
     long lineno = 0;
     int rc = 0;
@@ -351,36 +366,79 @@ static int sa_load_fewshot(srch_args *a) {
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "solution");
         if (!cJSON_IsString(p) || !cJSON_IsString(s))
             rc = cli_fail("%s:%ld: expected {\"problem\": string, \"solution\": string}", a->fewshot, lineno);
-        else if (sa_cat(&buf, &n, &cap, "<|im_start|>user\n") || sa_cat(&buf, &n, &cap, p->valuestring) ||
-                 sa_cat(&buf, &n, &cap, "<|im_end|>\n<|im_start|>assistant\n") ||
-                 sa_cat(&buf, &n, &cap, s->valuestring) || sa_cat(&buf, &n, &cap, "<|im_end|>\n"))
+        else if (sa_add_shot(a, p->valuestring, s->valuestring))
             rc = cli_fail("out of memory");
         cJSON_Delete(j);
     }
     free(line);
     fclose(f);
-    if (!rc && !buf) rc = cli_fail("%s: no examples", a->fewshot);
-    if (rc) free(buf);
-    else a->fewshot_turns = buf;
+    if (!rc && !a->n_shots) rc = cli_fail("%s: no examples", a->fewshot);
+    if (rc) sa_free_shots(a);
     return rc;
+}
+
+// The chat template must be one e2h_model_apply_chat_turns renders (ChatML); anything else
+// would give the policy a layout it was not trained on. Returns 0 or 2 (message printed).
+static int sa_check_chat(const srch_args *a, const e2h_model *m) {
+    if (a->no_chat) return 0;
+    const char *t = e2h_model_chat_template(m);
+    if (!t)
+        return cli_fail("%s: the policy has no chat template (GGUF tokenizer.chat_template or "
+                        "tokenizer_config.json chat_template); pass --no-chat for a raw prompt", a->mo.model);
+    if (!strstr(t, "<|im_start|>"))
+        return cli_fail("%s: the policy's chat template is not ChatML, the one layout e2h renders "
+                        "(e2h_model_apply_chat_turns); pass --no-chat for a raw prompt", a->mo.model);
+    return 0;
+}
+
+// Renders the prompt text (NUL-terminated, caller frees) or NULL when out of memory.
+static char *sa_prompt_text(const srch_args *a, const e2h_model *m, const char *problem, size_t *len) {
+    const char *sys = a->system ? a->system : sa_instruction;
+    int n = 2 * a->n_shots + 1;
+    const char **roles = malloc((size_t)n * sizeof *roles), **contents = malloc((size_t)n * sizeof *contents);
+    char *w = NULL;
+    if (!roles || !contents) goto out;
+    for (int i = 0; i < 2 * a->n_shots; i++) {
+        roles[i] = i % 2 ? "assistant" : "user";
+        contents[i] = a->shots[i];
+    }
+    roles[n - 1] = "user";
+    contents[n - 1] = problem;
+    if (a->no_chat) { // raw: parts separated by blank lines, the last one too (the solution follows)
+        size_t k = *sys ? strlen(sys) + 2 : 0;
+        for (int i = 0; i < n; i++) k += strlen(contents[i]) + 2;
+        w = malloc(k + 1);
+        if (!w) goto out;
+        size_t o = 0;
+        if (*sys) o += (size_t)sprintf(w + o, "%s\n\n", sys);
+        for (int i = 0; i < n; i++) o += (size_t)sprintf(w + o, "%s\n\n", contents[i]);
+        *len = o;
+    } else {
+        // system "" = no system turn; never NULL: the template's default system turn is not
+        // the step-by-step instruction
+        size_t need = 0;
+        if (e2h_model_apply_chat_turns(m, sys, roles, contents, n, NULL, 0, &need) == E2H_OK &&
+            (w = malloc(need + 1)) != NULL &&
+            e2h_model_apply_chat_turns(m, sys, roles, contents, n, w, need + 1, len) != E2H_OK) {
+            free(w);
+            w = NULL;
+        }
+    }
+out:
+    free(roles);
+    free(contents);
+    return w;
 }
 
 static int sa_prompt(const srch_args *a, const e2h_model *m, const char *problem, int32_t **ids, int32_t *n) {
     const e2h_tokenizer *t = e2h_model_tokenizer(m);
-    const char *sys = a->system ? a->system : sa_instruction;
-    char *w = NULL;
-    size_t len = 0, cap = 0;
-    int bad = 0;
-    if (*sys)
-        bad |= sa_cat(&w, &len, &cap, "<|im_start|>system\n") || sa_cat(&w, &len, &cap, sys) ||
-               sa_cat(&w, &len, &cap, "<|im_end|>\n");
-    if (a->fewshot_turns) bad |= sa_cat(&w, &len, &cap, a->fewshot_turns);
-    bad |= sa_cat(&w, &len, &cap, "<|im_start|>user\n") || sa_cat(&w, &len, &cap, problem) ||
-           sa_cat(&w, &len, &cap, "<|im_end|>\n<|im_start|>assistant\n");
-    if (bad) { free(w); return -1; }
+    size_t len = 0;
+    char *w = sa_prompt_text(a, m, problem, &len);
+    if (!w || len > (1u << 28)) { free(w); return -1; }
     int32_t tcap = (int32_t)len + 16, need = 0;
     *ids = malloc((size_t)tcap * sizeof **ids);
-    e2h_status st = *ids ? e2h_tokenize(t, w, len, 0, *ids, tcap, &need) : E2H_ERR_NOMEM;
+    // the chat text spells its special tokens; a raw prompt gets BOS as the tokenizer adds it
+    e2h_status st = *ids ? e2h_tokenize(t, w, len, a->no_chat, *ids, tcap, &need) : E2H_ERR_NOMEM;
     free(w);
     if (st || need > tcap) { free(*ids); *ids = NULL; return -1; }
     *n = need;
@@ -395,7 +453,8 @@ static int sa_answer_equal(const char *a, const char *b) {
 static cJSON *sa_num(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
 static cJSON *sa_str(const char *s) { return s ? cJSON_CreateString(s) : cJSON_CreateNull(); }
 
-static cJSON *sa_result_json(const srch_args *a, const problem *p, const e2h_search_result *r) {
+static cJSON *sa_result_json(const srch_args *a, const problem *p, const e2h_search_result *r,
+                             int32_t n_prompt) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "unique_id", p->uid);
     if (p->level) cJSON_AddNumberToObject(o, "level", p->level);
@@ -426,6 +485,7 @@ static cJSON *sa_result_json(const srch_args *a, const problem *p, const e2h_sea
     const char *sa = r->selected >= 0 ? r->samples[r->selected].answer : NULL;
     cJSON_AddItemToObject(sel, "answer", sa_str(sa));
     cJSON_AddBoolToObject(sel, "correct", sa_answer_equal(sa, p->answer));
+    cJSON_AddNumberToObject(o, "prompt_tokens", n_prompt);
     cJSON_AddNumberToObject(o, "policy_tokens", (double)r->policy_tokens);
     cJSON_AddNumberToObject(o, "prm_tokens", (double)r->prm_tokens);
     cJSON_AddNumberToObject(o, "seconds", r->seconds);
@@ -486,7 +546,8 @@ static int sa_run(srch_args *a, e2h_model *m, e2h_engine *e) {
         protocol = e2h_prm_protocol(prm);
     }
     a->prm_obj = prm;
-    int rc = sa_load_fewshot(a);
+    int rc = sa_check_chat(a, m);
+    if (!rc) rc = sa_load_fewshot(a);
     if (rc) return rc;
     cJSON *cfg = sa_config(a, protocol);
     id_set done = {0};
@@ -548,7 +609,7 @@ static int sa_run(srch_args *a, e2h_model *m, e2h_engine *e) {
             prob_free(&p);
             break;
         }
-        cJSON *j = sa_result_json(a, &p, &r);
+        cJSON *j = sa_result_json(a, &p, &r, n_ids);
         if (sa_write_line(of, j)) rc = cli_fail("%s: write failed (%s)", a->out, strerror(errno));
         cJSON_Delete(j);
         gen_tokens += r.policy_tokens;
@@ -572,7 +633,7 @@ static int sa_run(srch_args *a, e2h_model *m, e2h_engine *e) {
     if (of && fclose(of) && !rc) rc = cli_fail("%s: write failed", a->out);
     ids_free(&done);
     cJSON_Delete(cfg);
-    free(a->fewshot_turns);
+    sa_free_shots(a);
     return rc;
 }
 

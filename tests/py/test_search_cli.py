@@ -183,3 +183,83 @@ def test_bon_with_a_head(tmp_path):
     p = run("--policy", DEFAULT, "--prm-head", os.path.join(pol, "head_linear.safetensors"),
             "--problems", str(probs), "--method", "bon", "-n", "2", "-o", str(tmp_path / "x.jsonl"))
     assert p.returncode == 2, p.stderr
+
+
+def tokenize(model, text, bos):
+    p = subprocess.run([E2H, "tokenize", "-m", model] + ([] if bos else ["--no-bos"]) + [text],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+INSTRUCTION = ("Solve the following math problem step by step. Separate the steps with a blank line. "
+               "Put the final answer in \\boxed{}.")
+
+
+def chatml(system, turns):
+    s = f"<|im_start|>system\n{system}<|im_end|>\n" if system else ""
+    for role, text in turns:
+        s += f"<|im_start|>{role}\n{text}<|im_end|>\n"
+    return s + "<|im_start|>assistant\n"
+
+
+def test_prompt_is_the_chat_template(tmp_path):
+    """The prompt comes from the policy's chat template (e2h_model_apply_chat_turns): on SmolLM2
+    it is the ChatML text search-and-learn uses, token for token (prompt_tokens counts it)."""
+    probs, shots = tmp_path / "p.jsonl", tmp_path / "shots.jsonl"
+    write_jsonl(probs, PROBLEMS[:1])
+    shot = {"problem": "What is 1+1?", "solution": "1 + 1 = 2.\n\nThe answer is 2."}
+    write_jsonl(shots, [shot])
+    q = PROBLEMS[0]["problem"]
+    cases = [([], chatml(INSTRUCTION, [("user", q)])),
+             (["--system", ""], chatml("", [("user", q)])),
+             (["--system", "Be brief.", "--fewshot", str(shots)],
+              chatml("Be brief.", [("user", shot["problem"]), ("assistant", shot["solution"]), ("user", q)]))]
+    for i, (args, text) in enumerate(cases):
+        out = tmp_path / f"r{i}.jsonl"
+        p = run("--policy", DEFAULT, "--problems", str(probs), "--method", "greedy", "-o", str(out), *args, *FAST)
+        assert p.returncode == 0, p.stderr
+        r = read(out)[1]
+        assert r["prompt_tokens"] == len(tokenize(DEFAULT, text, bos=False)), (args, r["prompt_tokens"])
+        # prompt once + the generated tokens (greedy: one sample, every token kept)
+        assert r["policy_tokens"] == r["prompt_tokens"] + r["samples"][0]["tokens"]
+        assert "chat" not in read(out)[0]["config"]
+
+
+def test_no_chat_and_policies_without_a_chatml_template(tmp_path):
+    """--no-chat gives the raw text (blank-line separated, BOS added as the tokenizer does); a
+    policy without a chat template, or with a non-ChatML one, is refused with exit 2 unless
+    --no-chat (the fixture policy with its template removed / replaced)."""
+    probs = tmp_path / "p.jsonl"
+    write_jsonl(probs, PROBLEMS[:1])
+    out = tmp_path / "raw.jsonl"
+    p = run("--policy", DEFAULT, "--problems", str(probs), "--method", "greedy", "-o", str(out),
+            "--no-chat", *FAST)
+    assert p.returncode == 0, p.stderr
+    rows = read(out)
+    assert rows[0]["config"]["chat"] is False
+    raw = f"{INSTRUCTION}\n\n{PROBLEMS[0]['problem']}\n\n"
+    assert rows[1]["prompt_tokens"] == len(tokenize(DEFAULT, raw, bos=True))
+    # resuming with the chat prompt is another configuration
+    p = run("--policy", DEFAULT, "--problems", str(probs), "--method", "greedy", "-o", str(out), *FAST)
+    assert p.returncode == 2 and '"chat"' in p.stderr, p.stderr
+
+    import shutil
+    src = os.path.join(PRM_FIX, "policy")
+    for name, template, msg in (("none", None, "has no chat template"),
+                                ("other", "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}{% endfor %}",
+                                 "is not ChatML")):
+        pol = tmp_path / name
+        shutil.copytree(src, pol)
+        cfg = json.load(open(pol / "tokenizer_config.json"))
+        cfg.pop("chat_template", None)
+        if template:
+            cfg["chat_template"] = template
+        json.dump(cfg, open(pol / "tokenizer_config.json", "w"))
+        p = run("--policy", str(pol), "--problems", str(probs), "--method", "greedy", "-o",
+                str(tmp_path / f"{name}.jsonl"), *FAST)
+        assert p.returncode == 2 and msg in p.stderr and "--no-chat" in p.stderr, p.stderr
+        p = run("--policy", str(pol), "--problems", str(probs), "--method", "greedy", "-o",
+                str(tmp_path / f"{name}.jsonl"), "--no-chat", *FAST)
+        assert p.returncode == 0, p.stderr
+        assert read(tmp_path / f"{name}.jsonl")[1]["prompt_tokens"] > 0
