@@ -15,9 +15,16 @@ noise, its cost is real. The samples differ (different RNGs), so tokens are repo
 side: policy tokens = tokens the policy computed (prompt + every branch's tokens; llama.cpp
 reuses the longest cached prefix of its one sequence), PRM tokens = tokens the PRM computed.
 
-    python3 bench/search_bench.py --n-problems 20 -n 16 -M 4 -t 2
+    python3 bench/search_bench.py --n-problems 20 -n 16 -M 4 -t 2 --interleave --log runs.jsonl
 
 Prints one JSON line per engine and a comparison; see bench/README.md for figures.
+
+--interleave (for a shared machine whose load varies): problem by problem, e2h solves problem
+i (one `e2h search` process per problem, its model load included in its time), then the loop
+solves it (the loop's models are loaded once, before the clock), the order alternating per
+problem; the load average is recorded before each run, each problem's result is appended to
+--log, and the comparison is the ratio of the summed wall times. `--summarize LOG` prints the
+table from such a log (e.g. of an interrupted run).
 """
 import argparse
 import json
@@ -58,8 +65,8 @@ def load_problems(path, k):
 
 # ------------------------------------------------------------------ e2h
 
-def run_e2h(a, probs_path, prm):
-    out = os.path.join(a.work, "e2h_results.jsonl")
+def run_e2h(a, probs_path, prm, out=None):
+    out = out or os.path.join(a.work, "e2h_results.jsonl")
     if os.path.exists(out):
         os.remove(out)
     cmd = [a.e2h, "search", "--policy", a.policy, "--prm", prm, "--prm-protocol", "e2h-paper",
@@ -67,7 +74,9 @@ def run_e2h(a, probs_path, prm):
            "--seed", "42", "--max-tokens", str(a.max_tokens), "--max-rounds", str(a.max_rounds),
            "-t", str(a.threads), "-o", out, "--quiet"]
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ)
+    env.pop("OMP_WAIT_POLICY", None)  # set for llama.cpp's OpenMP only (see --llama-omp-wait)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     if p.returncode:
         raise SystemExit(f"e2h search failed ({p.returncode}): {p.stderr}")
@@ -76,7 +85,7 @@ def run_e2h(a, probs_path, prm):
     return {"engine": "e2h", "command": " ".join(cmd), "problems": len(rows), "wall_s": wall,
             "policy_tokens": sum(r["policy_tokens"] for r in rows),
             "prm_tokens": sum(r["prm_tokens"] for r in rows),
-            "generated_tokens": None}
+            "search_s": sum(r["seconds"] for r in rows), "generated_tokens": None}
 
 
 # ------------------------------------------------------------------ llama-cpp-python loop
@@ -175,6 +184,71 @@ class LlamaBeam:
         return completed[:a.n]
 
 
+def run_interleaved(a, problems, prm):
+    """Per problem: e2h then the loop (even problems) or the loop then e2h (odd ones)."""
+    import llama_cpp
+    lb = LlamaBeam(a, prm)
+    log = open(a.log, "a") if a.log else None
+    for i, p in enumerate(problems):
+        pp = os.path.join(a.work, f"problem{i}.jsonl")
+        with open(pp, "w") as f:
+            f.write(json.dumps(p) + "\n")
+        rows = {}
+        for side in (("e2h", "loop") if i % 2 == 0 else ("loop", "e2h")):
+            load = os.getloadavg()[0]
+            if side == "e2h":
+                r = run_e2h(a, pp, prm, os.path.join(a.work, f"e2h_results{i}.jsonl"))
+                r = {k: r[k] for k in ("wall_s", "search_s", "policy_tokens", "prm_tokens")}
+            else:
+                pol0, prm0 = lb.policy_tokens, lb.prm_tokens
+                t0 = time.perf_counter()
+                lb.solve(p["problem"])
+                r = {"wall_s": time.perf_counter() - t0, "policy_tokens": lb.policy_tokens - pol0,
+                     "prm_tokens": lb.prm_tokens - prm0}
+            r["load1_before"] = load
+            r["load1_after"] = os.getloadavg()[0]
+            rows[side] = r
+        row = {"i": i, "unique_id": p.get("unique_id"), "first": "e2h" if i % 2 == 0 else "loop",
+               "n": a.n, "m": a.m, "max_tokens": a.max_tokens, "max_rounds": a.max_rounds,
+               "threads": a.threads, "llama_cpp": llama_cpp.__version__,
+               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), **rows}
+        print(json.dumps(row), flush=True)
+        if log:
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+    if log:
+        log.close()
+
+
+def summarize(path):
+    rows = [json.loads(x) for x in open(path) if x.strip()]
+    if not rows:
+        raise SystemExit(f"{path}: no rows")
+    r0 = rows[0]
+    print(f"cpu: {cpu_model()}; threads {r0['threads']}; beam N={r0['n']} M={r0['m']}, "
+          f"max_tokens {r0['max_tokens']}, max_rounds {r0['max_rounds']}; {len(rows)} problems, "
+          f"interleaved per problem (order alternating); llama.cpp OMP_WAIT_POLICY="
+          f"{r0.get('omp_wait_policy')}")
+    loads = [r[s][k] for r in rows for s in ("e2h", "loop") for k in ("load1_before", "load1_after")]
+    print(f"load average (1 min) around the runs: min {min(loads):.1f}, mean {sum(loads) / len(loads):.1f}, "
+          f"max {max(loads):.1f}")
+    print(f"{'engine':44s} {'wall s':>9s} {'problems/min':>12s} {'policy tok':>11s} {'PRM tok':>10s}")
+    tot = {}
+    for side, name in (("e2h", "e2h search --method beam"),
+                       ("loop", f"llama-cpp-python {r0['llama_cpp']} (Python loop)")):
+        w = sum(r[side]["wall_s"] for r in rows)
+        tot[side] = w
+        print(f"{name:44s} {w:9.1f} {60 * len(rows) / w:12.2f} {sum(r[side]['policy_tokens'] for r in rows):11d} "
+              f"{sum(r[side]['prm_tokens'] for r in rows):10d}")
+    es = sum(r["e2h"].get("search_s", r["e2h"]["wall_s"]) for r in rows)
+    print(f"e2h wall s includes starting a process and loading both models per problem; its in-engine "
+          f"search time: {es:.1f} s -> speed-up {tot['loop'] / es:.1f}x over the loop's solve time "
+          f"(its models loaded once, before the clock)")
+    ratios = sorted(r["loop"]["wall_s"] / r["e2h"]["wall_s"] for r in rows)
+    print(f"e2h speed-up (ratio of summed wall times): {tot['loop'] / tot['e2h']:.1f}x; per problem: "
+          f"min {ratios[0]:.1f}x, median {ratios[len(ratios) // 2]:.1f}x, max {ratios[-1]:.1f}x")
+
+
 def run_llama(a, problems, prm):
     lb = LlamaBeam(a, prm)
     t0 = time.perf_counter()
@@ -203,7 +277,20 @@ def main():
     ap.add_argument("--work", default=None)
     ap.add_argument("--skip-llama", action="store_true")
     ap.add_argument("--skip-e2h", action="store_true")
+    ap.add_argument("--interleave", action="store_true",
+                    help="alternate the sides problem by problem (a machine whose load varies)")
+    ap.add_argument("--log", help="with --interleave: append each problem's result (JSONL) here")
+    ap.add_argument("--summarize", metavar="LOG", help="print the comparison of an --interleave log and exit")
+    ap.add_argument("--llama-omp-wait", default="passive", choices=["passive", "active", "default"],
+                    help="OMP_WAIT_POLICY for llama.cpp's OpenMP threads (default passive: on a loaded "
+                         "machine its spin-waiting 2 threads fall to ~1/10 of their speed; passive keeps "
+                         "the baseline at its 1-thread speed or better)")
     a = ap.parse_args()
+    if a.llama_omp_wait != "default":
+        os.environ["OMP_WAIT_POLICY"] = a.llama_omp_wait.upper()  # read when libgomp loads
+    if a.summarize:
+        summarize(a.summarize)
+        return
     a.work = a.work or tempfile.mkdtemp(prefix="search_bench_")
     problems = load_problems(a.problems, a.n_problems)
     probs_path = os.path.join(a.work, "problems.jsonl")
@@ -215,6 +302,12 @@ def main():
         prm = os.path.join(a.work, "prm-random.gguf")
         subprocess.run([sys.executable, os.path.join(ROOT, "tools", "write_random_gguf.py"), "--preset",
                         "smollm2-135m", "--type", "q4_1", "-o", prm], check=True)
+    if a.interleave:
+        if not a.log:
+            a.log = os.path.join(a.work, "interleaved.jsonl")
+        run_interleaved(a, problems, prm)
+        summarize(a.log)
+        return
     res = []
     if not a.skip_e2h:
         res.append(run_e2h(a, probs_path, prm))
