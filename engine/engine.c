@@ -69,6 +69,9 @@ e2h_status e2h_engine_init(const e2h_model *m, const e2h_engine_opts *opts, e2h_
         return OPT_ERR("block_size: %d is outside 0..1024", o.block_size);
     if (!(o.kv_mem_gib >= 0) || o.kv_mem_gib > 1048576.0) // also NaN
         return OPT_ERR("kv_mem_gib: %g is outside 0..1048576", o.kv_mem_gib);
+    if (o.feature_layer < 0 || o.feature_layer > m->cfg.n_layers)
+        return OPT_ERR("feature_layer: %d is outside 0..%d (this model's layers)", o.feature_layer,
+                       m->cfg.n_layers);
     const e2h_ops *ops = ops_get(o.kernels ? o.kernels : "auto");
     if (!ops) return OPT_ERR("kernels: '%s' is unknown or not supported by this CPU", o.kernels);
 #undef OPT_ERR
@@ -83,6 +86,8 @@ e2h_status e2h_engine_init(const e2h_model *m, const e2h_engine_opts *opts, e2h_
         e->max_ctx = m->cfg.sliding_window; // beyond the window the model needs masking we lack
     e->vocab = m->cfg.vocab_size;
     e->dim = m->cfg.dim;
+    e->feat_layer = o.feature_layer;
+    e->hid_w = o.feature_layer ? 2 * e->dim : e->dim;
     e2h_status st = eng_init_kv(e, &o, err, err_len);
     if (st) goto fail;
     if (o.share_pool_with) { // the pool lives until the last engine using it is freed
@@ -97,7 +102,7 @@ e2h_status e2h_engine_init(const e2h_model *m, const e2h_engine_opts *opts, e2h_
     e->logits = malloc((size_t)e->max_batch * e->vocab * sizeof(float));
     e->fs = malloc((size_t)e->max_batch * sizeof *e->fs);
     e->fs_owner = malloc((size_t)e->max_batch * sizeof *e->fs_owner);
-    e->hidden = malloc((size_t)e->max_batch * e->dim * sizeof(float));
+    e->hidden = malloc((size_t)e->max_batch * e->hid_w * sizeof(float));
     e->out_rows = malloc((size_t)e->max_batch * sizeof *e->out_rows);
     e->out_lg = malloc((size_t)e->max_batch * sizeof *e->out_lg);
     e->work = malloc((size_t)e->max_batch * sizeof *e->work);
@@ -211,8 +216,9 @@ static e2h_seq *seq_new(e2h_engine *e) {
     e2h_seq *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->logits = malloc((size_t)e->vocab * sizeof(float));
-    s->hidden = malloc((size_t)e->dim * sizeof(float));
+    s->hidden = malloc((size_t)e->hid_w * sizeof(float));
     if (!s->logits || !s->hidden) { free(s->logits); free(s->hidden); free(s); return NULL; }
+    s->feat_dim = e->feat_layer ? e->dim : 0;
     kv_seq_init(&s->kv);
     s->next = e->live;
     if (e->live) e->live->prev = s;
@@ -302,7 +308,7 @@ e2h_status e2h_seq_create(e2h_engine *e, const int32_t *ids, int32_t n, const e2
 }
 
 // Copies src's captures into dst (empty). 0, or -1 when out of memory.
-static int seq_copy_caps(const e2h_seq *src, e2h_seq *dst, int32_t dim, int32_t vocab) {
+static int seq_copy_caps(const e2h_seq *src, e2h_seq *dst, int32_t hid_w, int32_t vocab) {
     if (!src->n_caps) return 0;
     dst->caps = malloc((size_t)src->n_caps * sizeof *dst->caps);
     if (!dst->caps) return -1;
@@ -311,11 +317,11 @@ static int seq_copy_caps(const e2h_seq *src, e2h_seq *dst, int32_t dim, int32_t 
         const seq_capture *a = &src->caps[i];
         seq_capture *b = &dst->caps[i];
         *b = *a;
-        b->hidden = malloc((size_t)dim * sizeof(float));
+        b->hidden = malloc((size_t)hid_w * sizeof(float));
         b->logits = a->logits ? malloc((size_t)vocab * sizeof(float)) : NULL;
         dst->n_caps = i + 1;
         if (!b->hidden || (a->logits && !b->logits)) return -1;
-        memcpy(b->hidden, a->hidden, (size_t)dim * sizeof(float));
+        memcpy(b->hidden, a->hidden, (size_t)hid_w * sizeof(float));
         if (a->logits) memcpy(b->logits, a->logits, (size_t)vocab * sizeof(float));
     }
     return 0;
@@ -331,7 +337,7 @@ e2h_status e2h_seq_fork(e2h_engine *e, e2h_seq *parent, int k, e2h_seq **childre
     for (int i = 0; i < k; i++) {
         e2h_seq *c = seq_new(e);
         if (!c || eng_seq_grow(c, parent->n + 1) || kv_seq_fork(e->kv, &parent->kv, &c->kv) ||
-            seq_copy_caps(parent, c, e->dim, e->vocab)) {
+            seq_copy_caps(parent, c, e->hid_w, e->vocab)) {
             if (c) seq_free(e, c);
             for (int j = 0; j < i; j++) { seq_free(e, children[j]); children[j] = NULL; }
             return ENG_ERR(e, E2H_ERR_NOMEM, "fork: out of memory");
@@ -340,7 +346,7 @@ e2h_status e2h_seq_fork(e2h_engine *e, e2h_seq *parent, int k, e2h_seq **childre
         memcpy(c->logprobs, parent->logprobs, (size_t)parent->n * sizeof *c->logprobs);
         memcpy(c->pflags, parent->pflags, (size_t)parent->n);
         memcpy(c->logits, parent->logits, (size_t)e->vocab * sizeof(float));
-        memcpy(c->hidden, parent->hidden, (size_t)e->dim * sizeof(float));
+        memcpy(c->hidden, parent->hidden, (size_t)e->hid_w * sizeof(float));
         c->n = parent->n;
         c->n_done = parent->n_done;
         c->n_prompt = parent->n_prompt;
@@ -375,7 +381,7 @@ static e2h_status seq_add_caps(e2h_engine *e, e2h_seq *s, int32_t base, const in
         seq_capture *c = &s->caps[s->n_caps];
         c->pos = base + offs[i];
         c->done = 0;
-        c->hidden = malloc((size_t)e->dim * sizeof(float));
+        c->hidden = malloc((size_t)e->hid_w * sizeof(float));
         c->logits = with_logits ? malloc((size_t)e->vocab * sizeof(float)) : NULL;
         s->n_caps++;
         if (!c->hidden || (with_logits && !c->logits)) return E2H_ERR_NOMEM;
@@ -474,6 +480,14 @@ const float *e2h_seq_logits_at(const e2h_seq *s, int32_t pos) {
     const seq_capture *c = seq_cap_at(s, pos);
     return c ? c->logits : NULL;
 }
+const float *e2h_seq_hidden_layer(const e2h_seq *s) {
+    const float *h = e2h_seq_hidden(s);
+    return h && s->feat_dim ? h + s->feat_dim : NULL;
+}
+const float *e2h_seq_hidden_layer_at(const e2h_seq *s, int32_t pos) {
+    const float *h = e2h_seq_hidden_at(s, pos);
+    return h && s->feat_dim ? h + s->feat_dim : NULL;
+}
 
 e2h_sampling e2h_sampling_default(void) {
     e2h_sampling p = {0.0f, 0, 1.0f, 0.0f, 1};
@@ -495,7 +509,7 @@ e2h_status e2h_eval_logits(e2h_engine *e, const int32_t *ids, int32_t n, float *
         }
         fwd_seq fs = {&kv, ids + done, take, take, NULL, NULL};
         st = fwd_run(e->fwd, e->model, e->kv, e->pool, &fs, 1, logits + (size_t)done * e->vocab,
-                     NULL, e->last_err, sizeof e->last_err);
+                     NULL, 0, e->last_err, sizeof e->last_err);
         if (!st) {
             e->n_passes++;
             e->n_pass_tokens += take;

@@ -29,8 +29,11 @@ struct e2h_engine {
     int max_ctx;
     int32_t vocab;
     int dim;
+    int feat_layer;       // e2h_engine_opts.feature_layer (0: none)
+    int hid_w;            // floats per kept row: dim, or 2 * dim with a feature layer (the
+                          // final-normed state, then the feature layer's residual stream)
     float *logits;        // (max_batch, vocab) logits of one pass (rows that need them)
-    float *hidden;        // (max_batch, dim) final-normed hidden states of its output rows
+    float *hidden;        // (max_batch, hid_w) final-normed hidden states of its output rows
     fwd_seq *fs;          // (max_batch) batch being built
     struct e2h_seq **fs_owner;
     int32_t *out_rows;    // (max_batch) output rows of the batch (fs[i].out_rows point in here)
@@ -58,7 +61,7 @@ enum {
 typedef struct {
     int32_t pos;          // absolute position
     int done;             // computed (hidden / logits hold it)
-    float *hidden;        // (dim)
+    float *hidden;        // (hid_w): final-normed state [, feature layer's residual stream]
     float *logits;        // (vocab) or NULL when only the hidden state is kept
 } seq_capture;
 
@@ -70,7 +73,9 @@ struct e2h_seq {
     int32_t n, cap;
     int32_t n_prompt;
     float *logits;        // (vocab) next-token logits, valid when kv.n_tokens == n
-    float *hidden;        // (dim) final-normed hidden state of the last token, valid likewise
+    float *hidden;        // (hid_w) final-normed hidden state of the last token [, its feature-
+                          // layer residual stream], valid likewise
+    int32_t feat_dim;     // dim when hidden / captures hold a feature layer too, else 0
     seq_capture *caps;    // (n_caps) ascending pos
     int32_t n_caps, cap_caps;
     int in_pass;          // set while the scheduler has the sequence in the batch being built

@@ -255,29 +255,48 @@ static void fwd_embed(fwd_state *s, const struct e2h_model *m, const fwd_seq *se
     }
 }
 
-e2h_status fwd_run(fwd_state *s, const struct e2h_model *m, kv_pool *kv, e2h_pool *pool,
-                   const fwd_seq *seqs, int n_seqs, float *logits, float *hidden, char *err,
-                   size_t err_len) {
-    int64_t T;
-    e2h_status st = fwd_check(s, m, kv, seqs, n_seqs, &T, err, err_len);
-    if (st) return st;
-    const e2h_config *c = &m->cfg;
-    fwd_embed(s, m, seqs, n_seqs);
-    for (int l = 0; l < c->n_layers; l++) fwd_layer(s, m, l, kv, pool, seqs, n_seqs, T);
-
-    // gather the output rows, then the final norm on those only
+// Copies the residual stream (s->x) of every output row to dst, row i at dst + i * ld, in
+// output-row order. Returns the number of rows.
+static int64_t fwd_gather(const fwd_state *s, int dim, const fwd_seq *seqs, int n_seqs, float *dst,
+                          int64_t ld) {
     int64_t n_out = 0, r = 0;
     for (int i = 0; i < n_seqs; r += seqs[i].n, i++) {
         const fwd_seq *q = &seqs[i];
         for (int32_t j = 0; j < q->n_out; j++) {
             int32_t row = q->out_rows ? q->out_rows[j] : q->n - q->n_out + j;
-            memmove(s->xb + n_out * c->dim, s->x + (r + row) * c->dim, (size_t)c->dim * sizeof(float));
+            memmove(dst + n_out * ld, s->x + (r + row) * dim, (size_t)dim * sizeof(float));
             n_out++;
         }
     }
+    return n_out;
+}
+
+e2h_status fwd_run(fwd_state *s, const struct e2h_model *m, kv_pool *kv, e2h_pool *pool,
+                   const fwd_seq *seqs, int n_seqs, float *logits, float *hidden, int feat_layer,
+                   char *err, size_t err_len) {
+    int64_t T;
+    e2h_status st = fwd_check(s, m, kv, seqs, n_seqs, &T, err, err_len);
+    if (st) return st;
+    const e2h_config *c = &m->cfg;
+    if (feat_layer < 0 || feat_layer > c->n_layers) {
+        fmt_errf(err, err_len, "forward: feature layer %d is outside 0..%d", feat_layer, c->n_layers);
+        return E2H_ERR_INVALID_ARG;
+    }
+    // with a feature layer, hidden rows are (final-normed state, residual after feat_layer blocks)
+    const int64_t ld = feat_layer && hidden ? 2 * (int64_t)c->dim : c->dim;
+    fwd_embed(s, m, seqs, n_seqs);
+    for (int l = 0; l < c->n_layers; l++) {
+        fwd_layer(s, m, l, kv, pool, seqs, n_seqs, T);
+        // a read of the residual stream only: the pass itself is unchanged
+        if (l + 1 == feat_layer && hidden) fwd_gather(s, c->dim, seqs, n_seqs, hidden + c->dim, ld);
+    }
+
+    // gather the output rows, then the final norm on those only
+    int64_t n_out = fwd_gather(s, c->dim, seqs, n_seqs, s->xb, c->dim);
     if (n_out == 0) return E2H_OK;
     s->ops->rmsnorm(s->xb, s->xb, m->output_norm, n_out, c->dim, c->norm_eps);
-    if (hidden) memcpy(hidden, s->xb, (size_t)(n_out * c->dim) * sizeof(float));
+    for (int64_t i = 0; hidden && i < n_out; i++)
+        memcpy(hidden + i * ld, s->xb + i * c->dim, (size_t)c->dim * sizeof(float));
     if (!logits) return E2H_OK;
     // keep only the rows that need logits (moved forward in place: order is kept), then the
     // output projection on those

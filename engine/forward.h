@@ -32,11 +32,12 @@ int fwd_max_tokens(const fwd_state *s);
 
 // Runs the pass. Output rows are taken in order of seqs and, within a sequence, of out_rows.
 // hidden (optional, may be NULL): (sum of n_out, dim) final-normed hidden states of every
-// output row (PRM and value heads). logits (optional): (rows that need logits, vocab), the
+// output row (PRM and value heads); with feat_layer L in 1..n_layers, (sum of n_out, 2 * dim):
+// each row's final-normed state, then its residual stream after L blocks (0: none). logits (optional): (rows that need logits, vocab), the
 // output rows flagged in out_logits only, in the same order. Allocates nothing. Returns E2H_OK or E2H_ERR_INVALID_ARG /
 // E2H_ERR_CONTEXT with a message in err.
 e2h_status fwd_run(fwd_state *s, const struct e2h_model *m, kv_pool *kv, e2h_pool *pool,
-                   const fwd_seq *seqs, int n_seqs, float *logits, float *hidden, char *err,
-                   size_t err_len);
+                   const fwd_seq *seqs, int n_seqs, float *logits, float *hidden, int feat_layer,
+                   char *err, size_t err_len);
 
 #endif

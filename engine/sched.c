@@ -75,17 +75,17 @@ static void sched_post_fn(void *p, int ith, int nth) {
     for (int64_t i = i0; i < i1; i++) {
         const struct sched_row *w = &e->work[i];
         e2h_seq *s = w->s;
-        const float *h = e->hidden + (size_t)w->hid * e->dim;
+        const float *h = e->hidden + (size_t)w->hid * e->hid_w;
         const float *lg = w->lg >= 0 ? e->logits + (size_t)w->lg * e->vocab : NULL;
         if (w->pos == s->n - 1) {
-            memcpy(s->hidden, h, (size_t)e->dim * sizeof(float));
+            memcpy(s->hidden, h, (size_t)e->hid_w * sizeof(float));
             memcpy(s->logits, lg, (size_t)e->vocab * sizeof(float));
         }
         if (w->pos + 1 < s->n && (s->pflags[w->pos + 1] & SEQ_F_LP))
             s->logprobs[w->pos + 1] = sample_logprob(lg, e->vocab, s->tokens[w->pos + 1]);
         seq_capture *c = (s->pflags[w->pos] & SEQ_F_CAP) ? sched_find_cap(s, w->pos) : NULL;
         if (c) {
-            memcpy(c->hidden, h, (size_t)e->dim * sizeof(float));
+            memcpy(c->hidden, h, (size_t)e->hid_w * sizeof(float));
             if (c->logits) memcpy(c->logits, lg, (size_t)e->vocab * sizeof(float));
             c->done = 1;
         }
@@ -209,7 +209,7 @@ static e2h_status sched_pass(e2h_engine *e, e2h_seq *const *seqs, int n, int mod
     }
     if (nb == 0) return E2H_OK;
     e2h_status st = fwd_run(e->fwd, e->model, e->kv, e->pool, e->fs, nb, e->logits, e->hidden,
-                            e->last_err, sizeof e->last_err);
+                            e->feat_layer, e->last_err, sizeof e->last_err);
     if (st) {
         sched_unreserve(e, nb);
         return st;

@@ -181,6 +181,12 @@ typedef struct {
     // must be used from the same thread; either may be freed first (the pool lives until
     // both are freed).
     const struct e2h_engine *share_pool_with;
+    // 0 (default): off. L in 1..n_layers: at every output row (each sequence's last token,
+    // captured positions) also keep the raw residual stream after L decoder blocks (before any
+    // norm; Hugging Face's hidden_states[L] for L < n_layers), read with
+    // e2h_seq_hidden_layer(_at). Features for PRM heads from an intermediate layer; logits
+    // are unchanged (bit for bit). Costs dim floats per sequence and per capture.
+    int feature_layer;
 } e2h_engine_opts;
 e2h_engine_opts e2h_engine_opts_default(void); // all zero: see the fields
 
@@ -317,6 +323,11 @@ const float *e2h_seq_hidden(const e2h_seq *s);
 // Captures are inherited by fork and dropped by a truncate below them.
 const float *e2h_seq_hidden_at(const e2h_seq *s, int32_t pos);
 const float *e2h_seq_logits_at(const e2h_seq *s, int32_t pos);
+// (dim) residual stream after e2h_engine_opts.feature_layer blocks at the last token / at a
+// captured position, valid exactly when e2h_seq_hidden / e2h_seq_hidden_at are; NULL when the
+// engine keeps no feature layer. Owned by the seq.
+const float *e2h_seq_hidden_layer(const e2h_seq *s);
+const float *e2h_seq_hidden_layer_at(const e2h_seq *s, int32_t pos);
 
 // ---------------------------------------------------------------- answers (MATH / GSM8K grading)
 // Pure functions: no state, no allocation visible to the caller, safe from any thread. No

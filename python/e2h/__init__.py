@@ -232,17 +232,20 @@ class _NS(dict):
 
 
 class Engine(_Handle):
-    """Engine(model, n_threads=1, kv_mem_gib=0, kv_f16=False, block_size=0, max_batch_tokens=0, kernels=None).
+    """Engine(model, n_threads=1, kv_mem_gib=0, kv_f16=False, block_size=0, max_batch_tokens=0, kernels=None,
+    feature_layer=0).
 
     The model must outlive the engine (the Engine keeps a reference). Sequences created here are released
-    when the engine closes."""
+    when the engine closes. feature_layer L (1..n_layers) also keeps the residual stream after L blocks at
+    each output row (Seq.hidden_layer, Seq.hidden_layer_at)."""
 
     def __init__(self, model, n_threads=1, kv_mem_gib=0.0, kv_f16=False, block_size=0, max_batch_tokens=0,
-                 kernels=None):
+                 kernels=None, feature_layer=0):
         self.model = model
         self._kernels = _b(kernels)
         opts = EngineOpts(n_threads=n_threads, kv_mem_gib=kv_mem_gib, kv_f16=int(bool(kv_f16)),
-                          block_size=block_size, max_batch_tokens=max_batch_tokens, kernels=self._kernels)
+                          block_size=block_size, max_batch_tokens=max_batch_tokens, kernels=self._kernels,
+                          feature_layer=feature_layer)
         out, err = ctypes.c_void_p(), ctypes.create_string_buffer(ERR_LEN)
         _check(lib().e2h_engine_init(model._live(), ctypes.byref(opts), ctypes.byref(out), err, ERR_LEN), err.value)
         self._ptr = out.value
@@ -416,6 +419,15 @@ class Seq:
 
     def hidden_at(self, pos):
         return self._vec(lib().e2h_seq_hidden_at(self._live(), int(pos)), self.engine.model.info.dim)
+
+    @property
+    def hidden_layer(self):
+        """(dim,) residual stream after the engine's feature_layer blocks at the last token; None while
+        pending or without a feature layer."""
+        return self._vec(lib().e2h_seq_hidden_layer(self._live()), self.engine.model.info.dim)
+
+    def hidden_layer_at(self, pos):
+        return self._vec(lib().e2h_seq_hidden_layer_at(self._live(), int(pos)), self.engine.model.info.dim)
 
     def logits_at(self, pos):
         return self._vec(lib().e2h_seq_logits_at(self._live(), int(pos)), self.engine.model.info.vocab_size)

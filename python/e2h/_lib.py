@@ -47,7 +47,7 @@ class ModelInfo(ctypes.Structure):
 class EngineOpts(ctypes.Structure):
     _fields_ = [("n_threads", c_int), ("kv_mem_gib", c_double), ("kv_f16", c_int), ("block_size", c_int),
                 ("max_batch_tokens", c_int), ("kernels", c_char_p), ("share_pool_with", c_void_p),
-                ("_spare", ctypes.c_char * SPARE)]
+                ("feature_layer", c_int), ("_spare", ctypes.c_char * SPARE)]
 
 
 class KVStats(ctypes.Structure):
@@ -117,6 +117,8 @@ SIGS = {
     "e2h_seq_hidden": (P(c_float), [vp]),
     "e2h_seq_hidden_at": (P(c_float), [vp, c_int32]),
     "e2h_seq_logits_at": (P(c_float), [vp, c_int32]),
+    "e2h_seq_hidden_layer": (P(c_float), [vp]),
+    "e2h_seq_hidden_layer_at": (P(c_float), [vp, c_int32]),
     "e2h_answer_extract": (c_int, [c_char_p, c_size_t, c_char_p, c_size_t]),
     "e2h_answer_key": (c_int, [c_char_p, c_size_t, c_char_p, c_size_t]),
     "e2h_answer_equal": (c_int, [c_char_p, c_size_t, c_char_p, c_size_t]),

@@ -144,6 +144,28 @@ def test_append_logprobs_and_hidden_match_torch(policy):
             np.testing.assert_allclose(s.hidden, case["hidden"][-1], atol=1e-4)
 
 
+def test_feature_layer_matches_transformers():
+    """Engine(feature_layer=1): the residual stream after block 1 (transformers' hidden_states[1],
+    tests/fixtures/models/qwen2_f32/hidden_layer1.npy) at captured rows and the last token, 1e-4."""
+    need("e2h_seq_hidden_layer_at")
+    ids = json.load(open(os.path.join(QWEN, "tokens.json")))["ids"]
+    ref = np.load(os.path.join(QWEN, "hidden_layer1.npy"))
+    with e2h.Model(QWEN) as m, e2h.Engine(m, feature_layer=1, max_batch_tokens=40) as eng:
+        s = eng.create(ids[:1])
+        s.append(ids[1:], capture=[9, 30, 50])
+        eng.sync([s])
+        for p in (10, 31, 51):
+            np.testing.assert_allclose(s.hidden_layer_at(p), ref[p], atol=1e-4)
+        np.testing.assert_allclose(s.hidden_layer, ref[-1], atol=1e-4)
+        assert s.hidden_layer_at(12) is None
+    with e2h.Model(QWEN) as m, e2h.Engine(m) as eng:
+        s = eng.create(ids)
+        eng.sync([s])
+        assert s.hidden_layer is None
+        with pytest.raises(e2h.E2HError, match="feature_layer"):
+            e2h.Engine(m, feature_layer=3)
+
+
 # ---------------------------------------------------------------- PRM
 
 FAMILIES = {"e2h_paper": "e2h-paper", "math_shepherd": "math-shepherd", "qwen_prm": "qwen-prm",
