@@ -73,17 +73,68 @@ def stage_labels(a, out):
     common = ["-m", a.policy] + (["--system", a.system] if a.system is not None else []) + \
         (["--fewshot", a.fewshot] if a.fewshot else []) + ["--solutions",
               a.label_solutions, "--rollouts", a.label_rollouts, "--seed", a.seed, "-t", a.threads,
-              "--kv-mem", str(a.kv_mem)]
-    sh([a.e2h, "label", "--problems", easy, "--levels", "1,2,3", "-o", os.path.join(out, "labels_easy")]
-       + common)
-    sh([a.e2h, "label", "--problems", hard, "--levels", "4,5", "--allow-hard", "-o",
-        os.path.join(out, "labels_hard")] + common)
+              "--kv-mem", str(a.kv_mem)] + (["--feature-layer", a.feature_layer] if a.feature_layer else [])
+    label_run(a, [a.e2h, "label", "--problems", easy, "--levels", "1,2,3"] + common,
+              os.path.join(out, "labels_easy"), n_problems(easy, "1,2,3"))
+    label_run(a, [a.e2h, "label", "--problems", hard, "--levels", "4,5", "--allow-hard"] + common,
+              os.path.join(out, "labels_hard"), n_problems(hard, "4,5"))
+
+
+def n_problems(path, levels, any_level=False):
+    lv = {int(v) for v in levels.split(",") if v}
+    n = 0
+    for line in open(path):
+        if line.strip():
+            L = json.loads(line).get("level")
+            L = int(str(L).replace("Level ", "")) if L not in (None, "") else None
+            n += (L in lv) if L is not None else any_level
+    return n
+
+
+def label_run(a, cmd, pre, n):
+    """e2h label cmd -o pre, in shards of --shard problems when given (e2h label --skip/--limit:
+    seeds follow the file's lines, so the merged shards equal the whole run). A finished shard
+    (its .npy exists) made with the same command is kept: an interrupted run resumes there."""
+    if not a.shard or n <= a.shard:
+        sh(cmd + ["-o", pre])
+        return
+    parts = []
+    for k in range(0, n, a.shard):
+        part = f"{pre}.part{k:05d}"
+        full = cmd + ["--skip", k, "--limit", a.shard, "-o", part]
+        key = " ".join(map(str, full))
+        if os.path.exists(part + ".npy") and os.path.exists(part + ".cmd") and open(part + ".cmd").read() == key:
+            log(f"{part}: done before, kept")
+        else:
+            sh(full)
+            open(part + ".cmd", "w").write(key)
+        parts.append(part)
+    import numpy as np
+    rows, xs, xl, cfg = [], [], [], None
+    for part in parts:
+        lines = [l for l in open(part + ".jsonl") if l.strip()]
+        cfg = cfg or lines[0]
+        for l in lines[1:]:
+            r = json.loads(l)
+            r["row"] = len(rows)
+            rows.append(json.dumps(r))
+        xs.append(np.load(part + ".npy"))
+        if os.path.exists(part + ".layer.npy"):
+            xl.append(np.load(part + ".layer.npy"))
+    with open(pre + ".jsonl", "w") as fo:
+        fo.write(cfg if cfg.endswith("\n") else cfg + "\n")
+        for r in rows:
+            fo.write(r + "\n")
+    np.save(pre + ".npy", np.concatenate(xs))
+    if xl:
+        np.save(pre + ".layer.npy", np.concatenate(xl))
+    log(f"{pre}: {len(rows)} steps from {len(parts)} shards")
 
 
 def stage_head(a, out):
     ev = os.path.join(out, "hard_eval.jsonl")
     base = [sys.executable, os.path.join(TOOLS, "train_head.py"), "--seed", a.head_seed,
-            "--kind", a.head_kind]
+            "--kind", a.head_kind] + (["--features", a.head_features] if a.head_features else [])
     easy_head = os.path.join(out, "head_easy.safetensors")
     sh(base + [os.path.join(out, "labels_easy"), "-o", easy_head, "--hard-ids", ev,
                "--eval", os.path.join(out, "labels_hard"), "--json", os.path.join(out, "head_easy.json")])
@@ -105,16 +156,17 @@ def compare_heads(shipped, new, labels):
     from safetensors import safe_open
     sys.path.insert(0, TOOLS)
     import train_head as th
-    x = np.load(labels + ".npy").astype(np.float64)
+    x0 = np.load(labels + ".npy").astype(np.float64)
     sc = []
     for path in (shipped, new):
         with safe_open(path, "np") as f:
             meta = f.metadata()
             params = {k: f.get_tensor(k).astype(np.float64) for k in f.keys()}
-        if int(meta["dim"]) + 1 != x.shape[1]:
-            log(f"{path}: head for dim {meta['dim']}, labels of dim {x.shape[1] - 1}: not compared")
+        if int(meta["dim"]) + 1 != x0.shape[1]:
+            log(f"{path}: head for dim {meta['dim']}, labels of dim {x0.shape[1] - 1}: not compared")
             return
-        sc.append(th.head_scores(params, meta["kind"], th.features(x, meta["features"])))
+        x = th.with_layer(x0, labels, meta)
+        sc.append(th.head_scores(params, meta["kind"], th.features(x, meta["features"], int(meta["dim"]))))
     d = np.abs(sc[0] - sc[1])
     log(f"retrained head vs shipped {os.path.basename(shipped)} on {len(d)} easy steps: "
         f"max |score difference| {d.max():.2e}, mean {d.mean():.2e} "
@@ -154,11 +206,14 @@ def offline_run(a, out, problems, n, temp, head, tag):
     sys.path.insert(0, TOOLS)
     import train_head as th
     pre = os.path.join(out, f"samples_{tag}")
+    # greedy (n = 1) needs no step scores (its answer is its only sample): no feature layer
+    fl = a.feature_layer if n > 1 else 0
     want = {"policy": a.policy, "problems": problems, "solutions": n, "temperature": float(temp),
-            "seed": a.seed, "max_tokens": a.max_tokens}
+            "seed": a.seed, "max_tokens": a.max_tokens, "feature_layer": fl}
     if a.resume and os.path.exists(pre + ".jsonl"):
         have = json.loads(open(pre + ".jsonl").readline()).get("config", {})
-        diff = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
+        diff = {k: (have.get(k, 0 if k == "feature_layer" else None), v) for k, v in want.items()
+                if have.get(k, 0 if k == "feature_layer" else None) != v}
         if diff:
             raise SystemExit(f"e2h-job: --resume: {pre}.jsonl was made with another configuration "
                              + ", ".join(f"{k}: {h!r} there, {v!r} now" for k, (h, v) in diff.items()))
@@ -166,11 +221,13 @@ def offline_run(a, out, problems, n, temp, head, tag):
     if nolevel:
         log(f"{problems} has no levels: all its problems count as one level")
     if not (a.resume and os.path.exists(pre + ".npy")):
-        sh([a.e2h, "label", "-m", a.policy, "--problems", problems, "--levels", a.eval_levels,
-            "--allow-hard", "--solutions", n, "--rollouts", 0, "--temp", temp, "--seed", a.seed,
-            "--max-tokens", a.max_tokens, "-t", a.threads, "--kv-mem", str(a.kv_mem), "-o", pre]
-           + (["--system", a.system] if a.system is not None else [])
-           + (["--fewshot", a.fewshot] if a.fewshot else []) + (["--any-level"] if nolevel else []))
+        label_run(a, [a.e2h, "label", "-m", a.policy, "--problems", problems, "--levels", a.eval_levels,
+                      "--allow-hard", "--solutions", n, "--rollouts", 0, "--temp", temp, "--seed", a.seed,
+                      "--max-tokens", a.max_tokens, "-t", a.threads, "--kv-mem", str(a.kv_mem)]
+                  + (["--system", a.system] if a.system is not None else [])
+                  + (["--fewshot", a.fewshot] if a.fewshot else []) + (["--any-level"] if nolevel else [])
+                  + (["--feature-layer", fl] if fl else []),
+                  pre, n_problems(problems, a.eval_levels, nolevel))
     cfg, rows, x = th.load_labels(pre)
     with safe_open(head, "np") as f:
         meta = f.metadata()
@@ -184,7 +241,14 @@ def offline_run(a, out, problems, n, temp, head, tag):
     if zero not in (meta.get("model_id"), cfg["model_id"]) and meta.get("model_id") != cfg["model_id"]:
         raise SystemExit(f"e2h-job: head {head} was trained for model id {meta.get('model_id')}; "
                          f"{a.policy} has model id {cfg['model_id']}: refusing to score with it")
-    sc = th.head_scores(params, meta["kind"], th.features(x, meta["features"]))
+    if n == 1 and th.needs_layer(meta.get("features", "")) and not cfg.get("feature_layer"):
+        sc = np.full(len(rows), np.nan)  # greedy: scores are not used to select
+    elif th.needs_layer(meta.get("features", "")) and str(cfg.get("feature_layer", 0)) != meta.get("feature_layer"):
+        raise SystemExit(f"e2h-job: head {head} reads layer {meta.get('feature_layer')}; {pre} has feature "
+                         f"layer {cfg.get('feature_layer', 0)} (--feature-layer)")
+    else:
+        sc = th.head_scores(params, meta["kind"], th.features(th.with_layer(x, pre, meta), meta["features"],
+                                                              cfg["dim"]))
     probs = {}
     for l in open(problems):
         if l.strip():
@@ -420,6 +484,12 @@ def main(argv=None):
     ap.add_argument("--task-seed", type=int, default=0)
     ap.add_argument("--head-seed", type=int, default=0)
     ap.add_argument("--head-kind", default="linear")
+    ap.add_argument("--head-features", help="train_head.py --features (default its own)")
+    ap.add_argument("--feature-layer", type=int, default=0,
+                    help="e2h label --feature-layer L: also record the residual stream after L blocks "
+                         "(for heads with features ...+layer; default 0 = none)")
+    ap.add_argument("--shard", type=int, default=0,
+                    help="run e2h label in shards of this many problems (resumable; same rows)")
     ap.add_argument("--label-per-level", type=int, default=24)
     ap.add_argument("--label-hard-per-level", type=int, default=20)
     ap.add_argument("--label-solutions", type=int, default=4)

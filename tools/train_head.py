@@ -68,8 +68,44 @@ def split_of(uid, seed, frac):
     return int.from_bytes(h[:8], "little") / 2**64 < frac
 
 
-def features(x, kind):
-    return x if kind == "hidden+mean_logprob" else x[:, :-1]
+FEATURES = ["hidden", "hidden+mean_logprob", "layer", "layer+mean_logprob", "hidden+mean_logprob+layer"]
+
+
+def needs_layer(kind):
+    return "layer" in kind.split("+")
+
+
+def with_layer(x, prefix, meta_or_kind):
+    """x (n, dim + 1) of PREFIX.npy, extended by PREFIX.layer.npy (n, dim) to (n, 2 dim + 1) when
+    the features need the feature layer (e2h label --feature-layer)."""
+    kind = meta_or_kind if isinstance(meta_or_kind, str) else meta_or_kind.get("features", "hidden")
+    if not needs_layer(kind):
+        return x
+    if not os.path.exists(prefix + ".layer.npy"):
+        raise SystemExit(f"{prefix}.layer.npy: missing; features {kind!r} need e2h label --feature-layer")
+    xl = np.load(prefix + ".layer.npy").astype(np.float64)
+    if xl.shape != (x.shape[0], x.shape[1] - 1):
+        raise SystemExit(f"{prefix}.layer.npy: shape {xl.shape}, expected {(x.shape[0], x.shape[1] - 1)}")
+    return np.concatenate([x, xl], axis=1)
+
+
+def features(x, kind, dim=None):
+    """Columns of x for a feature kind. x is (n, dim + 1) = [hidden, mean log-prob] (dim None:
+    inferred), or (n, 2 dim + 1) = [hidden, mean log-prob, feature layer] from with_layer."""
+    d = x.shape[1] - 1 if dim is None else dim
+    if kind == "hidden":
+        return x[:, :d]
+    if kind == "hidden+mean_logprob":
+        return x[:, :d + 1]
+    if kind not in FEATURES:
+        raise SystemExit(f"unknown features {kind!r} (one of {', '.join(FEATURES)})")
+    if x.shape[1] != 2 * d + 1:
+        raise SystemExit(f"features {kind!r} need the feature layer (e2h label --feature-layer)")
+    if kind == "layer":
+        return x[:, d + 1:]
+    if kind == "layer+mean_logprob":
+        return x[:, d:]
+    return x
 
 
 class Model:
@@ -158,7 +194,10 @@ def main(argv=None):
     ap.add_argument("-o", "--output", required=True, help="head .safetensors")
     ap.add_argument("--kind", choices=["linear", "mlp"], default="linear")
     ap.add_argument("--hidden", type=int, default=64, help="MLP width (default 64)")
-    ap.add_argument("--features", choices=["hidden", "hidden+mean_logprob"], default="hidden+mean_logprob")
+    ap.add_argument("--features", choices=FEATURES, default="hidden+mean_logprob",
+                    help="...+layer / layer...: also the residual stream of e2h label --feature-layer "
+                         "(PREFIX.layer.npy); such heads are scored in numpy (tools/e2h_job.py), the C "
+                         "head protocol reads only hidden[+mean_logprob]")
     ap.add_argument("--target", choices=["soft", "hard"], default="soft")
     ap.add_argument("--levels", default="1,2,3", help="levels allowed in training (default 1,2,3)")
     ap.add_argument("--all-levels", action="store_true", help="allow every level (the upper line)")
@@ -186,6 +225,9 @@ def main(argv=None):
         elif (cfg["model_id"], cfg["dim"]) != (cfg0["model_id"], cfg0["dim"]):
             raise SystemExit(f"{pre}: labels of another policy (model_id {cfg['model_id']} vs "
                              f"{cfg0['model_id']})")
+        elif needs_layer(a.features) and cfg.get("feature_layer") != cfg0.get("feature_layer"):
+            raise SystemExit(f"{pre}: feature layer {cfg.get('feature_layer')} vs {cfg0.get('feature_layer')}")
+        x = with_layer(x, pre, a.features)
         bad = sorted({row["unique_id"] for row in r if row["level"] not in allowed})
         if bad:
             raise SystemExit(f"{pre}: {len(bad)} problems of levels outside {sorted(allowed)} "
@@ -208,7 +250,8 @@ def main(argv=None):
         per[u] = per.get(u, 0) + 1
     wt = np.array([1 / per[u] for u in ids])
     va = np.array([split_of(u, a.seed, a.heldout) for u in ids])
-    f = features(x, a.features)
+    dim = cfg0["dim"]
+    f = features(x, a.features, dim)
     mu, sd = f[~va].mean(0), f[~va].std(0) + 1e-6
     fz = (f - mu) / sd
     m, best, best_ep, last_ep = train(fz[~va], y[~va], wt[~va], fz[va], y[va], wt[va], a.kind,
@@ -220,7 +263,7 @@ def main(argv=None):
                "n_heldout_problems": len({u for u, v in zip(ids, va) if v}),
                "best_heldout_loss": best, "best_epoch": best_ep, "epochs_run": last_ep,
                "auc_train_hard": auc(s_all[~va], yh[~va]), "auc_heldout_hard": auc(s_all[va], yh[va]),
-               "auc_heldout_mean_logprob": auc(x[va, -1], yh[va]),
+               "auc_heldout_mean_logprob": auc(x[va, dim], yh[va]),
                "positive_rate": float(yh.mean())}
     lv_all = np.array([r["level"] if r["level"] is not None else 0 for r in rows])
     hard_va = va & (lv_all >= 4)
@@ -229,7 +272,7 @@ def main(argv=None):
         metrics["heldout_hard_ids"] = sorted({u for u, v in zip(ids, hard_va) if v})
     for pre in a.eval:
         cfg, r, xe = load_labels(pre)
-        se = head_scores(params, a.kind, features(xe, a.features))
+        se = head_scores(params, a.kind, features(with_layer(xe, pre, a.features), a.features, cfg["dim"]))
         lab = np.array([q["hard"] for q in r], bool)
         metrics[f"auc_eval_hard[{os.path.basename(pre)}]"] = auc(se, lab)
         if a.eval_ids:  # the same steps the all-levels head held out
@@ -247,6 +290,7 @@ def main(argv=None):
             "step_delimiter": "\n\n", "features": a.features, "activation": "relu",
             "trained_levels": ",".join(str(v) for v in sorted(allowed)),
             "target": a.target, "seed": str(a.seed),
+            "feature_layer": str(cfg0.get("feature_layer", 0) if needs_layer(a.features) else 0),
             "command": "python3 tools/train_head.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     tensors = {k: np.ascontiguousarray(v.astype(np.float32)) for k, v in params.items()}
     os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)

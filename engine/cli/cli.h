@@ -39,6 +39,8 @@ typedef struct {
     int batch;            // --batch (tokens per forward pass)
     const char *kernels;  // --kernels auto|ref|avx2|avx512
     int no_repack;        // --no-repack
+    int feature_layer;    // e2h_engine_opts.feature_layer (set by commands that read it, e.g.
+                          // e2h label --feature-layer; not a shared flag)
 } cli_model_opts;
 #define CLI_MODEL_OPTS_HELP                                                                   \
     "  -m MODEL            model directory or .gguf file (required)\n"                         \

@@ -151,7 +151,7 @@ int cli_model_opts_parse(cli_model_opts *o, int argc, char **argv, int *i) {
 static const char *cli_flag_of(const char *err) {
     static const char *const map[][2] = {{"kv_mem_gib", "--kv-mem"}, {"kernels", "--kernels"},
                                          {"n_threads", "-t"}, {"max_batch_tokens", "--batch"},
-                                         {"quant", "--quant"}};
+                                         {"quant", "--quant"}, {"feature_layer", "--feature-layer"}};
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
         size_t n = strlen(map[i][0]);
         if (!strncmp(err, map[i][0], n) && err[n] == ':') return map[i][1];
@@ -175,6 +175,7 @@ int cli_open(const cli_model_opts *o, e2h_model **m, e2h_engine **e) {
     eo.kv_f16 = o->kv_f16;
     eo.max_batch_tokens = o->batch;
     eo.kernels = o->kernels;
+    eo.feature_layer = o->feature_layer;
     st = e2h_engine_init(*m, &eo, e, err, sizeof err);
     if (st) {
         e2h_model_free(*m);

@@ -9,7 +9,9 @@
 // upper line and the hard-step AUC, never for the easy head).
 //
 // Output: PREFIX.npy  float32 (n_steps, dim + 1): hidden state, then the mean log-prob;
-//         PREFIX.jsonl first line {"config": {...}}, then one line per step (row order).
+//         PREFIX.jsonl first line {"config": {...}}, then one line per step (row order);
+//         with --feature-layer L also PREFIX.layer.npy float32 (n_steps, dim): the residual
+//         stream after L blocks at the same token (e2h_seq_hidden_layer; config "feature_layer").
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +31,8 @@ static const char *label_usage =
     "  --allow-hard        allow levels 4-5 (all-levels head, hard-step AUC only)\n"
     "  --any-level         also take problems without a level (evaluation files without levels)\n"
     "  --limit N           at most N problems (after the level filter; default all)\n"
+    "  --skip K            leave out the first K problems (after the level filter): shards of a\n"
+    "                      run (--skip K --limit N) give the same rows as the whole run\n"
     "  --solutions S       sampled solutions per problem (default 4)\n"
     "  --rollouts R        rollouts per step boundary (default 8)\n"
     "  --temp T            sampling temperature (default 0.7)\n"
@@ -39,12 +43,14 @@ static const char *label_usage =
     "  --group G           problems run together through the shared cache (default 4)\n"
     "  --seed S            seed (default 1); the same seed gives the same labels\n"
     "  --system TEXT|@FILE system message (default: the policy template's)\n"
-    "  --fewshot FILE      few-shot JSONL {problem, solution} rendered as prior chat turns\n";
+    "  --fewshot FILE      few-shot JSONL {problem, solution} rendered as prior chat turns\n"
+    "  --feature-layer L   also write PREFIX.layer.npy: the residual stream after L decoder blocks\n"
+    "                      (1..n_layers) at each step end (features for a multi-layer head)\n";
 
 typedef struct {
     const char *problems, *out, *system, *fewshot;
     unsigned levels;
-    int allow_hard, any_level, limit, solutions, rollouts, step_tokens, max_tokens, max_steps, group;
+    int allow_hard, any_level, limit, skip, solutions, rollouts, step_tokens, max_tokens, max_steps, group;
     double temp, top_p;
     long seed;
 } label_args;
@@ -54,7 +60,7 @@ typedef struct {
     int prob, sol, step, final;
     int32_t start, end;        // token range of the step in the solution
     float mean_lp;
-    float *feat;               // (dim) hidden state at the step end
+    float *feat;               // (dim) hidden state at the step end [+ (dim) feature layer]
     e2h_seq **roll;            // (R) rollouts forked at the step end (NULL for the final step)
     int hits;                  // rollouts (or, final step, the solution) reaching the answer
     int n_roll;
@@ -86,6 +92,7 @@ static int label_parse(label_args *a, cli_model_opts *o, int argc, char **argv) 
         else if (!strcmp(f, "--system")) a->system = v;
         else if (!strcmp(f, "--fewshot")) a->fewshot = v;
         else if (!strcmp(f, "--levels")) { if (job_parse_levels(f, v, &a->levels)) return 2; }
+        else if (!strcmp(f, "--skip")) { if (cli_parse_int(f, v, 0, 1 << 24, &l)) return 2; a->skip = (int)l; }
         else if (!strcmp(f, "--limit")) { if (cli_parse_int(f, v, 0, 1 << 24, &l)) return 2; a->limit = (int)l; }
         else if (!strcmp(f, "--solutions")) { if (cli_parse_int(f, v, 1, 64, &l)) return 2; a->solutions = (int)l; }
         else if (!strcmp(f, "--rollouts")) { if (cli_parse_int(f, v, 0, 64, &l)) return 2; a->rollouts = (int)l; }
@@ -93,6 +100,7 @@ static int label_parse(label_args *a, cli_model_opts *o, int argc, char **argv) 
         else if (!strcmp(f, "--max-tokens")) { if (cli_parse_int(f, v, 1, 32768, &l)) return 2; a->max_tokens = (int)l; }
         else if (!strcmp(f, "--max-steps")) { if (cli_parse_int(f, v, 1, 256, &l)) return 2; a->max_steps = (int)l; }
         else if (!strcmp(f, "--group")) { if (cli_parse_int(f, v, 1, 256, &l)) return 2; a->group = (int)l; }
+        else if (!strcmp(f, "--feature-layer")) { if (cli_parse_int(f, v, 1, 4096, &l)) return 2; o->feature_layer = (int)l; }
         else if (!strcmp(f, "--seed")) { if (cli_parse_int(f, v, 0, 2147483647L, &l)) return 2; a->seed = l; }
         else if (!strcmp(f, "--temp")) { if (cli_parse_float(f, v, 0, 10, &a->temp)) return 2; }
         else if (!strcmp(f, "--top-p")) { if (cli_parse_float(f, v, 0, 1, &a->top_p)) return 2; }
@@ -142,8 +150,9 @@ static void label_json_config(FILE *f, const label_args *a, const cli_model_opts
     fprintf(f, "{\"config\": {\"command\": \"label\", \"policy\": ");
     cli_json_string(f, o->model, strlen(o->model));
     fprintf(f, ", \"model_id\": \"%s\", \"dim\": %d, \"features\": \"hidden+mean_logprob\", "
-               "\"layer\": \"final\", \"pooling\": \"last\", \"step_delimiter\": \"\\n\\n\", \"problems\": ",
-            model_id, dim);
+               "\"layer\": \"final\", \"feature_layer\": %d, \"pooling\": \"last\", "
+               "\"step_delimiter\": \"\\n\\n\", \"problems\": ",
+            model_id, dim, o->feature_layer);
     cli_json_string(f, a->problems, strlen(a->problems));
     fprintf(f, ", \"levels\": [");
     for (int l = 1, first = 1; l <= 5; l++)
@@ -181,7 +190,8 @@ static label_step *label_push(label_steps *ss) {
 // Labels one group of problems; appends the steps to the outputs. Returns 0 or 2.
 static int label_group(const label_args *a, e2h_engine *e, const e2h_model *m, const job_prompt *jp,
                        const job_problem *const *probs, int np, int dim, FILE *fj, float **feat,
-                       int64_t *n_rows, int64_t *cap_rows, int *n_steps_total) {
+                       float **lfeat, int64_t *n_rows, int64_t *cap_rows, int *n_steps_total) {
+    const int fl = lfeat != NULL; // --feature-layer: rows of (dim) in *lfeat too
     const e2h_tokenizer *t = e2h_model_tokenizer(m);
     const int S = a->solutions, R = a->rollouts;
     e2h_seq **sols = calloc((size_t)np * S, sizeof *sols);
@@ -249,11 +259,15 @@ static int label_group(const label_args *a, e2h_engine *e, const e2h_model *m, c
             for (int32_t q = ls->start; q < len; q++)
                 if (isfinite(lps[q])) { lp += lps[q]; n_lp++; }
             ls->mean_lp = n_lp ? (float)(lp / n_lp) : 0;
-            const float *h = e2h_seq_hidden(s);
-            ls->feat = malloc((size_t)dim * sizeof(float));
+            const float *h = e2h_seq_hidden(s), *hl = e2h_seq_hidden_layer(s);
+            ls->feat = malloc((size_t)dim * (1 + fl) * sizeof(float));
             ls->text = label_text(t, s, ls->start, len);
-            if (!ls->feat || !ls->text || !h) { rc = cli_fail(h ? "out of memory" : "label: no hidden state"); break; }
+            if (!ls->feat || !ls->text || !h || (fl && !hl)) {
+                rc = cli_fail(h && (hl || !fl) ? "out of memory" : "label: no hidden state");
+                break;
+            }
             memcpy(ls->feat, h, (size_t)dim * sizeof(float));
+            if (fl) memcpy(ls->feat + dim, hl, (size_t)dim * sizeof(float));
             step_start[i] = len;
             if (!last && R > 0) {
                 ls->roll = calloc((size_t)R, sizeof *ls->roll);
@@ -289,12 +303,15 @@ static int label_group(const label_args *a, e2h_engine *e, const e2h_model *m, c
         if (*n_rows == *cap_rows) {
             int64_t cap = *cap_rows ? *cap_rows * 2 : 1024;
             float *nf = realloc(*feat, (size_t)cap * (dim + 1) * sizeof(float));
-            if (!nf) { rc = cli_fail("out of memory"); break; }
-            *feat = nf;
+            if (nf) *feat = nf;
+            float *nl = nf && fl ? realloc(*lfeat, (size_t)cap * dim * sizeof(float)) : NULL;
+            if (nl) *lfeat = nl;
+            if (!nf || (fl && !nl)) { rc = cli_fail("out of memory"); break; }
             *cap_rows = cap;
         }
         float *row = *feat + (size_t)*n_rows * (dim + 1);
         memcpy(row, ls->feat, (size_t)dim * sizeof(float));
+        if (fl) memcpy(*lfeat + (size_t)*n_rows * dim, ls->feat + dim, (size_t)dim * sizeof(float));
         row[dim] = ls->mean_lp;
         double soft = ls->n_roll ? (double)ls->hits / ls->n_roll : 0;
         fprintf(fj, "{\"row\": %lld, \"unique_id\": ", (long long)*n_rows);
@@ -349,12 +366,13 @@ int cli_label(int argc, char **argv) {
                         "it is easy or hard (%s)\n", a.problems,
                 a.any_level ? "--any-level: all of them are labelled" : "none labelled without --any-level");
     const job_problem **sel = malloc((size_t)ps.n * sizeof *sel);
-    int n_sel = 0, n_hard_skipped = 0;
+    int n_sel = 0, n_hard_skipped = 0, n_skip = 0;
     for (int i = 0; sel && i < ps.n; i++) {
         if (!ps.p[i].level ? !a.any_level : !(a.levels & (1u << ps.p[i].level))) {
             n_hard_skipped += ps.p[i].level >= 4;
             continue;
         }
+        if (n_skip < a.skip) { n_skip++; continue; } // seeds follow file lines: shards match
         if (a.limit >= 0 && n_sel >= a.limit) break;
         sel[n_sel++] = &ps.p[i];
     }
@@ -375,7 +393,7 @@ int cli_label(int argc, char **argv) {
     e2h_model_get_info(m, &mi);
     char model_id[33];
     job_model_id(m, model_id);
-    size_t pl = strlen(a.out) + 8;
+    size_t pl = strlen(a.out) + 16;
     char *pj = malloc(pl), *pn = malloc(pl);
     FILE *fj = NULL;
     if (pj && pn) {
@@ -383,22 +401,29 @@ int cli_label(int argc, char **argv) {
         snprintf(pn, pl, "%s.npy", a.out);
         fj = fopen(pj, "w");
     }
-    float *feat = NULL;
+    float *feat = NULL, *lfeat = NULL;
     int64_t n_rows = 0, cap_rows = 0;
     int n_steps = 0;
     if (!fj) rc = cli_fail("%s.jsonl: cannot write", a.out);
     else label_json_config(fj, &a, &o, model_id, mi.dim);
     for (int g = 0; !rc && g < n_sel; g += a.group) {
         int np = n_sel - g < a.group ? n_sel - g : a.group;
-        rc = label_group(&a, e, m, &jp, sel + g, np, mi.dim, fj, &feat, &n_rows, &cap_rows, &n_steps);
+        rc = label_group(&a, e, m, &jp, sel + g, np, mi.dim, fj, &feat, o.feature_layer ? &lfeat : NULL,
+                         &n_rows, &cap_rows, &n_steps);
         fflush(fj);
         fprintf(stderr, "label: %d/%d problems, %d steps\n", g + np, n_sel, n_steps);
     }
     if (fj && fclose(fj) && !rc) rc = cli_fail("%s.jsonl: write error", a.out);
     if (!rc && job_write_npy(pn, feat, n_rows, mi.dim + 1)) rc = cli_fail("%s: cannot write", pn);
+    if (!rc && o.feature_layer) {
+        snprintf(pn, pl, "%s.layer.npy", a.out);
+        if (job_write_npy(pn, lfeat, n_rows, mi.dim)) rc = cli_fail("%s: cannot write", pn);
+        snprintf(pn, pl, "%s.npy", a.out);
+    }
     if (!rc)
         fprintf(stderr, "label: wrote %lld steps of %d problems to %s and %s\n", (long long)n_rows, n_sel, pj, pn);
     free(feat);
+    free(lfeat);
     free(pj);
     free(pn);
     e2h_engine_free(e);

@@ -182,12 +182,21 @@ def test_label_smollm2_labels_and_determinism(tmp_path):
     probs = tmp_path / "p.jsonl"
     probs.write_text(run_gen("--per-level", "1", "--levels", "1,4"))
     outs = []
-    for i in range(2):
+    for i in range(2):  # the second run also keeps layer 20 (--feature-layer): nothing else changes
         p = e2h("label", "-m", DEFAULT, "--problems", probs, "-o", tmp_path / f"l{i}", "--solutions", "2",
-                "--rollouts", "2", "--max-tokens", "64", "-t", "2" if i else "1", *JOB)
+                "--rollouts", "2", "--max-tokens", "64", "-t", "2" if i else "1", *JOB,
+                *(["--feature-layer", "20"] if i else []))
         assert p.returncode == 0, p.stderr
-        outs.append(((tmp_path / f"l{i}.npy").read_bytes(), (tmp_path / f"l{i}.jsonl").read_text()))
+        txt = (tmp_path / f"l{i}.jsonl").read_text()
+        assert json.loads(txt.splitlines()[0])["config"]["feature_layer"] == (20 if i else 0)
+        outs.append(((tmp_path / f"l{i}.npy").read_bytes(), txt.replace('"feature_layer": 20', '"feature_layer": 0')))
     assert outs[0] == outs[1]  # same seed, same labels and features, whatever the threads
+    assert not (tmp_path / "l0.layer.npy").exists()
+    xl, xf = np.load(tmp_path / "l1.layer.npy"), np.load(tmp_path / "l1.npy")
+    assert xl.shape == (xf.shape[0], 576) and np.isfinite(xl).all()
+    assert np.abs(xl - xf[:, :576]).max() > 1e-2  # a raw residual stream, not the final-normed state
+    p = e2h("label", "-m", DEFAULT, "--problems", probs, "-o", tmp_path / "bad", "--feature-layer", "31", *JOB)
+    assert p.returncode == 2 and "--feature-layer" in p.stderr and "0..30" in p.stderr
     rows = [json.loads(l) for l in outs[0][1].splitlines()]
     cfg, steps = rows[0]["config"], rows[1:]
     assert cfg["dim"] == 576 and len(cfg["model_id"]) == 32 and cfg["levels"] == [1, 2, 3]
