@@ -288,6 +288,24 @@ def offline_run(a, out, problems, n, temp, head, tag):
     return res
 
 
+def outcome_logprob_auc(out, n):
+    """Outcome AUC of the no-head baseline: a solution's mean step log-prob (min over its steps)."""
+    pre = os.path.join(out, f"samples_weighted{n}")
+    if not os.path.exists(pre + ".jsonl"):
+        return float("nan")
+    sys.path.insert(0, TOOLS)
+    import train_head as th
+    rows = [json.loads(l) for l in open(pre + ".jsonl") if l.strip()][1:]
+    sol = collections.OrderedDict()
+    for r in rows:
+        k = (r["unique_id"], r["solution"])
+        sol.setdefault(k, [[], False])
+        sol[k][0].append(r["mean_logprob"])
+        if r["final"]:
+            sol[k][1] = bool(r["hits"])
+    return th.auc([min(v[0]) for v in sol.values()], [v[1] for v in sol.values()])
+
+
 def read_results(path):
     rows = [json.loads(l) for l in open(path) if l.strip()]
     cfg = rows[0].get("config", {}) if rows and "config" in rows[0] else {}
@@ -453,6 +471,21 @@ def stage_evaluate(a, out, problems, head):
     summary = {"n_problems": len(ids), f"weighted@{n}": sum(wv[u] for u in ids) / len(ids),
                f"maj@{n}": sum(mv[u] for u in ids) / len(ids), "gap": d, "ci95": [lo, hi],
                "lines": {k: sum(v.values()) / max(1, len(v)) for k, v in lines.items()}}
+    # does the head's solution score predict a hard sample's correctness? (outcome AUC over all
+    # sampled solutions; the step labels of the hard samples are not known without rollouts)
+    sys.path.insert(0, TOOLS)
+    import train_head as th
+    heads = [("easy head", rr)] + ([("all-levels head", read_results(runs["rerank_all"])[1])]
+                                   if "rerank_all" in runs else [])
+    for name, rows in heads:
+        sam = [s for r in rows for s in r["samples"]]
+        ok = [bool(s["correct"]) for s in sam]
+        for agg in ("min", "prod", "last"):
+            summary[f"auc_outcome_{agg}[{name}]"] = th.auc([s["agg"][agg] for s in sam], ok)
+    summary["n_samples"] = len([s for r in rr for s in r["samples"]])
+    summary["auc_outcome_mean_logprob_baseline"] = outcome_logprob_auc(out, n)
+    print("outcome AUC (solution score vs correctness, all sampled hard solutions): " + ", ".join(
+        f"{k[12:]} {v:.3f}" for k, v in summary.items() if k.startswith("auc_outcome_") and v == v))
     json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=1)
     print(f"\nhard problems (levels {','.join(map(str, levels)) or 'n/a'}, n={len(ids)}): "
           f"weighted@{n} with the easy-trained evaluator {summary[f'weighted@{n}']:.3f} vs maj@{n} "
