@@ -88,15 +88,23 @@ static void on_round(void *ctx, e2h_engine *e, const e2h_search_round_info *in) 
     if (ks.independent_bytes != want) r->bad_blocks++;
 }
 
+// One search by method m (N = n, M = w) with the fake scorer f and the per-round checks rc
+// (reset here) on engine e.
+static e2h_status run_round_checked(e2h_engine *e, e2h_search_method m, int n, int w, fake_ctx *f,
+                                    round_chk *rc, e2h_search_result *r) {
+    e2h_search_opts o = mk_opts(m, n, w, f);
+    *rc = (round_chk){.n = n, .m = w, .method = m};
+    o.on_round = on_round;
+    o.round_ctx = rc;
+    return e2h_search_run(e, g_prompt, g_n_prompt, &o, r);
+}
+
 TEST(beam_keeps_n_over_m_and_frees) {
     e2h_engine *e = mk_engine(1, 0);
     fake_ctx f = {0};
-    e2h_search_opts o = mk_opts(E2H_SEARCH_BEAM, 8, 4, &f);
-    round_chk rc = {.n = 8, .m = 4, .method = E2H_SEARCH_BEAM};
-    o.on_round = on_round;
-    o.round_ctx = &rc;
+    round_chk rc;
     e2h_search_result r;
-    e2h_status st = e2h_search_run(e, g_prompt, g_n_prompt, &o, &r);
+    e2h_status st = run_round_checked(e, E2H_SEARCH_BEAM, 8, 4, &f, &rc, &r);
     CHECKF(st == E2H_OK, "%s", e2h_engine_last_error(e));
     CHECKF(rc.rounds >= 2 && rc.bad_keep == 0 && rc.bad_blocks == 0,
            "rounds %d bad_keep %d bad_blocks %d", rc.rounds, rc.bad_keep, rc.bad_blocks);
@@ -160,12 +168,10 @@ TEST(deterministic_across_threads) {
 TEST(dvts_subtrees) {
     e2h_engine *e = mk_engine(1, 0);
     fake_ctx f = {0};
-    e2h_search_opts o = mk_opts(E2H_SEARCH_DVTS, 6, 3, &f);
-    round_chk rc = {.n = 6, .m = 3, .method = E2H_SEARCH_DVTS};
-    o.on_round = on_round;
-    o.round_ctx = &rc;
+    round_chk rc;
     e2h_search_result r;
-    CHECKF(e2h_search_run(e, g_prompt, g_n_prompt, &o, &r) == E2H_OK, "%s", e2h_engine_last_error(e));
+    CHECKF(run_round_checked(e, E2H_SEARCH_DVTS, 6, 3, &f, &rc, &r) == E2H_OK, "%s",
+           e2h_engine_last_error(e));
     CHECKF(rc.bad_keep == 0 && rc.bad_blocks == 0 && rc.max_kept <= 2, "keep %d blocks %d", rc.bad_keep, rc.bad_blocks);
     CHECK(r.n_samples == 6);
     // within each subtree the M candidates share every step but the last
@@ -196,12 +202,10 @@ TEST(rebase_allotment) {
     // a full run: every round spends exactly the remaining budget
     e2h_engine *e = mk_engine(1, 0);
     fake_ctx f = {0};
-    e2h_search_opts o = mk_opts(E2H_SEARCH_REBASE, 6, 1, &f);
-    round_chk rc = {.n = 6, .m = 1, .method = E2H_SEARCH_REBASE};
-    o.on_round = on_round;
-    o.round_ctx = &rc;
+    round_chk rc;
     e2h_search_result r;
-    CHECKF(e2h_search_run(e, g_prompt, g_n_prompt, &o, &r) == E2H_OK, "%s", e2h_engine_last_error(e));
+    CHECKF(run_round_checked(e, E2H_SEARCH_REBASE, 6, 1, &f, &rc, &r) == E2H_OK, "%s",
+           e2h_engine_last_error(e));
     CHECK(rc.bad_keep == 0 && rc.bad_blocks == 0);
     CHECKF(r.n_samples == 6, "%d", r.n_samples);
     e2h_search_result_free(&r);
