@@ -474,22 +474,6 @@ static int kv_int(const gguf_kv *kv, uint64_t *u, int64_t *s, int *is_signed) {
     return 0;
 }
 
-int gguf_get_u32(const gguf_file *f, const char *key, uint32_t *out) {
-    const gguf_kv *kv = gguf_find_kv(f, key);
-    uint64_t u = 0;
-    int64_t s = 0;
-    int sg;
-    if (!kv || kv_int(kv, &u, &s, &sg)) return -1;
-    if (sg) {
-        if (s < 0 || s > (int64_t)UINT32_MAX) return -1;
-        *out = (uint32_t)s;
-    } else {
-        if (u > UINT32_MAX) return -1;
-        *out = (uint32_t)u;
-    }
-    return 0;
-}
-
 int gguf_get_i64(const gguf_file *f, const char *key, int64_t *out) {
     const gguf_kv *kv = gguf_find_kv(f, key);
     uint64_t u = 0;
@@ -502,6 +486,15 @@ int gguf_get_i64(const gguf_file *f, const char *key, int64_t *out) {
         if (u > (uint64_t)INT64_MAX) return -1;
         *out = (int64_t)u;
     }
+    return 0;
+}
+
+// [0, UINT32_MAX] lies inside the int64 range, so the i64 read and one range check cover every
+// stored width and signedness.
+int gguf_get_u32(const gguf_file *f, const char *key, uint32_t *out) {
+    int64_t v;
+    if (gguf_get_i64(f, key, &v) || v < 0 || v > (int64_t)UINT32_MAX) return -1;
+    *out = (uint32_t)v;
     return 0;
 }
 
