@@ -109,9 +109,20 @@ def choose_n(a, problems):
             raise SystemExit(f"--n-for: no N for {', '.join(missing)}")
         return n, None
     pilot = {}
+    first = []  # unique ids of the pilot's problems (e2h search's default for a line without one)
+    with open(problems) as f:
+        for i, x in enumerate(f):
+            if len(first) == a.pilot:
+                break
+            if x.strip():
+                first.append(json.loads(x).get("unique_id") or f"line:{i + 1}")
     for m in a.methods:
-        _, rows = read_results(run_search(a, m, a.base_n, problems, limit=a.pilot))
-        rows = rows[:a.pilot]
+        out = os.path.join(a.out, f"results_{m}{a.base_n}.jsonl")
+        done = {r["unique_id"] for r in read_results(out)[1]} if os.path.exists(out) else set()
+        todo = sum(1 for u in first if u not in done)  # --limit counts new problems, in file order
+        if todo:
+            run_search(a, m, a.base_n, problems, limit=todo)
+        rows = [r for r in read_results(out)[1] if r["unique_id"] in set(first)]
         pilot[m] = sum(generated(r) for r in rows) / max(1, len(rows))
     ref = pilot.get("bon", pilot[a.methods[0]])
     for m in a.methods:

@@ -50,5 +50,12 @@ def test_tiny_run(tmp_path):
     # the table again from the files, no new runs
     p2 = subprocess.run(cmd + ["--summarize-only"], capture_output=True, text=True, timeout=300)
     assert p2.returncode == 0 and p2.stdout == p.stdout, p2.stderr
+    # rerunning resumes: the pilot is not run again and no problem is added or redone
+    files = {f: open(f).read() for f in out.glob("results_*.jsonl")}
+    p3 = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert p3.returncode == 0 and p3.stdout == p.stdout, p3.stderr
+    # first run: 4 pilot calls + 4 methods x 2 chunks; the rerun: the chunks only
+    assert p.stderr.count("(up to") == 12 and p3.stderr.count("(up to") == 8, p3.stderr
+    assert {f: open(f).read() for f in out.glob("results_*.jsonl")} == files
     bad = subprocess.run(cmd[:2] + ["--methods", "bon,nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and "--methods" in bad.stderr
