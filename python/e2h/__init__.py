@@ -201,6 +201,12 @@ class Model(_Handle):
         s = lib().e2h_model_chat_system(self._live())
         return None if s is None else s.decode("utf-8", "replace")
 
+    @property
+    def chat_template(self):
+        """The model's chat template text (Jinja, not evaluated), or None."""
+        s = lib().e2h_model_chat_template(self._live())
+        return None if s is None else s.decode("utf-8", "replace")
+
     def encode(self, text, add_special=True):
         return self.tokenizer.encode(text, add_special)
 

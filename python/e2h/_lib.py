@@ -86,6 +86,7 @@ SIGS = {
     "e2h_model_get_info": (None, [vp, P(ModelInfo)]),
     "e2h_model_tokenizer": (vp, [vp]),
     "e2h_model_chat_system": (c_char_p, [vp]),
+    "e2h_model_chat_template": (c_char_p, [vp]),
     "e2h_tokenizer_load": (c_int, [c_char_p, P(vp), c_char_p, c_size_t]),
     "e2h_tokenizer_free": (None, [vp]),
     "e2h_tokenize": (c_int, [vp, c_char_p, c_size_t, c_int, P(c_int32), c_int32, P(c_int32)]),

@@ -50,6 +50,16 @@ def test_library_found():
     assert e2h.library_path().endswith("libe2h.so")
 
 
+def test_chat_template(policy):
+    """e2h_model_chat_template: the fixture's tokenizer_config.json chat_template, verbatim."""
+    need("e2h_model_chat_template")
+    with open(os.path.join(POLICY, "tokenizer_config.json"), encoding="utf-8") as f:
+        want = json.load(f)["chat_template"]
+    assert policy.chat_template == want and "<|im_start|>" in want
+    with e2h.Model(QWEN) as m:  # no tokenizer_config.json: no template
+        assert m.chat_template is None
+
+
 def test_model_info_and_errors(policy):
     info = policy.info
     assert info.arch == "Qwen2ForCausalLM" and info.dim == 48 and info.vocab_size == 600 and info.n_layers == 2
