@@ -525,7 +525,6 @@ e2h_status e2h_eval_logits(e2h_engine *e, const int32_t *ids, int32_t n, float *
 void e2h_engine_get_kv_stats(const e2h_engine *e, e2h_kv_stats *out) {
     memset(out, 0, sizeof *out);
     const kv_config *kc = kv_pool_config(e->kv);
-    const e2h_config *c = &e->model->cfg;
     out->blocks_total = kv_pool_n_blocks(e->kv);
     out->blocks_cached = kv_pool_n_cached(e->kv);
     out->blocks_used = out->blocks_total - kv_pool_n_free(e->kv) - out->blocks_cached;
@@ -533,8 +532,7 @@ void e2h_engine_get_kv_stats(const e2h_engine *e, e2h_kv_stats *out) {
     out->forward_passes = e->n_passes;
     out->forward_tokens = e->n_pass_tokens;
     out->preemptions = e->n_preempt;
-    out->block_bytes = (size_t)c->n_layers * 2 * (size_t)c->n_kv_heads * c->head_dim *
-                       (size_t)kc->block_size * (kc->kv_type == E2H_TYPE_F16 ? 2 : 4);
+    out->block_bytes = kv_pool_block_bytes(e->kv);
     for (const e2h_seq *s = e->live; s; s = s->next) {
         size_t blocks = ((size_t)s->n + kc->block_size - 1) / kc->block_size;
         out->independent_bytes += blocks * out->block_bytes;
