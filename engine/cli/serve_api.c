@@ -217,6 +217,26 @@ static int parse_logprobs(const cJSON *o, srv_req *r, parse_err *pe) {
     return 0;
 }
 
+// Fields e2h does not implement are refused when they would change the result (a client
+// must not believe a penalty or a tool call was applied); neutral values are accepted.
+static int parse_unsupported(const cJSON *o, parse_err *pe) {
+    static const char *zero[] = {"presence_penalty", "frequency_penalty"};
+    for (int i = 0; i < 2; i++) {
+        double v = 0;
+        if (get_num(o, zero[i], -2, 2, 0, &v, pe)) return -1;
+        if (v != 0) return PERR(pe, zero[i], "'%s' is not supported (only 0)", zero[i]);
+    }
+    static const char *absent[] = {"logit_bias", "suffix", "tools", "functions", "response_format"};
+    for (int i = 0; i < 5; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, absent[i]);
+        if (v && !cJSON_IsNull(v) && !((cJSON_IsObject(v) || cJSON_IsArray(v)) && !v->child) &&
+            !(i == 4 && cJSON_IsObject(v) && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(v, "type")) &&
+              !strcmp(cJSON_GetObjectItemCaseSensitive(v, "type")->valuestring, "text")))
+            return PERR(pe, absent[i], "'%s' is not supported", absent[i]);
+    }
+    return 0;
+}
+
 static int parse_sampling(const srv *s, const cJSON *o, srv_req *r, parse_err *pe) {
     double temp = 1.0, top_p = 1.0, min_p = 0.0, seed = (double)r->sp.seed;
     long n = 1, top_k = 0, max_tokens = r->kind == SRV_COMPLETION ? 16 : s->lim.max_tokens;
@@ -231,6 +251,7 @@ static int parse_sampling(const srv *s, const cJSON *o, srv_req *r, parse_err *p
     int echo = 0;
     if (get_bool(o, "echo", &echo, pe)) return -1;
     if (echo) return PERR(pe, "echo", "'echo' is not supported");
+    if (parse_unsupported(o, pe)) return -1;
     long best_of = n;
     if (get_int(o, "best_of", 1, s->lim.max_n, &best_of, pe)) return -1;
     if (best_of != n) return PERR(pe, "best_of", "'best_of' other than n is not supported");

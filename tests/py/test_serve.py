@@ -227,6 +227,11 @@ def test_bad_json_and_types(srv):
     err_of(srv.post("/v1/chat/completions", {"messages": [{"role": "wizard", "content": "x"}]}), 400, "role")
     err_of(srv.post("/v1/chat/completions", {"messages": [{"role": "user", "content": 3}]}), 400, "content")
     err_of(srv.post("/v1/completions", {"prompt": "word " * 5000}), 400, "prompt")
+    err_of(srv.post("/v1/completions", {"prompt": "x", "presence_penalty": 0.5}), 400, "presence_penalty")
+    err_of(srv.post("/v1/completions", {"prompt": "x", "logit_bias": {"5": 10}}), 400, "logit_bias")
+    err_of(srv.post("/v1/completions", {"prompt": "x", "echo": True}), 400, "echo")
+    st, ok = srv.post("/v1/completions", {"prompt": "x", "max_tokens": 1, "presence_penalty": 0, "logit_bias": {}})
+    assert st == 200, ok
     with pytest.raises(openai.BadRequestError):
         srv.client().completions.create(model="x", prompt="x", n=99)
 
@@ -405,3 +410,32 @@ def test_queue_full_gives_429(tmp_path):
     finally:
         s.stop()
     assert s.proc.returncode == 0, s.stderr()
+
+
+def test_mutated_bodies_never_crash(srv):
+    """Byte-level mutations of valid requests: every answer is a JSON 200 or 4xx, and the
+    server stays up (run under the ASan binary with E2H_BIN=build-asan/e2h)."""
+    import random
+    rnd = random.Random(1234)
+    bases = [json.dumps({"prompt": "Hi", "max_tokens": 2, "n": 2, "stop": ["\n"], "logprobs": 1, "seed": 3}),
+             json.dumps({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2, "top_logprobs": 2,
+                         "logprobs": True}),
+             json.dumps({"problem": "What is 1+1?", "steps": ["1+1=2.", "# Answer\n\n2"]})]
+    paths = ["/v1/completions", "/v1/chat/completions", "/v1/prm/score"]
+    alphabet = b'{}[]":,0123456789-+.eE \\ntruefalsnul\x00\xff\xc3'
+    for i in range(120):
+        k = rnd.randrange(3)
+        b = bytearray(bases[k].encode())
+        for _ in range(rnd.randint(1, 4)):
+            op, pos = rnd.randrange(3), rnd.randrange(len(b))
+            if op == 0:
+                b[pos] = rnd.choice(alphabet)
+            elif op == 1:
+                b.insert(pos, rnd.choice(alphabet))
+            else:
+                del b[pos]
+        st, _, data = srv.raw("POST", paths[k], bytes(b))
+        assert st in (200, 400), (st, bytes(b), data)
+        if st == 400:
+            assert "error" in json.loads(data)
+    assert srv.raw("GET", "/health", auth=False)[0] == 200
