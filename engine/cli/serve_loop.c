@@ -283,9 +283,9 @@ static int sched_start(sched *q, srv_req *r) {
     } else if (root) {
         e2h_seq_release(s->e, root);
     }
-    for (int i = 0; !st && i < r->n; i++) {
+    for (int i = 0; !st && i < r->n; i++) { // text starts as "" (never NULL: it is sliced)
         r->ch[i].ds = e2h_detok_stream_new(e2h_model_tokenizer(s->m));
-        if (!r->ch[i].ds) st = E2H_ERR_NOMEM;
+        if (!r->ch[i].ds || choice_cat(&r->ch[i], "", 0)) st = E2H_ERR_NOMEM;
     }
     free(kids);
     if (st) {
