@@ -107,7 +107,38 @@ def tokenizer_json(byte_level=True, split=None):
     return json.dumps(tj, ensure_ascii=False).encode()
 
 
+def jsonl_seeds():
+    """fuzz_jsonl: first byte (mod 4) picks the reader: 0 score -i, 1 search --problems,
+    2 report, 3 generate -i; then one JSONL line of that schema."""
+    d = OUT / "jsonl"
+    d.mkdir(parents=True, exist_ok=True)
+    dump = lambda o: json.dumps(o, ensure_ascii=False)
+    rows = [
+        (0, {"problem": "1+1?", "steps": ["1+1=2.", "# Answer\n\n2"], "id": 3}),
+        (0, {"problem": "x?", "solution": "Step one.\n\nStep two.\n\n# Answer\n\n\\frac{1}{2}"}),
+        (0, {"problem": "p", "steps": []}),
+        (1, {"problem": "What is $2+2$?", "answer": "4", "level": 3, "unique_id": "test/x/1.json",
+             "subject": "Algebra"}),
+        (1, {"question": "Tom has 3 apples...", "answer": "He has 3+2=5\n#### 5"}),
+        (1, {"problem": "p", "answer": 12.5, "level": "Level 5", "unique_id": None}),
+        (2, {"config": {"method": "bon", "n": 16, "m": 0, "seed": 1, "policy": "p", "prm": "h"}}),
+        (2, {"unique_id": "u1", "level": "Level 4", "answer": "\\frac{1}{2}",
+             "samples": [{"answer": "0.5", "key": "1/2", "correct": True,
+                          "agg": {"min": 0.5, "prod": 0.25, "mean": 0.6, "last": 0.7}},
+                         {"answer": "3", "agg": {"min": None}}],
+             "selected": {"answer": "0.5"}}),
+        (3, {"prompt": "Hello", "seed": 5}),
+        (3, {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]}),
+        (3, {"ids": [1, 2, 3], "id": "x"}),
+        (3, {"problem": "2+2?", "question": "dup"}),
+    ]
+    for i, (kind, row) in enumerate(rows):
+        (d / f"j{i}").write_bytes(bytes([kind]) + dump(row).encode() + b"\n")
+    (d / "malformed").write_bytes(b"\x01{\"problem\": \"unterminated")
+
+
 def main():
+    jsonl_seeds()
     for d in ["gguf", "safetensors", "tokenizer_json", "encode", "answer"]:
         (OUT / d).mkdir(parents=True, exist_ok=True)
     tiny_gguf(OUT / "gguf" / "llama.gguf")

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "jsonl.h"
 
 #define GEN_DEFAULT_SAMPLING_TEMP 0.7f
 #define GEN_MAX_STOPS 16
@@ -219,76 +220,7 @@ static char *gen_read_text(const char *path) {
 
 // ------------------------------------------------------------------ input rows (-i)
 
-static const char *const gen_prompt_fields[] = {"prompt", "messages", "problem", "question", "ids"};
-#define GEN_N_PROMPT_FIELDS 5
-
-// Checks a "messages" array. Returns 0, or 2 with a message naming the entry and field.
-static int gen_check_messages(const cJSON *msgs, const char *path, long line) {
-    if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0)
-        return cli_fail("%s:%ld: messages: expected a non-empty array of {\"role\", \"content\"}", path, line);
-    int k = 0;
-    const cJSON *m;
-    cJSON_ArrayForEach(m, msgs) {
-        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
-        const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
-        if (!cJSON_IsObject(m))
-            return cli_fail("%s:%ld: messages[%d]: expected an object {\"role\", \"content\"}", path, line, k);
-        if (!cJSON_IsString(role) || (strcmp(role->valuestring, "system") && strcmp(role->valuestring, "user") &&
-                                      strcmp(role->valuestring, "assistant")))
-            return cli_fail("%s:%ld: messages[%d].role: expected \"system\", \"user\" or \"assistant\"", path, line, k);
-        if (!cJSON_IsString(content))
-            return cli_fail("%s:%ld: messages[%d].content: expected a string", path, line, k);
-        k++;
-    }
-    return 0;
-}
-
-// Checks an "ids" array: integers in [0, 2^31). Returns 0 or 2.
-static int gen_check_ids(const cJSON *ids, const char *path, long line) {
-    if (!cJSON_IsArray(ids) || cJSON_GetArraySize(ids) == 0)
-        return cli_fail("%s:%ld: ids: expected a non-empty array of token ids", path, line);
-    int k = 0;
-    const cJSON *x;
-    cJSON_ArrayForEach(x, ids) {
-        double d = cJSON_IsNumber(x) ? x->valuedouble : -1;
-        if (!(d >= 0 && d <= 2147483647.0 && d == floor(d)))
-            return cli_fail("%s:%ld: ids[%d]: expected a non-negative integer token id", path, line, k);
-        k++;
-    }
-    return 0;
-}
-
-// Validates one parsed input row and fills p (except the ids). Returns 0 or 2.
-static int gen_check_row(const gen_args *a, cJSON *row, const char *path, long line, long index,
-                         gen_prompt *p) {
-    if (!cJSON_IsObject(row)) return cli_fail("%s:%ld: expected a JSON object", path, line);
-    const char *kind = NULL;
-    for (int i = 0; i < GEN_N_PROMPT_FIELDS; i++) {
-        if (!cJSON_GetObjectItemCaseSensitive(row, gen_prompt_fields[i])) continue;
-        if (kind) return cli_fail("%s:%ld: give only one of \"%s\" and \"%s\"", path, line, kind, gen_prompt_fields[i]);
-        kind = gen_prompt_fields[i];
-    }
-    if (!kind)
-        return cli_fail("%s:%ld: no prompt: expected a field \"prompt\", \"messages\", \"problem\", "
-                        "\"question\" or \"ids\"", path, line);
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, kind);
-    int rc = !strcmp(kind, "messages") ? gen_check_messages(v, path, line)
-           : !strcmp(kind, "ids") ? gen_check_ids(v, path, line)
-           : cJSON_IsString(v) ? 0 : cli_fail("%s:%ld: %s: expected a string", path, line, kind);
-    if (rc) return rc;
-    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(row, "seed");
-    p->seed = a->sp.seed + (uint64_t)index;
-    if (seed) {
-        double d = cJSON_IsNumber(seed) ? seed->valuedouble : -1;
-        if (!(d >= 0 && d <= 9007199254740992.0 && d == floor(d)))
-            return cli_fail("%s:%ld: seed: expected a non-negative integer (at most 2^53)", path, line);
-        p->seed = (uint64_t)d;
-    }
-    p->line = line;
-    p->row = row;
-    p->kind = kind;
-    return 0;
-}
+// Rows: jl_gen_parse (engine/cli/jsonl.c, fuzzed by tests/fuzz/fuzz_jsonl.c).
 
 // Reads and checks every line of the JSONL file. Returns 0 or 2.
 static int gen_read_rows(const gen_args *a, gen_prompt **out, long *n_out) {
@@ -303,28 +235,25 @@ static int gen_read_rows(const gen_args *a, gen_prompt **out, long *n_out) {
     int rc = 0;
     while (!rc && (len = getline(&buf, &bcap, f)) >= 0) {
         line++;
-        size_t l = (size_t)len;
+        size_t l = (size_t)len, s = 0;
         while (l && (buf[l - 1] == '\n' || buf[l - 1] == '\r' || buf[l - 1] == ' ' || buf[l - 1] == '\t')) l--;
-        size_t s = 0;
         while (s < l && (buf[s] == ' ' || buf[s] == '\t')) s++;
         if (s == l) continue; // blank line
-        const char *end = NULL;
-        cJSON *row = cJSON_ParseWithLengthOpts(buf + s, l - s, &end, 0);
-        if (!row || (size_t)(end - buf) < l) {
-            long col = (end && end >= buf + s ? (long)(end - buf) : (long)s) + 1;
-            cJSON_Delete(row);
-            rc = cli_fail("%s:%ld: malformed JSON (column %ld)", path, line, col);
-            break;
-        }
         if (n == cap) {
             gen_prompt *np = realloc(ps, (size_t)(cap = cap ? cap * 2 : 64) * sizeof *np);
-            if (!np) { cJSON_Delete(row); rc = cli_fail("out of memory"); break; }
+            if (!np) { rc = cli_fail("out of memory"); break; }
             ps = np;
         }
+        char msg[512];
+        jl_gen_row row;
+        if (jl_gen_parse(buf, (size_t)len, a->sp.seed, n, &row, msg, sizeof msg)) {
+            jl_gen_row_free(&row);
+            rc = cli_fail("%s:%ld: %s", path, line, msg);
+            break;
+        }
         memset(&ps[n], 0, sizeof ps[n]);
-        rc = gen_check_row(a, row, path, line, n, &ps[n]);
-        if (rc) cJSON_Delete(row);
-        else n++;
+        ps[n] = (gen_prompt){.line = line, .row = row.row, .kind = row.kind, .seed = row.seed};
+        n++;
     }
     free(buf);
     if (f != stdin) fclose(f);

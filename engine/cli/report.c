@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "jsonl.h"
 
 static const char *REPORT_USAGE =
     "usage: e2h report RESULTS.jsonl [more shards...] [--json] [--png PLOT.png] [options]\n"
@@ -58,22 +59,11 @@ static const char *REPORT_USAGE =
 
 enum { AGG_MIN, AGG_PROD, AGG_MEAN, AGG_LAST, AGG_N };
 static const char *const agg_names[AGG_N] = {"min", "prod", "mean", "last"};
+_Static_assert(AGG_N == JL_AGG_N, "the aggregations of jsonl.c");
 
-typedef struct {
-    int correct;
-    int group;             // answer group (index into the problem's distinct keys), -1: no answer
-    double score[AGG_N];   // -INFINITY when missing
-} rp_sample;
-
-typedef struct {
-    char *uid;
-    int level;             // 1..5, 0 = none
-    rp_sample *s;
-    int ns;
-    int n_groups;
-    int *group_correct;    // (n_groups)
-    int sel_correct;       // -1: no `selected`
-} rp_problem;
+// Problem lines: jl_report_problem_parse (engine/cli/jsonl.c, fuzzed by tests/fuzz/fuzz_jsonl.c).
+typedef jl_report_sample rp_sample;
+typedef jl_report_problem rp_problem;
 
 typedef struct {
     char *method;
@@ -126,34 +116,6 @@ static int rp_check_config(rp_data *d, cJSON *cfg, const char *file) {
     return 0;
 }
 
-static int rp_get_long(cJSON *o, const char *k, long lo, long hi, long dflt, long *out) {
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!v || cJSON_IsNull(v)) { *out = dflt; return 0; }
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi ||
-        v->valuedouble != floor(v->valuedouble))
-        return -1;
-    *out = (long)v->valuedouble;
-    return 0;
-}
-
-// Level: an integer 1..5, "Level 4", or null/missing (0).
-static int rp_level(cJSON *v, int *out) {
-    *out = 0;
-    if (!v || cJSON_IsNull(v)) return 0;
-    if (cJSON_IsNumber(v)) {
-        if (v->valuedouble != floor(v->valuedouble) || v->valuedouble < 1 || v->valuedouble > 5) return -1;
-        *out = (int)v->valuedouble;
-        return 0;
-    }
-    if (cJSON_IsString(v)) {
-        const char *s = v->valuestring;
-        if (!strncmp(s, "Level ", 6)) s += 6;
-        if (s[0] >= '1' && s[0] <= '5' && s[1] == 0) { *out = s[0] - '0'; return 0; }
-        if (!strcmp(s, "?")) return 0;  // MATH's "Level ?"
-    }
-    return -1;
-}
-
 static rp_run *rp_find_run(rp_data *d, const char *method, long n, long m, long seed, const char *file) {
     for (int i = 0; i < d->nr; i++)
         if (!strcmp(d->runs[i].method, method) && d->runs[i].n == n && d->runs[i].m == m && d->runs[i].seed == seed)
@@ -168,86 +130,7 @@ static rp_run *rp_find_run(rp_data *d, const char *method, long n, long m, long 
     return x->method ? x : NULL;
 }
 
-// One problem line into p. Returns 0, or -1 with *why set.
-static int rp_parse_problem(cJSON *j, rp_problem *p, int *has_level, const char **why) {
-    cJSON *uid = cJSON_GetObjectItemCaseSensitive(j, "unique_id");
-    if (!cJSON_IsString(uid)) { *why = "'unique_id' missing or not a string"; return -1; }
-    cJSON *lv = cJSON_GetObjectItemCaseSensitive(j, "level");
-    if (rp_level(lv, &p->level)) { *why = "'level' is not 1..5, \"Level N\" or null"; return -1; }
-    *has_level = p->level != 0;
-    cJSON *ref = cJSON_GetObjectItemCaseSensitive(j, "answer");
-    cJSON *samples = cJSON_GetObjectItemCaseSensitive(j, "samples");
-    if (samples && !cJSON_IsArray(samples)) { *why = "'samples' is not an array"; return -1; }
-    int ns = samples ? cJSON_GetArraySize(samples) : 0;
-    if (ns > 4096) { *why = "more than 4096 samples"; return -1; }
-    p->uid = rp_strdup(uid->valuestring);
-    p->s = calloc((size_t)(ns ? ns : 1), sizeof *p->s);
-    p->group_correct = calloc((size_t)(ns ? ns : 1), sizeof *p->group_correct);
-    char **keys = calloc((size_t)(ns ? ns : 1), sizeof *keys);
-    int *gcount = calloc((size_t)(ns ? ns : 1), sizeof *gcount);
-    if (!p->uid || !p->s || !p->group_correct || !keys || !gcount) { free(keys); free(gcount); *why = "out of memory"; return -1; }
-    p->ns = ns;
-    int ok = 1;
-    for (int i = 0; i < ns && ok; i++) {
-        cJSON *s = cJSON_GetArrayItem(samples, i);
-        rp_sample *o = &p->s[i];
-        if (!cJSON_IsObject(s)) { *why = "a sample is not an object"; ok = 0; break; }
-        cJSON *ans = cJSON_GetObjectItemCaseSensitive(s, "answer");
-        cJSON *key = cJSON_GetObjectItemCaseSensitive(s, "key");
-        cJSON *cor = cJSON_GetObjectItemCaseSensitive(s, "correct");
-        char kb[4096];
-        const char *k = NULL;
-        if (cJSON_IsString(key)) k = key->valuestring;
-        else if (cJSON_IsString(ans) && e2h_answer_key(ans->valuestring, strlen(ans->valuestring), kb, sizeof kb)) k = kb;
-        if (cor && !cJSON_IsBool(cor) && !cJSON_IsNull(cor)) { *why = "a sample's 'correct' is not a boolean"; ok = 0; break; }
-        if (cJSON_IsBool(cor)) o->correct = cJSON_IsTrue(cor);
-        else if (cJSON_IsString(ans) && cJSON_IsString(ref))  // not graded yet: grade it here
-            o->correct = e2h_answer_equal(ans->valuestring, strlen(ans->valuestring), ref->valuestring,
-                                          strlen(ref->valuestring));
-        else o->correct = 0;
-        o->group = -1;
-        if (k && *k) {
-            for (int g = 0; g < p->n_groups; g++)
-                if (!strcmp(keys[g], k)) { o->group = g; break; }
-            if (o->group < 0) {
-                keys[p->n_groups] = rp_strdup(k);
-                if (!keys[p->n_groups]) { *why = "out of memory"; ok = 0; break; }
-                o->group = p->n_groups++;
-            }
-            gcount[o->group]++;
-            p->group_correct[o->group] += o->correct;
-        }
-        cJSON *agg = cJSON_GetObjectItemCaseSensitive(s, "agg");
-        for (int a = 0; a < AGG_N; a++) {
-            cJSON *v = agg ? cJSON_GetObjectItemCaseSensitive(agg, agg_names[a]) : NULL;
-            o->score[a] = cJSON_IsNumber(v) && isfinite(v->valuedouble) ? v->valuedouble : -INFINITY;
-        }
-    }
-    // a group is correct when most of its samples are (they share one key, so normally all)
-    for (int g = 0; g < p->n_groups; g++) p->group_correct[g] = 2 * p->group_correct[g] >= gcount[g];
-    for (int g = 0; g < p->n_groups; g++) free(keys[g]);
-    free(keys);
-    free(gcount);
-    if (!ok) return -1;
-    p->sel_correct = -1;
-    cJSON *sel = cJSON_GetObjectItemCaseSensitive(j, "selected");
-    if (cJSON_IsObject(sel)) {
-        cJSON *c = cJSON_GetObjectItemCaseSensitive(sel, "correct");
-        cJSON *a = cJSON_GetObjectItemCaseSensitive(sel, "answer");
-        if (cJSON_IsBool(c)) p->sel_correct = cJSON_IsTrue(c);
-        else if (cJSON_IsString(a) && cJSON_IsString(ref))
-            p->sel_correct = e2h_answer_equal(a->valuestring, strlen(a->valuestring), ref->valuestring,
-                                              strlen(ref->valuestring));
-        else p->sel_correct = 0;
-    }
-    return 0;
-}
-
-static void rp_free_problem(rp_problem *p) {
-    free(p->uid);
-    free(p->s);
-    free(p->group_correct);
-}
+static void rp_free_problem(rp_problem *p) { jl_report_problem_free(p); }
 
 static int rp_read_file(rp_data *d, const char *path) {
     FILE *f = fopen(path, "r");
@@ -276,21 +159,16 @@ static int rp_read_file(rp_data *d, const char *path) {
                 rc = cli_fail("report: %s:%ld: the first line must be {\"config\": {...}}", path, ln);
                 break;
             }
-            cJSON *meth = cJSON_GetObjectItemCaseSensitive(cfg, "method");
-            long n, m, seed = 0;
-            cJSON *sd = cJSON_GetObjectItemCaseSensitive(cfg, "seed");
-            int bad_seed = sd && !cJSON_IsNull(sd) && !(cJSON_IsNumber(sd) && isfinite(sd->valuedouble));
-            // the seed only tells runs apart (a 64-bit seed may not fit a double exactly)
-            if (cJSON_IsNumber(sd) && isfinite(sd->valuedouble))
-                seed = (long)fmod(sd->valuedouble, 9007199254740992.0);
-            if (!cJSON_IsString(meth) || rp_get_long(cfg, "n", 1, 1 << 20, 1, &n) ||
-                rp_get_long(cfg, "m", 0, 1 << 20, 0, &m) || bad_seed) {
+            jl_report_config rc0;
+            const char *why = NULL;
+            if (jl_report_config_parse(cfg, &rc0, &why)) {
                 cJSON_Delete(j);
-                rc = cli_fail("report: %s:%ld: config needs a string 'method' and integer 'n' (and 'm', 'seed')", path, ln);
+                rc = cli_fail("report: %s:%ld: %s", path, ln, why);
                 break;
             }
-            if (rp_check_config(d, cfg, path)) { cJSON_Delete(j); rc = 2; break; }
-            run = rp_find_run(d, meth->valuestring, n, m, seed, path);
+            if (rp_check_config(d, cfg, path)) { cJSON_Delete(j); free(rc0.method); rc = 2; break; }
+            run = rp_find_run(d, rc0.method, rc0.n, rc0.m, rc0.seed, path);
+            free(rc0.method);
             cJSON_Delete(j);
             if (!run) { rc = cli_fail("report: out of memory"); break; }
             have_cfg = 1;
@@ -317,7 +195,7 @@ static int rp_read_file(rp_data *d, const char *path) {
         memset(p, 0, sizeof *p);
         const char *why = NULL;
         int has_level = 0;
-        int bad = rp_parse_problem(j, p, &has_level, &why);
+        int bad = jl_report_problem_parse(j, p, &has_level, &why);
         cJSON_Delete(j);
         if (bad) {
             rp_free_problem(p);

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "jsonl.h"
 
 static const char *score_help =
     "usage: e2h score --prm MODEL [--prm-protocol NAME] [--policy MODEL] -i IN.jsonl -o OUT.jsonl\n"
@@ -77,74 +78,27 @@ static void put_score(FILE *f, float x) {
 
 #define SCORE_BAD(...) (snprintf(msg, msg_len, __VA_ARGS__), 2)
 
-// Scores one parsed line; writes the output line. Returns 0, or 2 with *msg set.
-static int score_line(e2h_engine *e, const e2h_prm *p, cJSON *j, FILE *out, char *msg,
-                      size_t msg_len) {
-    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "problem");
-    const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "steps");
-    const cJSON *so = cJSON_GetObjectItemCaseSensitive(j, "solution");
-    if (!cJSON_IsObject(j)) return SCORE_BAD("not a JSON object");
-    if (!cJSON_IsString(pr)) return SCORE_BAD("field 'problem': missing or not a string");
-    int n = 0, rc = 0;
-    const char **steps = NULL;
-    char *buf = NULL;
-    if (st) {
-        if (!cJSON_IsArray(st)) return SCORE_BAD("field 'steps': not an array");
-        n = cJSON_GetArraySize(st);
-        steps = calloc((size_t)(n ? n : 1), sizeof *steps);
-        if (!steps) return SCORE_BAD("out of memory");
-        for (int k = 0; k < n; k++) {
-            const cJSON *s = cJSON_GetArrayItem(st, k);
-            if (!cJSON_IsString(s)) { rc = SCORE_BAD("field 'steps[%d]': not a string", k); goto done; }
-            steps[k] = s->valuestring;
-        }
-    } else if (cJSON_IsString(so)) {
-        size_t len = strlen(so->valuestring), *s0, *sl;
-        int m = e2h_prm_split_solution(p, so->valuestring, len, NULL, NULL, 0);
-        s0 = malloc((size_t)(m + 1) * sizeof *s0);
-        sl = malloc((size_t)(m + 1) * sizeof *sl);
-        steps = calloc((size_t)(m + 1), sizeof *steps);
-        buf = malloc(len + (size_t)m + 1);
-        if (!s0 || !sl || !steps || !buf) {
-            free(s0); free(sl);
-            rc = SCORE_BAD("out of memory");
-            goto done;
-        }
-        n = e2h_prm_split_solution(p, so->valuestring, len, s0, sl, m);
-        char *w = buf;
-        for (int k = 0; k < n; k++) {
-            memcpy(w, so->valuestring + s0[k], sl[k]);
-            w[sl[k]] = 0;
-            steps[k] = w;
-            w += sl[k] + 1;
-        }
-        free(s0);
-        free(sl);
-    } else {
-        return SCORE_BAD("field 'steps' (array) or 'solution' (string) is required");
-    }
-    if (n == 0) { rc = SCORE_BAD("field '%s': no steps", st ? "steps" : "solution"); goto done; }
-    for (int k = 0; k < n; k++) {
-        const char *s = steps[k];
-        while (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r') s++;
-        if (!*s) { rc = SCORE_BAD("field '%s[%d]': empty step", st ? "steps" : "solution", k); goto done; }
-    }
+// Scores one parsed line (jl_score_parse: engine/cli/jsonl.c); writes the output line.
+// Returns 0, or 2 with *msg set.
+static int score_line(e2h_engine *e, jl_score_row *row, FILE *out, char *msg, size_t msg_len) {
+    cJSON *j = row->j;
+    const char **steps = row->steps;
+    int n = row->n;
     float *sc = malloc((size_t)n * sizeof *sc);
-    if (!sc) { rc = SCORE_BAD("out of memory"); goto done; }
-    e2h_status s = e2h_prm_score_texts(e, pr->valuestring, steps, n, sc);
+    if (!sc) return SCORE_BAD("out of memory");
+    e2h_status s = e2h_prm_score_texts(e, row->problem, steps, n, sc);
     if (s) {
         // the engine's message names the step ("step 3 contains ...") or the length
-        snprintf(msg, msg_len, "field '%s': %s (%s)", st ? "steps" : "solution", e2h_engine_last_error(e),
+        snprintf(msg, msg_len, "field '%s': %s (%s)", row->field, e2h_engine_last_error(e),
                  e2h_status_name(s));
         free(sc);
-        rc = 2;
-        goto done;
+        return 2;
     }
     // the input object (fields copied through) + step_scores + agg
     cJSON_DeleteItemFromObjectCaseSensitive(j, "step_scores");
     cJSON_DeleteItemFromObjectCaseSensitive(j, "agg");
     char *head = cJSON_PrintUnformatted(j);
-    if (!head) { free(sc); rc = SCORE_BAD("out of memory"); goto done; }
+    if (!head) { free(sc); return SCORE_BAD("out of memory"); }
     size_t hl = strlen(head);
     fwrite(head, 1, hl - 1, out); // without the closing brace
     fputs(hl > 2 ? ",\"step_scores\":[" : "\"step_scores\":[", out);
@@ -165,10 +119,7 @@ static int score_line(e2h_engine *e, const e2h_prm *p, cJSON *j, FILE *out, char
     free(valid);
     free(head);
     free(sc);
-done:
-    free(steps);
-    free(buf);
-    return rc;
+    return 0;
 }
 
 static int score_run(score_args *a) {
@@ -218,17 +169,17 @@ static int score_run(score_args *a) {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     double last_report = 0;
-    while (!rc && getline(&line, &cap, in) >= 0) {
+    ssize_t len;
+    while (!rc && (len = getline(&line, &cap, in)) >= 0) {
         lineno++;
         char *s = line;
         while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n') s++;
         if (!*s) continue; // blank line
         char msg[1400] = "";
-        cJSON *j = cJSON_Parse(line);
-        int r = j ? score_line(e, p, j, out, msg, sizeof msg)
-                  : (snprintf(msg, sizeof msg, "malformed JSON near byte %ld",
-                              cJSON_GetErrorPtr() ? (long)(cJSON_GetErrorPtr() - line) : 0L), 2);
-        cJSON_Delete(j);
+        jl_score_row row;
+        int r = jl_score_parse(line, (size_t)len, p, &row, msg, sizeof msg);
+        if (!r) r = score_line(e, &row, out, msg, sizeof msg);
+        jl_score_row_free(&row);
         if (r) {
             n_bad++;
             fprintf(stderr, "e2h: %s:%ld: %s\n", a->in, lineno, msg);

@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "jsonl.h"
 
 static const char *search_usage =
     "usage: e2h search --policy MODEL [--prm MODEL [--prm-protocol NAME] | --prm-head FILE]\n"
@@ -244,79 +245,7 @@ static int sa_resume(const char *path, const cJSON *cfg, id_set *done, int *has_
 
 // ------------------------------------------------------------------ problems
 
-typedef struct {
-    char *problem, *answer, *uid;
-    int level;  // 0: none
-} problem;
-
-static void prob_free(problem *p) {
-    free(p->problem);
-    free(p->answer);
-    free(p->uid);
-    memset(p, 0, sizeof *p);
-}
-
-static char *sa_trim_dup(const char *s, size_t n) {
-    while (n && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')) { s++; n--; }
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r')) n--;
-    char *d = malloc(n + 1);
-    if (d) { memcpy(d, s, n); d[n] = 0; }
-    return d;
-}
-
-// Parses one problem line (MATH500 or GSM8K). Returns NULL or a message (static).
-static const char *prob_parse(const char *line, size_t len, long lineno, problem *p) {
-    memset(p, 0, sizeof *p);
-    cJSON *j = cJSON_ParseWithLength(line, len);
-    if (!j || !cJSON_IsObject(j)) { cJSON_Delete(j); return "not a JSON object"; }
-    const cJSON *q = cJSON_GetObjectItemCaseSensitive(j, "problem");
-    int gsm = 0;
-    if (!q) { q = cJSON_GetObjectItemCaseSensitive(j, "question"); gsm = q != NULL; }
-    const cJSON *ans = cJSON_GetObjectItemCaseSensitive(j, "answer");
-    const char *err = NULL;
-    if (!cJSON_IsString(q)) err = "field \"problem\" (or \"question\") missing or not a string";
-    else if (!cJSON_IsString(ans) && !cJSON_IsNumber(ans)) err = "field \"answer\" missing or not a string/number";
-    if (!err) {
-        p->problem = strdup(q->valuestring);
-        if (cJSON_IsNumber(ans)) {
-            char b[64];
-            snprintf(b, sizeof b, "%.17g", ans->valuedouble);
-            p->answer = strdup(b);
-        } else {
-            const char *s = ans->valuestring, *h = gsm ? strstr(s, "####") : NULL;
-            if (gsm && !h) err = "GSM8K field \"answer\" has no \"#### N\"";
-            else p->answer = h ? sa_trim_dup(h + 4, strlen(h + 4)) : strdup(s);
-        }
-    }
-    const cJSON *lv = cJSON_GetObjectItemCaseSensitive(j, "level");
-    if (!err && lv && !cJSON_IsNull(lv)) {
-        double d = -1;
-        if (cJSON_IsNumber(lv)) d = lv->valuedouble;
-        else if (cJSON_IsString(lv) && !strncmp(lv->valuestring, "Level ", 6)) {
-            char *end;
-            long x = strtol(lv->valuestring + 6, &end, 10);
-            if (end != lv->valuestring + 6 && !*end) d = (double)x;
-            else d = 0; // "Level ?" in MATH: unknown
-        }
-        if (d == 0) p->level = 0;
-        else if (d >= 1 && d <= 5 && d == floor(d)) p->level = (int)d;
-        else err = "field \"level\" is not 1..5 or \"Level N\"";
-    }
-    const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "unique_id");
-    if (!err) {
-        if (cJSON_IsString(u)) p->uid = strdup(u->valuestring);
-        else if (u && !cJSON_IsNull(u)) err = "field \"unique_id\" is not a string";
-        else {
-            char b[48];
-            snprintf(b, sizeof b, "line:%ld", lineno);
-            p->uid = strdup(b);
-        }
-    }
-    cJSON_Delete(j);
-    if (!err && (!p->problem || !p->answer || !p->uid)) err = "out of memory";
-    if (err) prob_free(p);
-    return err;
-}
+// Problem lines: jl_problem_parse (engine/cli/jsonl.c, fuzzed by tests/fuzz/fuzz_jsonl.c).
 
 // The prompt: the policy's chat template (e2h_model_apply_chat_turns, as `e2h generate --chat`)
 // with the step-by-step instruction as the system turn (as search-and-learn's system prompt),
@@ -453,7 +382,7 @@ static int sa_answer_equal(const char *a, const char *b) {
 static cJSON *sa_num(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
 static cJSON *sa_str(const char *s) { return s ? cJSON_CreateString(s) : cJSON_CreateNull(); }
 
-static cJSON *sa_result_json(const srch_args *a, const problem *p, const e2h_search_result *r,
+static cJSON *sa_result_json(const srch_args *a, const jl_problem *p, const e2h_search_result *r,
                              int32_t n_prompt) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "unique_id", p->uid);
@@ -577,19 +506,19 @@ static int sa_run(srch_args *a, e2h_model *m, e2h_engine *e) {
         if (blank) continue;
         long idx = k++;
         if (idx % a->shard_n != a->shard_i) continue;
-        problem p;
-        const char *perr = prob_parse(line, (size_t)len, lineno, &p);
+        jl_problem p;
+        const char *perr = jl_problem_parse(line, (size_t)len, lineno, &p);
         if (perr) {
             fprintf(stderr, "e2h: %s:%ld: %s; problem skipped\n", a->problems, lineno, perr);
             n_bad++;
             continue;
         }
-        if (ids_has(&done, p.uid)) { n_done_before++; prob_free(&p); continue; }
+        if (ids_has(&done, p.uid)) { n_done_before++; jl_problem_free(&p); continue; }
         int32_t *ids = NULL, n_ids = 0;
         if (sa_prompt(a, m, p.problem, &ids, &n_ids)) {
             fprintf(stderr, "e2h: %s:%ld: tokenizing the problem failed; skipped\n", a->problems, lineno);
             n_bad++;
-            prob_free(&p);
+            jl_problem_free(&p);
             continue;
         }
         e2h_search_opts so = a->so;
@@ -601,12 +530,12 @@ static int sa_run(srch_args *a, e2h_model *m, e2h_engine *e) {
             fprintf(stderr, "e2h: %s:%ld (%s): %s (%s); problem skipped\n", a->problems, lineno, p.uid,
                     e2h_engine_last_error(e), e2h_status_name(st));
             n_bad++;
-            prob_free(&p);
+            jl_problem_free(&p);
             continue;
         }
         if (st) {
             rc = cli_fail("%s:%ld: %s (%s)", a->problems, lineno, e2h_engine_last_error(e), e2h_status_name(st));
-            prob_free(&p);
+            jl_problem_free(&p);
             break;
         }
         cJSON *j = sa_result_json(a, &p, &r, n_ids);
@@ -623,7 +552,7 @@ static int sa_run(srch_args *a, e2h_model *m, e2h_engine *e) {
                     dt > 0 ? gen_tokens / dt : 0.0, (int)(eta / 3600), (int)fmod(eta / 60, 60), (int)fmod(eta, 60));
         }
         e2h_search_result_free(&r);
-        prob_free(&p);
+        jl_problem_free(&p);
     }
     if (!rc && !a->quiet)
         fprintf(stderr, "search: %ld new, %ld already done, %ld skipped (bad lines / too long) -> %s\n",
