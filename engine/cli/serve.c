@@ -32,7 +32,8 @@ static const char *serve_usage =
     "  --max-tokens N      max_tokens per choice (default 4096)\n"
     "  --max-prompt N      prompt tokens (default: the context)\n"
     "  --timeout S         seconds a client may idle while sending a request (default 10)\n"
-    "  --chunk N           tokens per running sequence between admissions (default 8)\n";
+    "  --chunk N           tokens per running sequence per scheduler step while no request\n"
+    "                      waits (default 8; 1 while one does, so it joins at the next pass)\n";
 
 static int serve_parse(srv *s, int argc, char **argv) {
     cli_model_opts_init(&s->mo);

@@ -556,11 +556,13 @@ char *srv_metrics_text(srv *s) {
              "e2h_kv_blocks_total %d\n"
              "# HELP e2h_forward_passes_total Forward passes run.\n# TYPE e2h_forward_passes_total counter\n"
              "e2h_forward_passes_total %lld\n"
+             "# HELP e2h_forward_tokens_total Tokens computed by forward passes (prompts + generated).\n"
+             "# TYPE e2h_forward_tokens_total counter\ne2h_forward_tokens_total %lld\n"
              "# HELP e2h_uptime_seconds Seconds since the server started.\n# TYPE e2h_uptime_seconds gauge\n"
              "e2h_uptime_seconds %.3f\n",
              (long long)m.requests, (long long)m.rejected, (long long)m.failed, (long long)m.prompt_tokens,
              (long long)m.gen_tokens, m.gen_seconds > 0 ? (double)m.gen_tokens / m.gen_seconds : 0.0,
              m.queue_depth, m.running, m.kv.blocks_used, m.kv.blocks_cached, m.kv.blocks_total,
-             (long long)m.kv.forward_passes, up);
+             (long long)m.kv.forward_passes, (long long)m.kv.forward_tokens, up);
     return b;
 }

@@ -425,7 +425,11 @@ static void sched_step(sched *q) {
         sched_publish(q);
         return;
     }
-    int32_t chunk = (int32_t)s->lim.chunk;
+    // requests waiting: one token per step, so they join the batch at the next forward pass
+    pthread_mutex_lock(&s->mu);
+    int waiting = s->q_len > 0;
+    pthread_mutex_unlock(&s->mu);
+    int32_t chunk = waiting ? 1 : (int32_t)s->lim.chunk;
     int top = 0;
     for (int i = 0; i < n; i++) {
         int32_t rem = q->reqs[i]->max_tokens - q->chs[i]->n_gen;

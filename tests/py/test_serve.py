@@ -191,6 +191,23 @@ def test_concurrent_equals_serial(srv):
     assert out == serial
 
 
+def test_repeated_prompt_prefills_almost_nothing(srv):
+    """A second request with the same ~100-token prompt finds its blocks in the prefix cache:
+    only the last partial block (< 16 tokens) and the new tokens are computed."""
+    prompt = "Problem: " + " ".join(f"item {i}," for i in range(40)) + " What is the next item?"
+    c = srv.client()
+
+    def computed():
+        m0 = srv.metrics()["e2h_forward_tokens_total"]
+        r = c.completions.create(model="x", prompt=prompt, max_tokens=2, temperature=0)
+        time.sleep(0.3)  # the scheduler publishes the counters after the step
+        return srv.metrics()["e2h_forward_tokens_total"] - m0, r.usage.prompt_tokens
+    first, n_prompt = computed()
+    second, _ = computed()
+    assert n_prompt > 80 and first >= n_prompt
+    assert second <= 16 + 2, (first, second, n_prompt)
+
+
 def test_metrics(srv):
     m = srv.metrics()
     for k in ("e2h_requests_total", "e2h_generated_tokens_total", "e2h_queue_depth", "e2h_kv_blocks_used",
