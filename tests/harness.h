@@ -5,6 +5,7 @@
 #define E2H_TESTS_HARNESS_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,32 @@ static inline const char *th_shared_dir(void) {
     if (!f) return NULL;
     fclose(f);
     return d;
+}
+
+// splitmix64: a small reproducible random stream for the randomized tests (seed: *s).
+static inline uint64_t th_rng_next(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+// Uniform-ish integer in [0, n) (modulo bias is irrelevant at test sizes).
+static inline int th_rng_int(uint64_t *s, int n) { return (int)(th_rng_next(s) % (uint64_t)n); }
+
+// log softmax(l)[tok] over n logits, in double: the reference for recorded log-probs.
+static inline double th_log_softmax_at(const float *l, int32_t n, int32_t tok) {
+    double mx = l[0], sum = 0;
+    for (int32_t i = 1; i < n; i++) mx = l[i] > mx ? l[i] : mx;
+    for (int32_t i = 0; i < n; i++) sum += exp((double)l[i] - mx);
+    return (double)l[tok] - mx - log(sum);
+}
+
+// An engine over m with options o, or NULL after printing why (the test's checks then fail).
+static inline e2h_engine *th_engine(const e2h_model *m, const e2h_engine_opts *o) {
+    char err[512];
+    e2h_engine *e = NULL;
+    if (e2h_engine_init(m, o, &e, err, sizeof err)) printf("  engine: %s\n", err);
+    return e;
 }
 
 // A test program that cannot start (a fixture or an engine it needs fails): the summary line

@@ -29,10 +29,7 @@ static e2h_engine *make_engine(const e2h_model *m, int n_threads, const e2h_engi
     o.n_threads = n_threads;
     o.kv_mem_gib = 0.05;
     o.share_pool_with = share;
-    char err[256];
-    e2h_engine *e = NULL;
-    if (e2h_engine_init(m, &o, &e, err, sizeof err)) printf("  engine: %s\n", err);
-    return e;
+    return th_engine(m, &o);
 }
 
 TEST(zero_filled_options_are_the_defaults) {

@@ -151,14 +151,8 @@ static void gw_write(const gguf_writer *w, const char *path) {
 
 // ---------------------------------------------------------------- random tiny models
 
-static uint64_t rng_next(uint64_t *s) { // splitmix64
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 static float rng_unif(uint64_t *s) {
-    return (float)((rng_next(s) >> 40) / (double)(1 << 24)) * 2.0f - 1.0f;
+    return (float)((th_rng_next(s) >> 40) / (double)(1 << 24)) * 2.0f - 1.0f;
 }
 
 // f32 -> f16 bits for normal values in [2^-14, 65504] (all this test needs), truncating.
@@ -214,7 +208,7 @@ static void gw_add(gguf_writer *w, const char *name, int type, int64_t n_in, int
         }
     } else { // quant blocks: random bytes with sane f16 scales
         for (size_t i = 0; i < t->nbytes; i++)
-            p[i] = (uint8_t)rng_next(rng);
+            p[i] = (uint8_t)th_rng_next(rng);
         size_t bs = t_row_bytes(type, 32);
         for (size_t off = 0; off < t->nbytes; off += bs) {
             uint16_t d = t_f16(0.002f + 0.004f * (rng_unif(rng) + 1.0f) / 2.0f);
@@ -696,7 +690,7 @@ TEST(truncated_and_fuzzed) {
     for (int it = 0; it < 300; it++) {
         memcpy(c, b.p, b.n);
         for (int k = 0; k < 4; k++)
-            c[rng_next(&rng) % 3000] ^= (uint8_t)(1u << (rng_next(&rng) % 8));
+            c[th_rng_next(&rng) % 3000] ^= (uint8_t)(1u << (th_rng_next(&rng) % 8));
         write_bytes(p, c, b.n);
         err[0] = 0;
         struct e2h_model *m = NULL;

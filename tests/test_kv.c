@@ -18,13 +18,6 @@
 
 // ---------------------------------------------------------------- helpers
 
-static uint64_t rng_next(uint64_t *s) { // splitmix64
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static int rng_int(uint64_t *s, int n) { return (int)(rng_next(s) % (uint64_t)n); }
 
 // Exact half conversions for the small integers used here (independent of the kernels).
 static uint16_t small_int_to_f16(float f) {
@@ -45,7 +38,7 @@ static float f16_to_float(uint16_t h) {
 static float kv_value(uint64_t ph, int layer, int head, int d, int is_v) {
     uint64_t x = ph ^ ((uint64_t)(layer * 131 + head * 17 + d * 5 + is_v * 3 + 1) * 0x9E3779B97F4A7C15ull);
     uint64_t s = x;
-    return (float)(rng_next(&s) % 1024);
+    return (float)(th_rng_next(&s) % 1024);
 }
 
 // FNV-1a over tokens[0..p], i.e. the identity of the prefix ending at position p.
@@ -445,8 +438,8 @@ TEST(index_survives_churn) {
     int ok = 1;
     for (int round = 0; round < 300 && ok; round++) {
         int32_t t[12];
-        int n = 2 + rng_int(&rng, 10);
-        for (int i = 0; i < n; i++) t[i] = rng_int(&rng, 4);
+        int n = 2 + th_rng_int(&rng, 10);
+        for (int i = 0; i < n; i++) t[i] = th_rng_int(&rng, 4);
         kv_seq s;
         int32_t r;
         if (seq_create(pool, &s, t, n, &r) == 0) {
@@ -471,16 +464,16 @@ static void random_ops(int kv_type, int bs, int n_blocks, uint64_t seed, int ste
     int32_t bases[3][40];
     uint64_t rng = seed;
     for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 40; j++) bases[i][j] = rng_int(&rng, 50);
+        for (int j = 0; j < 40; j++) bases[i][j] = th_rng_int(&rng, 50);
     int n_match = 0, n_cow = 0, n_full = 0, n_evict = 0, ok = 1;
     for (int step = 0; step < steps && ok; step++) {
-        int i = rng_int(&rng, MAX_SEQS), op = rng_int(&rng, 10);
+        int i = th_rng_int(&rng, MAX_SEQS), op = th_rng_int(&rng, 10);
         kv_seq *s = &seqs[i];
         if (!live[i]) { // create from a base prompt, with a random tail
             int32_t t[48];
-            int base = rng_int(&rng, 3), n = 1 + rng_int(&rng, 40), tail = rng_int(&rng, 6);
+            int base = th_rng_int(&rng, 3), n = 1 + th_rng_int(&rng, 40), tail = th_rng_int(&rng, 6);
             memcpy(t, bases[base], sizeof(int32_t) * (size_t)n);
-            for (int j = 0; j < tail; j++) t[n + j] = rng_int(&rng, 3);
+            for (int j = 0; j < tail; j++) t[n + j] = th_rng_int(&rng, 3);
             int32_t r = 0, cached0 = kv_pool_n_cached(pool);
             if (seq_create(pool, s, t, n + tail, &r) == 0) {
                 live[i] = s;
@@ -491,8 +484,8 @@ static void random_ops(int kv_type, int bs, int n_blocks, uint64_t seed, int ste
             }
         } else if (op < 4) { // extend
             int32_t t[8];
-            int n = 1 + rng_int(&rng, 8);
-            for (int j = 0; j < n; j++) t[j] = rng_int(&rng, 3);
+            int n = 1 + th_rng_int(&rng, 8);
+            for (int j = 0; j < n; j++) t[j] = th_rng_int(&rng, 3);
             pool_snap z0, z1;
             snap_take(pool, s, &z0);
             int shared_next = s->n_tokens % bs && kv_pool_refcount(pool, s->blocks[s->n_tokens / bs]) > 1;
@@ -517,7 +510,7 @@ static void random_ops(int kv_type, int bs, int n_blocks, uint64_t seed, int ste
                     break;
                 }
         } else if (op < 8) { // truncate
-            CHECK(kv_seq_truncate(pool, s, rng_int(&rng, s->n_tokens + 1)) == 0);
+            CHECK(kv_seq_truncate(pool, s, th_rng_int(&rng, s->n_tokens + 1)) == 0);
         } else {
             kv_seq_release(pool, s);
             live[i] = NULL;

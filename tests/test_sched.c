@@ -30,17 +30,7 @@ static e2h_engine *make_engine(int n_threads, int max_batch, int block_size) {
     o.max_batch_tokens = max_batch;
     o.block_size = block_size;
     o.kv_mem_gib = 0.05;
-    char err[256];
-    e2h_engine *e = NULL;
-    if (e2h_engine_init(t_model, &o, &e, err, sizeof err)) printf("  engine: %s\n", err);
-    return e;
-}
-
-static double log_softmax_at(const float *l, int32_t n, int32_t tok) {
-    double mx = l[0], sum = 0;
-    for (int32_t i = 1; i < n; i++) mx = l[i] > mx ? l[i] : mx;
-    for (int32_t i = 0; i < n; i++) sum += exp((double)l[i] - mx);
-    return (double)l[tok] - mx - log(sum);
+    return th_engine(t_model, &o);
 }
 
 // max |a - b| over n, or +inf when one exceeds TOL + TOL * |b|.
@@ -106,7 +96,7 @@ TEST(sixteen_candidates_one_pass) {
         worst = d > worst ? d : worst;
         const float *lp = e2h_seq_logprobs(kids[i]);
         for (int j = 40; j < 46; j++) {
-            double want = log_softmax_at(ref + (size_t)(j - 1) * t_vocab, t_vocab, all[j]);
+            double want = th_log_softmax_at(ref + (size_t)(j - 1) * t_vocab, t_vocab, all[j]);
             CHECKF(fabs(lp[j] - want) <= 2e-5 + 1e-5 * fabs(want), "candidate %d pos %d: %g vs %g",
                    i, j, lp[j], want);
         }
@@ -151,7 +141,7 @@ TEST(appended_logprobs_equal_log_softmax) {
                 CHECKF(isnan(lp[j]), "logprobs off: pos %d = %g", j, lp[j]);
                 continue;
             }
-            double want = log_softmax_at(ref + (size_t)(j - 1) * t_vocab, t_vocab, ids[j]);
+            double want = th_log_softmax_at(ref + (size_t)(j - 1) * t_vocab, t_vocab, ids[j]);
             CHECKF(fabs(lp[j] - want) <= 2e-5 + 1e-5 * fabs(want), "seq %d pos %d: %g vs %g", k, j,
                    lp[j], want);
         }
@@ -360,7 +350,7 @@ TEST(exhaustion_at_sync) {
     CHECK(e2h_seq_logits(s[0]) && max_diff(e2h_seq_logits(s[0]), ref + (size_t)19 * t_vocab, t_vocab) <= TOL);
     const float *lp = e2h_seq_logprobs(s[0]);
     for (int i = 17; i < 20; i++)
-        CHECK(fabs(lp[i] - log_softmax_at(ref + (size_t)(i - 1) * t_vocab, t_vocab, cat[i])) < 1e-4);
+        CHECK(fabs(lp[i] - th_log_softmax_at(ref + (size_t)(i - 1) * t_vocab, t_vocab, cat[i])) < 1e-4);
     e2h_seq_release(e, s[2]);
     CHECK(e2h_engine_sync(e, s, 2) == E2H_OK);
     free(ref);

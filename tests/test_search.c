@@ -23,10 +23,7 @@ static e2h_engine *mk_engine(int threads, double kv_gib) {
     memset(&o, 0, sizeof o);
     o.n_threads = threads;
     o.kv_mem_gib = kv_gib;
-    char err[512];
-    e2h_engine *e = NULL;
-    if (e2h_engine_init(g_model, &o, &e, err, sizeof err)) printf("  engine: %s\n", err);
-    return e;
+    return th_engine(g_model, &o);
 }
 
 // Fake PRM: a hash of the whole token sequence mapped to [0, 1].

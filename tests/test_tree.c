@@ -28,13 +28,6 @@ static e2h_engine *t_ref;   // from-scratch reference engine with a large pool (
 static e2h_engine *t_ref16; // the same with f16 KV
 static int32_t t_vocab;
 
-static uint64_t rng_next(uint64_t *s) { // splitmix64
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static int rng_int(uint64_t *s, int n) { return (int)(rng_next(s) % (uint64_t)n); }
 
 // Engine over the fixture model with a pool of n_blocks blocks of block_size tokens.
 static e2h_engine *make_engine(int n_blocks, int block_size, int kv_f16, int n_threads,
@@ -49,17 +42,7 @@ static e2h_engine *make_engine(int n_blocks, int block_size, int kv_f16, int n_t
     o.max_batch_tokens = max_batch;
     double block_bytes = 2.0 * mi.n_layers * mi.n_kv_heads * mi.head_dim * (kv_f16 ? 2 : 4) * block_size;
     o.kv_mem_gib = (n_blocks + 0.5) * block_bytes / 1073741824.0;
-    char err[256];
-    e2h_engine *e = NULL;
-    if (e2h_engine_init(t_model, &o, &e, err, sizeof err)) printf("  engine: %s\n", err);
-    return e;
-}
-
-static double log_softmax_at(const float *l, int32_t n, int32_t tok) {
-    double mx = l[0], sum = 0;
-    for (int32_t i = 1; i < n; i++) mx = l[i] > mx ? l[i] : mx;
-    for (int32_t i = 0; i < n; i++) sum += exp((double)l[i] - mx);
-    return (double)l[tok] - mx - log(sum);
+    return th_engine(t_model, &o);
 }
 
 // Compares s against a from-scratch evaluation of its tokens: its next-token logits (when
@@ -96,7 +79,7 @@ static double check_seq(const e2h_seq *s, int synced, double abs_tol, double rel
     const float *lp = e2h_seq_logprobs(s);
     for (int32_t i = 1; i < n; i++) {
         if (isnan(lp[i])) continue;
-        double ref = log_softmax_at(buf + (size_t)(i - 1) * t_vocab, t_vocab, t[i]);
+        double ref = th_log_softmax_at(buf + (size_t)(i - 1) * t_vocab, t_vocab, t[i]);
         double d = fabs(lp[i] - ref);
         worst = d > worst ? d : worst;
         if (d > abs_tol + rel_tol * fabs(ref) + 1e-5) { // + float rounding of the stored value
@@ -123,7 +106,7 @@ static int n_live(const node *nodes) {
 static int pick_live(const node *nodes, uint64_t *rng) {
     int k = n_live(nodes);
     if (!k) return -1;
-    int j = rng_int(rng, k);
+    int j = th_rng_int(rng, k);
     for (int i = 0; i < MAX_NODES; i++)
         if (nodes[i].s && j-- == 0) return i;
     return -1;
@@ -137,7 +120,7 @@ typedef struct {
 // One random operation on the tree; checks the sequences it touched.
 static int tree_step(e2h_engine *e, node *nodes, uint64_t *rng, const int32_t bases[3][64],
                      double tol, float *buf, tree_stats *st) {
-    int op = rng_int(rng, 11), i = pick_live(nodes, rng), ok = 1;
+    int op = th_rng_int(rng, 11), i = pick_live(nodes, rng), ok = 1;
     int touched[MAX_NODES], n_touched = 0;
     e2h_status rc = E2H_OK;
     if (i < 0 || op < 2) { // create from a shared base prompt with a random tail
@@ -145,12 +128,12 @@ static int tree_step(e2h_engine *e, node *nodes, uint64_t *rng, const int32_t ba
         for (int j = 0; j < MAX_NODES && slot < 0; j++) if (!nodes[j].s) slot = j;
         if (slot < 0) return 1;
         int32_t p[72];
-        int len = 1 + rng_int(rng, 60), tail = rng_int(rng, 4);
-        memcpy(p, bases[rng_int(rng, 3)], sizeof(int32_t) * (size_t)len);
-        for (int j = 0; j < tail; j++) p[len + j] = rng_int(rng, t_vocab);
+        int len = 1 + th_rng_int(rng, 60), tail = th_rng_int(rng, 4);
+        memcpy(p, bases[th_rng_int(rng, 3)], sizeof(int32_t) * (size_t)len);
+        for (int j = 0; j < tail; j++) p[len + j] = th_rng_int(rng, t_vocab);
         e2h_sampling sp = e2h_sampling_default();
         sp.temperature = 0.9f;
-        sp.seed = rng_next(rng);
+        sp.seed = th_rng_next(rng);
         rc = e2h_seq_create(e, p, len + tail, &sp, &nodes[slot].s);
         if (!rc) {
             nodes[slot].synced = 0;
@@ -158,7 +141,7 @@ static int tree_step(e2h_engine *e, node *nodes, uint64_t *rng, const int32_t ba
             st->creates++;
         }
     } else if (op == 2) { // fork into free slots
-        int k = 1 + rng_int(rng, 3), free_slots[3], nf = 0;
+        int k = 1 + th_rng_int(rng, 3), free_slots[3], nf = 0;
         for (int j = 0; j < MAX_NODES && nf < k; j++) if (!nodes[j].s) free_slots[nf++] = j;
         if (nf < k) return 1;
         e2h_seq *kids[3];
@@ -175,9 +158,9 @@ static int tree_step(e2h_engine *e, node *nodes, uint64_t *rng, const int32_t ba
         }
     } else if (op < 6) { // extend a random subset together
         e2h_seq *batch[MAX_NODES];
-        int nb = 0, budget = 1 + rng_int(rng, 10);
+        int nb = 0, budget = 1 + th_rng_int(rng, 10);
         for (int j = 0; j < MAX_NODES; j++)
-            if (nodes[j].s && (j == i || rng_int(rng, 2)) && e2h_seq_len(nodes[j].s) + budget < 250) {
+            if (nodes[j].s && (j == i || th_rng_int(rng, 2)) && e2h_seq_len(nodes[j].s) + budget < 250) {
                 batch[nb++] = nodes[j].s;
                 touched[n_touched++] = j;
             }
@@ -194,15 +177,15 @@ static int tree_step(e2h_engine *e, node *nodes, uint64_t *rng, const int32_t ba
         if (!rc) st->extends++;
     } else if (op == 6) { // teacher-forced tokens
         int32_t t[6];
-        int n = 1 + rng_int(rng, 6);
+        int n = 1 + th_rng_int(rng, 6);
         if (e2h_seq_len(nodes[i].s) + n >= 250) return 1;
-        for (int j = 0; j < n; j++) t[j] = rng_int(rng, t_vocab);
+        for (int j = 0; j < n; j++) t[j] = th_rng_int(rng, t_vocab);
         rc = e2h_seq_append(e, nodes[i].s, t, n);
         if (!rc) nodes[i].synced = 0;
         touched[n_touched++] = i;
         if (!rc) st->appends++;
     } else if (op == 7) {
-        rc = e2h_seq_truncate(e, nodes[i].s, 1 + rng_int(rng, e2h_seq_len(nodes[i].s)));
+        rc = e2h_seq_truncate(e, nodes[i].s, 1 + th_rng_int(rng, e2h_seq_len(nodes[i].s)));
         if (!rc) nodes[i].synced = 0;
         touched[n_touched++] = i;
         if (!rc) st->truncates++;
@@ -210,7 +193,7 @@ static int tree_step(e2h_engine *e, node *nodes, uint64_t *rng, const int32_t ba
         e2h_seq *batch[MAX_NODES];
         int nb = 0;
         for (int j = 0; j < MAX_NODES; j++)
-            if (nodes[j].s && (j == i || rng_int(rng, 2))) {
+            if (nodes[j].s && (j == i || th_rng_int(rng, 2))) {
                 batch[nb++] = nodes[j].s;
                 touched[n_touched++] = j;
             }
@@ -257,7 +240,7 @@ static void random_tree(int n_blocks, int block_size, int kv_f16, int n_threads,
     int32_t bases[3][64];
     uint64_t rng = seed;
     for (int b = 0; b < 3; b++)
-        for (int j = 0; j < 64; j++) bases[b][j] = rng_int(&rng, t_vocab);
+        for (int j = 0; j < 64; j++) bases[b][j] = th_rng_int(&rng, t_vocab);
     tree_stats st;
     memset(&st, 0, sizeof st);
     int ok = 1;
