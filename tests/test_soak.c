@@ -13,8 +13,8 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "../engine/engine_internal.h"
 #include "../engine/kv.h"
+#include "../engine/prm_hooks.h" // eng_kv_pool: the engine's pool, for kv_pool_validate
 #include "../include/e2h.h"
 #include "harness.h"
 
@@ -64,7 +64,7 @@ static void shed(e2h_engine *e, e2h_seq **live, int *n_live, uint64_t *r, worker
 
 static void check_pool(e2h_engine *e, worker *w, const char *when) {
     char err[256];
-    if (kv_pool_validate(e->kv, err, sizeof err) != 0) FAILW(w, "kv invariants (%s): %s", when, err);
+    if (kv_pool_validate(eng_kv_pool(e), err, sizeof err) != 0) FAILW(w, "kv invariants (%s): %s", when, err);
 }
 
 static e2h_seq *new_root(e2h_engine *e, uint64_t *r, worker *w, int sampled) {
