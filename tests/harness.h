@@ -58,6 +58,29 @@ static inline char *th_read_file(const char *path, size_t *len) {
     return b;
 }
 
+// A '<f4' C-order 2-D .npy array (numpy's np.save of the fixtures), malloc'd (caller frees);
+// *rows, *cols its shape. NULL if the file is missing, in another format, or shorter than its
+// shape says.
+static inline float *th_read_npy(const char *path, int *rows, int *cols) {
+    size_t len = 0;
+    char *b = th_read_file(path, &len);
+    if (!b || len < 10 || memcmp(b, "\x93NUMPY", 6)) { free(b); return NULL; }
+    unsigned hl = (unsigned char)b[8] | ((unsigned char)b[9] << 8);
+    char *hdr = b + 10;
+    if (!strstr(hdr, "'<f4'") || !strstr(hdr, "'fortran_order': False")) { free(b); return NULL; }
+    char *sh = strstr(hdr, "'shape': (");
+    if (!sh || sscanf(sh, "'shape': (%d, %d)", rows, cols) != 2 || *rows < 0 || *cols < 0) {
+        free(b);
+        return NULL;
+    }
+    size_t n = (size_t)*rows * (size_t)*cols;
+    if (10 + hl + n * 4 > len) { free(b); return NULL; }
+    float *a = malloc(n * sizeof *a + 1); // (+1: an empty array is not a failure)
+    if (a) memcpy(a, b + 10 + hl, n * 4);
+    free(b);
+    return a;
+}
+
 // Directory of shared data (../shared from the repo root), or NULL if absent: tests that
 // need it print a clear "skipped" line and do not count as passed.
 static inline const char *th_shared_dir(void) {

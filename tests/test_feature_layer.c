@@ -17,23 +17,6 @@
 
 #define FIX_DIR "tests/fixtures/models"
 
-// Minimal .npy reader for '<f4' C-order 2-D arrays.
-static float *read_npy(const char *path, int *rows, int *cols) {
-    size_t len = 0;
-    char *b = th_read_file(path, &len);
-    if (!b || len < 10 || memcmp(b, "\x93NUMPY", 6)) { free(b); return NULL; }
-    unsigned hl = (unsigned char)b[8] | ((unsigned char)b[9] << 8);
-    char *hdr = b + 10;
-    char *sh = strstr(hdr, "'shape': (");
-    if (!strstr(hdr, "'<f4'") || !sh || sscanf(sh, "'shape': (%d, %d)", rows, cols) != 2) { free(b); return NULL; }
-    size_t n = (size_t)*rows * *cols;
-    if (10 + hl + n * 4 > len) { free(b); return NULL; }
-    float *a = malloc(n * sizeof *a);
-    if (a) memcpy(a, b + 10 + hl, n * 4);
-    free(b);
-    return a;
-}
-
 static int32_t *read_ids(const char *path, int *n) {
     char *t = th_read_file(path, NULL);
     cJSON *j = t ? cJSON_Parse(t) : NULL;
@@ -93,9 +76,9 @@ static void check_fixture(const char *name) {
     snprintf(p, sizeof p, "%s/tokens.json", dir);
     int32_t *ids = read_ids(p, &n);
     snprintf(p, sizeof p, "%s/hidden_layer1.npy", dir);
-    float *h1 = read_npy(p, &r1, &c1);
+    float *h1 = th_read_npy(p, &r1, &c1);
     snprintf(p, sizeof p, "%s/hidden_final.npy", dir);
-    float *hf = read_npy(p, &rf, &cf);
+    float *hf = th_read_npy(p, &rf, &cf);
     CHECKF(ids && h1 && hf && r1 == n && rf == n && c1 == cf, "%s: fixture files unreadable", name);
     char err[512];
     e2h_model *m = NULL;

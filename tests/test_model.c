@@ -27,24 +27,6 @@ static int write_all(const char *path, const void *data, size_t len) {
     return fclose(f) || w != len ? -1 : 0;
 }
 
-// Minimal .npy reader for '<f4' C-order 2-D arrays.
-static float *read_npy(const char *path, int *rows, int *cols) {
-    size_t len = 0;
-    char *b = th_read_file(path, &len);
-    if (!b || len < 10 || memcmp(b, "\x93NUMPY", 6)) { free(b); return NULL; }
-    unsigned hl = (unsigned char)b[8] | ((unsigned char)b[9] << 8);
-    char *hdr = b + 10;
-    if (!strstr(hdr, "'<f4'") || !strstr(hdr, "'fortran_order': False")) { free(b); return NULL; }
-    char *sh = strstr(hdr, "'shape': (");
-    if (!sh || sscanf(sh, "'shape': (%d, %d)", rows, cols) != 2) { free(b); return NULL; }
-    size_t n = (size_t)*rows * *cols;
-    if (10 + hl + n * 4 > len) { free(b); return NULL; }
-    float *a = malloc(n * sizeof *a);
-    memcpy(a, b + 10 + hl, n * 4);
-    free(b);
-    return a;
-}
-
 static int32_t *read_ids(const char *path, const char *key, int *n) {
     char *t = th_read_file(path, NULL);
     cJSON *j = t ? cJSON_Parse(t) : NULL;
@@ -87,7 +69,7 @@ static void check_logits(const char *name, const char *kernels, int threads, dou
     snprintf(p, sizeof p, "%s/tokens.json", dir);
     int32_t *ids = read_ids(p, "ids", &n);
     snprintf(p, sizeof p, "%s/logits.npy", dir);
-    float *ref = read_npy(p, &rows, &cols);
+    float *ref = th_read_npy(p, &rows, &cols);
     CHECKF(ids && ref && rows == n, "%s: fixture files unreadable", name);
     if (!ids || !ref || rows != n) { free(ids); free(ref); return; }
     char err[1024];
