@@ -80,7 +80,14 @@ def start_llama(a, log):
     port = free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", a.model, "--n_threads", str(a.threads),
            "--n_threads_batch", str(a.threads), "--n_ctx", "2048", "--host", "127.0.0.1", "--port", str(port)]
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+    # llama-cpp-python's ggml is built with OpenMP, whose threads spin while they wait: on a
+    # shared, oversubscribed machine that made one request 5-15x slower here (measured: 32
+    # tokens in 17-47 s spinning vs 2.7-4.8 s passive). Passive waiting is llama.cpp's best
+    # setting on such a machine, so the baseline gets it unless --llama-omp-active.
+    env = dict(os.environ)
+    if not a.llama_omp_active:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env=env)
     wait_ready(port, p, "llama_cpp.server")
     return p, port, " ".join(cmd[1:])
 
@@ -129,6 +136,8 @@ def main():
     ap.add_argument("--requests", type=int, default=1, help="requests per client per level")
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--llama-omp-active", action="store_true",
+                    help="leave llama.cpp's OpenMP threads spinning (default: OMP_WAIT_POLICY=PASSIVE)")
     a = ap.parse_args()
     levels = [int(x) for x in a.clients.split(",")]
     logdir = tempfile.mkdtemp(prefix="serve_bench_")
@@ -139,7 +148,8 @@ def main():
         servers["llama.cpp"] = start_llama(a, llog)
         for name, (_, url, cmd) in servers.items():  # warm-up: page in weights, fill caches
             one_level(url, 1, 1, 8, 999)
-            print(f"# {name}: {cmd}", flush=True)
+            print(f"# {name}: {cmd}" + (" (OMP_WAIT_POLICY=PASSIVE)" if name != "e2h" and not a.llama_omp_active else ""),
+                  flush=True)
         rows = []
         for i, c in enumerate(levels):
             order = ["e2h", "llama.cpp"] if i % 2 == 0 else ["llama.cpp", "e2h"]
