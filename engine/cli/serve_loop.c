@@ -425,9 +425,11 @@ static void sched_step(sched *q) {
         sched_publish(q);
         return;
     }
-    // requests waiting: one token per step, so they join the batch at the next forward pass
+    // a request waits that would fit: one token per step, so it joins at the next forward
+    // pass (one that waits for KV keeps waiting, and the batch keeps its longer steps)
     pthread_mutex_lock(&s->mu);
-    int waiting = s->q_len > 0;
+    const srv_req *h = s->q_head;
+    int waiting = h && h->kind != SRV_SEARCH && q->reserved + h->need <= s->blocks_total;
     pthread_mutex_unlock(&s->mu);
     int32_t chunk = waiting ? 1 : (int32_t)s->lim.chunk;
     int top = 0;

@@ -29,7 +29,8 @@ openai = pytest.importorskip("openai", reason="the openai client is not installe
 class Server:
     def __init__(self, tmp, *extra):
         self.log = open(os.path.join(tmp, "serve.log"), "w+")
-        args = [E2H, "serve", "-m", DEFAULT, "--port", "0", "--api-key", KEY, "--prm-head", HEAD,
+        prm = [] if "--prm" in extra else ["--prm-head", HEAD]
+        args = [E2H, "serve", "-m", DEFAULT, "--port", "0", "--api-key", KEY, *prm,
                 "--timeout", "2", "--max-n", "8", "--max-tokens", "256", "--max-body", "65536", "--max-prompt", "1024", *extra]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.log)
         self.port = None
@@ -456,3 +457,55 @@ def test_mutated_bodies_never_crash(srv):
         if st == 400:
             assert "error" in json.loads(data)
     assert srv.raw("GET", "/health", auth=False)[0] == 200
+
+
+FIX = os.path.join(ROOT, "tests", "fixtures", "prm")
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(FIX, "qwen_prm", "expected.json")),
+                    reason="tests/fixtures/prm not present (tools/make_prm_fixtures.py)")
+def test_model_prm_scores_match_torch_reference(tmp_path):
+    """A PRM model (the tiny Qwen2.5-Math-PRM-shaped fixture) served beside the policy: the
+    endpoint's step scores equal the torch reference's (tools/make_prm_fixtures.py), batched,
+    and generation still works with the PRM attached."""
+    x = json.load(open(os.path.join(FIX, "qwen_prm", "expected.json"), encoding="utf-8"))
+    s = Server(str(tmp_path), "--prm", os.path.join(FIX, "qwen_prm"))
+    try:
+        items = [{"problem": c["problem"], "steps": c["steps"]} for c in x["cases"]]
+        st, body = s.post("/v1/prm/score", {"items": items})
+        assert st == 200, body
+        assert body["protocol"] == "qwen-prm"
+        for res, c in zip(body["results"], x["cases"]):
+            assert res["step_scores"] == pytest.approx(c["step_scores"], abs=1e-4)
+        r = s.client().completions.create(model="x", prompt="The capital of France is", max_tokens=4, temperature=0)
+        assert r.usage.completion_tokens >= 1
+    finally:
+        s.stop()
+    assert s.proc.returncode == 0, s.stderr()
+
+
+def test_sigterm_rejects_queued_requests(tmp_path):
+    # the tiny pool runs one request at a time: the second waits in the queue when SIGTERM comes
+    s = Server(str(tmp_path), "--kv-mem", "0.006", "--max-tokens", "64")
+    body = {"prompt": "Count: 1, 2,", "max_tokens": 64, "temperature": 0}
+    res = {}
+
+    def go(k):
+        res[k] = s.post("/v1/completions", body)
+    ts = [threading.Thread(target=go, args=(k,)) for k in range(2)]
+    for t in ts:
+        t.start()
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        m = s.metrics()
+        if m["e2h_running_requests"] >= 1 and m["e2h_queue_depth"] >= 1:
+            break
+        time.sleep(0.01)
+    s.proc.send_signal(signal.SIGTERM)
+    for t in ts:
+        t.join(timeout=120)
+    s.proc.wait(timeout=60)
+    log = s.stderr()
+    s.stop()
+    assert sorted(st for st, _ in res.values()) == [200, 503], res
+    assert s.proc.returncode == 0 and re.search(r"KV blocks used 0 of", log), log
