@@ -66,6 +66,7 @@ typedef struct srv_req {
     // set by the handler before the request is queued, then read-only
     srv_kind kind;
     int stream;
+    int stream_usage;     // stream_options.include_usage: a last chunk with the usage
     char id[48];
     long created;
     int32_t *ids;         // prompt (completions, chat, search)
@@ -143,6 +144,8 @@ char *srv_completion_json(const srv *s, const srv_req *r);
 // be NULL. Returns a malloc'd "data: {...}\n\n".
 char *srv_chunk_sse(const srv *s, const srv_req *r, int i, size_t from, size_t to, int tok_from,
                     int tok_to, const char *finish);
+// The stream's closing events: the usage chunk (if asked for) and "data: [DONE]".
+char *srv_stream_end(const srv *s, const srv_req *r);
 char *srv_models_json(const srv *s);
 char *srv_metrics_text(srv *s);
 void srv_req_unref(srv *s, srv_req *r); // (takes mu itself) frees at zero refs

@@ -248,6 +248,11 @@ static int parse_sampling(const srv *s, const cJSON *o, srv_req *r, parse_err *p
         get_int(o, "max_completion_tokens", 1, s->lim.max_tokens, &max_tokens, pe) ||
         get_bool(o, "stream", &r->stream, pe) || parse_stop(o, r, pe) || parse_logprobs(o, r, pe))
         return -1;
+    const cJSON *so = cJSON_GetObjectItemCaseSensitive(o, "stream_options");
+    if (so && !cJSON_IsNull(so)) {
+        if (!cJSON_IsObject(so)) return PERR(pe, "stream_options", "'stream_options' must be an object");
+        if (get_bool(so, "include_usage", &r->stream_usage, pe)) return PERR(pe, "stream_options", "'stream_options.include_usage' must be a boolean");
+    }
     int echo = 0;
     if (get_bool(o, "echo", &echo, pe)) return -1;
     if (echo) return PERR(pe, "echo", "'echo' is not supported");
@@ -507,6 +512,25 @@ char *srv_chunk_sse(const srv *s, const srv_req *r, int i, size_t from, size_t t
     char *ev = malloc(l);
     if (ev) snprintf(ev, l, "data: %s\n\n", j);
     free(j);
+    return ev;
+}
+
+char *srv_stream_end(const srv *s, const srv_req *r) {
+    char *u = NULL;
+    if (r->stream_usage) {
+        cJSON *o = resp_head(s, r, r->kind == SRV_CHAT ? "chat.completion.chunk" : "text_completion");
+        cJSON_AddArrayToObject(o, "choices");
+        cJSON *us = cJSON_AddObjectToObject(o, "usage");
+        cJSON_AddNumberToObject(us, "prompt_tokens", r->prompt_tokens);
+        cJSON_AddNumberToObject(us, "completion_tokens", r->completion_tokens);
+        cJSON_AddNumberToObject(us, "total_tokens", (double)r->prompt_tokens + r->completion_tokens);
+        u = print_free(o);
+        if (!u) return NULL;
+    }
+    size_t l = (u ? strlen(u) : 0) + 32;
+    char *ev = malloc(l);
+    if (ev) snprintf(ev, l, "%s%s%sdata: [DONE]\n\n", u ? "data: " : "", u ? u : "", u ? "\n\n" : "");
+    free(u);
     return ev;
 }
 

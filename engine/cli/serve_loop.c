@@ -399,7 +399,7 @@ static void sched_emit(sched *q) {
         for (int j = 0; j < r->n; j++) gen += r->ch[j].n_gen;
         r->prompt_tokens = r->n_ids;
         r->completion_tokens = gen;
-        char *body = r->stream ? strdup("data: [DONE]\n\n") : srv_completion_json(s, r);
+        char *body = r->stream ? srv_stream_end(s, r) : srv_completion_json(s, r);
         sched_retire(q, i--);
         sched_finish(s, r, body ? 200 : 500, body ? body : srv_error_json("out of memory", "server_error", NULL));
     }

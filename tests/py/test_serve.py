@@ -144,6 +144,9 @@ def test_stream_equals_non_stream(srv):
     chunks = list(c.chat.completions.create(model="x", messages=msgs, max_tokens=12, temperature=0, stream=True))
     assert "".join(ch.choices[0].delta.content or "" for ch in chunks) == full
     assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+    chunks = list(c.chat.completions.create(model="x", messages=msgs, max_tokens=12, temperature=0, stream=True,
+                                            stream_options={"include_usage": True}))
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens >= 1
 
 
 def test_logprobs(srv):
