@@ -143,8 +143,18 @@ int32_t kv_pool_n_cached(const kv_pool *p) { return p->n_cached; }
 int32_t kv_pool_n_used(const kv_pool *p) { return p->n_blocks - p->n_free - p->n_cached; }
 int32_t kv_pool_n_available(const kv_pool *p) { return kv_pool_n_free(p) + p->n_cached; }
 
+static void kv_lru_unlink(kv_pool *p, int32_t b);
+static void kv_index_remove(kv_pool *p, int32_t block);
+
 int kv_pool_set_limit(kv_pool *p, int32_t limit) {
-    if (limit < 1 || limit > p->n_blocks || p->n_blocks - p->n_free > limit) return -1;
+    if (limit < 1 || limit > p->n_blocks || kv_pool_n_used(p) > limit) return -1;
+    // referenced + cached blocks must fit: evict the least recently used cached ones
+    while (p->n_blocks - p->n_free > limit && p->lru_head != KV_NIL) {
+        int32_t b = p->lru_head;
+        kv_lru_unlink(p, b);
+        kv_index_remove(p, b);
+        p->free_stack[p->n_free++] = b;
+    }
     p->limit = limit;
     return 0;
 }

@@ -45,8 +45,9 @@ void kv_pool_free(kv_pool *p);
 const kv_config *kv_pool_config(const kv_pool *p);
 // Caps the blocks the pool hands out (referenced + cached) at limit, so one --kv-mem budget can
 // be split between two pools (a policy's and its PRM's); the allocation's remainder is never
-// touched. The getters below then count only limit blocks. Returns 0, or -1 if limit is below
-// 1 or below the blocks in use now.
+// touched. The getters below then count only limit blocks. Cached blocks beyond the limit are
+// evicted (least recently used first). Returns 0, or -1 (nothing changed) if limit is below 1,
+// above the allocation, or below the blocks sequences reference now.
 int kv_pool_set_limit(kv_pool *p, int32_t limit);
 int32_t kv_pool_n_blocks(const kv_pool *p);
 int32_t kv_pool_n_free(const kv_pool *p);      // blocks neither referenced nor cached

@@ -486,8 +486,11 @@ int e2h_prm_split_solution(const e2h_prm *p, const char *text, size_t len, size_
 // policy_bytes/(policy_bytes + prm_bytes) per token of its blocks, the PRM pool gets the rest
 // (both hold the same number of tokens). Each pool's prefix index hashes its model's id.
 // Policy sequences then get PRM mirrors that fork / truncate / release with them. The "head"
-// protocol needs no PRM engine and reads the policy's own hidden states. Attach before
-// creating sequences (E2H_ERR_INVALID_ARG otherwise).
+// protocol needs no PRM engine and reads the policy's own hidden states. May be called while
+// sequences exist: a sequence's mirror is made on its first scoring (after e2h_seq_set_problem
+// on it or on an ancestor forked after the attach). The split evicts cached policy blocks beyond
+// the policy's share; if the live sequences reference more blocks than that share, nothing is
+// attached and E2H_ERR_KV_FULL says so (attach earlier, release sequences or raise --kv-mem).
 e2h_status e2h_engine_attach_prm(e2h_engine *e, const e2h_prm *p);
 // The PRM attached to e, or NULL.
 const e2h_prm *e2h_engine_prm(const e2h_engine *e);

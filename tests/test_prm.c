@@ -601,8 +601,7 @@ TEST(head_incremental) {
 }
 
 
-// One --kv-mem budget split between the policy's pool and the PRM's by bytes per token; attach
-// refuses an engine that already has sequences.
+// One --kv-mem budget split between the policy's pool and the PRM's by bytes per token.
 TEST(kv_budget_split) {
     if (!fixtures_present()) return;
     char err[512];
@@ -617,9 +616,8 @@ TEST(kv_budget_split) {
     CHECK(s == NULL); // no PRM attached: set_problem refuses
     int32_t id = 1;
     CHECK(e2h_seq_create(e, &id, 1, NULL, &s) == E2H_OK);
-    CHECK(e2h_engine_attach_prm(e, p) == E2H_ERR_INVALID_ARG && strstr(e2h_engine_last_error(e), "before"));
+    CHECK(e2h_engine_attach_prm(e, p) == E2H_OK); // a live sequence does not prevent it
     e2h_seq_release(e, s);
-    CHECK(e2h_engine_attach_prm(e, p) == E2H_OK);
     CHECK(e2h_engine_attach_prm(e, p) == E2H_ERR_INVALID_ARG); // one PRM per engine
     e2h_engine_get_kv_stats(e, &b);
     e2h_engine_get_kv_stats(prm_engine_of(e, 0), &c);
@@ -634,6 +632,92 @@ TEST(kv_budget_split) {
     e2h_model_free(pol);
 }
 
+
+// Attaching while sequences exist: refused (KV_FULL, nothing changed) while they reference more
+// blocks than the policy's share of the split; cached blocks are evicted. A tree whose root was
+// generated before the attach is then scored (set_problem after the attach): the same scores as
+// from scratch (1e-5) and as the torch reference (1e-4).
+TEST(attach_after_sequences) {
+    if (!fixtures_present()) return;
+    char err[512];
+    e2h_model *pol = NULL;
+    CHECK(e2h_model_load(FIX "/policy", NULL, &pol, err, sizeof err) == E2H_OK);
+    cJSON *x = load_expected("math_shepherd");
+    e2h_prm *p = load_prm("math_shepherd", "math-shepherd");
+    e2h_engine *e = pol && p && x ? engine_on(pol, 1) : NULL;
+    if (!e) { cJSON_Delete(x); e2h_prm_free(p); e2h_model_free(pol); CHECK(0); return; }
+    e2h_kv_stats a, b, c;
+    e2h_engine_get_kv_stats(e, &a);
+    // a sequence holding ~3/4 of the pool: more than the policy's half after the split
+    int32_t n_big = a.blocks_total * 4 * 3 / 4, ids[4096];
+    CHECK(n_big > 64 && n_big <= 4096);
+    if (n_big > 4096) n_big = 4096;
+    for (int32_t i = 0; i < n_big; i++) ids[i] = 1 + (i * 7) % 500;
+    e2h_seq *big = NULL;
+    CHECK(e2h_seq_create(e, ids, n_big, NULL, &big) == E2H_OK && e2h_engine_sync(e, &big, 1) == E2H_OK);
+    e2h_engine_get_kv_stats(e, &b);
+    CHECK(e2h_engine_attach_prm(e, p) == E2H_ERR_KV_FULL &&
+          strstr(e2h_engine_last_error(e), "reference"));
+    CHECK(e2h_engine_prm(e) == NULL && prm_engine_of(e, 0) == NULL);
+    e2h_engine_get_kv_stats(e, &c);
+    CHECK(c.blocks_total == a.blocks_total && c.blocks_used == b.blocks_used);
+    e2h_seq_release(e, big); // its blocks stay cached (prefix index): evicted by the split
+    // the root of a tree, generated (three steps) before the attach
+    const cJSON *ca = cJSON_GetArrayItem(cJSON_GetObjectItem(x, "cases"), 1);
+    const cJSON *cb = cJSON_GetArrayItem(cJSON_GetObjectItem(x, "cases"), 2);
+    const char *sa[32], *sb[32];
+    int na = case_steps(ca, sa, NULL, 0), nb = case_steps(cb, sb, NULL, 0);
+    const char *problem = cJSON_GetObjectItem(ca, "problem")->valuestring;
+    const e2h_tokenizer *t = e2h_model_tokenizer(pol);
+    int32_t n = 0;
+    e2h_seq *root = NULL;
+    CHECK(e2h_tokenize(t, problem, strlen(problem), 1, ids, 4096, &n) == E2H_OK &&
+          e2h_seq_create(e, ids, n, NULL, &root) == E2H_OK);
+    for (int k = 0; k < 3 && root; k++)
+        CHECK(append_text(e, root, sa[k]) == 0 && append_text(e, root, "\n\n") == 0);
+    CHECK(root && e2h_engine_sync(e, &root, 1) == E2H_OK);
+    e2h_engine_get_kv_stats(e, &b);
+    CHECK(b.blocks_cached > 0);
+    CHECKF(e2h_engine_attach_prm(e, p) == E2H_OK, "%s", e2h_engine_last_error(e));
+    e2h_engine_get_kv_stats(e, &b);
+    e2h_engine_get_kv_stats(prm_engine_of(e, 0), &c);
+    CHECKF(abs(b.blocks_total - c.blocks_total) <= 1 && b.blocks_total + c.blocks_total <= a.blocks_total &&
+           b.blocks_used + b.blocks_cached <= b.blocks_total,
+           "split %d + %d of %d blocks, policy uses %d + %d cached", b.blocks_total, c.blocks_total,
+           a.blocks_total, b.blocks_used, b.blocks_cached);
+    CHECK(root && e2h_seq_set_problem(e, root, problem) == E2H_OK);
+    e2h_seq *ch[2] = {NULL, NULL};
+    CHECK(root && e2h_seq_fork(e, root, 2, ch) == E2H_OK);
+    for (int br = 0; br < 2 && ch[br]; br++) {
+        const char **st = br ? sb : sa;
+        int ns = br ? nb : na;
+        for (int k = 3; k < ns; k++)
+            CHECK(append_text(e, ch[br], st[k]) == 0 && (k == ns - 1 || append_text(e, ch[br], "\n\n") == 0));
+    }
+    float last[2];
+    CHECKF(ch[1] && e2h_prm_score_new_steps(e, ch, 2, 1, last) == E2H_OK, "%s", e2h_engine_last_error(e));
+    for (int br = 0; br < 2 && ch[br]; br++) {
+        const float *inc = NULL;
+        int ns = br ? nb : na, got = e2h_seq_step_scores(ch[br], &inc);
+        float full[32];
+        CHECKF(got == ns, "branch %d: %d scores, want %d", br, got, ns);
+        CHECK(e2h_prm_score_texts(e, problem, br ? sb : sa, ns, full) == E2H_OK);
+        for (int k = 0; k < ns && got == ns; k++)
+            CHECKF(fabs(inc[k] - full[k]) <= 1e-5, "branch %d step %d: %g vs %g", br, k, inc[k], full[k]);
+        const cJSON *want = cJSON_GetObjectItem(br ? cb : ca, "step_scores");
+        double d = got == ns ? max_abs_diff(inc, want, ns, 1.0) : 1;
+        CHECKF(d < 1e-4, "branch %d vs reference: %g", br, d);
+    }
+    for (int br = 0; br < 2; br++)
+        if (ch[br]) e2h_seq_release(e, ch[br]);
+    if (root) e2h_seq_release(e, root);
+    kv_empty(e, "policy");
+    kv_empty(prm_engine_of(e, 0), "math_shepherd");
+    e2h_engine_free(e);
+    e2h_prm_free(p);
+    e2h_model_free(pol);
+    cJSON_Delete(x);
+}
 
 // Scores do not depend on batching: three sequences scored in one call equal each scored alone,
 // with 1 and 2 threads.
@@ -675,6 +759,85 @@ TEST(batch_and_threads_invariant) {
     e2h_model_free(pol);
 }
 
+
+// Sibling mirrors share the problem: 16 branches of one problem scored for the first time in
+// one call compute the problem's PRM tokens once, plus each branch's own tokens (per PRM
+// engine: implicit has two); their scores equal from-scratch scoring (1e-5).
+TEST(sibling_mirrors_share_problem) {
+    if (!fixtures_present()) return;
+    char err[512];
+    e2h_model *pol = NULL;
+    CHECK(e2h_model_load(FIX "/policy", NULL, &pol, err, sizeof err) == E2H_OK);
+    static const char *dirs[3][2] = {{"value_head", "value-head"}, {"qwen_prm", "qwen-prm"},
+                                     {"implicit", "implicit"}};
+    static const char *first[16] = {"First", "Next", "Then", "So", "Now", "Hence", "Thus", "We",
+                                    "Let", "Since", "Note", "Consider", "Write", "Take", "Observe",
+                                    "Recall"};
+    const char *problem = "Find the sum of the roots of $x^2-5x+6=0$.";
+    enum { NB = 16 };
+    for (int f = 0; f < 3 && pol; f++) {
+        e2h_prm *p = load_prm(dirs[f][0], dirs[f][1]);
+        e2h_engine *e = p ? engine_on(pol, 64) : NULL;
+        CHECKF(e && e2h_engine_attach_prm(e, p) == E2H_OK, "%s", dirs[f][0]);
+        if (!e) { e2h_prm_free(p); continue; }
+        int impl = !strcmp(dirs[f][0], "implicit");
+        char text[NB][96];
+        const char *steps[NB][1];
+        for (int b = 0; b < NB; b++) {
+            snprintf(text[b], sizeof text[b], "%s, %d times %d is %d.", first[b], b + 2, b + 3,
+                     (b + 2) * (b + 3));
+            steps[b][0] = text[b];
+        }
+        // the expected count from the layouts: the tokens all branches share (up to the first
+        // token any branch needs computed by itself) once, then each branch's own
+        prm_build lb[NB];
+        int32_t L = INT32_MAX, need[NB];
+        for (int b = 0; b < NB; b++) {
+            CHECK(prm_build_layout(p, &lb[b], problem, steps[b], 1, 0, err, sizeof err) == E2H_OK);
+            need[b] = (impl ? lb[b].span1[0] - 1 : lb[b].read[0]) + 1;
+            int32_t own = impl ? lb[b].span0[0] - 1 : lb[b].read[0]; // first token needed alone
+            if (own < L) L = own;
+        }
+        for (int b = 1; b < NB; b++) {
+            int32_t l = 0;
+            while (l < L && lb[b].ids[l] == lb[0].ids[l]) l++;
+            L = l;
+        }
+        int64_t want = L;
+        for (int b = 0; b < NB; b++) want += need[b] - L;
+        want *= impl ? 2 : 1;
+        e2h_seq *root = policy_root(e, problem), *br[NB] = {NULL};
+        CHECK(root && e2h_seq_fork(e, root, NB, br) == E2H_OK);
+        for (int b = 0; b < NB && br[0]; b++)
+            CHECK(append_text(e, br[b], text[b]) == 0 && append_text(e, br[b], "\n\n") == 0);
+        int64_t t0 = e2h_engine_prm_tokens(e);
+        float sc[NB];
+        e2h_status st = br[0] ? e2h_prm_score_new_steps(e, br, NB, 0, sc) : E2H_ERR_INVALID_ARG;
+        CHECKF(st == E2H_OK, "%s: %s", dirs[f][0], e2h_engine_last_error(e));
+        int64_t used = e2h_engine_prm_tokens(e) - t0;
+        CHECKF(used == want, "%s: %lld PRM tokens for %d new branches, want %lld (problem part %d "
+               "once + each branch's own)", dirs[f][0], (long long)used, NB, (long long)want, L);
+        CHECKF(L > 10, "%s: shared prefix of %d tokens", dirs[f][0], L);
+        for (int b = 0; b < NB && !st; b++) {
+            float full;
+            CHECK(e2h_prm_score_texts(e, problem, steps[b], 1, &full) == E2H_OK);
+            // score_texts treats its text as final; value-head / qwen-prm / implicit reads of a
+            // step do not depend on it
+            CHECKF(fabs(full - sc[b]) <= 1e-5 * (impl ? 1000 : 1), "%s branch %d: %g vs %g",
+                   dirs[f][0], b, sc[b], full);
+        }
+        for (int b = 0; b < NB; b++) {
+            prm_build_free(&lb[b]);
+            if (br[b]) e2h_seq_release(e, br[b]);
+        }
+        if (root) e2h_seq_release(e, root);
+        for (int j = 0; j < 2; j++)
+            if (prm_engine_of(e, j)) kv_empty(prm_engine_of(e, j), dirs[f][0]);
+        e2h_engine_free(e);
+        e2h_prm_free(p);
+    }
+    e2h_model_free(pol);
+}
 
 // Scoring given texts reuses the cached blocks of an earlier text with the same problem and
 // first steps (the prefix index), so the second costs only its new part.
@@ -734,7 +897,9 @@ int main(void) {
     RUN(random_trees);
     RUN(head_incremental);
     RUN(kv_budget_split);
+    RUN(attach_after_sequences);
     RUN(batch_and_threads_invariant);
     RUN(score_texts_reuses_prefix);
+    RUN(sibling_mirrors_share_problem);
     return TEST_SUMMARY();
 }

@@ -165,7 +165,6 @@ const e2h_model *e2h_prm_model(const e2h_prm *p) { return p ? p->model : NULL; }
 e2h_status e2h_engine_attach_prm(e2h_engine *e, const e2h_prm *p) {
     if (!e || !p) return E2H_ERR_INVALID_ARG;
     if (eng_prm_rt(e)) return PRM_ERR(e, E2H_ERR_INVALID_ARG, "attach_prm: a PRM is already attached");
-    if (eng_seq_first(e)) return PRM_ERR(e, E2H_ERR_INVALID_ARG, "attach_prm: attach before creating sequences");
     const e2h_model *pm = e2h_engine_model(e); // the policy
     if (!p->proto->needs_model && p->policy != pm)
         return PRM_ERR(e, E2H_ERR_INVALID_ARG, "attach_prm: the head was loaded for another policy model");
@@ -209,9 +208,16 @@ e2h_status e2h_engine_attach_prm(e2h_engine *e, const e2h_prm *p) {
     rt->n_pe = n_models;
     if (!st && new_models) {
         int32_t keep = (int32_t)(tokens * eng_kv_bytes_per_token(pm, f16) / kv_pool_block_bytes(kv));
-        if (keep < 2 || kv_pool_set_limit(kv, keep))
+        // Sequences may exist already (their mirrors are made on their first scoring): the
+        // split then has to leave the policy the blocks they reference (cached ones are evicted).
+        if (keep < 2)
             st = PRM_ERR(e, E2H_ERR_INVALID_ARG, "attach_prm: --kv-mem is too small to split between "
                          "the policy and the PRM");
+        else if (kv_pool_set_limit(kv, keep))
+            st = PRM_ERR(e, E2H_ERR_KV_FULL, "attach_prm: the policy's sequences reference %d KV blocks, "
+                         "more than the %d-block share the policy keeps when --kv-mem is split with the "
+                         "PRM; attach before creating them, release some, or raise --kv-mem",
+                         kv_pool_n_used(kv), keep);
     }
     if (st) {
         for (int j = 0; j < 2; j++)
@@ -315,6 +321,31 @@ static int32_t job_need_end(const e2h_prm *p, const prm_job *j) {
     return need;
 }
 
+// First position whose computation job j needs: a read (hidden state) or, for implicit, a
+// span token (log-prob); INT32_MAX if none.
+static int32_t job_first_need(const e2h_prm *p, const prm_job *j) {
+    int implicit = p->proto->read == PRM_READ_IMPLICIT;
+    int32_t first = INT32_MAX;
+    for (int k = j->first_new; k < j->b.n_steps; k++) {
+        int32_t x = implicit ? j->b.span0[k] : j->b.read[k];
+        if (x >= 0 && x < first) first = x;
+    }
+    return first;
+}
+
+// Tokens a new mirror of job j is created with: every token before the first one that needs
+// a capture / log-prob (implicit: lp[first] needs first - 1's logits), at least 1; 0 if the
+// job needs no mirror work.
+static int32_t job_create_len(const e2h_prm *p, const prm_job *j) {
+    int32_t end = job_need_end(p, j) + 1;
+    if (end <= 0) return 0;
+    if (end > j->b.n) end = j->b.n;
+    int32_t first = job_first_need(p, j);
+    int32_t k = first < end ? first : end - 1;
+    if (p->proto->read == PRM_READ_IMPLICIT) k = first - 1 < end ? first - 1 : end - 1;
+    return k < 1 ? 1 : k;
+}
+
 // Brings mirror engine idx of job j up to the layout (lazy: computed by the sync after).
 static e2h_status job_append(e2h_engine *pe, struct prm_rt *rt, prm_job *j, e2h_seq **mirror) {
     const e2h_prm *p = rt->prm;
@@ -322,12 +353,7 @@ static e2h_status job_append(e2h_engine *pe, struct prm_rt *rt, prm_job *j, e2h_
     int32_t end = job_need_end(p, j) + 1; // tokens needed
     if (end <= 0) return E2H_OK;
     if (end > j->b.n) end = j->b.n;
-    // first position whose computation is needed: reads (hidden) or span tokens (logprobs)
-    int32_t first = INT32_MAX;
-    for (int k = j->first_new; k < j->b.n_steps; k++) {
-        int32_t x = implicit ? j->b.span0[k] : j->b.read[k];
-        if (x >= 0 && x < first) first = x;
-    }
+    int32_t first = job_first_need(p, j);
     int32_t cut = *mirror ? prm_lcp(*mirror, j->b.ids, end) : 0;
     if (!implicit && first < cut) cut = first; // a read below the common prefix: recompute it
     if (implicit && *mirror) { // logprobs of kept tokens are still in the mirror unless missing
@@ -344,9 +370,7 @@ static e2h_status job_append(e2h_engine *pe, struct prm_rt *rt, prm_job *j, e2h_
     if (!*mirror) {
         // created with every token before the first one that needs a capture / log-prob, so
         // the prefix index can hand back the cached blocks of an earlier mirror (same problem)
-        int32_t k = first < end ? first : end - 1;
-        if (implicit) k = first - 1 < end ? first - 1 : end - 1; // lp[first] needs first - 1's logits
-        if (k < 1) k = 1;
+        int32_t k = job_create_len(p, j);
         if ((st = e2h_seq_create(pe, j->b.ids, k, NULL, mirror))) return st;
         cut = k;
     } else if (cut < e2h_seq_len(*mirror)) {
@@ -377,6 +401,68 @@ static e2h_status prm_sync(struct prm_rt *rt, e2h_engine *en, e2h_seq *const *m,
     e2h_status st = e2h_engine_sync(en, m, n);
     e2h_engine_get_kv_stats(en, &b);
     rt->tokens += b.forward_tokens - a.forward_tokens;
+    return st;
+}
+
+// Sibling mirrors share their common prefix. Mirrors created in one scoring round (policy
+// sequences scored for the first time, e.g. 16 branches of one problem) would each compute the
+// problem: none of them is in the prefix index while the pass is built. So new mirrors whose
+// creation prefixes (job_create_len) start with the same >= PRM_SHARE_MIN tokens are grouped;
+// each group's common prefix is created once as a temporary sequence, all groups are computed
+// in one pass, and each member's mirror is a fork of it (blocks shared, the partial last one
+// copied on write), so job_append then adds only the member's own tokens.
+#define PRM_SHARE_MIN 8
+static e2h_status share_new_mirrors(struct prm_rt *rt, int pe, prm_job *jobs, int n) {
+    const e2h_prm *p = rt->prm;
+    e2h_engine *en = rt->pe[pe];
+    int32_t *klen = calloc((size_t)n, sizeof *klen), *grp = malloc((size_t)n * sizeof *grp);
+    int32_t *glen = malloc((size_t)n * sizeof *glen), *lead = malloc((size_t)n * sizeof *lead);
+    e2h_seq **pre = calloc((size_t)n, sizeof *pre), **kids = calloc((size_t)n, sizeof *kids);
+    e2h_status st = E2H_OK;
+    if (!klen || !grp || !glen || !lead || !pre || !kids) st = E2H_ERR_NOMEM;
+    int ng = 0;
+    for (int i = 0; i < n && !st; i++) {
+        prm_job *j = &jobs[i];
+        grp[i] = -1;
+        if (j->q && j->q->n_steps > j->first_new && !j->q->mirror[pe]) klen[i] = job_create_len(p, j);
+    }
+    for (int i = 0; i < n && !st; i++) {
+        if (klen[i] < PRM_SHARE_MIN || grp[i] >= 0) continue;
+        int32_t L = klen[i];
+        int members = 1;
+        for (int c = i + 1; c < n; c++) {
+            if (klen[c] < PRM_SHARE_MIN || grp[c] >= 0) continue;
+            int32_t lim = klen[c] < klen[i] ? klen[c] : klen[i], l = 0;
+            while (l < lim && jobs[c].b.ids[l] == jobs[i].b.ids[l]) l++;
+            if (l < PRM_SHARE_MIN) continue;
+            grp[c] = ng;
+            if (l < L) L = l;
+            members++;
+        }
+        if (members < 2) continue;
+        grp[i] = ng;
+        glen[ng] = L;
+        lead[ng++] = i;
+    }
+    for (int g = 0; g < ng && !st; g++)
+        st = e2h_seq_create(en, jobs[lead[g]].b.ids, glen[g], NULL, &pre[g]);
+    if (!st && ng) st = prm_sync(rt, en, pre, ng);
+    for (int g = 0; g < ng && !st; g++) {
+        int m = 0;
+        for (int i = 0; i < n; i++) m += grp[i] == g;
+        if ((st = e2h_seq_fork(en, pre[g], m, kids))) break;
+        m = 0;
+        for (int i = 0; i < n; i++)
+            if (grp[i] == g) jobs[i].q->mirror[pe] = kids[m++];
+    }
+    for (int g = 0; g < ng; g++)
+        if (pre[g]) e2h_seq_release(en, pre[g]);
+    free(klen);
+    free(grp);
+    free(glen);
+    free(lead);
+    free(pre);
+    free(kids);
     return st;
 }
 
@@ -582,6 +668,8 @@ e2h_status e2h_prm_score_new_steps(e2h_engine *e, e2h_seq *const *seqs, int n, i
     // append every mirror's new tokens, then one sync per PRM engine for all of them
     for (int pe = 0; pe < rt->n_pe && !st; pe++) {
         int m = 0;
+        st = share_new_mirrors(rt, pe, jobs, n);
+        if (st && rt->pe[pe] != e) (void)PRM_ERR(e, st, "PRM: %s", e2h_engine_last_error(rt->pe[pe]));
         for (int i = 0; i < n && !st; i++) {
             prm_job *j = &jobs[i];
             if (!j->q || j->q->n_steps == j->first_new) continue;

@@ -328,7 +328,9 @@ class Engine(_Handle):
 
     # -- PRM
     def attach_prm(self, prm):
-        """Attaches a PRM: sequences created afterwards get PRM mirrors (score_new_steps)."""
+        """Attaches a PRM: sequences get PRM mirrors on their first scoring (score_new_steps; set the problem
+        with create(..., problem=) or set_problem). May be called while sequences exist (KV_FULL if they hold
+        more than the policy's share of the split budget)."""
         self._call(lib().e2h_engine_attach_prm(self._live(), prm._live()))
         self.prm = prm
 
