@@ -237,6 +237,58 @@ TEST(scores_match_reference) {
     }
 }
 
+// GGUF copies of the qwen-prm and value-head fixtures (tools/make_prm_fixtures.py
+// write_prm_gguf: the same f32 weights, the tokenizer in GGUF metadata, the head under e2h's
+// GGUF names cls / cls.output, key e2h.prm.protocol): protocol detected, the layout's ids from
+// the GGUF tokenizer equal the reference's, step scores within 1e-4 of torch; a head of the
+// wrong protocol is refused.
+TEST(gguf_heads) {
+    if (!fixtures_present()) return;
+    static const char *dirs[2][2] = {{"qwen_prm", "qwen-prm"}, {"value_head", "value-head"}};
+    char err[512], path[256];
+    for (int f = 0; f < 2; f++) {
+        snprintf(path, sizeof path, FIX "/%s/model.gguf", dirs[f][0]);
+        e2h_prm *p = NULL;
+        e2h_status st = e2h_prm_load(path, NULL, NULL, &p, err, sizeof err);
+        CHECKF(st == E2H_OK && !strcmp(e2h_prm_protocol(p), dirs[f][1]), "%s: %s", path, err);
+        cJSON *x = load_expected(dirs[f][0]);
+        e2h_engine *e = p ? engine_with_prm(p) : NULL;
+        CHECK(x && e);
+        const cJSON *c;
+        cJSON *cases = x && e ? cJSON_GetObjectItem(x, "cases") : NULL;
+        cJSON_ArrayForEach(c, cases) {
+            const char *steps[32];
+            int n = case_steps(c, steps, NULL, 0);
+            const char *problem = cJSON_GetObjectItem(c, "problem")->valuestring;
+            prm_build b;
+            CHECK(prm_build_layout(p, &b, problem, steps, n, 1, err, sizeof err) == E2H_OK);
+            const cJSON *ids = cJSON_GetObjectItem(c, "ids");
+            int32_t upto = b.read[n - 1] + 1, same = upto <= cJSON_GetArraySize(ids);
+            for (int32_t i = 0; same && i < upto; i++) same = b.ids[i] == json_int_at(ids, i);
+            CHECKF(same, "%s: layout ids differ from the reference's", path);
+            prm_build_free(&b);
+            float sc[32];
+            st = e2h_prm_score_texts(e, problem, steps, n, sc);
+            CHECKF(st == E2H_OK, "%s: %s", path, e2h_engine_last_error(e));
+            double d = st ? 1 : max_abs_diff(sc, cJSON_GetObjectItem(c, "step_scores"), n, 1.0);
+            CHECKF(d < 1e-4, "%s/%s: max |score - reference| = %g", path,
+                   cJSON_GetObjectItem(c, "name")->valuestring, d);
+        }
+        e2h_engine_free(e);
+        e2h_prm_free(p);
+        cJSON_Delete(x);
+    }
+    e2h_prm_opts o = e2h_prm_opts_default();
+    e2h_prm *q = NULL;
+    o.protocol = "value-head"; // qwen-prm's cls.output is (2, H), not a (1, dim) value head
+    CHECK(e2h_prm_load(FIX "/qwen_prm/model.gguf", NULL, &o, &q, err, sizeof err) == E2H_ERR_SHAPE &&
+          strstr(err, "cls.output.weight"));
+    o.protocol = "qwen-prm"; // a value head has no hidden layer
+    CHECK(e2h_prm_load(FIX "/value_head/model.gguf", NULL, &o, &q, err, sizeof err) == E2H_ERR_UNSUPPORTED &&
+          strstr(err, "score.0.weight"));
+    CHECK(q == NULL);
+}
+
 // The head protocol on the policy fixture: both head files.
 TEST(head_scores_match_reference) {
     if (!fixtures_present()) return;
@@ -889,6 +941,7 @@ int main(void) {
     RUN(layouts_match_reference);
     RUN(detection);
     RUN(bad_input);
+    RUN(gguf_heads);
     RUN(split_and_aggregate);
     RUN(scores_match_reference);
     RUN(head_scores_match_reference);

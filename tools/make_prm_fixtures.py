@@ -46,7 +46,10 @@ Sources checked for each protocol (read, not copied):
                 io_utils.py prepare_input: encode(bos + problem + "\\n") + per step encode(step) + [id("\\n")])
   implicit      PRIME-RL/EurusPRM model card (implicit reward beta * (log pi - log pi_ref) summed per step)
 
-Usage: python3 tools/make_prm_fixtures.py [--out tests/fixtures/prm] [--only name,...]
+qwen_prm/ and value_head/ also hold model.gguf: the same weights and tokenizer as a GGUF with the head under
+e2h's GGUF names (write_prm_gguf; `--gguf-only` rewrites just these from the committed files, without torch).
+
+Usage: python3 tools/make_prm_fixtures.py [--out tests/fixtures/prm] [--only name,...] [--gguf-only]
 Needs torch 2.6.0 + transformers 4.51.3 (tools/requirements.txt); CI never runs it.
 """
 import argparse
@@ -765,6 +768,92 @@ def libe2h_model_id(path):
         return None
 
 
+# ---------------------------------------------------------------- GGUF copies (qwen-prm, value-head)
+
+# llama.cpp's convert_hf_to_gguf.py converts neither Qwen2ForProcessRewardModel nor a Skywork value head
+# (checked: it registers Qwen2Model / Qwen2ForCausalLM only, and gguf-py maps no "score.*" or "v_head.*"
+# tensor), so there is no standard GGUF layout for these heads. e2h's layout reuses gguf-py's classifier
+# tensor names (MODEL_TENSOR.CLS = "cls", CLS_OUT = "cls.output", the reranker heads of llama.cpp):
+#   qwen-prm:   cls.weight (H, dim) + cls.bias = score.0, cls.output.weight (2, H) + cls.output.bias = score.2
+#   value-head: cls.output.weight (1, dim) + cls.output.bias (1) = v_head.summary
+# and the metadata key "e2h.prm.protocol" names the protocol (engine/prm/README.md).
+GGUF_HEADS = {
+    "qwen-prm": {"score.0.weight": "cls.weight", "score.0.bias": "cls.bias",
+                 "score.2.weight": "cls.output.weight", "score.2.bias": "cls.output.bias"},
+    "value-head": {"v_head.summary.weight": "cls.output.weight", "v_head.summary.bias": "cls.output.bias"},
+}
+
+
+def write_prm_gguf(src, protocol, out_name="model.gguf"):
+    """src/model.gguf: the fixture's f32 weights, its byte-level BPE tokenizer (gpt2 model, qwen2 pre-tokenizer)
+    and the head under e2h's GGUF names. Made from the committed files: needs gguf + safetensors, not torch."""
+    import gguf
+    from safetensors.numpy import load_file
+    cfg = load_json(os.path.join(src, "config.json"))
+    tj = load_json(os.path.join(src, "tokenizer.json"))
+    tc = load_json(os.path.join(src, "tokenizer_config.json"))
+    w = load_file(os.path.join(src, "model.safetensors"))
+    path = os.path.join(src, out_name)
+    gw = gguf.GGUFWriter(path, "qwen2")
+    gw.add_name(f"e2h fixture {os.path.basename(os.path.normpath(src))}")
+    gw.add_string("e2h.prm.protocol", protocol)
+    dim, n_head = cfg["hidden_size"], cfg["num_attention_heads"]
+    gw.add_block_count(cfg["num_hidden_layers"])
+    gw.add_context_length(cfg["max_position_embeddings"])
+    gw.add_embedding_length(dim)
+    gw.add_feed_forward_length(cfg["intermediate_size"])
+    gw.add_head_count(n_head)
+    gw.add_head_count_kv(cfg["num_key_value_heads"])
+    gw.add_rope_freq_base(float(cfg["rope_theta"]))
+    gw.add_layer_norm_rms_eps(float(cfg["rms_norm_eps"]))
+    # tokenizer: pieces by id (byte-level strings as in tokenizer.json), added tokens as control tokens
+    vocab = dict(tj["model"]["vocab"])
+    added = {a["content"]: a["id"] for a in tj["added_tokens"]}
+    n = max(list(vocab.values()) + list(added.values())) + 1
+    pieces, types = [""] * n, [gguf.TokenType.NORMAL] * n
+    for t, i in vocab.items():
+        pieces[i] = t
+    for t, i in added.items():
+        pieces[i], types[i] = t, gguf.TokenType.CONTROL
+    merges = [m if isinstance(m, str) else " ".join(m) for m in tj["model"]["merges"]]
+    gw.add_tokenizer_model("gpt2")
+    gw.add_tokenizer_pre("qwen2")
+    gw.add_token_list(pieces)
+    gw.add_token_types(types)
+    gw.add_token_merges(merges)
+    if tc.get("bos_token"):
+        gw.add_bos_token_id(added[tc["bos_token"]])
+    gw.add_eos_token_id(cfg["eos_token_id"])
+    gw.add_add_bos_token(False)
+
+    def f32(name):
+        return np.ascontiguousarray(w[name].astype(np.float32))
+
+    gw.add_tensor("token_embd.weight", f32("model.embed_tokens.weight"))
+    gw.add_tensor("output_norm.weight", f32("model.norm.weight"))
+    if "lm_head.weight" in w and not cfg.get("tie_word_embeddings", False):
+        gw.add_tensor("output.weight", f32("lm_head.weight"))
+    names = {"input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
+             "self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
+             "self_attn.v_proj.weight": "attn_v.weight", "self_attn.o_proj.weight": "attn_output.weight",
+             "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
+             "mlp.down_proj.weight": "ffn_down.weight", "self_attn.q_proj.bias": "attn_q.bias",
+             "self_attn.k_proj.bias": "attn_k.bias", "self_attn.v_proj.bias": "attn_v.bias"}
+    for il in range(cfg["num_hidden_layers"]):
+        for h, g in names.items():
+            gw.add_tensor(f"blk.{il}.{g}", f32(f"model.layers.{il}.{h}"))
+    for hf, gg in GGUF_HEADS[protocol].items():
+        gw.add_tensor(gg, f32(hf))
+    gw.write_header_to_file()
+    gw.write_kv_data_to_file()
+    gw.write_tensors_to_file()
+    gw.close()
+    return path
+
+
+GGUF_FIXTURES = {"qwen_prm": "qwen-prm", "value_head": "value-head"}
+
+
 BUILDERS = {
     "e2h_paper": build_e2h_paper,
     "math_shepherd": build_math_shepherd,
@@ -780,7 +869,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "prm"))
     ap.add_argument("--only", default="")
+    ap.add_argument("--gguf-only", action="store_true",
+                    help="only (re)write the model.gguf copies of qwen_prm / value_head from the committed files")
     a = ap.parse_args()
+    if a.gguf_only:
+        for d, proto in GGUF_FIXTURES.items():
+            if not a.only or d in a.only.split(","):
+                path = write_prm_gguf(os.path.join(a.out, d), proto)
+                print(f"{path}: {os.path.getsize(path) / 1024:.0f} KiB")
+        return
     torch.set_num_threads(1)
     names = [n for n in a.only.split(",") if n] or list(BUILDERS)
     os.makedirs(a.out, exist_ok=True)
@@ -796,6 +893,8 @@ def main():
                 out = build_policy_heads(a.out, seed, mid)
         else:
             out = BUILDERS[n](a.out, seed)
+            if n in GGUF_FIXTURES:
+                write_prm_gguf(out, GGUF_FIXTURES[n])
         size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
         print(f"{n}: {size / 1024:.0f} KiB")
 

@@ -236,9 +236,14 @@ static int has_suffix(const char *p, const char *suf) {
 }
 
 // Protocol name from config.json / tensors / names, or NULL (ambiguous).
-static const char *prm_detect(const char *path) {
+static const char *prm_detect(const char *path, char *keep, size_t keep_len) {
     if (!path_is_dir(path) && has_suffix(path, ".safetensors")) return "head";
     const char *hint = path;
+    char gname[256] = "";
+    if (!path_is_dir(path) && has_suffix(path, ".gguf")) {
+        if (prm_gguf_protocol(path, keep, keep_len, gname, sizeof gname)) return keep;
+        if (gname[0]) hint = gname; // the checkpoint's name, for the name hints below
+    }
     char *text = NULL, err[64];
     cJSON *cfg = NULL;
     const char *found = NULL;
@@ -273,8 +278,7 @@ static const char *prm_detect(const char *path) {
                 found = names[k].proto, hits++;
         if (hits != 1) found = NULL;
     }
-    static char keep[32];
-    if (found) snprintf(keep, sizeof keep, "%s", found);
+    if (found) snprintf(keep, keep_len, "%s", found);
     cJSON_Delete(cfg);
     free(text);
     return found ? keep : NULL;
@@ -297,7 +301,8 @@ e2h_status e2h_prm_load(const char *path, const e2h_model *policy, const e2h_prm
     if (!path || !out) return E2H_ERR_INVALID_ARG;
     *out = NULL;
     e2h_prm_opts o = opts ? *opts : e2h_prm_opts_default();
-    const char *name = o.protocol && *o.protocol ? o.protocol : prm_detect(path);
+    char detected[32];
+    const char *name = o.protocol && *o.protocol ? o.protocol : prm_detect(path, detected, sizeof detected);
     if (!name) {
         fmt_errf(err, err_len, "%s: cannot tell the PRM protocol from its config.json / name; "
                  "pass one (--prm-protocol): " PRM_PROTOCOL_LIST, path);

@@ -133,6 +133,11 @@ e2h_status prm_st_read(const char *path, const char *name, int64_t rows, int64_t
 int prm_st_has(const char *path, const char *name);
 // Shape of a tensor (up to 2-D): 0 and its dims, or -1 if absent / more dims.
 int prm_st_shape(const char *path, const char *name, int64_t shape[2], int *nd);
+// A GGUF PRM's protocol: the "e2h.prm.protocol" key, else (general.architecture qwen2) the head
+// tensors: cls + cls.output (2 rows) -> qwen-prm, cls.output (1 row) alone -> value-head. Writes
+// it into proto (and general.name, if any, into name) and returns 1; 0 if neither tells.
+// Head tensors of a .gguf path are read by prm_st_* under e2h's names (st_read.c).
+int prm_gguf_protocol(const char *path, char *proto, size_t cap, char *name, size_t name_cap);
 // The "__metadata__" JSON object of a safetensors file as a malloc'd string, or NULL.
 char *prm_st_metadata(const char *file, char *err, size_t err_len);
 

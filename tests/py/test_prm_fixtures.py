@@ -214,3 +214,32 @@ def test_oracle_can_fail():
     c["positions"] = [p - 1 for p in c["positions"]]
     with pytest.raises(AssertionError):
         close(oracle_scores("math_shepherd", cfg, W, exp, c), exp["cases"][1]["step_scores"], "shifted")
+
+
+GGUF_HEADS = {"qwen_prm": ("qwen-prm", {"score.0.weight": "cls.weight", "score.0.bias": "cls.bias",
+                                        "score.2.weight": "cls.output.weight", "score.2.bias": "cls.output.bias"}),
+              "value_head": ("value-head", {"v_head.summary.weight": "cls.output.weight",
+                                            "v_head.summary.bias": "cls.output.bias"})}
+
+
+@pytest.mark.parametrize("name", list(GGUF_HEADS))
+def test_gguf_copy(name):
+    """model.gguf (write_prm_gguf): the protocol key, the tokenizer pieces, and every weight equal to the
+    safetensors' (the head under e2h's GGUF names)."""
+    gguf = pytest.importorskip("gguf")
+    d = os.path.join(ROOT, name)
+    r = gguf.GGUFReader(os.path.join(d, "model.gguf"))
+    proto, heads = GGUF_HEADS[name]
+    assert r.fields["e2h.prm.protocol"].contents() == proto
+    assert r.fields["general.architecture"].contents() == "qwen2"
+    with open(os.path.join(d, "tokenizer.json"), encoding="utf-8") as f:
+        tj = json.load(f)
+    toks = r.fields["tokenizer.ggml.tokens"].contents()
+    for t, i in list(tj["model"]["vocab"].items()) + [(a["content"], a["id"]) for a in tj["added_tokens"]]:
+        assert toks[i] == t
+    W = {k: v[2] for k, v in read_safetensors(os.path.join(d, "model.safetensors")).items()}
+    T = {t.name: np.asarray(t.data, dtype=np.float32).reshape([int(x) for x in reversed(t.shape)]) for t in r.tensors}
+    for hf, gg in heads.items():
+        np.testing.assert_array_equal(T[gg], W[hf].astype(np.float32).reshape(T[gg].shape))
+    np.testing.assert_array_equal(T["token_embd.weight"], W["model.embed_tokens.weight"])
+    np.testing.assert_array_equal(T["blk.1.ffn_down.weight"], W["model.layers.1.mlp.down_proj.weight"])
