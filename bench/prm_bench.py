@@ -9,13 +9,18 @@ safetensors; e2h runs it as stored (bf16) and quantized on load (q8_0). Variants
   (a) e2h incremental: a policy engine (the tiny fixture policy; its cost is negligible) with the PRM
       attached; each round the branches' policy sequences get their new step text and
       e2h_prm_score_new_steps scores them: the PRM mirrors compute only the new step's tokens.
-  (a') the same, but round 1 scores one branch before the others, so the other branches' mirrors find the
-      problem in the prefix cache (mirrors created in one call do not share it).
+  (a') the same, but round 1 scores one branch before the others (variant "s"; it used to let the other
+      branches' mirrors find the problem in the prefix cache: since new sibling mirrors share the problem,
+      it is no longer needed and (a) = (a')).
   (b) e2h full re-scoring: every round, every branch's whole prefix (problem + steps 1..k) is scored by
       e2h_prm_score_texts on a fresh engine, so nothing is reused (what PRM-guided search tools do).
   (c) transformers on CPU (torch f32 / bf16): every round, one padded batch of the B full prefixes
       through Qwen2Model + the value head (the fastest way to run what the reference code runs; the
       reference also computes the LM logits, which we skip in its favour).
+
+The variants run side by side: round k of every variant runs before round k + 1 of any (rotating which goes
+first), so load changes on a shared machine hit all of them alike; the 1-minute load average is sampled after
+each variant's round and reported (mean, min-max).
 
 Reported per variant: PRM tokens processed (e2h: counted by the engine; torch: the unpadded prefix tokens,
 padded count in brackets) and wall time, plus ratios to (a). Scores of (a), (b) and (c) must agree (a check,
@@ -152,44 +157,53 @@ def make_texts(tok, n_branches, n_steps, step_tokens, problem_tokens, seed=0):
 
 
 # ---------------------------------------------------------------- variants
+#
+# Each variant is a generator that does one round (round k: step k of every branch scored) per next() and
+# yields (seconds, PRM tokens, scores of the round). main() runs round k of every variant before round k + 1
+# of any (rotating which goes first), so load changes on a shared machine hit all variants alike.
 
 
-def run_e2h_incremental(e2h, prm, policy, problem, steps, threads, stagger=False):
+def gen_e2h_incremental(e2h, prm, policy, problem, steps, threads, stagger=False):
     B, S = len(steps), len(steps[0])
-    scores = np.zeros((B, S), dtype=np.float64)
     t0 = time.perf_counter()
-    with e2h.Engine(policy, n_threads=threads) as eng:
-        eng.attach_prm(prm)
-        root = eng.create(policy.chat(problem), problem=problem)
-        root.sync()
-        branches = root.fork(B)
-        root.release()
+    eng = e2h.Engine(policy, n_threads=threads)
+    eng.attach_prm(prm)
+    root = eng.create(policy.chat(problem), problem=problem)
+    root.sync()
+    branches = root.fork(B)
+    root.release()
+    setup = time.perf_counter() - t0
+    try:
         for k in range(S):
+            t0 = time.perf_counter()
+            before = eng.prm_tokens
             for b, s in enumerate(branches):
                 s.append(steps[b][k] + "\n\n")
             if stagger and k == 0:
                 # score one branch first: its mirror's problem prefix is then in the prefix cache when the
-                # other mirrors are created, so they share it
-                scores[:1, k] = eng.score_new_steps(branches[:1])
-                scores[1:, k] = eng.score_new_steps(branches[1:])
+                # other mirrors are created (no longer needed: new sibling mirrors share the problem)
+                sc = np.concatenate([eng.score_new_steps(branches[:1]), eng.score_new_steps(branches[1:])])
             else:
-                scores[:, k] = eng.score_new_steps(branches)
-        tokens = eng.prm_tokens
-    return time.perf_counter() - t0, tokens, scores
+                sc = eng.score_new_steps(branches)
+            yield time.perf_counter() - t0 + setup, eng.prm_tokens - before, sc
+            setup = 0.0
+    finally:
+        for s in branches:
+            s.release()
+        eng.close()
 
 
-def run_e2h_full(e2h, prm, policy, problem, steps, threads):
+def gen_e2h_full(e2h, prm, policy, problem, steps, threads):
     B, S = len(steps), len(steps[0])
-    scores = np.zeros((B, S), dtype=np.float64)
-    tokens = 0
-    t0 = time.perf_counter()
     for k in range(S):
+        t0 = time.perf_counter()
+        tokens, sc = 0, np.zeros(B)
         for b in range(B):
             with e2h.Engine(policy, n_threads=threads) as eng:  # fresh PRM pool: nothing reused
                 eng.attach_prm(prm)
-                scores[b, k] = eng.score_texts(problem, steps[b][:k + 1])[-1]
+                sc[b] = eng.score_texts(problem, steps[b][:k + 1])[-1]
                 tokens += eng.prm_tokens
-    return time.perf_counter() - t0, tokens, scores
+        yield time.perf_counter() - t0, tokens, sc
 
 
 def prm_ids(tok, problem, steps, step_id, bos_text):
@@ -200,7 +214,7 @@ def prm_ids(tok, problem, steps, step_id, bos_text):
     return ids
 
 
-def run_torch(model_dir, dtype, tok, problem, steps, threads):
+def gen_torch(model_dir, dtype, tok, problem, steps, threads):
     import torch
     from safetensors.torch import load_file
     from transformers import Qwen2Config, Qwen2Model
@@ -212,14 +226,13 @@ def run_torch(model_dir, dtype, tok, problem, steps, threads):
     st = load_file(os.path.join(model_dir, "model.safetensors"))
     vw = st["v_head.summary.weight"].to(torch.float32)
     vb = st["v_head.summary.bias"].to(torch.float32)
+    del st
     step_id = tok.encode("\n")[-1]
     bos = "<|endoftext|>"
     B, S = len(steps), len(steps[0])
-    scores = np.zeros((B, S), dtype=np.float64)
-    tokens = padded = 0
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        for k in range(S):
+    for k in range(S):
+        t0 = time.perf_counter()
+        with torch.inference_mode():
             seqs = [prm_ids(tok, problem, steps[b][:k + 1], step_id, bos) for b in range(B)]
             L = max(len(s) for s in seqs)
             ids = torch.zeros((B, L), dtype=torch.long)
@@ -228,12 +241,11 @@ def run_torch(model_dir, dtype, tok, problem, steps, threads):
                 ids[b, :len(s)] = torch.tensor(s)
                 mask[b, :len(s)] = 1
             h = model(input_ids=ids, attention_mask=mask).last_hidden_state
+            sc = np.zeros(B)
             for b, s in enumerate(seqs):
                 v = h[b, len(s) - 1].to(torch.float32) @ vw[0] + vb[0]
-                scores[b, k] = float(torch.sigmoid(v))
-            tokens += sum(len(s) for s in seqs)
-            padded += B * L
-    return time.perf_counter() - t0, tokens, scores, padded
+                sc[b] = float(torch.sigmoid(v))
+        yield time.perf_counter() - t0, (sum(len(s) for s in seqs), B * L), sc
 
 
 def cpu_model():
@@ -255,9 +267,10 @@ def main(argv=None):
     ap.add_argument("--step-tokens", type=int, default=40)
     ap.add_argument("--problem-tokens", type=int, default=200)
     ap.add_argument("-t", "--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--variants", default="a,s,b,c", help="a, s (= a with the first round staggered), b, c")
+    ap.add_argument("--variants", default="a,b,c", help="a, s (= a with the first round staggered), b, c")
     ap.add_argument("--dtypes", default="q8_0,bf16", help="e2h weight types: bf16 (as stored), q8_0 (on load)")
     ap.add_argument("--torch-dtypes", default="f32,bf16")
+    ap.add_argument("--full-dtypes", default=None, help="e2h weight types for (b) (default: --dtypes)")
     ap.add_argument("--model-dir", default=os.path.join(tempfile.gettempdir(), "e2h_prm_bench_qwen2_1.5b"))
     ap.add_argument("--kv-mem", type=float, default=2.0)
     ap.add_argument("-o", "--out", default=None, help="write the results as JSON")
@@ -275,31 +288,50 @@ def main(argv=None):
           f"of {n_step:.1f} PRM tokens over a {n_prob}-token problem; {a.threads} threads; CPU {cpu_model()}; "
           f"libe2h {e2h.library_path()}")
     print(f"command: python3 bench/prm_bench.py {' '.join(argv if argv is not None else sys.argv[1:])}")
-    rows, ref = [], None
+    # the variants, each a generator of rounds
+    gens, prms = [], []
     if "c" in variants:
         for dt in a.torch_dtypes.split(","):
-            secs, toks, sc, padded = run_torch(mdir, dt, tok, problem, steps, a.threads)
-            rows.append(dict(variant=f"(c) transformers {dt}, full re-scoring", tokens=toks, padded=padded,
-                             seconds=secs, scores=sc))
-            if dt == "f32":
-                ref = sc
-            print(f"  done {rows[-1]['variant']}: {secs:.1f} s", flush=True)
+            gens.append((f"(c) transformers {dt}, full re-scoring", gen_torch(mdir, dt, tok, problem, steps, a.threads)))
     for dt in a.dtypes.split(","):
         quant = None if dt == "bf16" else dt
-        with e2h.PRM(mdir, protocol="value-head", quant=quant, n_threads=a.threads, kv_mem_gib=a.kv_mem) as prm:
-            if "a" in variants:
-                secs, toks, sc = run_e2h_incremental(e2h, prm, policy, problem, steps, a.threads)
-                rows.append(dict(variant=f"(a) e2h {dt}, incremental", tokens=toks, seconds=secs, scores=sc))
-                print(f"  done {rows[-1]['variant']}: {secs:.1f} s", flush=True)
-            if "s" in variants:
-                secs, toks, sc = run_e2h_incremental(e2h, prm, policy, problem, steps, a.threads, stagger=True)
-                rows.append(dict(variant=f"(a') e2h {dt}, incremental, first round staggered", tokens=toks,
-                                 seconds=secs, scores=sc))
-                print(f"  done {rows[-1]['variant']}: {secs:.1f} s", flush=True)
-            if "b" in variants:
-                secs, toks, sc = run_e2h_full(e2h, prm, policy, problem, steps, a.threads)
-                rows.append(dict(variant=f"(b) e2h {dt}, full re-scoring", tokens=toks, seconds=secs, scores=sc))
-                print(f"  done {rows[-1]['variant']}: {secs:.1f} s", flush=True)
+        prm = e2h.PRM(mdir, protocol="value-head", quant=quant, n_threads=a.threads, kv_mem_gib=a.kv_mem)
+        prms.append(prm)
+        if "a" in variants:
+            gens.append((f"(a) e2h {dt}, incremental", gen_e2h_incremental(e2h, prm, policy, problem, steps, a.threads)))
+        if "s" in variants:
+            gens.append((f"(a') e2h {dt}, incremental, first round staggered",
+                         gen_e2h_incremental(e2h, prm, policy, problem, steps, a.threads, stagger=True)))
+        if "b" in variants and dt in (a.full_dtypes or a.dtypes).split(","):
+            gens.append((f"(b) e2h {dt}, full re-scoring", gen_e2h_full(e2h, prm, policy, problem, steps, a.threads)))
+    rows = [dict(variant=name, tokens=0, padded=0, seconds=0.0, scores=np.zeros((a.branches, a.steps)), load=[])
+            for name, _ in gens]
+    t_start = time.time()
+    for k in range(a.steps):
+        n = len(gens)
+        for j in [(k + i) % n for i in range(n)]:  # rotate which variant goes first
+            secs, toks, sc = next(gens[j][1])
+            r = rows[j]
+            r["seconds"] += secs
+            if isinstance(toks, tuple):
+                r["tokens"] += toks[0]
+                r["padded"] += toks[1]
+            else:
+                r["tokens"] += toks
+            r["scores"][:, k] = sc
+            r["load"].append(os.getloadavg()[0])
+        print(f"  round {k + 1}/{a.steps} done ({time.time() - t_start:.0f} s, load {os.getloadavg()[0]:.1f}): "
+              + ", ".join(f"{r['variant'].split(',')[0]} {r['seconds']:.1f} s" for r in rows), flush=True)
+    for _, g in gens:
+        g.close()
+    for prm in prms:
+        prm.close()
+    # scores are checked against torch f32 (or torch bf16 when f32 was not run, or e2h (b) without torch)
+    ref_row = next((r for r in rows if r["variant"].startswith("(c) transformers f32")),
+                   next((r for r in rows if r["variant"].startswith("(c)")),
+                        next((r for r in rows if r["variant"].startswith("(b)")), None)))
+    ref = ref_row["scores"] if ref_row else None
+    ref_name = ref_row["variant"].split(",")[0] if ref_row else "-"
     # tokens a full re-scoring processes (every round, every branch's whole prefix), whether or not run
     step_id = tok.encode("\n")[-1]
     full_tokens = sum(len(prm_ids(tok, problem, steps[b][:k + 1], step_id, "<|endoftext|>"))
@@ -310,16 +342,17 @@ def main(argv=None):
     print()
     cols = [f"time vs (a) {d}" for d in inc]
     print("| variant | PRM tokens | wall s | tokens/s | tokens vs (a) | " + " | ".join(cols) +
-          " | max abs diff vs torch f32 |")
-    print("|---|---:|---:|---:|---:|" + "---:|" * len(cols) + "---:|")
+          f" | max abs diff vs {ref_name} | load avg (min-max) |")
+    print("|---|---:|---:|---:|---:|" + "---:|" * len(cols) + "---:|---|")
     for r in rows:
         tok_s = f"{r['tokens']}" + (f" ({r['padded']} padded)" if r.get("padded") else "")
         a_tok = min((x["tokens"] for x in inc.values()), default=0)
         rt = f"{r['tokens'] / a_tok:.1f}x" if a_tok else "-"
         rs = " | ".join(f"{r['seconds'] / x['seconds']:.1f}x" for x in inc.values())
         diff = f"{np.abs(r['scores'] - ref).max():.2g}" if ref is not None else "-"
+        ld = f"{np.mean(r['load']):.1f} ({min(r['load']):.1f}-{max(r['load']):.1f})"
         print(f"| {r['variant']} | {tok_s} | {r['seconds']:.1f} | {r['tokens'] / r['seconds']:.0f} | {rt} | "
-              + (rs + " | " if rs else "") + f"{diff} |")
+              + (rs + " | " if rs else "") + f"{diff} | {ld} |")
     if a.out:
         with open(a.out, "w") as f:
             json.dump({"args": vars(a), "cpu": cpu_model(), "problem_tokens": n_prob, "mean_step_tokens": n_step,
