@@ -278,6 +278,29 @@ TEST(gguf_heads) {
         e2h_prm_free(p);
         cJSON_Delete(x);
     }
+    // without the e2h.prm.protocol key (renamed in a copy of the file) the head tensors tell
+    for (int f = 0; f < 2; f++) {
+        snprintf(path, sizeof path, FIX "/%s/model.gguf", dirs[f][0]);
+        FILE *in = fopen(path, "rb");
+        static char buf[1 << 20];
+        size_t n = in ? fread(buf, 1, sizeof buf, in) : 0;
+        if (in) fclose(in);
+        char *k = n ? memmem(buf, n, "e2h.prm.protocol", 16) : NULL;
+        CHECK(n > 0 && n < sizeof buf && k);
+        if (!k) continue;
+        memcpy(k, "e2h.prm.zzzzzzzz", 16);
+        char tmp[] = "/tmp/e2h_test_prm_XXXXXX.gguf";
+        int fd = mkstemps(tmp, 5);
+        FILE *out = fd >= 0 ? fdopen(fd, "wb") : NULL;
+        CHECK(out && fwrite(buf, 1, n, out) == n);
+        if (out) fclose(out);
+        e2h_prm *p = NULL;
+        e2h_status st = e2h_prm_load(tmp, NULL, NULL, &p, err, sizeof err);
+        CHECKF(st == E2H_OK && !strcmp(e2h_prm_protocol(p), dirs[f][1]), "%s without the key: %s", dirs[f][0],
+               st ? err : e2h_prm_protocol(p));
+        e2h_prm_free(p);
+        remove(tmp);
+    }
     e2h_prm_opts o = e2h_prm_opts_default();
     e2h_prm *q = NULL;
     o.protocol = "value-head"; // qwen-prm's cls.output is (2, H), not a (1, dim) value head
