@@ -36,6 +36,17 @@ except ImportError:  # pragma: no cover
 
 # ---------------------------------------------------------------- the Q/K permutation
 
+# Per-layer tensors: GGUF name (after "blk.N.") -> Hugging Face name (after "model.layers.N."),
+# both directions of the conversion.
+LAYER_NAMES = {
+    "attn_norm.weight": "input_layernorm.weight", "ffn_norm.weight": "post_attention_layernorm.weight",
+    "attn_q.weight": "self_attn.q_proj.weight", "attn_k.weight": "self_attn.k_proj.weight",
+    "attn_v.weight": "self_attn.v_proj.weight", "attn_output.weight": "self_attn.o_proj.weight",
+    "ffn_gate.weight": "mlp.gate_proj.weight", "ffn_up.weight": "mlp.up_proj.weight",
+    "ffn_down.weight": "mlp.down_proj.weight", "attn_q.bias": "self_attn.q_proj.bias",
+    "attn_k.bias": "self_attn.k_proj.bias", "attn_v.bias": "self_attn.v_proj.bias"}
+
+
 def permute(w: np.ndarray, n_head: int) -> np.ndarray:
     """HF rows -> llama.cpp rows (convert_hf_to_gguf.py LlamaModel.permute)."""
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
@@ -102,14 +113,8 @@ def gguf_to_hf(path: str, out_dir: str) -> dict:
            "model.norm.weight": _dequant(tensors["output_norm.weight"])}
     if not tied:
         out["lm_head.weight"] = _dequant(tensors["output.weight"])
-    names = {"attn_norm.weight": "input_layernorm.weight", "ffn_norm.weight": "post_attention_layernorm.weight",
-             "attn_q.weight": "self_attn.q_proj.weight", "attn_k.weight": "self_attn.k_proj.weight",
-             "attn_v.weight": "self_attn.v_proj.weight", "attn_output.weight": "self_attn.o_proj.weight",
-             "ffn_gate.weight": "mlp.gate_proj.weight", "ffn_up.weight": "mlp.up_proj.weight",
-             "ffn_down.weight": "mlp.down_proj.weight", "attn_q.bias": "self_attn.q_proj.bias",
-             "attn_k.bias": "self_attn.k_proj.bias", "attn_v.bias": "self_attn.v_proj.bias"}
     for il in range(n_layers):
-        for g, h in names.items():
+        for g, h in LAYER_NAMES.items():
             t = tensors.get(f"blk.{il}.{g}")
             if t is None:
                 continue
@@ -210,14 +215,8 @@ def hf_to_gguf(hf_dir: str, out_path: str, tokenizer_from: str | None = None) ->
     gw.add_tensor("output_norm.weight", f32("model.norm.weight"))
     if "lm_head.weight" in w and not cfg.get("tie_word_embeddings", False):
         gw.add_tensor("output.weight", f32("lm_head.weight"))
-    names = {"input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
-             "self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
-             "self_attn.v_proj.weight": "attn_v.weight", "self_attn.o_proj.weight": "attn_output.weight",
-             "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
-             "mlp.down_proj.weight": "ffn_down.weight", "self_attn.q_proj.bias": "attn_q.bias",
-             "self_attn.k_proj.bias": "attn_k.bias", "self_attn.v_proj.bias": "attn_v.bias"}
     for il in range(cfg["num_hidden_layers"]):
-        for h, g in names.items():
+        for g, h in LAYER_NAMES.items():
             name = f"model.layers.{il}.{h}"
             if name not in w:
                 continue
