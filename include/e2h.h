@@ -269,12 +269,14 @@ typedef enum {
 // Creates a sequence holding ids[0..n) (lazy: computed by the next sync; a cached prefix is
 // reused). Its sampler state starts from `sampling` (NULL: e2h_sampling_default(); each
 // sequence has its own RNG). Fails with E2H_ERR_KV_FULL only if n tokens exceed the whole
-// pool; exhaustion by other sequences shows at sync. Caller owns *out.
+// pool; other sequences filling the pool are preempted at sync (see Overload). Caller owns *out.
 e2h_status e2h_seq_create(e2h_engine *e, const int32_t *ids, int32_t n,
                           const e2h_sampling *sampling, e2h_seq **out);
 // Computes every pending token of seqs[0..n) in shared forward passes (a sequence listed twice,
-// or with nothing pending, is fine). On failure (E2H_ERR_KV_FULL: release sequences and call
-// again) every sequence stays valid; some may still have pending tokens.
+// or with nothing pending, is fine). A full pool preempts other sequences (see Overload);
+// E2H_ERR_KV_FULL only when one sequence cannot fit in the pool with every other sequence's K/V
+// dropped (release sequences and call again). On failure every sequence stays valid; some may
+// still have pending tokens.
 e2h_status e2h_engine_sync(e2h_engine *e, e2h_seq *const *seqs, int n);
 // k children sharing every block of parent (synced first); child i's RNG is seeded from
 // (seed, i). Children inherit the parent's tokens, log-probs and captures.
