@@ -270,10 +270,12 @@ def offline_run(a, out, problems, n, temp, head, tag):
                 steps = sols[k]
                 fin = steps[-1][0]
                 ss = [s for _, s in steps]
+                unscored = not np.isfinite(ss).all()  # greedy without the head's layer: null scores
                 samples.append({"text": "".join(r["text"] for r, _ in steps), "steps": [r["text"] for r, _ in steps],
-                                "step_scores": ss, "answer": fin.get("key"), "key": fin.get("key"),
-                                "correct": bool(fin["hits"]),
-                                "agg": {"min": min(ss), "prod": float(np.prod(ss)), "mean": float(np.mean(ss)),
+                                "step_scores": [None] * len(ss) if unscored else ss, "answer": fin.get("key"),
+                                "key": fin.get("key"), "correct": bool(fin["hits"]),
+                                "agg": {k: None for k in ("min", "prod", "mean", "last")} if unscored else
+                                       {"min": min(ss), "prod": float(np.prod(ss)), "mean": float(np.mean(ss)),
                                         "last": ss[-1]},
                                 "tokens": sum(r["tokens"] for r, _ in steps)})
             how = "selected" if n == 1 else "weighted"
@@ -407,6 +409,20 @@ def stage_evaluate(a, out, problems, head):
     n = a.n
     if not a.prm:
         check_head(a, head)
+        sys.path.insert(0, TOOLS)
+        import train_head as th
+        from safetensors import safe_open
+        for h in [head] + ([a.all_levels_head] if a.all_levels_head and os.path.exists(a.all_levels_head) else []):
+            with safe_open(h, "np") as f:
+                meta = f.metadata() or {}
+            if th.needs_layer(meta.get("features", "")):  # the samples must record the head's layer
+                L = int(meta.get("feature_layer", 0))
+                if a.feature_layer not in (0, L):
+                    raise SystemExit(f"e2h-job: head {h} reads layer {L}, --feature-layer {a.feature_layer} given")
+                if a.via == "search":
+                    raise SystemExit(f"e2h-job: head {h} reads layer {L} (features {meta['features']}); the C head "
+                                     "protocol of e2h search reads only hidden[+mean_logprob]: use --via label")
+                a.feature_layer = L
     if a.via == "label":
         runs = {"greedy": offline_run(a, out, problems, 1, 0, head, "greedy"),
                 "rerank": offline_run(a, out, problems, n, a.temp, head, f"weighted{n}")}

@@ -250,6 +250,9 @@ def main(argv=None):
         per[u] = per.get(u, 0) + 1
     wt = np.array([1 / per[u] for u in ids])
     va = np.array([split_of(u, a.seed, a.heldout) for u in ids])
+    if va.all() or not va.any():
+        raise SystemExit(f"{len(per)} problems: the {a.heldout:g} held-out split (seed {a.seed}) leaves "
+                         f"{'no training' if va.all() else 'no held-out'} problem; more problems or another --heldout")
     dim = cfg0["dim"]
     f = features(x, a.features, dim)
     mu, sd = f[~va].mean(0), f[~va].std(0) + 1e-6
