@@ -65,6 +65,23 @@ def outcome_auc(meta, params, pre):
             for agg, f in (("min", min), ("prod", np.prod), ("last", lambda v: v[-1]))}
 
 
+def subset(pre, frac, tmp, seed=12345):
+    """The label rows of a seeded-hash fraction of pre's problems, written as a new prefix."""
+    lines = [l for l in open(pre + ".jsonl") if l.strip()]
+    rows = [json.loads(l) for l in lines[1:]]
+    keep = np.array([th.split_of(r["unique_id"], seed, frac) for r in rows])
+    out = os.path.join(tmp, f"{os.path.basename(pre)}.f{frac:g}")
+    with open(out + ".jsonl", "w") as f:
+        f.write(lines[0] if lines[0].endswith("\n") else lines[0] + "\n")
+        for i, r in enumerate(r for r, k in zip(rows, keep) if k):
+            r["row"] = i
+            f.write(json.dumps(r) + "\n")
+    np.save(out + ".npy", np.load(pre + ".npy")[keep])
+    if os.path.exists(pre + ".layer.npy"):
+        np.save(out + ".layer.npy", np.load(pre + ".layer.npy")[keep])
+    return out, len({r["unique_id"] for r, k in zip(rows, keep) if k})
+
+
 def run(args, tmp, tag):
     out = os.path.join(tmp, tag + ".safetensors")
     js = os.path.join(tmp, tag + ".json")
@@ -80,6 +97,8 @@ def main(argv=None):
     ap.add_argument("--samples", help="hard samples (e2h label --rollouts 0) for the outcome AUC")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--configs", help="comma-separated names (default all)")
+    ap.add_argument("--fractions", help="learning curve instead: train each config on these fractions "
+                    "of the easy problems (e.g. 0.25,0.5,1); hard AUC on --hard")
     ap.add_argument("--json")
     a = ap.parse_args(argv)
     names = a.configs.split(",") if a.configs else list(CONFIGS)
@@ -87,6 +106,19 @@ def main(argv=None):
     hb = os.path.basename(a.hard)
     res = collections.OrderedDict()
     with tempfile.TemporaryDirectory() as tmp:
+        if a.fractions:
+            for name in names:
+                for fr in (float(v) for v in a.fractions.split(",")):
+                    pre, n_prob = subset(a.easy, fr, tmp)
+                    ms = [run([pre, "--eval", a.hard] + CONFIGS[name] + ["--seed", str(sd)], tmp, f"lc{sd}")[0]
+                          for sd in seeds]
+                    e = [m["auc_heldout_hard"] for m in ms]
+                    h = [m[f"auc_eval_hard[{hb}]"] for m in ms]
+                    res[f"{name} @ {fr:g}"] = {"n_problems": n_prob, "easy_heldout": (np.mean(e), np.std(e)),
+                                               "hard": (np.mean(h), np.std(h))}
+                    print(f"{name:<32} {fr:5.2f} of easy ({n_prob} problems): easy_heldout "
+                          f"{np.mean(e):.3f}±{np.std(e):.3f}  hard {np.mean(h):.3f}±{np.std(h):.3f}", flush=True)
+            names = []
         for name in names:
             rows = []
             for sd in seeds:

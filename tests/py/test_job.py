@@ -108,6 +108,41 @@ def test_train_head_format_and_determinism(tmp_path):
         assert f.get_tensor("w1").shape == (4, 8) and f.get_tensor("w2").shape == (1, 4)
 
 
+def test_train_head_layer_features(tmp_path):
+    """Features from e2h label --feature-layer (PREFIX.layer.npy): a label that depends on the layer
+    only is learned by a head that reads it and not by one that reads the final hidden state."""
+    from safetensors import safe_open
+    write_labels(tmp_path / "e", [1, 2, 3], n_per=20)
+    x = np.load(tmp_path / "e.npy")
+    rows = [json.loads(l) for l in open(tmp_path / "e.jsonl")]
+    rows[0]["config"]["feature_layer"] = 7
+    rng = np.random.default_rng(1)
+    xl = rng.normal(size=(len(x), 8)).astype(np.float32)
+    y = (xl @ rng.normal(size=8) > 0).astype(float)
+    with open(tmp_path / "e.jsonl", "w") as f:
+        f.write(json.dumps(rows[0]) + "\n")
+        for r, v in zip(rows[1:], y):
+            r["soft"], r["hard"] = v, int(v)
+            f.write(json.dumps(r) + "\n")
+    with pytest.raises(SystemExit, match="layer.npy: missing"):
+        th.main([str(tmp_path / "e"), "-o", str(tmp_path / "l.safetensors"), "--features", "layer"])
+    np.save(tmp_path / "e.layer.npy", xl)
+    aucs = {}
+    for feat in ("hidden+mean_logprob", "layer", "hidden+mean_logprob+layer"):
+        o = tmp_path / f"{feat}.safetensors"
+        th.main([str(tmp_path / "e"), "-o", str(o), "--features", feat, "--json", str(tmp_path / "m.json")])
+        aucs[feat] = json.load(open(tmp_path / "m.json"))["auc_heldout_hard"]
+        with safe_open(str(o), "np") as f:
+            meta = f.metadata()
+            assert meta["feature_layer"] == ("7" if "layer" in feat else "0")
+            n_in = f.get_tensor("w").shape[1]
+        assert n_in == {"hidden+mean_logprob": 9, "layer": 8, "hidden+mean_logprob+layer": 17}[feat]
+        # the numpy scorer of tools/e2h_job.py reads the same columns
+        xx = th.with_layer(x.astype(np.float64), str(tmp_path / "e"), meta)
+        assert th.features(xx, feat, 8).shape == (len(x), n_in)
+    assert aucs["layer"] > 0.8 and aucs["hidden+mean_logprob+layer"] > 0.8 and aucs["hidden+mean_logprob"] < 0.7
+
+
 def test_train_head_refuses_hard_rows(tmp_path):
     write_labels(tmp_path / "mixed", [2, 5])
     with pytest.raises(SystemExit, match="easy problems only"):
