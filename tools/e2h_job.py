@@ -498,7 +498,12 @@ def stage_evaluate(a, out, problems, head):
         ok = [bool(s["correct"]) for s in sam]
         for agg in ("min", "prod", "last"):
             summary[f"auc_outcome_{agg}[{name}]"] = th.auc([s["agg"][agg] for s in sam], ok)
-    summary["n_samples"] = len([s for r in rr for s in r["samples"]])
+    sam = [s for r in rr for s in r["samples"]]
+    summary["n_samples"] = len(sam)
+    # a baseline without any head: fewer steps = more likely right (a product of scores < 1 favours
+    # short solutions by itself)
+    summary["auc_outcome_fewer_steps_baseline"] = th.auc([-len(s["steps"]) for s in sam],
+                                                         [bool(s["correct"]) for s in sam])
     summary["auc_outcome_mean_logprob_baseline"] = outcome_logprob_auc(out, n)
     print("outcome AUC (solution score vs correctness, all sampled hard solutions): " + ", ".join(
         f"{k[12:]} {v:.3f}" for k, v in summary.items() if k.startswith("auc_outcome_") and v == v))

@@ -102,6 +102,12 @@ def main(argv=None):
     ap.add_argument("--json")
     a = ap.parse_args(argv)
     names = a.configs.split(",") if a.configs else list(CONFIGS)
+    for pre in (a.easy, a.hard):  # no-head baselines: earlier step / higher mean log-prob = positive
+        cfg, rows, x = th.load_labels(pre)
+        y = [r["hard"] for r in rows]
+        print(f"baseline on {os.path.basename(pre)}: AUC(earlier step) {th.auc([-r['step'] for r in rows], y):.3f}, "
+              f"AUC(mean log-prob) {th.auc(x[:, cfg['dim']], y):.3f}, {len(rows)} steps, positive rate "
+              f"{np.mean(y):.3f}", flush=True)
     seeds = [int(s) for s in a.seeds.split(",")]
     hb = os.path.basename(a.hard)
     res = collections.OrderedDict()
