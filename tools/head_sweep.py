@@ -38,6 +38,7 @@ CONFIGS = collections.OrderedDict([
     ("linear hidden+lp+layer l2=1", ["--features", "hidden+mean_logprob+layer", "--l2", "1"]),
     ("linear hidden+lp+layer l2=10", ["--features", "hidden+mean_logprob+layer", "--l2", "10"]),
     ("linear hidden+lp target=hard", ["--features", "hidden+mean_logprob", "--target", "hard"]),
+    ("linear hidden+lp+layer target=hard", ["--features", "hidden+mean_logprob+layer", "--target", "hard"]),
     ("mlp64 hidden+lp", ["--kind", "mlp", "--features", "hidden+mean_logprob"]),
     ("mlp64 hidden+lp+layer", ["--kind", "mlp", "--features", "hidden+mean_logprob+layer"]),
     ("mlp64 hidden+lp+layer l2=1", ["--kind", "mlp", "--features", "hidden+mean_logprob+layer", "--l2", "1"]),
