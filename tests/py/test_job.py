@@ -258,3 +258,19 @@ def test_job_refuses_head_of_another_model(tmp_path):
     p = subprocess.run([sys.executable, str(REPO / "tools/e2h_job.py"), "--e2h", E2H, "--head", str(head),
                         "--per-level", "1", "-o", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert p.returncode != 0 and "dim 48" in p.stderr and "refusing" in p.stderr
+
+
+def test_head_sweep_smoke(tmp_path):
+    """tools/head_sweep.py on synthetic labels: the easy head, the all-levels head on ITS held-out hard
+    problems, and the learning curve are measured (a learnable task is learned)."""
+    head_sweep = load("head_sweep", "tools/head_sweep.py")
+    write_labels(tmp_path / "easy", [1, 2, 3], n_per=20)
+    write_labels(tmp_path / "hard", [4, 5], n_per=20)
+    assert head_sweep.main(["--easy", str(tmp_path / "easy"), "--hard", str(tmp_path / "hard"), "--seeds", "0",
+                            "--configs", "linear hidden+lp (shipped)", "--json", str(tmp_path / "s.json")]) == 0
+    r = json.load(open(tmp_path / "s.json"))["results"]["linear hidden+lp (shipped)"]
+    assert r["easy_heldout"][0] > 0.8 and r["hard"][0] > 0.8 and r["all_levels_hard"][0] > 0.8
+    assert head_sweep.main(["--easy", str(tmp_path / "easy"), "--hard", str(tmp_path / "hard"), "--seeds", "0",
+                            "--configs", "linear hidden", "--fractions", "0.5,1", "--json", str(tmp_path / "c.json")]) == 0
+    c = json.load(open(tmp_path / "c.json"))["results"]
+    assert c["linear hidden @ 1"]["n_problems"] == 60 and 0 < c["linear hidden @ 0.5"]["n_problems"] < 60
