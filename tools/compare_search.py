@@ -14,7 +14,8 @@ width shrinks as solutions finish), so N is chosen per method:
   3 run     every method at its N_m on all problems, --chunk problems per method in turn
             (resumable: the pilot's file is reused when N_m = base_n), then the table: N, actual generated tokens per problem, accuracy of
             the selected answer per level and over all (95% bootstrap CI over problems, as
-            `e2h report`), and the share of problems with any correct sample (coverage)
+            `e2h report`), its paired difference to BoN, and the share of problems with any
+            correct sample (coverage)
 
 The defaults are the demo's (`make demo` / tools/e2h_job.py): the generated leveled task
 (tools/gen_leveled_task.py --seed 0 --start 100000, levels 4,5), the job's system prompt and
@@ -153,7 +154,15 @@ def summarize(a, n, pilot, files):
             sel = [r for r in rows.values() if lv == "all" or r.get("level") == lv]
             res["accuracy"][str(lv)] = bootstrap([float(bool(r["selected"]["correct"])) for r in sel])
             res["coverage"][str(lv)] = bootstrap([float(any(s["correct"] for s in r["samples"])) for r in sel])
+        res["correct"] = {u: bool(r["selected"]["correct"]) for u, r in rows.items()}
         out["methods"][m] = res
+    # paired: accuracy minus the reference method's (BoN) on the same problems
+    ref = out["methods"].get("bon")
+    for m, res in out["methods"].items():
+        if ref is not None and res is not ref:
+            res["minus_bon"] = bootstrap([float(res["correct"][u]) - float(ref["correct"][u]) for u in ids], seed=1)
+    for res in out["methods"].values():
+        del res["correct"]
     out["levels"] = levels
     out["problems"] = len(ids)
     return out
@@ -166,12 +175,14 @@ def print_table(s, markdown):
     def cell(t):
         return f"{t[0]:.3f} [{t[1]:.2f}, {t[2]:.2f}]"
     head = ["method", "N", "gen. tokens/problem", "vs BoN"] + \
-        [f"accuracy L{lv}" if lv != "all" else "accuracy (all)" for lv in levels] + ["coverage (all)"]
+        [f"accuracy L{lv}" if lv != "all" else "accuracy (all)" for lv in levels] + ["minus BoN (paired)", "coverage (all)"]
     lines = []
     for m, r in s["methods"].items():
         t = r["generated_tokens_per_problem"]
         lines.append([m, str(r["n"]), f"{t:.0f}", f"{t / ref:.2f}"] +
-                     [cell(r["accuracy"][lv]) for lv in levels] + [cell(r["coverage"]["all"])])
+                     [cell(r["accuracy"][lv]) for lv in levels] +
+                     [f"{r['minus_bon'][0]:+.3f} [{r['minus_bon'][1]:+.2f}, {r['minus_bon'][2]:+.2f}]"
+                      if "minus_bon" in r else "-", cell(r["coverage"]["all"])])
     if markdown:
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * len(head))
@@ -183,7 +194,8 @@ def print_table(s, markdown):
         for x in lines:
             print("  ".join(c.ljust(w[i]) for i, c in enumerate(x)))
     print(f"{s['problems']} problems (levels {', '.join(map(str, s['levels']))}); accuracy of the selected "
-          f"answer and coverage (any sample correct), 95% bootstrap CI over problems")
+          f"answer, its paired difference to BoN on the same problems, and coverage (any sample "
+          f"correct); 95% bootstrap CIs over problems")
 
 
 def main(argv=None):

@@ -44,6 +44,9 @@ def test_tiny_run(tmp_path):
             assert 0 <= lo <= mean <= hi <= 1
         rows = [json.loads(x) for x in open(out / f"results_{m}{r['n']}.jsonl")]
         assert rows[0]["config"]["protocol"] == "head" and len(rows) == 3
+        if m != "bon":
+            d, lo, hi = r["minus_bon"]
+            assert -1 <= lo <= d <= hi <= 1
         # coverage >= accuracy: the selected answer is one of the samples
         assert r["coverage"]["all"][0] >= r["accuracy"]["all"][0]
     assert p.stdout.startswith("| method | N |")
