@@ -24,13 +24,16 @@ i (one `e2h search` process per problem, its model load included in its time), t
 solves it (the loop's models are loaded once, before the clock), the order alternating per
 problem; the load average is recorded before each run, each problem's result is appended to
 --log, and the comparison is the ratio of the summed wall times. `--summarize LOG` prints the
-table from such a log (e.g. of an interrupted run).
+table from such a log (e.g. of an interrupted run). On a shared machine the CPU seconds each side
+consumed (user + sys, recorded too) are the steadier comparison: wall time there is mostly
+waiting for a core.
 """
 import argparse
 import json
 import math
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -73,11 +76,11 @@ def run_e2h(a, probs_path, prm, out=None):
            "--problems", probs_path, "--method", "beam", "-n", str(a.n), "-M", str(a.m),
            "--seed", "42", "--max-tokens", str(a.max_tokens), "--max-rounds", str(a.max_rounds),
            "-t", str(a.threads), "-o", out, "--quiet"]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     env = dict(os.environ)
     env.pop("OMP_WAIT_POLICY", None)  # set for llama.cpp's OpenMP only (see --llama-omp-wait)
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - t0
+    wall, c1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
     if p.returncode:
         raise SystemExit(f"e2h search failed ({p.returncode}): {p.stderr}")
     with open(out) as f:
@@ -85,7 +88,8 @@ def run_e2h(a, probs_path, prm, out=None):
     return {"engine": "e2h", "command": " ".join(cmd), "problems": len(rows), "wall_s": wall,
             "policy_tokens": sum(r["policy_tokens"] for r in rows),
             "prm_tokens": sum(r["prm_tokens"] for r in rows),
-            "search_s": sum(r["seconds"] for r in rows), "generated_tokens": None}
+            "search_s": sum(r["seconds"] for r in rows), "generated_tokens": None,
+            "cpu_s": (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)}
 
 
 # ------------------------------------------------------------------ llama-cpp-python loop
@@ -190,6 +194,8 @@ def run_interleaved(a, problems, prm):
     lb = LlamaBeam(a, prm)
     log = open(a.log, "a") if a.log else None
     for i, p in enumerate(problems):
+        if i < a.first:
+            continue
         pp = os.path.join(a.work, f"problem{i}.jsonl")
         with open(pp, "w") as f:
             f.write(json.dumps(p) + "\n")
@@ -198,13 +204,15 @@ def run_interleaved(a, problems, prm):
             load = os.getloadavg()[0]
             if side == "e2h":
                 r = run_e2h(a, pp, prm, os.path.join(a.work, f"e2h_results{i}.jsonl"))
-                r = {k: r[k] for k in ("wall_s", "search_s", "policy_tokens", "prm_tokens")}
+                r = {k: r[k] for k in ("wall_s", "search_s", "cpu_s", "policy_tokens", "prm_tokens")}
             else:
                 pol0, prm0 = lb.policy_tokens, lb.prm_tokens
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
                 lb.solve(p["problem"])
+                c1 = resource.getrusage(resource.RUSAGE_SELF)  # this process: llama.cpp's threads too
                 r = {"wall_s": time.perf_counter() - t0, "policy_tokens": lb.policy_tokens - pol0,
-                     "prm_tokens": lb.prm_tokens - prm0}
+                     "prm_tokens": lb.prm_tokens - prm0,
+                     "cpu_s": (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)}
             r["load1_before"] = load
             r["load1_after"] = os.getloadavg()[0]
             rows[side] = r
@@ -244,6 +252,9 @@ def summarize(path):
     print(f"e2h wall s includes starting a process and loading both models per problem; its in-engine "
           f"search time: {es:.1f} s -> speed-up {tot['loop'] / es:.1f}x over the loop's solve time "
           f"(its models loaded once, before the clock)")
+    if all("cpu_s" in r[side] for r in rows for side in ("e2h", "loop")):
+        ce, cl = (sum(r[side]["cpu_s"] for r in rows) for side in ("e2h", "loop"))
+        print(f"CPU seconds (user + sys; spin-waits count): e2h {ce:.1f}, loop {cl:.1f} -> ratio {cl / ce:.1f}x")
     ratios = sorted(r["loop"]["wall_s"] / r["e2h"]["wall_s"] for r in rows)
     print(f"e2h speed-up (ratio of summed wall times): {tot['loop'] / tot['e2h']:.1f}x; per problem: "
           f"min {ratios[0]:.1f}x, median {ratios[len(ratios) // 2]:.1f}x, max {ratios[-1]:.1f}x")
@@ -279,6 +290,8 @@ def main():
     ap.add_argument("--skip-e2h", action="store_true")
     ap.add_argument("--interleave", action="store_true",
                     help="alternate the sides problem by problem (a machine whose load varies)")
+    ap.add_argument("--first", type=int, default=0,
+                    help="with --interleave: start at this problem index (continue a stopped run's --log)")
     ap.add_argument("--log", help="with --interleave: append each problem's result (JSONL) here")
     ap.add_argument("--summarize", metavar="LOG", help="print the comparison of an --interleave log and exit")
     ap.add_argument("--llama-omp-wait", default="passive", choices=["passive", "active", "default"],
