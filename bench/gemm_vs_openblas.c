@@ -34,6 +34,7 @@ int main(int argc, char **argv) {
         float *x = malloc(sizeof(float) * nt * ni), *wf = malloc(sizeof(float) * no * ni);
         float *y = malloc(sizeof(float) * nt * no), *yb = malloc(sizeof(float) * nt * no);
         uint16_t *wh = malloc(2 * no * ni);
+        void *scratch = malloc((size_t)ops_matmul_scratch_size(E2H_TYPE_BF16, nt, ni));
         fill(x, nt * ni, 1), fill(wf, no * ni, 2);
         for (int nth = 1; nth <= 2; nth++) {
             e2h_pool *pool = pool_init(nth);
@@ -45,7 +46,7 @@ int main(int argc, char **argv) {
                         ops->quantize_row(types[ti], wf + r * ni, wh + r * ni, ni);
                     w = wh;
                 }
-                double t = BEST_OF(reps, ops->matmul(pool, y, no, x, w, types[ti], nt, ni, no, NULL));
+                double t = BEST_OF(reps, ops->matmul(pool, y, no, x, w, types[ti], nt, ni, no, scratch));
                 gf[ti] = gflop / t;
             }
             ops->matmul(pool, y, no, x, wf, E2H_TYPE_F32, nt, ni, no, NULL);
@@ -59,7 +60,7 @@ int main(int argc, char **argv) {
                    (long)no, nth, gf[0], gf[1], gf[2], gflop / tb, md);
             pool_free(pool);
         }
-        free(x), free(wf), free(y), free(yb), free(wh);
+        free(x), free(wf), free(y), free(yb), free(wh), free(scratch);
     }
     printf("(GFLOP/s, best of %d; bench/kernels_float measures this machine's FMA peak)\n", reps);
     return 0;

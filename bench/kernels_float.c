@@ -71,34 +71,41 @@ static double max_rel_err(const float *a, const float *b, int64_t n) {
 
 static void bench_matmul(const e2h_ops *ops, const e2h_ops *ref, e2h_pool *pool, int reps,
                          double peak) {
-    const int types[] = {E2H_TYPE_F32, E2H_TYPE_BF16, E2H_TYPE_F16};
-    const char *tn[] = {"f32", "bf16", "f16"};
+    // bf16 twice where the avx512bf16 table is in use: its vdpbf16ps kernel (compared with its
+    // own ref, kern_matmul_bf16dot_ref) and the f32-arithmetic avx512 path beside it
+    const e2h_ops *o512 = ops_get("avx512");
+    const int bd = !strcmp(ops->name, "avx512bf16") && o512;
+    const int types[] = {E2H_TYPE_F32, E2H_TYPE_BF16, E2H_TYPE_F16, E2H_TYPE_BF16};
+    const char *tn[] = {"f32", "bf16", "f16", "bf16*"}; // bf16*: avx512, f32 math
     const int64_t shapes[][2] = {{2048, 2048}, {5632, 2048}, {576, 576}}; // (n_out, n_in)
     for (unsigned s = 0; s < sizeof shapes / sizeof *shapes; s++) {
         const int64_t no = shapes[s][0], ni = shapes[s][1], ntp = 128;
         float *wf = malloc(sizeof(float) * no * ni), *x = malloc(sizeof(float) * ntp * ni);
         float *y = malloc(sizeof(float) * ntp * no), *yr = malloc(sizeof(float) * ntp * no);
         uint16_t *wh = malloc(2 * no * ni);
+        void *scratch = malloc((size_t)ops_matmul_scratch_size(E2H_TYPE_BF16, ntp, ni));
         fill(wf, no * ni, 1, 1.0f), fill(x, ntp * ni, 2, 1.0f);
-        for (int ti = 0; ti < 3; ti++) {
+        for (int ti = 0; ti < (bd ? 4 : 3); ti++) {
+            const e2h_ops *o = ti == 3 ? o512 : ops;
             const void *w = wf;
             if (types[ti] != E2H_TYPE_F32) {
-                ops->quantize_row(types[ti], wf, wh, no * ni);
+                o->quantize_row(types[ti], wf, wh, no * ni);
                 w = wh;
             }
             const double wbytes = (double)kern_type_row_size(types[ti], ni) * no;
-            ref->matmul(pool, yr, no, x, w, types[ti], 4, ni, no, NULL);
-            ops->matmul(pool, y, no, x, w, types[ti], 4, ni, no, NULL);
+            if (bd && ti == 1) kern_matmul_bf16dot_ref(pool, yr, no, x, w, 4, ni, no, NULL);
+            else ref->matmul(pool, yr, no, x, w, types[ti], 4, ni, no, NULL);
+            o->matmul(pool, y, no, x, w, types[ti], 4, ni, no, scratch);
             const int exact = !memcmp(y, yr, sizeof(float) * 4 * no);
-            double td = BEST_OF(reps * 4, ops->matmul(pool, y, no, x, w, types[ti], 1, ni, no, NULL));
-            double tp = BEST_OF(reps, ops->matmul(pool, y, no, x, w, types[ti], ntp, ni, no, NULL));
+            double td = BEST_OF(reps * 4, o->matmul(pool, y, no, x, w, types[ti], 1, ni, no, scratch));
+            double tp = BEST_OF(reps, o->matmul(pool, y, no, x, w, types[ti], ntp, ni, no, scratch));
             const double gf = 2.0 * ntp * ni * no / tp * 1e-9;
             printf("matmul %-4s %5ldx%-5ld decode %8.1f us %6.1f GB/s | prefill %3ld tok %7.2f ms %6.1f "
                    "GFLOP/s (%4.1f%% peak) | ==ref bits: %s\n",
                    tn[ti], (long)no, (long)ni, td * 1e6, wbytes / td * 1e-9, (long)ntp, tp * 1e3, gf,
                    100 * gf / peak, exact ? "yes" : "NO");
         }
-        free(wf), free(x), free(y), free(yr), free(wh);
+        free(wf), free(x), free(y), free(yr), free(wh), free(scratch);
     }
 }
 
@@ -227,7 +234,7 @@ int main(int argc, char **argv) {
     const int nth = argc > 1 ? atoi(argv[1]) : 2, reps = argc > 2 ? atoi(argv[2]) : 5;
     const e2h_ops *ops = ops_get("auto"), *ref = ops_ref();
     e2h_pool *pool = pool_init(nth);
-    double core = !strcmp(ops->name, "avx512") ? peak_avx512()
+    double core = !strncmp(ops->name, "avx512", 6) ? peak_avx512()
                   : !strcmp(ops->name, "avx2") ? peak_avx2()
                                                : 0.0;
     double peak = core * nth;

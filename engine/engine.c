@@ -186,6 +186,11 @@ e2h_seq *eng_seq_first(const e2h_engine *e) { return e->live; }
 e2h_seq *eng_seq_next(const e2h_seq *s) { return s->next; }
 kv_pool *eng_kv_pool(const e2h_engine *e) { return e->kv; }
 
+const char *e2h_kernels_resolve(const char *kernels) {
+    const e2h_ops *ops = ops_get(kernels ? kernels : "auto");
+    return ops ? ops->name : NULL;
+}
+
 void eng_get_shape(const e2h_engine *e, eng_shape *out) {
     out->n_threads = e->n_threads;
     out->max_batch = e->max_batch;

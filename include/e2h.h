@@ -167,6 +167,11 @@ const char *e2h_detok_stream_last_error(const e2h_detok_stream *s);
 
 // ---------------------------------------------------------------- engine
 
+// The kernel set that engine option `kernels` (NULL/"auto", "ref", "avx2", "avx512",
+// "avx512bf16") selects on this CPU: its name (a static string, e.g. "avx512bf16" for auto on a
+// CPU with AVX512_BF16), or NULL if the name is unknown or the CPU cannot run it. Thread-safe.
+const char *e2h_kernels_resolve(const char *kernels);
+
 typedef struct {
     int n_threads;        // 0: 1 thread
     double kv_mem_gib;    // KV pool budget; 0: the larger of one full context (+ margin) and
@@ -174,7 +179,9 @@ typedef struct {
     int kv_f16;           // store K/V in f16 (default 0: f32)
     int block_size;       // KV block size in tokens; 0: 16
     int max_batch_tokens; // tokens per forward pass; 0: 512
-    const char *kernels;  // NULL/"auto", "ref", "avx2", "avx512"
+    const char *kernels;  // NULL/"auto", "ref", "avx2", "avx512", "avx512bf16" (AVX512_BF16:
+                          // bf16 weights x activations rounded to bf16, as torch does; auto's
+                          // choice where the CPU has it). See e2h_kernels_resolve.
     // NULL (default): the engine makes its own pool of n_threads threads. Else another engine
     // whose thread pool this one uses (n_threads is then that pool's size), so that two models
     // (a policy and a PRM hosted beside it) never oversubscribe the cores. The two engines

@@ -27,6 +27,31 @@ void kern_matmul_float_avx512(e2h_pool *pool, float *y, int64_t ldy, const float
                              const void *w, int wtype, int64_t n_tok, int64_t n_in,
                              int64_t n_out, void *scratch);
 
+// ---- bf16 x bf16 dot-product matmul (bf16 weights; AVX512_BF16 vdpbf16ps and its ref) ----
+// Not the canonical float order above: a different arithmetic, used for bf16 weights by the
+// "avx512bf16" table only (as PyTorch does on CPUs with AVX512_BF16). Definition:
+//  * every activation is rounded to bf16, round-to-nearest-even (kern_f32_to_bf16, the
+//    rounding of _mm512_cvtne2ps_pbh), once per matmul, into scratch rows of
+//    E2H_BF16DOT_PAD-padded length (zeros past n_in);
+//  * 16 f32 lane accumulators, starting at +0; for k0 = 0, 32, 64, ... lane l does
+//        acc[l] += w[k0+2l+1] * x[k0+2l+1];  acc[l] += w[k0+2l] * x[k0+2l]
+//    (each product of two bf16 is exact in f32; each addition rounds to nearest even;
+//    elements past n_in are 0 * 0), as vdpbf16ps documents it;
+//  * then the canonical halving fold of the 16 lanes (s8[i] = a[i] + a[i+8], s4, s2, s1).
+// The order depends only on n_in, so results are bit-identical for any n_tok, tiling or thread
+// count. The ref does not model vdpbf16ps' denormal flushing (inputs and outputs are treated
+// as zero there), so the two may differ where products or partial sums are subnormal, and
+// the SIMD kernel is tested against the ref with a tolerance, not bit for bit.
+#define E2H_BF16DOT_PAD 32
+// Bytes of scratch for n_tok activation rows of n_in (plus 64 for alignment).
+int64_t kern_bf16dot_scratch_size(int64_t n_tok, int64_t n_in);
+void kern_matmul_bf16dot_ref(e2h_pool *pool, float *y, int64_t ldy, const float *x,
+                             const void *w, int64_t n_tok, int64_t n_in, int64_t n_out,
+                             void *scratch);
+void kern_matmul_bf16dot_avx512(e2h_pool *pool, float *y, int64_t ldy, const float *x,
+                                const void *w, int64_t n_tok, int64_t n_in, int64_t n_out,
+                                void *scratch);
+
 // ---- elementwise ----
 void kern_rmsnorm_ref(float *out, const float *x, const float *w, int64_t n, int64_t dim, float eps);
 void kern_rmsnorm_avx2(float *out, const float *x, const float *w, int64_t n, int64_t dim, float eps);

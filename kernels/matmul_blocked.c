@@ -8,6 +8,7 @@ typedef struct {
     const char *w;
     int64_t n_tok, n_in, n_out;
     size_t wrow;
+    int64_t ldx; // activation row stride in floats (4-byte units)
     e2h_mm_tiling tl;
 } mm_ctx;
 
@@ -29,7 +30,7 @@ static void mm_tiles(const mm_ctx *c, int64_t r0, int64_t r1, int64_t t0, int64_
         const int R = r1 - r < mr ? (int)(r1 - r) : mr;
         for (int64_t t = t0; t < t1; t += nr) {
             const int T = t1 - t < nr ? (int)(t1 - t) : nr;
-            c->tl.tile(R, T, c->w + r * c->wrow, c->wrow, c->x + t * c->n_in, c->n_in, c->n_in,
+            c->tl.tile(R, T, c->w + r * c->wrow, c->wrow, c->x + t * c->ldx, c->ldx, c->n_in,
                        c->y + t * c->ldy + r, c->ldy);
         }
     }
@@ -39,8 +40,8 @@ static void mm_worker(void *p, int ith, int nth) {
     const mm_ctx *c = p;
     int64_t r0, r1;
     pool_slice(c->n_out, ith, nth, 16, &r0, &r1);
-    const int64_t tb = mm_block(c->n_in * 4, c->tl.nr), rb = mm_block((int64_t)c->wrow, c->tl.mr);
-    const int64_t w_bytes = (r1 - r0) * (int64_t)c->wrow, x_bytes = c->n_tok * c->n_in * 4;
+    const int64_t tb = mm_block(c->ldx * 4, c->tl.nr), rb = mm_block((int64_t)c->wrow, c->tl.mr);
+    const int64_t w_bytes = (r1 - r0) * (int64_t)c->wrow, x_bytes = c->n_tok * c->ldx * 4;
     const int64_t cost_a = (c->n_tok + tb - 1) / tb * w_bytes * (w_bytes > MM_L3_BYTES ? 2 : 1);
     const int64_t cost_b = (r1 - r0 + rb - 1) / rb * x_bytes * (x_bytes > MM_L3_BYTES ? 2 : 1);
     if (cost_a <= cost_b) {
@@ -55,6 +56,12 @@ static void mm_worker(void *p, int ith, int nth) {
 void kern_matmul_blocked(e2h_pool *pool, const e2h_mm_tiling *tiling, float *y, int64_t ldy,
                         const float *x, const void *w, size_t wrow, int64_t n_tok, int64_t n_in,
                         int64_t n_out) {
-    mm_ctx c = {y, ldy, x, w, n_tok, n_in, n_out, wrow, *tiling};
+    kern_matmul_blocked_x(pool, tiling, y, ldy, x, (size_t)n_in * 4, w, wrow, n_tok, n_in, n_out);
+}
+
+void kern_matmul_blocked_x(e2h_pool *pool, const e2h_mm_tiling *tiling, float *y, int64_t ldy,
+                          const void *x, size_t xrow, const void *w, size_t wrow, int64_t n_tok,
+                          int64_t n_in, int64_t n_out) {
+    mm_ctx c = {y, ldy, x, w, n_tok, n_in, n_out, wrow, (int64_t)(xrow / 4), *tiling};
     pool_run(pool, mm_worker, &c);
 }

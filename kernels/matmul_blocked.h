@@ -15,7 +15,9 @@
 #include "pool.h"
 
 // y[t * ldy + r] for r < R rows of w (row stride wrow bytes) and t < T tokens of x (row
-// stride ldx floats), reducing over n_in. 1 <= R <= mr, 1 <= T <= nr.
+// stride ldx floats), reducing over n_in. 1 <= R <= mr, 1 <= T <= nr. (Tiles whose activations
+// are not f32 — the bf16 dot-product kernel — read x as bytes: ldx is then the row stride in
+// units of 4 bytes, see kern_matmul_blocked_x.)
 typedef void (*e2h_mm_tile_fn)(int R, int T, const char *w, size_t wrow, const float *x,
                                int64_t ldx, int64_t n_in, float *y, int64_t ldy);
 
@@ -30,5 +32,10 @@ typedef struct {
 void kern_matmul_blocked(e2h_pool *pool, const e2h_mm_tiling *tiling, float *y, int64_t ldy,
                         const float *x, const void *w, size_t wrow, int64_t n_tok, int64_t n_in,
                         int64_t n_out);
+// As kern_matmul_blocked, with activation rows of xrow bytes (a multiple of 4) at x: the tile
+// gets (const float *)row pointers and ldx = xrow / 4.
+void kern_matmul_blocked_x(e2h_pool *pool, const e2h_mm_tiling *tiling, float *y, int64_t ldy,
+                          const void *x, size_t xrow, const void *w, size_t wrow, int64_t n_tok,
+                          int64_t n_in, int64_t n_out);
 
 #endif

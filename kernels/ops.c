@@ -15,7 +15,9 @@
 
 // ---- scratch sizes ----
 int64_t ops_matmul_scratch_size(int wtype, int64_t n_tok, int64_t n_in) {
-    if (kern_is_float_type(wtype)) return 0; // float kernels read x directly
+    // float kernels read x directly, but for bf16 weights the avx512bf16 table rounds it to bf16
+    if (wtype == E2H_TYPE_BF16) return kern_bf16dot_scratch_size(n_tok, n_in);
+    if (kern_is_float_type(wtype)) return 0;
     int64_t sz = kern_qmatmul_scratch_size(wtype, n_tok, n_in);
     const int64_t sp = kern_r16_scratch_size(wtype, n_tok, n_in); // matmul_packed
     if (sp > sz) sz = sp;
@@ -65,6 +67,19 @@ DEFINE_MATMUL(ref)
 DEFINE_MATMUL(avx2)
 DEFINE_MATMUL(avx512)
 
+// AVX-512 with AVX512_BF16: bf16 weights go to the vdpbf16ps kernel (activations rounded to
+// bf16; a different arithmetic from the f32 tables, see kernels/float_kernels.h) for every
+// batch size, decode included, so a row's result never depends on the batch it is in. Other
+// weight types as the avx512 table.
+static void matmul_avx512bf16(e2h_pool *pool, float *y, int64_t ldy, const float *x,
+                              const void *w, int wtype, int64_t n_tok, int64_t n_in,
+                              int64_t n_out, void *scratch) {
+    if (wtype == E2H_TYPE_BF16)
+        kern_matmul_bf16dot_avx512(pool, y, ldy, x, w, n_tok, n_in, n_out, scratch);
+    else
+        matmul_avx512(pool, y, ldy, x, w, wtype, n_tok, n_in, n_out, scratch);
+}
+
 // ---- the tables ----
 static const e2h_ops k_ops_ref = {
     .name = "ref",
@@ -101,6 +116,18 @@ static const e2h_ops k_ops_avx512 = {
     .matmul_packed = kern_r16_matmul_ex_avx512,
 };
 
+static const e2h_ops k_ops_avx512bf16 = {
+    .name = "avx512bf16",
+    .dequantize_row = dequantize_row_any,
+    .quantize_row = quantize_row_any,
+    .matmul = matmul_avx512bf16,
+    .rmsnorm = kern_rmsnorm_avx512,
+    .rope = kern_rope_avx512,
+    .swiglu = kern_swiglu_avx512,
+    .attention = kern_attention_avx512,
+    .matmul_packed = kern_r16_matmul_ex_avx512,
+};
+
 static int cpu_has_avx2(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -114,10 +141,15 @@ static int cpu_has_avx512(void) {
            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
 }
 
+static int cpu_has_avx512bf16(void) {
+    return cpu_has_avx512() && __builtin_cpu_supports("avx512bf16");
+}
+
 const e2h_ops *ops_ref(void) { return &k_ops_ref; }
 
 const e2h_ops *ops_get(const char *which) {
     if (!which || !strcmp(which, "auto")) {
+        if (cpu_has_avx512bf16()) return &k_ops_avx512bf16;
         if (cpu_has_avx512()) return &k_ops_avx512;
         if (cpu_has_avx2()) return &k_ops_avx2;
         return &k_ops_ref;
@@ -125,5 +157,6 @@ const e2h_ops *ops_get(const char *which) {
     if (!strcmp(which, "ref")) return &k_ops_ref;
     if (!strcmp(which, "avx2")) return cpu_has_avx2() ? &k_ops_avx2 : NULL;
     if (!strcmp(which, "avx512")) return cpu_has_avx512() ? &k_ops_avx512 : NULL;
+    if (!strcmp(which, "avx512bf16")) return cpu_has_avx512bf16() ? &k_ops_avx512bf16 : NULL;
     return NULL;
 }

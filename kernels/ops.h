@@ -25,7 +25,7 @@
 // ---- the ops table ----
 // Shapes are in comments as (rows, cols), row-major.
 typedef struct e2h_ops {
-    const char *name; // "ref", "avx2", "avx512"
+    const char *name; // "ref", "avx2", "avx512", "avx512bf16"
 
     // Dequantize n elements (n a multiple of the block size) of `type` to f32.
     void (*dequantize_row)(int type, const void *src, float *dst, int64_t n);
@@ -66,7 +66,9 @@ typedef struct e2h_ops {
 
 int64_t ops_matmul_scratch_size(int wtype, int64_t n_tok, int64_t n_in);
 
-// Fills the table. which: "auto" (best the CPU supports), "ref", "avx2", "avx512".
+// Fills the table. which: "auto" (best the CPU supports), "ref", "avx2", "avx512",
+// "avx512bf16" (avx512 + vdpbf16ps for bf16 weights: activations rounded to bf16, as PyTorch
+// does on such CPUs; the other tables compute bf16 weights in f32).
 // Returns NULL if `which` names an implementation this CPU cannot run.
 const e2h_ops *ops_get(const char *which);
 const e2h_ops *ops_ref(void);

@@ -8,6 +8,11 @@
 //   rmsnorm: abs 1e-6, rel 1e-5     rope: abs 2e-6, rel 1e-5
 //   swiglu (gate in [-20, 20]): abs 1e-6, rel 1e-5
 //   attention (f32 or f16 K/V, oracle reads the same converted values): abs 2e-5, rel 1e-4
+//   bf16 dot-product matmul (activations rounded to bf16; kernels/float_kernels.h): the ref
+//   against a double oracle over the same rounded values, abs 1e-4, rel 1e-4; the AVX512_BF16
+//   table against the ref, abs 2e-6, rel 1e-5 (same order of additions; they may differ only
+//   where vdpbf16ps flushes subnormals or adds a pair differently: measured bit-identical
+//   here, the count is printed)
 #include <cpuid.h>
 #include <immintrin.h>
 #include <stdint.h>
@@ -144,6 +149,7 @@ TEST(type_traits) {
     CHECK(ops_get("nope") == NULL);
     CHECK(ops_get("auto") != NULL);
     CHECK(ops_ref() == ops_get("ref"));
+    if (ops_get("avx512bf16")) CHECK(ops_get("auto") == ops_get("avx512bf16"));
 }
 
 TEST(float_row_roundtrip) {
@@ -259,6 +265,153 @@ TEST(matmul_large_prefill_invariance) {
             CHECKF(bad == 0, "%s shape %d: %d tokens differ", g_tables[ti]->name, s, bad);
         }
         free(wf), free(x), free(w), free(yb), free(y1);
+    }
+}
+
+// ---- bf16 x bf16 dot-product matmul (the avx512bf16 table's kernel for bf16 weights) ----
+static const int64_t k_bd_shapes[][3] = {{1, 72, 37},  {9, 200, 45}, {7, 1000, 13}, {13, 31, 5},
+                                         {3, 16, 4},   {1, 1, 3},    {20, 130, 66}, {6, 576, 17},
+                                         {33, 1536, 70}, {2, 33, 19}, {5, 64, 16}};
+#define BD_NSHAPES (int)(sizeof k_bd_shapes / sizeof *k_bd_shapes)
+
+static float bd_round(float x) { return kern_bf16_to_f32(kern_f32_to_bf16(x)); }
+
+static const e2h_ops *bd_table(void) {
+    const e2h_ops *o = ops_get("avx512bf16");
+    if (!o) printf("  skipped: this CPU has no AVX512_BF16 (avx512bf16 table not available)\n");
+    return o;
+}
+
+TEST(bf16dot_ref_vs_double_oracle) {
+    rng r = {77};
+    for (int s = 0; s < BD_NSHAPES; s++) {
+        const int64_t nt = k_bd_shapes[s][0], ni = k_bd_shapes[s][1], no = k_bd_shapes[s][2];
+        const int64_t ldy = no + 2;
+        float *wf = malloc(sizeof(float) * no * ni), *x = malloc(sizeof(float) * nt * ni);
+        float *y = malloc(sizeof(float) * nt * ldy);
+        void *w = make_weights(&r, E2H_TYPE_BF16, no, ni, wf);
+        fill(&r, x, nt * ni, -1, 1);
+        for (int64_t i = 0; i < nt * ldy; i++) y[i] = 12345.0f;
+        kern_matmul_bf16dot_ref(g_pool2, y, ldy, x, w, nt, ni, no, NULL);
+        int bad = 0, pad_bad = 0, differs = 0;
+        for (int64_t t = 0; t < nt; t++) {
+            for (int64_t o = 0; o < no; o++) {
+                double want = 0, want_f32 = 0;
+                for (int64_t k = 0; k < ni; k++) {
+                    want += (double)wf[o * ni + k] * bd_round(x[t * ni + k]);
+                    want_f32 += (double)wf[o * ni + k] * x[t * ni + k];
+                }
+                bad += !close_enough(y[t * ldy + o], want, 1e-4, 1e-4);
+                differs += fabs(want - want_f32) > 1e-6; // the rounding is really applied
+            }
+            for (int64_t o = no; o < ldy; o++) pad_bad += y[t * ldy + o] != 12345.0f;
+        }
+        CHECKF(bad == 0 && pad_bad == 0, "shape %ldx%ldx%ld: %d bad, %d pad", (long)nt, (long)ni,
+               (long)no, bad, pad_bad);
+        if (ni >= 16) CHECKF(differs > 0, "shape %d: no output depends on the rounding", s);
+        free(wf), free(x), free(y), free(w);
+    }
+}
+
+TEST(bf16dot_avx512_vs_ref) {
+    const e2h_ops *o = bd_table();
+    if (!o) return;
+    rng r = {78};
+    long exact = 0, total = 0;
+    for (int s = 0; s < BD_NSHAPES; s++) {
+        const int64_t nt = k_bd_shapes[s][0], ni = k_bd_shapes[s][1], no = k_bd_shapes[s][2];
+        const int64_t ldy = no + 3;
+        float *wf = malloc(sizeof(float) * no * ni), *x = malloc(sizeof(float) * nt * ni);
+        float *y = malloc(sizeof(float) * nt * ldy), *yr = malloc(sizeof(float) * nt * ldy);
+        void *w = make_weights(&r, E2H_TYPE_BF16, no, ni, wf);
+        void *scratch = malloc((size_t)ops_matmul_scratch_size(E2H_TYPE_BF16, nt, ni));
+        fill(&r, x, nt * ni, -1, 1);
+        for (int64_t i = 0; i < nt * ldy; i++) y[i] = 12345.0f;
+        o->matmul(g_pool2, y, ldy, x, w, E2H_TYPE_BF16, nt, ni, no, scratch);
+        kern_matmul_bf16dot_ref(NULL, yr, ldy, x, w, nt, ni, no, NULL);
+        int bad = 0, pad_bad = 0;
+        for (int64_t t = 0; t < nt; t++) {
+            for (int64_t c = 0; c < no; c++) {
+                const float g = y[t * ldy + c], want = yr[t * ldy + c];
+                bad += !close_enough(g, want, 2e-6, 1e-5);
+                exact += fbits(g) == fbits(want);
+                total++;
+            }
+            for (int64_t c = no; c < ldy; c++) pad_bad += y[t * ldy + c] != 12345.0f;
+        }
+        CHECKF(bad == 0 && pad_bad == 0, "shape %ldx%ldx%ld: %d bad, %d pad", (long)nt, (long)ni,
+               (long)no, bad, pad_bad);
+        free(wf), free(x), free(y), free(yr), free(w), free(scratch);
+    }
+    printf("  avx512bf16 vs ref: %ld of %ld outputs bit-identical\n", exact, total);
+}
+
+// Rounding of the activations: with unit-vector weight rows, y[t][i] = bf16(x[t][i]) exactly;
+// inputs include exact ties (low half 0x8000) and values next to them.
+TEST(bf16dot_activation_rounding) {
+    const e2h_ops *o = bd_table();
+    if (!o) return;
+    const int64_t ni = 45, nt = 3;
+    rng r = {79};
+    e2h_bf16 *w = calloc((size_t)(ni * ni), sizeof *w);
+    for (int64_t i = 0; i < ni; i++) w[i * ni + i] = 0x3f80; // 1.0
+    float x[3 * 45], y[3 * 45], yr[3 * 45];
+    for (int64_t i = 0; i < nt * ni; i++) {
+        uint32_t u = (rng_u32(&r) & 0x807f0000u) | (uint32_t)(120 + rng_u32(&r) % 16) << 23;
+        const uint32_t lows[4] = {0x8000, 0x7fff, 0x8001, rng_u32(&r) & 0xffff};
+        u |= lows[i % 4];
+        memcpy(&x[i], &u, 4);
+    }
+    void *scratch = malloc((size_t)ops_matmul_scratch_size(E2H_TYPE_BF16, nt, ni));
+    o->matmul(NULL, y, ni, x, w, E2H_TYPE_BF16, nt, ni, ni, scratch);
+    kern_matmul_bf16dot_ref(NULL, yr, ni, x, w, nt, ni, ni, NULL);
+    int bad = 0, bad_ref = 0;
+    for (int64_t i = 0; i < nt * ni; i++) {
+        const uint32_t want = (uint32_t)bf16_oracle(x[i]) << 16;
+        bad += fbits(y[i]) != want;
+        bad_ref += fbits(yr[i]) != want;
+    }
+    CHECKF(bad == 0 && bad_ref == 0, "%d (avx512bf16) / %d (ref) outputs not bf16(x)", bad, bad_ref);
+    free(w), free(scratch);
+}
+
+// A row alone vs in a batch, 1 vs 2 threads, sub-batches at other tile alignments, and both
+// cache-blocking orders: identical bits. Other weight types: the avx512 table's bits.
+TEST(bf16dot_batch_and_thread_invariance) {
+    const e2h_ops *o = bd_table(), *o512 = ops_get("avx512");
+    if (!o) return;
+    const int64_t shapes[][3] = {{9, 200, 71}, {77, 2100, 37}, {40, 300, 3000}, {11, 1537, 45}};
+    rng r = {80};
+    for (int s = 0; s < 4; s++) {
+        const int64_t nt = shapes[s][0], ni = shapes[s][1], no = shapes[s][2];
+        float *wf = malloc(sizeof(float) * no * ni), *x = malloc(sizeof(float) * nt * ni);
+        float *yb1 = malloc(sizeof(float) * nt * no), *yb2 = malloc(sizeof(float) * nt * no);
+        float *y1 = malloc(sizeof(float) * no);
+        void *w = make_weights(&r, E2H_TYPE_BF16, no, ni, wf);
+        void *scratch = malloc((size_t)ops_matmul_scratch_size(E2H_TYPE_BF16, nt, ni));
+        fill(&r, x, nt * ni, -1, 1);
+        o->matmul(NULL, yb1, no, x, w, E2H_TYPE_BF16, nt, ni, no, scratch);
+        o->matmul(g_pool2, yb2, no, x, w, E2H_TYPE_BF16, nt, ni, no, scratch);
+        CHECKF(!memcmp(yb1, yb2, sizeof(float) * nt * no), "shape %d: 1 vs 2 threads", s);
+        int bad = 0;
+        for (int64_t t = 0; t < nt; t += (nt > 20 ? 7 : 1)) {
+            o->matmul(t % 2 ? g_pool2 : NULL, y1, no, x + t * ni, w, E2H_TYPE_BF16, 1, ni, no, scratch);
+            bad += memcmp(y1, yb1 + t * no, sizeof(float) * no) != 0;
+        }
+        CHECKF(bad == 0, "shape %d: %d tokens alone != batched", s, bad);
+        o->matmul(g_pool2, yb2, no, x + 4 * ni, w, E2H_TYPE_BF16, 5, ni, no, scratch);
+        CHECKF(!memcmp(yb2, yb1 + 4 * no, sizeof(float) * 5 * no), "shape %d: sub-batch", s);
+        free(wf), free(x), free(yb1), free(yb2), free(y1), free(w), free(scratch);
+    }
+    for (int wt = 0; wt < 2; wt++) { // f32, f16: unchanged
+        const int64_t nt = 5, ni = 100, no = 19;
+        float wf[19 * 100], x[5 * 100], ya[5 * 19], yb[5 * 19];
+        void *w = make_weights(&r, k_wtypes[wt], no, ni, wf);
+        fill(&r, x, nt * ni, -1, 1);
+        o->matmul(g_pool2, ya, no, x, w, k_wtypes[wt], nt, ni, no, NULL);
+        o512->matmul(g_pool2, yb, no, x, w, k_wtypes[wt], nt, ni, no, NULL);
+        CHECKF(!memcmp(ya, yb, sizeof ya), "wtype %d differs from the avx512 table", k_wtypes[wt]);
+        free(w);
     }
 }
 
@@ -603,6 +756,10 @@ int main(void) {
     RUN(matmul_vs_double_oracle);
     RUN(matmul_batch_and_thread_invariance);
     RUN(matmul_large_prefill_invariance);
+    RUN(bf16dot_ref_vs_double_oracle);
+    RUN(bf16dot_avx512_vs_ref);
+    RUN(bf16dot_activation_rounding);
+    RUN(bf16dot_batch_and_thread_invariance);
     RUN(rmsnorm_vs_oracle);
     RUN(rope_vs_oracle);
     RUN(swiglu_vs_oracle);

@@ -6,6 +6,16 @@
 // continuation. Bounds: f32 weights max |logit diff| <= 1e-4. bf16 and f16 weights: the
 // reference was computed in f32 from the rounded weights, and we convert bf16/f16 exactly to
 // f32, so the same arithmetic-order bound applies; we check 1e-4 there too (measured ~1e-5).
+// With the avx512bf16 kernels (auto on CPUs with AVX512_BF16) bf16 weights multiply
+// activations rounded to bf16, which moves logits by up to ~0.05 here (row median 0.03). Those
+// runs are checked against logits_bf16act.npy (transformers with every Linear's input rounded
+// to bf16: the same arithmetic), and the f32-arithmetic avx512 table against logits.npy at 1e-4.
+// Against logits_bf16act.npy not every row can meet 1e-4: where a value before rounding lies
+// within the ~1e-6 f32 noise of a bf16 rounding midpoint, e2h and torch round it to different
+// neighbours (2^-8 apart), and through K/V such a flip reaches every later row. Measured: rows
+// within 1e-4 (typically 5e-7): llama2_bf16 65 of 67, qwen2_bf16 45 of 73 (flips from token 41 on);
+// max 8e-4 and 0.019. Checked: at least half the rows within 1e-4 and every logit within 0.1
+// (logits.npy itself has 0 rows within 1e-4 of logits_bf16act.npy, so the check can fail).
 #include <dirent.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,6 +26,7 @@
 
 #include "../include/e2h.h"
 #include "engine/util.h"
+#include "kernels/ops.h"
 #include "harness.h"
 
 #define FIX_DIR "tests/fixtures/models"
@@ -62,13 +73,15 @@ static int list_fixtures(char names[][64], int max) {
 }
 
 // Logits of the fixture's token sequence vs transformers', with the given kernels/threads.
-static void check_logits(const char *name, const char *kernels, int threads, double tol) {
+// min_rows: fraction of rows whose max |diff| must be <= tol; the other rows only <= 0.1.
+static void check_logits_file(const char *name, const char *kernels, int threads, double tol,
+                              const char *logits_file, double min_rows) {
     char dir[256], p[512];
     snprintf(dir, sizeof dir, FIX_DIR "/%s", name);
     int n, rows, cols;
     snprintf(p, sizeof p, "%s/tokens.json", dir);
     int32_t *ids = read_ids(p, "ids", &n);
-    snprintf(p, sizeof p, "%s/logits.npy", dir);
+    snprintf(p, sizeof p, "%s/%s", dir, logits_file);
     float *ref = th_read_npy(p, &rows, &cols);
     CHECKF(ids && ref && rows == n, "%s: fixture files unreadable", name);
     if (!ids || !ref || rows != n) { free(ids); free(ref); return; }
@@ -94,15 +107,31 @@ static void check_logits(const char *name, const char *kernels, int threads, dou
             double d = fabs((double)out[i] - ref[i]);
             if (d > worst || isnan(d)) { worst = isnan(d) ? INFINITY : d; at = (int)i; }
         }
-        CHECKF(worst <= tol, "%s [%s, %d threads]: max |logit diff| %.3g at (%d, %d) > %.1g", name,
-               kernels, threads, worst, at / cols, at % cols, tol);
-        printf("  %-20s %-6s t=%d max|diff| = %.2e\n", name, kernels, threads, worst);
+        int rows_ok = 0;
+        for (int r = 0; !st && r < n; r++) {
+            double mx = 0;
+            for (int c = 0; c < cols; c++) {
+                double d = fabs((double)out[(size_t)r * cols + c] - ref[(size_t)r * cols + c]);
+                mx = d > mx || isnan(d) ? (isnan(d) ? INFINITY : d) : mx;
+            }
+            rows_ok += mx <= tol;
+        }
+        const double bound = min_rows >= 1.0 ? tol : 0.1;
+        CHECKF(worst <= bound && rows_ok >= min_rows * n,
+               "%s [%s, %d threads]: max |logit diff| %.3g at (%d, %d) (bound %.1g), %d of %d rows "
+               "within %.1g", name, kernels, threads, worst, at / cols, at % cols, bound, rows_ok, n, tol);
+        printf("  %-20s %-10s t=%d max|diff| = %.2e, %d/%d rows <= %.0e (%s)\n", name, kernels,
+               threads, worst, rows_ok, n, tol, logits_file);
     }
     free(out);
     free(ids);
     free(ref);
     e2h_engine_free(e);
     e2h_model_free(m);
+}
+
+static void check_logits(const char *name, const char *kernels, int threads, double tol) {
+    check_logits_file(name, kernels, threads, tol, "logits.npy", 1.0);
 }
 
 static void check_greedy(const char *name, int threads) {
@@ -153,10 +182,20 @@ static int n_fixtures;
 TEST(fixtures_present) { CHECKF(n_fixtures >= 7, "found %d fixtures in " FIX_DIR, n_fixtures); }
 
 TEST(logits_match_transformers) {
+    const int bf16dot = ops_get("auto") == ops_get("avx512bf16");
     for (int i = 0; i < n_fixtures; i++) {
-        check_logits(fixtures[i], "auto", 2, 1e-4);
+        char p[512];
+        struct stat st;
+        snprintf(p, sizeof p, FIX_DIR "/%s/logits_bf16act.npy", fixtures[i]);
+        if (bf16dot && stat(p, &st) == 0) { // bf16 weights: bf16 activations under auto
+            check_logits_file(fixtures[i], "auto", 2, 1e-4, "logits_bf16act.npy", 0.5);
+            check_logits(fixtures[i], "avx512", 2, 1e-4);
+        } else {
+            check_logits(fixtures[i], "auto", 2, 1e-4);
+        }
         check_logits(fixtures[i], "ref", 1, 1e-4);
     }
+
 }
 
 TEST(greedy_matches_transformers) {

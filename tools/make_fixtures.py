@@ -11,6 +11,12 @@ Each fixture lands in tests/fixtures/models/<name>/ with:
 
 Reference math is always float32 with attn_implementation="eager". For bf16 fixtures the weights are
 rounded to bf16 (or f16), saved, re-loaded and upcast to f32 before the forward pass.
+bf16 fixtures also get
+  logits_bf16act.npy  as logits.npy, with the input of every nn.Linear rounded to bf16 (round to
+                      nearest even, torch's .to(bfloat16)) first: the arithmetic of e2h's avx512bf16
+                      kernels (vdpbf16ps: bf16 x bf16 products, f32 sums), which torch also uses for
+                      bf16 matmuls on CPUs with AVX512_BF16. `--bf16act-only` adds just this file to
+                      existing fixtures (the rest unchanged).
 
 Usage: python3 tools/make_fixtures.py [--out tests/fixtures/models] [--only name,name]
 Versions used: see tools/requirements.txt (torch 2.6.0, transformers 4.51.3).
@@ -203,6 +209,27 @@ def build_one(name, spec, out_root, seed):
     raise RuntimeError(f"{name}: no acceptable seed in 50 attempts")
 
 
+def bf16act_logits(model_cls, fixture_dir):
+    """logits of tokens.json with every Linear's input rounded to bf16 (f32 math otherwise)."""
+    ref = model_cls.from_pretrained(fixture_dir, torch_dtype=torch.float32,
+                                    attn_implementation="eager").eval()
+    for mod in ref.modules():
+        if isinstance(mod, torch.nn.Linear):
+            mod.register_forward_pre_hook(lambda _m, args: (args[0].to(torch.bfloat16).float(),))
+    with open(os.path.join(fixture_dir, "tokens.json")) as f:
+        tokens = json.load(f)["ids"]
+    with torch.no_grad():
+        return ref(torch.tensor([tokens])).logits[0].float().numpy()
+
+
+def add_bf16act(name, spec, out_root):
+    out = os.path.join(out_root, name)
+    logits = bf16act_logits(ARCH[spec["arch"]][1], out)
+    save_npy_f32(os.path.join(out, "logits_bf16act.npy"), logits)
+    base = np.load(os.path.join(out, "logits.npy"))
+    print(f"{name}: logits_bf16act.npy, max |diff| vs logits.npy {np.abs(logits - base).max():.3g}")
+
+
 def save_model(model, spec, path):
     """save_pretrained in the fixture dtype; sharded fixtures get a max_shard_size that splits them."""
     if spec["dtype"] in ("bfloat16", "float16"):
@@ -226,6 +253,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(here, "..", "tests", "fixtures", "models"))
     ap.add_argument("--only", default="", help="comma-separated fixture names")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--bf16act-only", action="store_true",
+                    help="only (re)write logits_bf16act.npy of existing bf16 fixtures")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     names = [n for n in args.only.split(",") if n] or list(FIXTURES)
@@ -236,7 +265,10 @@ def main():
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, numpy {np.__version__}")
     for i, n in enumerate(FIXTURES):
         if n in names:
-            build_one(n, FIXTURES[n], args.out, seed=i + 1)
+            if not args.bf16act_only:
+                build_one(n, FIXTURES[n], args.out, seed=i + 1)
+            if FIXTURES[n]["dtype"] == "bfloat16":
+                add_bf16act(n, FIXTURES[n], args.out)
 
 
 if __name__ == "__main__":

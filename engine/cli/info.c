@@ -28,18 +28,24 @@ int cli_info(int argc, char **argv) {
     e2h_model_get_info(m, &mi);
     const e2h_tokenizer *t = e2h_model_tokenizer(m);
     size_t kv_per_tok = (size_t)mi.n_layers * 2 * mi.n_kv_heads * mi.head_dim * sizeof(float);
+    const char *kern = e2h_kernels_resolve(o.kernels);
+    if (!kern) {
+        e2h_model_free(m);
+        return cli_fail("info: --kernels '%s' is unknown or not supported by this CPU", o.kernels);
+    }
     if (json) {
         printf("{\"arch\": \"%s\", \"source\": \"%s\", \"weight_type\": \"%s\", \"dim\": %d, "
                "\"n_layers\": %d, \"n_heads\": %d, \"n_kv_heads\": %d, \"head_dim\": %d, "
                "\"hidden_dim\": %d, \"vocab_size\": %d, \"max_ctx\": %d, \"rope_theta\": %g, "
                "\"norm_eps\": %g, \"tie_embeddings\": %s, \"qkv_bias\": %s, \"bos_id\": %d, "
                "\"eos_id\": %d, \"n_params\": %lld, \"weight_bytes\": %zu, "
-               "\"kv_bytes_per_token_f32\": %zu, \"tokenizer\": %s, \"packed_bytes\": %zu, \"chat_system\": ",
+               "\"kv_bytes_per_token_f32\": %zu, \"tokenizer\": %s, \"packed_bytes\": %zu, "
+               "\"kernels\": \"%s\", \"chat_system\": ",
                mi.arch, mi.source, mi.weight_type, mi.dim, mi.n_layers, mi.n_heads, mi.n_kv_heads,
                mi.head_dim, mi.hidden_dim, mi.vocab_size, mi.max_ctx, mi.rope_theta, mi.norm_eps,
                mi.tie_embeddings ? "true" : "false", mi.has_qkv_bias ? "true" : "false", mi.bos_id,
                mi.eos_id, (long long)mi.n_params, mi.weight_bytes, kv_per_tok,
-               t ? "true" : "false", mi.packed_bytes);
+               t ? "true" : "false", mi.packed_bytes, kern);
         const char *sys = e2h_model_chat_system(m);
         if (sys) cli_json_string(stdout, sys, strlen(sys));
         else printf("null");
@@ -64,6 +70,9 @@ int cli_info(int argc, char **argv) {
                mi.norm_eps, mi.has_qkv_bias ? ", q/k/v bias" : "");
         printf("kv cache       %.1f KiB per token (f32), %.1f MiB for the full context\n",
                kv_per_tok / 1024.0, kv_per_tok * (double)mi.max_ctx / 1048576.0);
+        printf("kernels        %s%s\n", kern,
+               !strcmp(kern, "avx512bf16") && !strcmp(mi.weight_type, "bf16")
+                   ? " (bf16 weights: vdpbf16ps, activations rounded to bf16)" : "");
     }
     e2h_model_free(m);
     return 0;

@@ -132,6 +132,96 @@ void kern_matmul_float_avx512(e2h_pool *pool, float *y, int64_t ldy, const float
     kern_matmul_blocked(pool, tl, y, ldy, x, w, kern_type_row_size(wtype, n_in), n_tok, n_in, n_out);
 }
 
+// ---- bf16 x bf16 dot-product matmul (arithmetic defined in kernels/float_kernels.h) ----
+// vdpbf16ps adds, per 16-lane accumulator, the products of 32 bf16 weights and 32 bf16
+// activations in pairs: twice the multiply-adds of an f32 fma and no weight conversion. The
+// activations are rounded once per matmul into scratch rows padded with zeros to a multiple of
+// 32 (so only the weights need a tail mask); the tile is the f32 one's (4 rows x 6 tokens,
+// 24 accumulators), folded the same canonical way.
+static inline __m512bh bd_ld(const void *p) { return (__m512bh)_mm512_loadu_si512(p); }
+
+// One row of n f32 to bf16 (RNE), zeros up to the padded length np.
+static void bd_round_row(const float *x, int64_t n, e2h_bf16 *dst, int64_t np) {
+    int64_t k = 0;
+    for (; k + 32 <= n; k += 32) {
+        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + k + 16), _mm512_loadu_ps(x + k));
+        _mm512_storeu_si512((void *)(dst + k), (__m512i)v);
+    }
+    for (; k < np; k += 32) { // tail and padding: masked loads give zeros past n
+        const int64_t n0 = n - k < 0 ? 0 : n - k > 16 ? 16 : n - k;
+        const int64_t n1 = n - k - 16 < 0 ? 0 : n - k - 16 > 16 ? 16 : n - k - 16;
+        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(tail_mask(n1), x + k + 16),
+                                         _mm512_maskz_loadu_ps(tail_mask(n0), x + k));
+        _mm512_storeu_si512((void *)(dst + k), (__m512i)v);
+    }
+}
+
+static inline __attribute__((always_inline)) void bd_tile(const int R, const int T, const char *w,
+                                                          size_t wrow, const float *xf,
+                                                          int64_t ldx, int64_t n_in, float *y,
+                                                          int64_t ldy) {
+    const e2h_bf16 *x = (const e2h_bf16 *)xf; // bf16 rows of 2 * ldx elements
+    __m512 acc[MR][NR];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 32 <= n_in; k += 32) {
+        __m512bh wv[MR];
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) wv[r] = bd_ld(w + r * wrow + k * 2);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            const __m512bh xv = bd_ld(x + t * 2 * ldx + k);
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++) acc[r][t] = _mm512_dpbf16_ps(acc[r][t], wv[r], xv);
+        }
+    }
+    if (k < n_in) {
+        const __mmask32 m = (__mmask32)((1ull << (n_in - k)) - 1);
+        __m512bh wv[MR];
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++)
+            wv[r] = (__m512bh)_mm512_maskz_loadu_epi16(m, w + r * wrow + k * 2);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            const __m512bh xv = bd_ld(x + t * 2 * ldx + k); // zero-padded
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++) acc[r][t] = _mm512_dpbf16_ps(acc[r][t], wv[r], xv);
+        }
+    }
+    if (R == 4) {
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++)
+            _mm_storeu_ps(y + t * ldy, hsum16x4(acc[0][t], acc[1][t], acc[2][t], acc[3][t]));
+        return;
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) y[t * ldy + r] = hsum16(acc[r][t]);
+}
+
+#define BD_CASE(R, T) \
+    case (R) * 8 + (T): bd_tile(R, T, MM_ARGS); break;
+#define BD_ROW(R) BD_CASE(R, 1) BD_CASE(R, 2) BD_CASE(R, 3) BD_CASE(R, 4) BD_CASE(R, 5) BD_CASE(R, 6)
+static void tile_bf16dot(int R, int T, const char *w, size_t wrow, const float *x, int64_t ldx,
+                         int64_t n_in, float *y, int64_t ldy) {
+    switch (R * 8 + T) { BD_ROW(1) BD_ROW(2) BD_ROW(3) BD_ROW(4) default: break; }
+}
+
+void kern_matmul_bf16dot_avx512(e2h_pool *pool, float *y, int64_t ldy, const float *x,
+                                const void *w, int64_t n_tok, int64_t n_in, int64_t n_out,
+                                void *scratch) {
+    static const e2h_mm_tiling k_bd = {MR, NR, tile_bf16dot};
+    const int64_t np = (n_in + E2H_BF16DOT_PAD - 1) / E2H_BF16DOT_PAD * E2H_BF16DOT_PAD;
+    e2h_bf16 *xb = (e2h_bf16 *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    for (int64_t t = 0; t < n_tok; t++) bd_round_row(x + t * n_in, n_in, xb + t * np, np);
+    kern_matmul_blocked_x(pool, &k_bd, y, ldy, xb, (size_t)np * 2, w, (size_t)n_in * 2, n_tok,
+                          n_in, n_out);
+}
+
 // ---- exp: Cephes-style range reduction + degree-5 polynomial, ~1 ulp; 0 below -87.3 ----
 static inline __m512 exp512(__m512 x) {
     const __mmask16 tiny = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.33654f), _CMP_LT_OQ);
