@@ -163,10 +163,10 @@ def make_texts(tok, n_branches, n_steps, step_tokens, problem_tokens, seed=0):
 # of any (rotating which goes first), so load changes on a shared machine hit all variants alike.
 
 
-def gen_e2h_incremental(e2h, prm, policy, problem, steps, threads, stagger=False):
+def gen_e2h_incremental(e2h, prm, policy, problem, steps, threads, stagger=False, kernels=None):
     B, S = len(steps), len(steps[0])
     t0 = time.perf_counter()
-    eng = e2h.Engine(policy, n_threads=threads)
+    eng = e2h.Engine(policy, n_threads=threads, kernels=kernels)  # the PRM mirrors use the same kernels
     eng.attach_prm(prm)
     root = eng.create(policy.chat(problem), problem=problem)
     root.sync()
@@ -193,13 +193,13 @@ def gen_e2h_incremental(e2h, prm, policy, problem, steps, threads, stagger=False
         eng.close()
 
 
-def gen_e2h_full(e2h, prm, policy, problem, steps, threads):
+def gen_e2h_full(e2h, prm, policy, problem, steps, threads, kernels=None):
     B, S = len(steps), len(steps[0])
     for k in range(S):
         t0 = time.perf_counter()
         tokens, sc = 0, np.zeros(B)
         for b in range(B):
-            with e2h.Engine(policy, n_threads=threads) as eng:  # fresh PRM pool: nothing reused
+            with e2h.Engine(policy, n_threads=threads, kernels=kernels) as eng:  # fresh PRM pool: nothing reused
                 eng.attach_prm(prm)
                 sc[b] = eng.score_texts(problem, steps[b][:k + 1])[-1]
                 tokens += eng.prm_tokens
@@ -273,6 +273,9 @@ def main(argv=None):
     ap.add_argument("--full-dtypes", default=None, help="e2h weight types for (b) (default: --dtypes)")
     ap.add_argument("--model-dir", default=os.path.join(tempfile.gettempdir(), "e2h_prm_bench_qwen2_1.5b"))
     ap.add_argument("--kv-mem", type=float, default=2.0)
+    ap.add_argument("--kernels", default="auto",
+                    help="e2h kernel sets, comma-separated (auto, avx512, avx512bf16, ...): each e2h variant "
+                         "runs once per set, e.g. auto,avx512 for bf16 with and without vdpbf16ps")
     ap.add_argument("-o", "--out", default=None, help="write the results as JSON")
     a = ap.parse_args(argv)
     variants = set(a.variants.split(","))
@@ -293,17 +296,24 @@ def main(argv=None):
     if "c" in variants:
         for dt in a.torch_dtypes.split(","):
             gens.append((f"(c) transformers {dt}, full re-scoring", gen_torch(mdir, dt, tok, problem, steps, a.threads)))
+    kern_list = a.kernels.split(",")
     for dt in a.dtypes.split(","):
+      for kn in kern_list:
         quant = None if dt == "bf16" else dt
+        kernels = None if kn == "auto" else kn
+        tag = dt if len(kern_list) == 1 else f"{dt} [{e2h.kernels_resolve(kernels)}]"
         prm = e2h.PRM(mdir, protocol="value-head", quant=quant, n_threads=a.threads, kv_mem_gib=a.kv_mem)
         prms.append(prm)
         if "a" in variants:
-            gens.append((f"(a) e2h {dt}, incremental", gen_e2h_incremental(e2h, prm, policy, problem, steps, a.threads)))
+            gens.append((f"(a) e2h {tag}, incremental",
+                         gen_e2h_incremental(e2h, prm, policy, problem, steps, a.threads, kernels=kernels)))
         if "s" in variants:
-            gens.append((f"(a') e2h {dt}, incremental, first round staggered",
-                         gen_e2h_incremental(e2h, prm, policy, problem, steps, a.threads, stagger=True)))
+            gens.append((f"(a') e2h {tag}, incremental, first round staggered",
+                         gen_e2h_incremental(e2h, prm, policy, problem, steps, a.threads, stagger=True,
+                                             kernels=kernels)))
         if "b" in variants and dt in (a.full_dtypes or a.dtypes).split(","):
-            gens.append((f"(b) e2h {dt}, full re-scoring", gen_e2h_full(e2h, prm, policy, problem, steps, a.threads)))
+            gens.append((f"(b) e2h {tag}, full re-scoring",
+                         gen_e2h_full(e2h, prm, policy, problem, steps, a.threads, kernels=kernels)))
     rows = [dict(variant=name, tokens=0, padded=0, seconds=0.0, scores=np.zeros((a.branches, a.steps)), load=[])
             for name, _ in gens]
     t_start = time.time()

@@ -20,7 +20,7 @@ import numpy as np
 from ._lib import (AppendOpts, E2HError, EngineOpts, KVStats, LoadOpts, ModelInfo, PRMOpts, Sampling, Stop,
                    lib, P)
 
-__all__ = ["Model", "Tokenizer", "Engine", "Seq", "PRM", "PRMReward", "E2HError", "aggregate", "answer_extract",
+__all__ = ["kernels_resolve", "Model", "Tokenizer", "Engine", "Seq", "PRM", "PRMReward", "E2HError", "aggregate", "answer_extract",
            "answer_key", "answer_equal", "library_path"]
 __version__ = "0.1.0"
 
@@ -32,6 +32,13 @@ AGGREGATES = {"min": 0, "prod": 1, "mean": 2, "last": 3}
 def library_path():
     """Path of the libe2h.so in use."""
     return lib().path
+
+
+def kernels_resolve(kernels=None):
+    """Name of the kernel set that Engine(kernels=...) selects on this CPU (None/"auto": the best one,
+    e.g. "avx512bf16"), or None if the name is unknown or this CPU cannot run it."""
+    r = lib().e2h_kernels_resolve(_b(kernels))
+    return None if r is None else r.decode()
 
 
 def _b(s):

@@ -96,6 +96,7 @@ SIGS = {
     "e2h_tokenizer_eos": (c_int32, [vp]),
     "e2h_tokenizer_piece": (ctypes.POINTER(ctypes.c_char), [vp, c_int32, P(c_size_t)]),
     "e2h_tokenizer_find": (c_int32, [vp, c_char_p, c_size_t]),
+    "e2h_kernels_resolve": (c_char_p, [c_char_p]),
     "e2h_engine_init": (c_int, [vp, P(EngineOpts), P(vp), c_char_p, c_size_t]),
     "e2h_engine_free": (None, [vp]),
     "e2h_engine_last_error": (c_char_p, [vp]),
