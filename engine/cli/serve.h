@@ -85,6 +85,8 @@ typedef struct srv_req {
     int32_t reserved;     // KV blocks reserved at admission
     // (mu)
     srv_state state;
+    int sse;              // a stream that started running: its result is the SSE bytes in out,
+                          // even when it is already done before its handler looks
     int cancelled;        // the client went away: free its sequences at once (atomic, no mu)
     int32_t need;         // KV blocks the request may use (set by the handler)
     int refs;             // holders: handler, scheduler, stream response

@@ -224,7 +224,9 @@ static enum MHD_Result handle_post(conn_ctx *cc, struct MHD_Connection *c) {
     MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
     pthread_mutex_lock(&s->mu);
     int gone = wait_state_locked(s, r, r->stream ? SRV_RUNNING : SRV_DONE, cc->fd);
-    int started = r->stream && r->state == SRV_RUNNING;
+    // a stream may start and finish (e.g. a stop string at its first token) before this
+    // thread wakes: it is answered as a stream all the same (its SSE bytes are in r->out)
+    int started = r->stream && (r->state == SRV_RUNNING || r->sse);
     char *body = started || gone ? NULL : r->result;
     if (body) r->result = NULL;
     status = r->status;

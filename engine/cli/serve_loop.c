@@ -90,6 +90,7 @@ static void sched_finish(srv *s, srv_req *r, int status, char *body) {
         body = ev;
     }
     r->status = started ? 200 : status;
+    r->sse = started;
     if (started) {
         if (body) sched_out_append(r, body);
         free(body);
