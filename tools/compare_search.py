@@ -29,10 +29,12 @@ Markdown (bench/README.md); --json FILE writes the numbers.
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2h_job import bootstrap  # noqa: E402  (mean and percentile 95% CI, as e2h report)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = os.path.join(REPO, "tools")
@@ -43,14 +45,6 @@ def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def bootstrap(vals, b=2000, seed=0):
-    """Mean and percentile 95% CI of the mean over resampled problems (as e2h report)."""
-    rng = random.Random(seed)
-    n = len(vals)
-    if not n:
-        return float("nan"), float("nan"), float("nan")
-    means = sorted(sum(vals[rng.randrange(n)] for _ in range(n)) / n for _ in range(b))
-    return sum(vals) / n, means[int(0.025 * b)], means[int(0.975 * b) - 1]
 
 
 def read_results(path):
