@@ -17,15 +17,9 @@ import sys
 import numpy as np
 import pytest
 
-REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-sys.path.insert(0, os.path.join(REPO, "python"))
-sys.path.insert(0, os.path.join(REPO, "tools"))
-if "E2H_LIB" not in os.environ:
-    b = os.environ.get("BUILD", "build")
-    os.environ["E2H_LIB"] = os.path.join(b if os.path.isabs(b) else os.path.join(REPO, b), "libe2h.so")
-if not os.path.exists(os.environ["E2H_LIB"]):
-    pytest.skip(f"libe2h.so not built ({os.environ['E2H_LIB']}); run make", allow_module_level=True)
+from e2h_testlib import REPO  # skips this module when libe2h.so is not built
 
+sys.path.insert(0, os.path.join(REPO, "tools"))
 import e2h  # noqa: E402
 import train_head as th  # noqa: E402
 from e2h._lib import lib  # noqa: E402
