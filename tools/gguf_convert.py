@@ -177,6 +177,33 @@ def copy_tokenizer(gw: "gguf.GGUFWriter", src: str) -> None:
             _copy_field(gw, key, f)
 
 
+def add_hf_tensors(gw, w: dict, cfg: dict, permute_qk: bool) -> None:
+    """Adds an HF model's tensors (dict name -> array) to a GGUFWriter under llama.cpp's names, as f32:
+    embeddings, final norm, an untied lm_head, every layer's tensors that w has (biases are optional).
+    permute_qk: q/k rows reordered for llama-arch files (not for qwen2, which keeps HF's order)."""
+    n_head = cfg["num_attention_heads"]
+    n_kv = cfg.get("num_key_value_heads", n_head)
+
+    def f32(name):
+        return np.ascontiguousarray(w[name].astype(np.float32))
+
+    gw.add_tensor("token_embd.weight", f32("model.embed_tokens.weight"))
+    gw.add_tensor("output_norm.weight", f32("model.norm.weight"))
+    if "lm_head.weight" in w and not cfg.get("tie_word_embeddings", False):
+        gw.add_tensor("output.weight", f32("lm_head.weight"))
+    for il in range(cfg["num_hidden_layers"]):
+        for g, h in LAYER_NAMES.items():
+            name = f"model.layers.{il}.{h}"
+            if name not in w:
+                continue
+            t = f32(name)
+            if permute_qk and h.startswith("self_attn.q_proj"):
+                t = permute(t, n_head)
+            elif permute_qk and h.startswith("self_attn.k_proj"):
+                t = permute(t, n_kv)
+            gw.add_tensor(f"blk.{il}.{g}", np.ascontiguousarray(t))
+
+
 def hf_to_gguf(hf_dir: str, out_path: str, tokenizer_from: str | None = None) -> None:
     with open(os.path.join(hf_dir, "config.json")) as f:
         cfg = json.load(f)
@@ -208,24 +235,7 @@ def hf_to_gguf(hf_dir: str, out_path: str, tokenizer_from: str | None = None) ->
         gw.add_key_length(cfg["head_dim"])
         gw.add_value_length(cfg["head_dim"])
 
-    def f32(name):
-        return np.ascontiguousarray(w[name].astype(np.float32))
-
-    gw.add_tensor("token_embd.weight", f32("model.embed_tokens.weight"))
-    gw.add_tensor("output_norm.weight", f32("model.norm.weight"))
-    if "lm_head.weight" in w and not cfg.get("tie_word_embeddings", False):
-        gw.add_tensor("output.weight", f32("lm_head.weight"))
-    for il in range(cfg["num_hidden_layers"]):
-        for g, h in LAYER_NAMES.items():
-            name = f"model.layers.{il}.{h}"
-            if name not in w:
-                continue
-            t = f32(name)
-            if not qwen and h.startswith("self_attn.q_proj"):
-                t = permute(t, n_head)
-            elif not qwen and h.startswith("self_attn.k_proj"):
-                t = permute(t, n_kv)
-            gw.add_tensor(f"blk.{il}.{g}", np.ascontiguousarray(t))
+    add_hf_tensors(gw, w, cfg, permute_qk=not qwen)
     gw.write_header_to_file()
     gw.write_kv_data_to_file()
     gw.write_tensors_to_file()

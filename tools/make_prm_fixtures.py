@@ -789,6 +789,7 @@ def write_prm_gguf(src, protocol, out_name="model.gguf"):
     and the head under e2h's GGUF names. Made from the committed files: needs gguf + safetensors, not torch."""
     import gguf
     from safetensors.numpy import load_file
+    from gguf_convert import add_hf_tensors
     cfg = load_json(os.path.join(src, "config.json"))
     tj = load_json(os.path.join(src, "tokenizer.json"))
     tc = load_json(os.path.join(src, "tokenizer_config.json"))
@@ -826,24 +827,9 @@ def write_prm_gguf(src, protocol, out_name="model.gguf"):
     gw.add_eos_token_id(cfg["eos_token_id"])
     gw.add_add_bos_token(False)
 
-    def f32(name):
-        return np.ascontiguousarray(w[name].astype(np.float32))
-
-    gw.add_tensor("token_embd.weight", f32("model.embed_tokens.weight"))
-    gw.add_tensor("output_norm.weight", f32("model.norm.weight"))
-    if "lm_head.weight" in w and not cfg.get("tie_word_embeddings", False):
-        gw.add_tensor("output.weight", f32("lm_head.weight"))
-    names = {"input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
-             "self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
-             "self_attn.v_proj.weight": "attn_v.weight", "self_attn.o_proj.weight": "attn_output.weight",
-             "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
-             "mlp.down_proj.weight": "ffn_down.weight", "self_attn.q_proj.bias": "attn_q.bias",
-             "self_attn.k_proj.bias": "attn_k.bias", "self_attn.v_proj.bias": "attn_v.bias"}
-    for il in range(cfg["num_hidden_layers"]):
-        for h, g in names.items():
-            gw.add_tensor(f"blk.{il}.{g}", f32(f"model.layers.{il}.{h}"))
+    add_hf_tensors(gw, w, cfg, permute_qk=False)  # qwen2 keeps HF's q/k row order
     for hf, gg in GGUF_HEADS[protocol].items():
-        gw.add_tensor(gg, f32(hf))
+        gw.add_tensor(gg, np.ascontiguousarray(w[hf].astype(np.float32)))
     gw.write_header_to_file()
     gw.write_kv_data_to_file()
     gw.write_tensors_to_file()
