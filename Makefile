@@ -38,6 +38,9 @@ DESTDIR ?=
 AVX2_FLAGS   := -mavx2 -mfma -mf16c
 AVX512_FLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq \
                 -mavx512vnni -mavx512bf16
+# AMX tile kernels (kernels/x86/*_amx.c): called only where kernels/amx.c detects AMX and the
+# OS permission; the same source built against the tile emulator is *_amx_emu_avx512.c
+AMX_FLAGS    := $(AVX512_FLAGS) -mamx-tile -mamx-int8 -mamx-bf16
 
 LIB_SRC   := $(sort $(wildcard engine/*.c engine/prm/*.c engine/search/*.c kernels/*.c \
                                 kernels/ref/*.c kernels/x86/*.c tokenizer/*.c \
@@ -52,13 +55,14 @@ TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 HAVE_NVCC := $(shell command -v nvcc >/dev/null 2>&1 && echo yes || echo no)
-CPU_FLAGS := $(shell grep -o -w -E 'avx2|avx512f|avx512_vnni|avx512_bf16' /proc/cpuinfo 2>/dev/null | sort -u | tr '\n' ' ')
+CPU_FLAGS := $(shell grep -o -w -E 'avx2|avx512f|avx512_vnni|avx512_bf16|amx_tile|amx_int8|amx_bf16' /proc/cpuinfo 2>/dev/null | sort -u | tr '\n' ' ')
 
 .PHONY: all lib cli tests benches test asan model bench clean info deps check demo job install
 all: info lib cli tests benches
 
 info:
 	@echo "e2h: cpu features: $(if $(CPU_FLAGS),$(CPU_FLAGS),none detected) (kernels are chosen at run time)"
+	@echo "e2h: amx: $(if $(findstring amx_int8,$(CPU_FLAGS)),amx_int8 in /proc/cpuinfo: the AMX kernels are used where the OS grants the tile state (e2h info says),no amx_int8 in /proc/cpuinfo: AMX kernels built but not used (AVX-512/AVX2 instead))"
 	@echo "e2h: nvcc: $(HAVE_NVCC) (CUDA backend not built by default)"
 
 lib: $(BUILD)/libe2h.a $(BUILD)/libe2h.so
@@ -72,6 +76,9 @@ $(BUILD)/obj/kernels/x86/%_avx2.o: kernels/x86/%_avx2.c
 $(BUILD)/obj/kernels/x86/%_avx512.o: kernels/x86/%_avx512.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/obj/kernels/x86/%_amx.o: kernels/x86/%_amx.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AMX_FLAGS) -MMD -MP -c $< -o $@
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@

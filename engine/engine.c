@@ -73,7 +73,11 @@ e2h_status e2h_engine_init(const e2h_model *m, const e2h_engine_opts *opts, e2h_
         return OPT_ERR("feature_layer: %d is outside 0..%d (this model's layers)", o.feature_layer,
                        m->cfg.n_layers);
     const e2h_ops *ops = ops_get(o.kernels ? o.kernels : "auto");
-    if (!ops) return OPT_ERR("kernels: '%s' is unknown or not supported by this CPU", o.kernels);
+    if (!ops) {
+        char why[160];
+        return OPT_ERR("kernels: '%s' is unknown or not supported by this CPU: %s", o.kernels,
+                       ops_why_not(o.kernels, why, sizeof why));
+    }
 #undef OPT_ERR
     e2h_engine *e = calloc(1, sizeof *e);
     if (!e) return E2H_ERR_NOMEM;
@@ -189,6 +193,10 @@ kv_pool *eng_kv_pool(const e2h_engine *e) { return e->kv; }
 const char *e2h_kernels_resolve(const char *kernels) {
     const e2h_ops *ops = ops_get(kernels ? kernels : "auto");
     return ops ? ops->name : NULL;
+}
+
+const char *e2h_kernels_why_not(const char *kernels, char *buf, size_t len) {
+    return ops_why_not(kernels, buf, len);
 }
 
 void eng_get_shape(const e2h_engine *e, eng_shape *out) {

@@ -168,9 +168,14 @@ const char *e2h_detok_stream_last_error(const e2h_detok_stream *s);
 // ---------------------------------------------------------------- engine
 
 // The kernel set that engine option `kernels` (NULL/"auto", "ref", "avx2", "avx512",
-// "avx512bf16") selects on this CPU: its name (a static string, e.g. "avx512bf16" for auto on a
+// "avx512bf16", "amx", "amx-emu") selects on this CPU: its name (a static string, e.g. "avx512bf16" for auto on a
 // CPU with AVX512_BF16), or NULL if the name is unknown or the CPU cannot run it. Thread-safe.
 const char *e2h_kernels_resolve(const char *kernels);
+// Why kernel set `kernels` cannot run on this CPU, written to buf (len bytes, NUL-terminated)
+// and returned; "" when it can. For NULL/"auto": why auto does not choose "amx" (e.g. "no AMX
+// on this CPU (CPUID leaf 7 lacks AMX-TILE AMX-INT8 AMX-BF16)"), "" when it does. May request
+// the Linux AMX permission (arch_prctl; process-wide). Thread-safe.
+const char *e2h_kernels_why_not(const char *kernels, char *buf, size_t len);
 
 typedef struct {
     int n_threads;        // 0: 1 thread
@@ -181,7 +186,10 @@ typedef struct {
     int max_batch_tokens; // tokens per forward pass; 0: 512
     const char *kernels;  // NULL/"auto", "ref", "avx2", "avx512", "avx512bf16" (AVX512_BF16:
                           // bf16 weights x activations rounded to bf16, as torch does; auto's
-                          // choice where the CPU has it). See e2h_kernels_resolve.
+                          // choice where the CPU has it), "amx" (avx512bf16 + AMX int8 tiles for
+                          // q4_0/q4_1/q8_0 batches of 16+ tokens, same results; auto's choice
+                          // where CPU, OS and permission allow), "amx-emu" (those tile kernels
+                          // on a scalar emulator: slow, for tests). See e2h_kernels_resolve.
     // NULL (default): the engine makes its own pool of n_threads threads. Else another engine
     // whose thread pool this one uses (n_threads is then that pool's size), so that two models
     // (a policy and a PRM hosted beside it) never oversubscribe the cores. The two engines

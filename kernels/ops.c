@@ -9,6 +9,9 @@
 #include <math.h>
 #include <string.h>
 
+#include <stdio.h>
+
+#include "amx.h"
 #include "float_kernels.h"
 #include "quant.h"
 #include "quant_r16.h"
@@ -128,6 +131,33 @@ static const e2h_ops k_ops_avx512bf16 = {
     .matmul_packed = kern_r16_matmul_ex_avx512,
 };
 
+// AMX (kernels/amx.h): the avx512bf16 table with r16 matmuls of 16+ tokens on int8 tiles
+// (bit-identical results). "amx-emu" runs the same kernel source on the scalar tile emulator:
+// slow, never chosen by "auto", for tests on CPUs without AMX.
+static const e2h_ops k_ops_amx = {
+    .name = "amx",
+    .dequantize_row = dequantize_row_any,
+    .quantize_row = quantize_row_any,
+    .matmul = matmul_avx512bf16,
+    .rmsnorm = kern_rmsnorm_avx512,
+    .rope = kern_rope_avx512,
+    .swiglu = kern_swiglu_avx512,
+    .attention = kern_attention_avx512,
+    .matmul_packed = kern_amx_r16_matmul_ex,
+};
+
+static const e2h_ops k_ops_amx_emu = {
+    .name = "amx-emu",
+    .dequantize_row = dequantize_row_any,
+    .quantize_row = quantize_row_any,
+    .matmul = matmul_avx512bf16,
+    .rmsnorm = kern_rmsnorm_avx512,
+    .rope = kern_rope_avx512,
+    .swiglu = kern_swiglu_avx512,
+    .attention = kern_attention_avx512,
+    .matmul_packed = kern_amx_r16_matmul_ex_emu,
+};
+
 static int cpu_has_avx2(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -145,10 +175,63 @@ static int cpu_has_avx512bf16(void) {
     return cpu_has_avx512() && __builtin_cpu_supports("avx512bf16");
 }
 
+// Runs a tile kernel `f` once on a small q8_0 case (17 tokens: a full tile and a 1-token tail;
+// 2 groups, the second partial) and compares it bit for bit with the AVX-512 r16 kernel: a
+// guard against a tile path that runs but computes something else on some CPU.
+int ops_amx_selftest(e2h_r16_ex_fn f) {
+    enum { NT = 17, NI = 64, NO = 20 };
+    static_assert(NT * 128 + NT * (NI / 32) * 4 + 64 <= 4096, "self-test scratch");
+    uint8_t w[2 * (NI / 32) * (512 + 32)] __attribute__((aligned(64)));
+    uint8_t scratch[4096] __attribute__((aligned(64)));
+    float x[NT * NI], y0[NT * NO], y1[NT * NO];
+    uint32_t r = 12345u;
+    for (size_t i = 0; i < sizeof w; i++) w[i] = (uint8_t)((r = r * 1103515245u + 12345u) >> 16);
+    for (int g = 0; g < 2; g++) // f16 scales in 0.5..1: finite, so the comparison is strict
+        for (int b = 0; b < NI / 32; b++)
+            for (int k = 0; k < 16; k++) {
+                const uint16_t h = (uint16_t)(0x3800 + (k * 37 + b * 11 + g * 5) % 1024);
+                memcpy(w + g * (NI / 32) * 544 + (NI / 32) * 512 + b * 32 + 2 * k, &h, 2);
+            }
+    for (int i = 0; i < NT * NI; i++) x[i] = (float)((int)((r = r * 1103515245u + 12345u) >> 20) % 200 - 100) / 37.0f;
+    if (kern_r16_scratch_size(E2H_TYPE_Q8_0, NT, NI) > (int64_t)sizeof scratch) return 0;
+    kern_r16_matmul_plain(kern_r16_matmul_ex_avx512, NULL, y0, NO, x, w, E2H_TYPE_Q8_0, NT, NI, NO, scratch);
+    kern_r16_matmul_plain(f, NULL, y1, NO, x, w, E2H_TYPE_Q8_0, NT, NI, NO, scratch);
+    return !memcmp(y0, y1, sizeof y0);
+}
+
+// 1 if the amx table can run here; else 0 and why.
+static int cpu_has_amx(char *why, size_t len) {
+    if (!kern_amx_detect(why, len)) return 0;
+    if (!cpu_has_avx512bf16()) {
+        snprintf(why, len, "AMX present but AVX-512 F/BW/VL/DQ/VNNI/BF16 missing (the tile kernels use them)");
+        return 0;
+    }
+    if (!ops_amx_selftest(kern_amx_r16_matmul_ex_tiles)) {
+        snprintf(why, len, "AMX self-test: tile results differ from the AVX-512 kernel's");
+        return 0;
+    }
+    return 1;
+}
+
+const char *ops_why_not(const char *which, char *why, size_t len) {
+    if (!len) return why;
+    why[0] = 0;
+    if (!which || !strcmp(which, "auto") || !strcmp(which, "amx")) {
+        if (cpu_has_amx(why, len)) why[0] = 0;
+    } else if (!strcmp(which, "amx-emu")) {
+        if (!cpu_has_avx512bf16()) snprintf(why, len, "amx-emu needs AVX-512 with BF16");
+    } else if (!ops_get(which)) {
+        snprintf(why, len, "'%s' is unknown or not supported by this CPU", which);
+    }
+    return why;
+}
+
 const e2h_ops *ops_ref(void) { return &k_ops_ref; }
 
 const e2h_ops *ops_get(const char *which) {
+    char why[160];
     if (!which || !strcmp(which, "auto")) {
+        if (cpu_has_amx(why, sizeof why)) return &k_ops_amx;
         if (cpu_has_avx512bf16()) return &k_ops_avx512bf16;
         if (cpu_has_avx512()) return &k_ops_avx512;
         if (cpu_has_avx2()) return &k_ops_avx2;
@@ -158,5 +241,7 @@ const e2h_ops *ops_get(const char *which) {
     if (!strcmp(which, "avx2")) return cpu_has_avx2() ? &k_ops_avx2 : NULL;
     if (!strcmp(which, "avx512")) return cpu_has_avx512() ? &k_ops_avx512 : NULL;
     if (!strcmp(which, "avx512bf16")) return cpu_has_avx512bf16() ? &k_ops_avx512bf16 : NULL;
+    if (!strcmp(which, "amx")) return cpu_has_amx(why, sizeof why) ? &k_ops_amx : NULL;
+    if (!strcmp(which, "amx-emu")) return cpu_has_avx512bf16() ? &k_ops_amx_emu : NULL;
     return NULL;
 }

@@ -20,12 +20,13 @@
 #include <stdint.h>
 
 #include "pool.h"
+#include "quant_r16.h" // e2h_r16_ex_fn
 #include "types.h" // element types, blocks, traits, conversions, kernel argument structs
 
 // ---- the ops table ----
 // Shapes are in comments as (rows, cols), row-major.
 typedef struct e2h_ops {
-    const char *name; // "ref", "avx2", "avx512", "avx512bf16"
+    const char *name; // "ref", "avx2", "avx512", "avx512bf16", "amx", "amx-emu"
 
     // Dequantize n elements (n a multiple of the block size) of `type` to f32.
     void (*dequantize_row)(int type, const void *src, float *dst, int64_t n);
@@ -69,8 +70,17 @@ int64_t ops_matmul_scratch_size(int wtype, int64_t n_tok, int64_t n_in);
 // Fills the table. which: "auto" (best the CPU supports), "ref", "avx2", "avx512",
 // "avx512bf16" (avx512 + vdpbf16ps for bf16 weights: activations rounded to bf16, as PyTorch
 // does on such CPUs; the other tables compute bf16 weights in f32).
+// "amx" (avx512bf16 + the AMX int8 tile kernels of kernels/amx.h for r16 matmuls of 16+
+// tokens; bit-identical results; auto's choice where kern_amx_detect and a self-test pass),
+// "amx-emu" (the same kernels on the scalar tile emulator: slow, for tests; never auto).
 // Returns NULL if `which` names an implementation this CPU cannot run.
 const e2h_ops *ops_get(const char *which);
 const e2h_ops *ops_ref(void);
+// Why `which` cannot run here, into why (len bytes) and returned; "" when it can. For "auto"
+// (or NULL): why auto does not choose "amx" ("" when it does).
+const char *ops_why_not(const char *which, char *why, size_t len);
+// Compares a tile kernel with the AVX-512 r16 kernel on a fixed small case: 1 if bit-identical.
+// AVX-512 CPUs only.
+int ops_amx_selftest(e2h_r16_ex_fn f);
 
 #endif

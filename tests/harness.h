@@ -1,6 +1,7 @@
 // tests/harness.h — a tiny test harness. Each test program defines tests with TEST(name),
 // lists them in main with RUN(name), and ends with TEST_SUMMARY(), which prints
-// "N passed, N failed" as its last line and returns non-zero if anything failed.
+// "N passed, N failed" as its last line and returns non-zero if anything failed. A test that
+// calls SKIP(reason) counts as neither (its reason is printed, and "N skipped" above the line).
 #ifndef E2H_TESTS_HARNESS_H
 #define E2H_TESTS_HARNESS_H
 
@@ -12,14 +13,15 @@
 
 #include "../include/e2h.h"
 
-static int th_passed, th_failed, th_cur_failed;
+static int th_passed, th_failed, th_cur_failed, th_skipped, th_cur_skipped;
 
 #define TEST(name) static void test_##name(void)
 #define RUN(name)                                                                      \
     do {                                                                               \
-        th_cur_failed = 0;                                                             \
+        th_cur_failed = th_cur_skipped = 0;                                            \
         test_##name();                                                                 \
         if (th_cur_failed) { th_failed++; printf("FAIL %s\n", #name); }                \
+        else if (th_cur_skipped) { th_skipped++; printf("skip %s\n", #name); }         \
         else { th_passed++; printf("ok   %s\n", #name); }                              \
         fflush(stdout);                                                                \
     } while (0)
@@ -39,8 +41,17 @@ static int th_passed, th_failed, th_cur_failed;
             th_cur_failed = 1;                                                         \
         }                                                                              \
     } while (0)
+// Inside a test: it cannot run here (prints the reason; counted as skipped, not passed).
+#define SKIP(...)                                                                      \
+    do {                                                                               \
+        printf("  skipped: ");                                                         \
+        printf(__VA_ARGS__);                                                           \
+        printf("\n");                                                                  \
+        th_cur_skipped = 1;                                                            \
+    } while (0)
 #define TEST_SUMMARY()                                                                 \
-    (printf("%d passed, %d failed\n", th_passed, th_failed), th_failed ? 1 : 0)
+    (th_skipped ? printf("%d skipped\n", th_skipped) : 0,                              \
+     printf("%d passed, %d failed\n", th_passed, th_failed), th_failed ? 1 : 0)
 
 // The whole file as a NUL-terminated buffer (caller frees); *len (if given) its size.
 // NULL if it cannot be opened or read.

@@ -182,7 +182,8 @@ static int n_fixtures;
 TEST(fixtures_present) { CHECKF(n_fixtures >= 7, "found %d fixtures in " FIX_DIR, n_fixtures); }
 
 TEST(logits_match_transformers) {
-    const int bf16dot = ops_get("auto") == ops_get("avx512bf16");
+    // avx512bf16 and amx (avx512bf16 + int8 tiles) compute bf16 weights with vdpbf16ps
+    const int bf16dot = ops_get("auto") == ops_get("avx512bf16") || !strcmp(ops_get("auto")->name, "amx");
     for (int i = 0; i < n_fixtures; i++) {
         char p[512];
         struct stat st;

@@ -37,7 +37,7 @@ typedef struct {
     double kv_mem_gib;    // --kv-mem
     int kv_f16;           // --kv-f16
     int batch;            // --batch (tokens per forward pass)
-    const char *kernels;  // --kernels auto|ref|avx2|avx512|avx512bf16
+    const char *kernels;  // --kernels auto|ref|avx2|avx512|avx512bf16|amx|amx-emu
     int no_repack;        // --no-repack
     int feature_layer;    // e2h_engine_opts.feature_layer (set by commands that read it, e.g.
                           // e2h label --feature-layer; not a shared flag)
@@ -49,7 +49,8 @@ typedef struct {
     "  --kv-mem GIB        KV cache budget in GiB (default: one full context)\n"               \
     "  --kv-f16            store the KV cache in f16\n"                                        \
     "  --batch N           tokens per forward pass (default 512)\n"                            \
-    "  --kernels K         auto, ref, avx2, avx512, avx512bf16 (default auto)\n"                          \
+    "  --kernels K         auto, ref, avx2, avx512, avx512bf16, amx (int8 tiles; auto where the\n"   \
+    "                      CPU has AMX: e2h info says), amx-emu (tiles emulated: slow, tests)\n"  \
     "  --no-repack         do not make the row-interleaved copy of q4_0/q4_1/q8_0 weights\n"
 void cli_model_opts_init(cli_model_opts *o);
 // If argv[*i] is one of the shared options, consumes it (and its value) and returns 1;

@@ -29,10 +29,13 @@ int cli_info(int argc, char **argv) {
     const e2h_tokenizer *t = e2h_model_tokenizer(m);
     size_t kv_per_tok = (size_t)mi.n_layers * 2 * mi.n_kv_heads * mi.head_dim * sizeof(float);
     const char *kern = e2h_kernels_resolve(o.kernels);
+    char amx_why[160];
     if (!kern) {
         e2h_model_free(m);
-        return cli_fail("info: --kernels '%s' is unknown or not supported by this CPU", o.kernels);
+        return cli_fail("info: --kernels '%s' is unknown or not supported by this CPU: %s", o.kernels,
+                        e2h_kernels_why_not(o.kernels, amx_why, sizeof amx_why));
     }
+    e2h_kernels_why_not(NULL, amx_why, sizeof amx_why); // why auto does not use AMX ("" if it does)
     if (json) {
         printf("{\"arch\": \"%s\", \"source\": \"%s\", \"weight_type\": \"%s\", \"dim\": %d, "
                "\"n_layers\": %d, \"n_heads\": %d, \"n_kv_heads\": %d, \"head_dim\": %d, "
@@ -40,12 +43,15 @@ int cli_info(int argc, char **argv) {
                "\"norm_eps\": %g, \"tie_embeddings\": %s, \"qkv_bias\": %s, \"bos_id\": %d, "
                "\"eos_id\": %d, \"n_params\": %lld, \"weight_bytes\": %zu, "
                "\"kv_bytes_per_token_f32\": %zu, \"tokenizer\": %s, \"packed_bytes\": %zu, "
-               "\"kernels\": \"%s\", \"chat_system\": ",
+               "\"kernels\": \"%s\", \"amx_why_not\": ",
                mi.arch, mi.source, mi.weight_type, mi.dim, mi.n_layers, mi.n_heads, mi.n_kv_heads,
                mi.head_dim, mi.hidden_dim, mi.vocab_size, mi.max_ctx, mi.rope_theta, mi.norm_eps,
                mi.tie_embeddings ? "true" : "false", mi.has_qkv_bias ? "true" : "false", mi.bos_id,
                mi.eos_id, (long long)mi.n_params, mi.weight_bytes, kv_per_tok,
                t ? "true" : "false", mi.packed_bytes, kern);
+        if (amx_why[0]) cli_json_string(stdout, amx_why, strlen(amx_why));
+        else printf("null");
+        printf(", \"chat_system\": ");
         const char *sys = e2h_model_chat_system(m);
         if (sys) cli_json_string(stdout, sys, strlen(sys));
         else printf("null");
@@ -73,6 +79,9 @@ int cli_info(int argc, char **argv) {
         printf("kernels        %s%s\n", kern,
                !strcmp(kern, "avx512bf16") && !strcmp(mi.weight_type, "bf16")
                    ? " (bf16 weights: vdpbf16ps, activations rounded to bf16)" : "");
+        if (amx_why[0]) printf("amx            not used: %s\n", amx_why);
+        else if (!strcmp(kern, "amx")) printf("amx            yes: int8 tiles for q4_0/q4_1/q8_0 batches of 16+ tokens\n");
+        else printf("amx            available, not chosen (--kernels %s)\n", kern);
     }
     e2h_model_free(m);
     return 0;
