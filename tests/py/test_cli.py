@@ -37,6 +37,21 @@ def test_info_json():
     assert info["qkv_bias"] is True and info["tie_embeddings"] is True
 
 
+def test_info_amx_reason_and_forced_amx():
+    """e2h info says why AMX is not used; --kernels amx where it cannot run: exit 2 + reason."""
+    m = os.path.join(FIX, "qwen2_f32")
+    info = json.loads(run("info", "-m", m, "--json").stdout)
+    text = run("info", "-m", m).stdout
+    if "amx_int8" not in open("/proc/cpuinfo").read():
+        assert "CPUID leaf 7" in info["amx_why_not"] and info["kernels"] != "amx"
+        assert "amx            not used: no AMX on this CPU" in text
+        for cmd in (["info", "-m", m], ["generate", "-m", m, "--ids", "1,2", "-n", "1"]):
+            p = run(*cmd, "--kernels", "amx", check=False)
+            assert p.returncode == 2 and "'amx'" in p.stderr and "CPUID leaf 7" in p.stderr, p.stderr
+    elif info["amx_why_not"] is None:
+        assert info["kernels"] == "amx"
+
+
 def test_logits_npy_matches_transformers(tmp_path):
     d = os.path.join(FIX, "llama3_f32")
     ids = json.load(open(os.path.join(d, "tokens.json")))["ids"]
