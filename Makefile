@@ -117,7 +117,7 @@ asan:
 
 # ThreadSanitizer over the tests that run threads (thread pool, two engines on two threads,
 # thread-count invariance).
-TSAN_TESTS ?= test_embed test_sched test_tree test_model test_kernels test_soak
+TSAN_TESTS ?= test_pool test_embed test_sched test_tree test_model test_kernels test_soak
 tsan:
 	$(MAKE) BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread -fno-omit-frame-pointer" tests
 	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" BUILD=build-tsan E2H_SKIP_PY=1 \
