@@ -186,6 +186,7 @@ struct prm_rt *eng_prm_rt(const e2h_engine *e) { return e->prm_rt; }
 void eng_set_prm_rt(e2h_engine *e, struct prm_rt *rt) { e->prm_rt = rt; }
 struct prm_seq *eng_seq_prm(const e2h_seq *s) { return s->prm; }
 void eng_seq_set_prm(e2h_seq *s, struct prm_seq *q) { s->prm = q; }
+void eng_seq_set_no_logits(e2h_seq *s) { s->no_logits = 1; }
 e2h_seq *eng_seq_first(const e2h_engine *e) { return e->live; }
 e2h_seq *eng_seq_next(const e2h_seq *s) { return s->next; }
 kv_pool *eng_kv_pool(const e2h_engine *e) { return e->kv; }
@@ -363,6 +364,7 @@ e2h_status e2h_seq_fork(e2h_engine *e, e2h_seq *parent, int k, e2h_seq **childre
         c->n = parent->n;
         c->n_done = parent->n_done;
         c->n_prompt = parent->n_prompt;
+        c->no_logits = parent->no_logits;
         c->sp = parent->sp;
         // distinct, reproducible stream per tree path: (parent stream, child index)
         c->stream = parent->stream * 1000003ull + (uint64_t)i + 1;
@@ -473,7 +475,9 @@ const int32_t *e2h_seq_tokens(const e2h_seq *s) { return s->tokens; }
 const float *e2h_seq_logprobs(const e2h_seq *s) { return s->logprobs; }
 int32_t e2h_seq_n_prompt(const e2h_seq *s) { return s->n_prompt; }
 e2h_stop_reason e2h_seq_stop_reason(const e2h_seq *s) { return s->stop; }
-const float *e2h_seq_logits(const e2h_seq *s) { return s->n_done == s->n ? s->logits : NULL; }
+const float *e2h_seq_logits(const e2h_seq *s) {
+    return s->n_done == s->n && !s->no_logits ? s->logits : NULL;
+}
 const float *e2h_seq_hidden(const e2h_seq *s) { return s->n_done == s->n ? s->hidden : NULL; }
 
 static const seq_capture *seq_cap_at(const e2h_seq *s, int32_t pos) {

@@ -79,6 +79,9 @@ struct e2h_seq {
     seq_capture *caps;    // (n_caps) ascending pos
     int32_t n_caps, cap_caps;
     int in_pass;          // set while the scheduler has the sequence in the batch being built
+    int no_logits;        // a scoring-only sequence (PRM mirror, eng_seq_set_no_logits): the
+                          // last token's next-token logits are never computed (a vocab-wide
+                          // projection per pass that nothing reads); inherited by fork
     // Outputs (logits, hidden, log-probs, captures) of positions [0, n_done) are recorded in the
     // sequence itself, so the KV of a sequence can be dropped under memory pressure (preempted,
     // as vLLM's recompute mode does) without losing them: kv.n_tokens may be below n_done, and

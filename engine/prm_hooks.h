@@ -34,6 +34,13 @@ void eng_seq_set_prm(e2h_seq *s, struct prm_seq *q);
 e2h_seq *eng_seq_first(const e2h_engine *e);
 e2h_seq *eng_seq_next(const e2h_seq *s);
 
+// Marks s (a PRM mirror, never extended) as scoring-only: passes skip the next-token logits of
+// its last token (the vocab-wide output projection, which for a value head reads nothing and
+// with a 150k vocabulary costs several layers' worth of work per sequence and pass). Its hidden
+// states, captures (with or without capture_logits) and log-probs are computed as before, bit
+// for bit; e2h_seq_logits returns NULL for it and e2h_seq_extend refuses it. Forks inherit it.
+void eng_seq_set_no_logits(e2h_seq *s);
+
 // The engine's KV pool: attaching a PRM model splits the policy's KV budget with it.
 kv_pool *eng_kv_pool(const e2h_engine *e);
 // Bytes of K and V that one token of model m takes in a pool of f32 (f16 = 0) or f16 entries.

@@ -49,7 +49,7 @@ static int32_t sched_rows(e2h_engine *e, e2h_seq *s, int32_t p0, int32_t take, i
         int lp = p + 1 < s->n && (s->pflags[p + 1] & SEQ_F_LP);
         seq_capture *c = (s->pflags[p] & SEQ_F_CAP) ? sched_find_cap(s, p) : NULL;
         if (!last && !lp && !c) continue;
-        int need_lg = last || lp || (c && c->logits);
+        int need_lg = (last && !s->no_logits) || lp || (c && c->logits);
         int32_t r = *n_rows;
         e->out_rows[r] = p - p0;
         e->out_lg[r] = (uint8_t)need_lg;
@@ -79,7 +79,7 @@ static void sched_post_fn(void *p, int ith, int nth) {
         const float *lg = w->lg >= 0 ? e->logits + (size_t)w->lg * e->vocab : NULL;
         if (w->pos == s->n - 1) {
             memcpy(s->hidden, h, (size_t)e->hid_w * sizeof(float));
-            memcpy(s->logits, lg, (size_t)e->vocab * sizeof(float));
+            if (lg) memcpy(s->logits, lg, (size_t)e->vocab * sizeof(float)); // NULL: no_logits
         }
         if (w->pos + 1 < s->n && (s->pflags[w->pos + 1] & SEQ_F_LP))
             s->logprobs[w->pos + 1] = sample_logprob(lg, e->vocab, s->tokens[w->pos + 1]);
@@ -415,6 +415,8 @@ e2h_status e2h_seq_extend(e2h_engine *e, e2h_seq *const *seqs, int n, const e2h_
         for (int j = 0; j < i; j++)
             if (seqs[j] == seqs[i])
                 return ENG_ERR(e, E2H_ERR_INVALID_ARG, "extend: sequence %d is listed twice", i);
+        if (seqs[i]->no_logits) // a PRM mirror: it never has next-token logits to sample from
+            return ENG_ERR(e, E2H_ERR_INVALID_ARG, "extend: sequence %d is scoring-only", i);
     }
     e2h_status st = sched_stop_state(e, seqs, n, stop);
     if (st) return st;

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../engine/engine_internal.h" // e2h_seq layout: the no_logits test's sentinel
+#include "../engine/prm_hooks.h"       // eng_seq_set_no_logits
 #include "../include/e2h.h"
 #include "harness.h"
 
@@ -220,6 +222,52 @@ TEST(captures_alone_and_batched) {
     free(ref);
     e2h_engine_free(e1);
     e2h_engine_free(e2);
+}
+
+// A scoring-only sequence (PRM mirror, eng_seq_set_no_logits): the pass skips its last token's
+// next-token logits (the sentinel in its logits buffer survives the sync), and everything else
+// is bit-identical to a normal sequence computed beside it: last hidden state, captured hidden
+// states and captured logits. Forks inherit the flag; extend refuses it.
+TEST(no_logits_sequence) {
+    e2h_engine *e = make_engine(2, 9, 4);
+    CHECK(e != NULL);
+    if (!e) return;
+    int32_t ids[40];
+    fill_ids(ids, 40, 77);
+    const int32_t cap[3] = {25, 31, 38}; // not the last position (39): its row needs no logits
+    e2h_seq *a = NULL, *b = NULL;
+    CHECK(e2h_seq_create(e, ids, 20, NULL, &a) == E2H_OK);
+    CHECK(e2h_seq_create(e, ids, 20, NULL, &b) == E2H_OK);
+    if (!a || !b) { e2h_engine_free(e); return; }
+    eng_seq_set_no_logits(b);
+    CHECK(append_capturing(e, a, ids, 20, 40, cap, 3, 1) == E2H_OK);
+    CHECK(append_capturing(e, b, ids, 20, 40, cap, 3, 1) == E2H_OK);
+    b->logits[0] = 12345.0f; // no pass computes (so none copies) the last row's logits
+    e2h_seq *both[2] = {a, b};
+    CHECK(e2h_engine_sync(e, both, 2) == E2H_OK);
+    CHECK(b->logits[0] == 12345.0f);
+    CHECK(e2h_seq_logits(a) != NULL && e2h_seq_logits(b) == NULL);
+    CHECK(e2h_seq_hidden(a) && e2h_seq_hidden(b) &&
+          memcmp(e2h_seq_hidden(a), e2h_seq_hidden(b), sizeof(float) * (size_t)t_dim) == 0);
+    for (int k = 0; k < 3; k++) {
+        const float *ha = e2h_seq_hidden_at(a, cap[k]), *hb = e2h_seq_hidden_at(b, cap[k]);
+        const float *la = e2h_seq_logits_at(a, cap[k]), *lb = e2h_seq_logits_at(b, cap[k]);
+        CHECKF(ha && hb && la && lb && !memcmp(ha, hb, sizeof(float) * (size_t)t_dim) &&
+                   !memcmp(la, lb, sizeof(float) * (size_t)t_vocab),
+               "capture at %d differs", cap[k]);
+    }
+    e2h_seq *c = NULL;
+    CHECK(e2h_seq_fork(e, b, 1, &c) == E2H_OK);
+    CHECK(c && e2h_seq_logits(c) == NULL && e2h_seq_hidden(c) != NULL);
+    e2h_stop stop;
+    memset(&stop, 0, sizeof stop);
+    stop.max_tokens = 2;
+    CHECK(e2h_seq_extend(e, &b, 1, &stop) == E2H_ERR_INVALID_ARG);
+    CHECK(e2h_seq_extend(e, &a, 1, &stop) == E2H_OK); // the normal one still extends
+    if (c) e2h_seq_release(e, c);
+    e2h_seq_release(e, a);
+    e2h_seq_release(e, b);
+    e2h_engine_free(e);
 }
 
 // e2h_seq_hidden after extend is the hidden state of the last token: a second sequence that
@@ -474,6 +522,7 @@ int main(void) {
     RUN(sixteen_candidates_one_pass);
     RUN(appended_logprobs_equal_log_softmax);
     RUN(captures_alone_and_batched);
+    RUN(no_logits_sequence);
     RUN(hidden_after_extend);
     RUN(captures_follow_fork_and_truncate);
     RUN(exhaustion_at_sync);

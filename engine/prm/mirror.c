@@ -372,6 +372,9 @@ static e2h_status job_append(e2h_engine *pe, struct prm_rt *rt, prm_job *j, e2h_
         // the prefix index can hand back the cached blocks of an earlier mirror (same problem)
         int32_t k = job_create_len(p, j);
         if ((st = e2h_seq_create(pe, j->b.ids, k, NULL, mirror))) return st;
+        // hidden-state and tag-logit protocols read captures only; implicit's next append takes
+        // its first log-prob from the last token's logits
+        if (!implicit) eng_seq_set_no_logits(*mirror);
         cut = k;
     } else if (cut < e2h_seq_len(*mirror)) {
         if ((st = e2h_seq_truncate(pe, *mirror, cut))) return st;
@@ -445,7 +448,9 @@ static e2h_status share_new_mirrors(struct prm_rt *rt, int pe, prm_job *jobs, in
         lead[ng++] = i;
     }
     for (int g = 0; g < ng && !st; g++)
-        st = e2h_seq_create(en, jobs[lead[g]].b.ids, glen[g], NULL, &pre[g]);
+        if (!(st = e2h_seq_create(en, jobs[lead[g]].b.ids, glen[g], NULL, &pre[g])) &&
+            p->proto->read != PRM_READ_IMPLICIT)
+            eng_seq_set_no_logits(pre[g]); // its forks (the mirrors) inherit it (see job_append)
     if (!st && ng) st = prm_sync(rt, en, pre, ng);
     for (int g = 0; g < ng && !st; g++) {
         int m = 0;
