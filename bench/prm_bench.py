@@ -23,10 +23,17 @@ first), so load changes on a shared machine hit all of them alike; the 1-minute 
 each variant's round and reported (mean, min-max).
 
 Reported per variant: PRM tokens processed (e2h: counted by the engine; torch: the unpadded prefix tokens,
-padded count in brackets) and wall time, plus ratios to (a). Scores of (a), (b) and (c) must agree (a check,
-printed as the max |diff| against torch f32).
+padded count in brackets), wall time and CPU time (the process's user + system seconds over the variant's
+rounds: on a shared, loaded machine the steadier figure, since wall time there is mostly waiting for a core),
+plus ratios to (a). Scores of (a), (b) and (c) must agree (a check, printed as the max |diff| against torch f32).
+Then the issue's goals, each with its measured ratio: (b) / (a) PRM tokens and wall time >= 10x per e2h weight
+type; (c) / (a) wall time >= 20x for every pair of torch dtype and e2h weight type.
 
-    python3 bench/prm_bench.py                          # the issue's workload at full 28 layers
+The complete comparison in one command (1 layer keeps it to ~10 minutes on 2 idle cores):
+
+    python3 bench/prm_bench.py --layers 1 --branches 16 --steps 20 -t 2 -o prm_bench.json
+
+    python3 bench/prm_bench.py                          # the issue's workload at full 28 layers (hours)
     python3 bench/prm_bench.py --layers 2 --branches 4  # smaller, for a 2-core box
     python3 bench/prm_bench.py --variants a,b --dtypes q8_0
 
@@ -159,23 +166,25 @@ def make_texts(tok, n_branches, n_steps, step_tokens, problem_tokens, seed=0):
 # ---------------------------------------------------------------- variants
 #
 # Each variant is a generator that does one round (round k: step k of every branch scored) per next() and
-# yields (seconds, PRM tokens, scores of the round). main() runs round k of every variant before round k + 1
-# of any (rotating which goes first), so load changes on a shared machine hit all variants alike.
+# yields (wall seconds, CPU seconds, PRM tokens, scores of the round); both times cover the same region
+# (e2h (a): its engine's setup counts in round 1; torch: model loading is outside). main() runs round k of
+# every variant before round k + 1 of any (rotating which goes first), so load changes on a shared machine
+# hit all variants alike.
 
 
 def gen_e2h_incremental(e2h, prm, policy, problem, steps, threads, stagger=False, kernels=None):
     B, S = len(steps), len(steps[0])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     eng = e2h.Engine(policy, n_threads=threads, kernels=kernels)  # the PRM mirrors use the same kernels
     eng.attach_prm(prm)
     root = eng.create(policy.chat(problem), problem=problem)
     root.sync()
     branches = root.fork(B)
     root.release()
-    setup = time.perf_counter() - t0
+    setup, setup_cpu = time.perf_counter() - t0, time.process_time() - c0
     try:
         for k in range(S):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             before = eng.prm_tokens
             for b, s in enumerate(branches):
                 s.append(steps[b][k] + "\n\n")
@@ -185,8 +194,9 @@ def gen_e2h_incremental(e2h, prm, policy, problem, steps, threads, stagger=False
                 sc = np.concatenate([eng.score_new_steps(branches[:1]), eng.score_new_steps(branches[1:])])
             else:
                 sc = eng.score_new_steps(branches)
-            yield time.perf_counter() - t0 + setup, eng.prm_tokens - before, sc
-            setup = 0.0
+            yield (time.perf_counter() - t0 + setup, time.process_time() - c0 + setup_cpu,
+                   eng.prm_tokens - before, sc)
+            setup = setup_cpu = 0.0
     finally:
         for s in branches:
             s.release()
@@ -196,14 +206,14 @@ def gen_e2h_incremental(e2h, prm, policy, problem, steps, threads, stagger=False
 def gen_e2h_full(e2h, prm, policy, problem, steps, threads, kernels=None):
     B, S = len(steps), len(steps[0])
     for k in range(S):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         tokens, sc = 0, np.zeros(B)
         for b in range(B):
             with e2h.Engine(policy, n_threads=threads, kernels=kernels) as eng:  # fresh PRM pool: nothing reused
                 eng.attach_prm(prm)
                 sc[b] = eng.score_texts(problem, steps[b][:k + 1])[-1]
                 tokens += eng.prm_tokens
-        yield time.perf_counter() - t0, tokens, sc
+        yield time.perf_counter() - t0, time.process_time() - c0, tokens, sc
 
 
 def prm_ids(tok, problem, steps, step_id, bos_text):
@@ -231,7 +241,7 @@ def gen_torch(model_dir, dtype, tok, problem, steps, threads):
     bos = "<|endoftext|>"
     B, S = len(steps), len(steps[0])
     for k in range(S):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with torch.inference_mode():
             seqs = [prm_ids(tok, problem, steps[b][:k + 1], step_id, bos) for b in range(B)]
             L = max(len(s) for s in seqs)
@@ -245,7 +255,35 @@ def gen_torch(model_dir, dtype, tok, problem, steps, threads):
             for b, s in enumerate(seqs):
                 v = h[b, len(s) - 1].to(torch.float32) @ vw[0] + vb[0]
                 sc[b] = float(torch.sigmoid(v))
-        yield time.perf_counter() - t0, (sum(len(s) for s in seqs), B * L), sc
+        yield time.perf_counter() - t0, time.process_time() - c0, (sum(len(s) for s in seqs), B * L), sc
+
+
+def report_goals(rows):
+    """Prints the issue's goals with the measured ratios (wall time, and CPU time beside it); returns them."""
+    def find(prefix, dt):
+        return next((r for r in rows if r["variant"].startswith(f"{prefix} ") and
+                     r["variant"].split(" ")[2].rstrip(",") == dt), None)
+    e2h_dts = [r["variant"].split(" ")[2].rstrip(",") for r in rows if r["variant"].startswith("(a)")]
+    torch_dts = [r["variant"].split(" ")[2].rstrip(",") for r in rows if r["variant"].startswith("(c)")]
+    goals = []
+    for dt in e2h_dts:
+        ra, rb = find("(a) e2h", dt), find("(b) e2h", dt)
+        if rb:
+            goals.append((f"(b) e2h {dt} / (a) e2h {dt}, PRM tokens", rb["tokens"] / ra["tokens"], None, 10))
+            goals.append((f"(b) e2h {dt} / (a) e2h {dt}, wall time", rb["seconds"] / ra["seconds"],
+                          rb["cpu"] / ra["cpu"], 10))
+        for tdt in torch_dts:
+            rc = find("(c) transformers", tdt)
+            goals.append((f"(c) torch {tdt} / (a) e2h {dt}, wall time", rc["seconds"] / ra["seconds"],
+                          rc["cpu"] / ra["cpu"], 20))
+    if goals:
+        print()
+        print("| goal | ratio (wall) | ratio (CPU s) | target | met |")
+        print("|---|---:|---:|---:|---|")
+        for name, v, c, target in goals:
+            print(f"| {name} | {v:.1f}x | " + (f"{c:.1f}x" if c is not None else "-") +
+                  f" | >= {target}x | {'yes' if v >= target else 'NO'} |")
+    return [dict(goal=g, ratio=v, cpu_ratio=c, target=t, met=v >= t) for g, v, c, t in goals]
 
 
 def cpu_model():
@@ -316,12 +354,15 @@ def main(argv=None):
                          gen_e2h_full(e2h, prm, policy, problem, steps, a.threads, kernels=kernels)))
     rows = [dict(variant=name, tokens=0, padded=0, seconds=0.0, scores=np.zeros((a.branches, a.steps)), load=[])
             for name, _ in gens]
+    for r in rows:
+        r["cpu"] = 0.0
     t_start = time.time()
     for k in range(a.steps):
         n = len(gens)
         for j in [(k + i) % n for i in range(n)]:  # rotate which variant goes first
-            secs, toks, sc = next(gens[j][1])
+            secs, cpu, toks, sc = next(gens[j][1])
             r = rows[j]
+            r["cpu"] += cpu
             r["seconds"] += secs
             if isinstance(toks, tuple):
                 r["tokens"] += toks[0]
@@ -351,9 +392,9 @@ def main(argv=None):
     print(f"full re-scoring processes {full_tokens} PRM tokens in this workload (sum of all prefixes)")
     print()
     cols = [f"time vs (a) {d}" for d in inc]
-    print("| variant | PRM tokens | wall s | tokens/s | tokens vs (a) | " + " | ".join(cols) +
+    print("| variant | PRM tokens | wall s | CPU s | tokens/s | tokens vs (a) | " + " | ".join(cols) +
           f" | max abs diff vs {ref_name} | load avg (min-max) |")
-    print("|---|---:|---:|---:|---:|" + "---:|" * len(cols) + "---:|---|")
+    print("|---|---:|---:|---:|---:|---:|" + "---:|" * len(cols) + "---:|---|")
     for r in rows:
         tok_s = f"{r['tokens']}" + (f" ({r['padded']} padded)" if r.get("padded") else "")
         a_tok = min((x["tokens"] for x in inc.values()), default=0)
@@ -361,12 +402,13 @@ def main(argv=None):
         rs = " | ".join(f"{r['seconds'] / x['seconds']:.1f}x" for x in inc.values())
         diff = f"{np.abs(r['scores'] - ref).max():.2g}" if ref is not None else "-"
         ld = f"{np.mean(r['load']):.1f} ({min(r['load']):.1f}-{max(r['load']):.1f})"
-        print(f"| {r['variant']} | {tok_s} | {r['seconds']:.1f} | {r['tokens'] / r['seconds']:.0f} | {rt} | "
+        print(f"| {r['variant']} | {tok_s} | {r['seconds']:.1f} | {r['cpu']:.1f} | {r['tokens'] / r['seconds']:.0f} | {rt} | "
               + (rs + " | " if rs else "") + f"{diff} | {ld} |")
+    goals = report_goals(rows)
     if a.out:
         with open(a.out, "w") as f:
             json.dump({"args": vars(a), "cpu": cpu_model(), "problem_tokens": n_prob, "mean_step_tokens": n_step,
-                       "full_rescoring_tokens": full_tokens,
+                       "full_rescoring_tokens": full_tokens, "goals": goals,
                        "rows": [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.items()}
                                 for r in rows]}, f)
     tok.close()
