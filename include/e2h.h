@@ -173,7 +173,8 @@ const char *e2h_detok_stream_last_error(const e2h_detok_stream *s);
 const char *e2h_kernels_resolve(const char *kernels);
 // Why kernel set `kernels` cannot run on this CPU, written to buf (len bytes, NUL-terminated)
 // and returned; "" when it can. For NULL/"auto": why auto does not choose "amx" (e.g. "no AMX
-// on this CPU (CPUID leaf 7 lacks AMX-TILE AMX-INT8 AMX-BF16)"), "" when it does. May request
+// on this CPU (CPUID leaf 7 lacks AMX-TILE AMX-INT8 AMX-BF16)"; where AMX can run: that auto
+// leaves the never-hardware-tested tile kernels opt-in), never "" today. May request
 // the Linux AMX permission (arch_prctl; process-wide). Thread-safe.
 const char *e2h_kernels_why_not(const char *kernels, char *buf, size_t len);
 
@@ -187,8 +188,9 @@ typedef struct {
     const char *kernels;  // NULL/"auto", "ref", "avx2", "avx512", "avx512bf16" (AVX512_BF16:
                           // bf16 weights x activations rounded to bf16, as torch does; auto's
                           // choice where the CPU has it), "amx" (avx512bf16 + AMX int8 tiles for
-                          // q4_0/q4_1/q8_0 batches of 16+ tokens, same results; auto's choice
-                          // where CPU, OS and permission allow), "amx-emu" (those tile kernels
+                          // q4_0/q4_1/q8_0 batches of 16+ tokens, same results; opt-in where CPU,
+                          // OS and permission allow: never auto's choice until it has run on
+                          // AMX hardware), "amx-emu" (those tile kernels
                           // on a scalar emulator: slow, for tests). See e2h_kernels_resolve.
     // NULL (default): the engine makes its own pool of n_threads threads. Else another engine
     // whose thread pool this one uses (n_threads is then that pool's size), so that two models

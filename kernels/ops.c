@@ -216,7 +216,12 @@ static int cpu_has_amx(char *why, size_t len) {
 const char *ops_why_not(const char *which, char *why, size_t len) {
     if (!len) return why;
     why[0] = 0;
-    if (!which || !strcmp(which, "auto") || !strcmp(which, "amx")) {
+    if (!which || !strcmp(which, "auto")) {
+        // see ops_get: auto never picks the tile kernels yet
+        if (cpu_has_amx(why, len))
+            snprintf(why, len, "AMX present, not picked by auto: the tile kernels have never run on AMX "
+                               "hardware (only emulated); opt in with --kernels amx");
+    } else if (!strcmp(which, "amx")) {
         if (cpu_has_amx(why, len)) why[0] = 0;
     } else if (!strcmp(which, "amx-emu")) {
         if (!cpu_has_avx512bf16()) snprintf(why, len, "amx-emu needs AVX-512 with BF16");
@@ -231,7 +236,9 @@ const e2h_ops *ops_ref(void) { return &k_ops_ref; }
 const e2h_ops *ops_get(const char *which) {
     char why[160];
     if (!which || !strcmp(which, "auto")) {
-        if (cpu_has_amx(why, sizeof why)) return &k_ops_amx;
+        // The AMX tile kernels are opt-in (--kernels amx) until they have run on AMX hardware:
+        // they are verified only through the scalar tile emulator (amx-emu), and the start-up
+        // self-test catches wrong results, not a fault in a never-executed instruction path.
         if (cpu_has_avx512bf16()) return &k_ops_avx512bf16;
         if (cpu_has_avx512()) return &k_ops_avx512;
         if (cpu_has_avx2()) return &k_ops_avx2;
