@@ -99,6 +99,11 @@ $(BUILD)/e2h: $(CLI_OBJ) $(BUILD)/libe2h.a
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libe2h.a tests/harness.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libe2h.a $(LDLIBS)
+# serve's request parsers without a model or a socket (the rest of the CLI is not linked)
+SERVE_PARSE_OBJ = $(BUILD)/obj/engine/cli/serve_api.o $(BUILD)/obj/engine/cli/serve_prm.o
+$(BUILD)/tests/test_serve_api: tests/test_serve_api.c tests/serve_text_stub.h $(SERVE_PARSE_OBJ) $(BUILD)/libe2h.a tests/harness.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(SERVE_PARSE_OBJ) $(BUILD)/libe2h.a $(LDLIBS)
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libe2h.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libe2h.a $(LDLIBS)
@@ -177,7 +182,7 @@ clean:
 
 # ---- fuzzing (clang libFuzzer + ASan + UBSan, float-cast-overflow included) -------------------
 #   make fuzz          build build-fuzz/fuzz/fuzz_* (one per parser; seeds in tests/fuzz/corpus)
-#   make fuzz-smoke    run each for FUZZ_SECONDS (default 50: 6 targets, 5 minutes) on a copy
+#   make fuzz-smoke    run each for FUZZ_SECONDS (default 50: 7 targets, 6 minutes) on a copy
 #                      of its seeds; fails on
 #                      any crash, leak, hang (> 10 s per input) or UB report. Part of .ci/run.
 FUZZ_BUILD   ?= build-fuzz
@@ -186,15 +191,17 @@ FUZZ_SAN     := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-r
                 -fno-omit-frame-pointer
 FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/fuzz/%)
-# the CLI's JSONL line parsers (fuzz_jsonl); the rest of the CLI is not linked
-FUZZ_CLI_OBJ := $(FUZZ_BUILD)/obj/engine/cli/jsonl.o
+# the CLI's JSONL line parsers (fuzz_jsonl) and serve's request parsers (fuzz_serve_api); the
+# rest of the CLI (HTTP, the scheduler loop) is not linked
+FUZZ_CLI_OBJ := $(FUZZ_BUILD)/obj/engine/cli/jsonl.o $(FUZZ_BUILD)/obj/engine/cli/serve_api.o \
+                $(FUZZ_BUILD)/obj/engine/cli/serve_prm.o
 .PHONY: fuzz fuzz-smoke fuzz-bins
 fuzz:
 	$(MAKE) CC=clang BUILD=$(FUZZ_BUILD) OPT=-O1 SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" \
 	    $(FUZZ_BUILD)/libe2h.a $(FUZZ_CLI_OBJ)
 	$(MAKE) CC=clang BUILD=$(FUZZ_BUILD) OPT=-O1 SAN="$(FUZZ_SAN)" fuzz-bins
 fuzz-bins: $(FUZZ_BIN)
-$(FUZZ_BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_util.h $(FUZZ_BUILD)/libe2h.a $(FUZZ_CLI_OBJ)
+$(FUZZ_BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_util.h tests/serve_text_stub.h $(FUZZ_BUILD)/libe2h.a $(FUZZ_CLI_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_CLI_OBJ) $(FUZZ_BUILD)/libe2h.a $(LDLIBS)
 fuzz-smoke: fuzz

@@ -137,8 +137,48 @@ def jsonl_seeds():
     (d / "malformed").write_bytes(b"\x01{\"problem\": \"unterminated")
 
 
+def serve_api_seeds():
+    """fuzz_serve_api: byte 0 picks the endpoint (mod 5: 0 completions, 1 chat, 2 prm/score,
+    3 search, 4 reward) and, with (byte 0 // 5) % 2, whether a PRM is loaded; then the body."""
+    d = OUT / "serve_api"
+    d.mkdir(parents=True, exist_ok=True)
+    dump = lambda o: json.dumps(o, ensure_ascii=False)
+    bodies = [
+        (0, {"model": "m", "prompt": "Once upon a time", "max_tokens": 8, "temperature": 0.7,
+             "top_p": 0.9, "top_k": 40, "min_p": 0.05, "seed": 3, "n": 2, "best_of": 2,
+             "stop": ["\n\n", "END"], "logprobs": 2, "stream": True,
+             "stream_options": {"include_usage": True}}),
+        (0, {"prompt": ["one string"], "max_tokens": 1, "stop": "x", "presence_penalty": 0,
+             "logit_bias": {}, "echo": False, "suffix": None}),
+        (1, {"model": "m", "messages": [{"role": "system", "content": "Be brief."},
+                                        {"role": "user", "content": "Hi \u00e9\U0001f600"},
+                                        {"role": "assistant", "content": [{"type": "text", "text": "Hello"}]},
+                                        {"role": "user", "content": "2+2?"}],
+             "max_completion_tokens": 16, "logprobs": True, "top_logprobs": 3, "temperature": 0,
+             "response_format": {"type": "text"}, "tools": []}),
+        (1, {"messages": [{"role": "user", "content": "x"}], "n": 64, "max_tokens": 1024}),
+        (2, {"problem": "1+1?", "steps": ["1+1=2.", "# Answer\n\n2"]}),
+        (7, {"problem": "1+1?", "steps": ["1+1=2.", "# Answer\n\n2"]}),
+        (7, {"problem": "x?", "solution": "Step one.\n\nStep two."}),
+        (7, {"items": [{"problem": "a", "steps": ["b"]}, {"problem": "c", "solution": "d\n\ne"}]}),
+        (3, {"problem": "What is $2+2$?", "method": "maj", "n": 4, "max_tokens": 64, "seed": 1,
+             "temperature": 0.8, "top_p": 1.0, "max_rounds": 5}),
+        (8, {"problem": "What is $2+2$?", "method": "beam", "n": 8, "m": 4}),
+        (9, {"query": ["prompt and response", "another"], "prompts": ["prompt", "an"], "labels": [1, 0]}),
+        (4, {"query": ["q"]}),
+        # more tokens than bytes + 8 with the fuzz target's stand-in tokenizer (a fixed bug)
+        (3, {"problem": "\U0001f600" * 30, "method": "greedy"}),
+    ]
+    for i, (b0, body) in enumerate(bodies):
+        (d / f"s{i}").write_bytes(bytes([b0]) + dump(body).encode())
+    (d / "malformed").write_bytes(b"\x00{\"prompt\": \"unterminated")
+    (d / "not_object").write_bytes(b"\x01[1, 2, 3]")
+    (d / "big_numbers").write_bytes(b'\x00{"prompt": "p", "max_tokens": 1e300, "n": -0.0, "seed": 9007199254740993}')
+
+
 def main():
     jsonl_seeds()
+    serve_api_seeds()
     for d in ["gguf", "safetensors", "tokenizer_json", "encode", "answer"]:
         (OUT / d).mkdir(parents=True, exist_ok=True)
     tiny_gguf(OUT / "gguf" / "llama.gguf")

@@ -92,6 +92,8 @@ static int serve_open(srv *s) {
     if (rc) return rc;
     if (!e2h_model_tokenizer(s->m)) return cli_fail("%s: the model has no tokenizer", s->mo.model);
     if ((rc = serve_attach_prm(s))) return rc;
+    s->txt = srv_text_model(s->m);
+    s->have_prm = s->prm != NULL;
     e2h_model_info mi;
     e2h_model_get_info(s->m, &mi);
     e2h_kv_stats ks;

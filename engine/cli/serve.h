@@ -105,6 +105,18 @@ typedef struct {
     double gen_seconds;   // scheduler seconds spent with sequences running
 } srv_metrics;
 
+// What request parsing needs from the model: its tokenizer and its chat template (as
+// e2h_tokenize and e2h_model_apply_chat_turns). serve.c binds them to the loaded model
+// (srv_text_model); tests/fuzz/fuzz_serve_api.c binds a model-free stand-in, so the request
+// parsers run without a model, a socket or any I/O. Called from handler threads: thread-safe.
+typedef struct {
+    e2h_status (*tokenize)(const void *ctx, const char *text, size_t len, int add_special,
+                           int32_t *ids, int32_t cap, int32_t *n_ids);
+    e2h_status (*chat)(const void *ctx, const char *system, const char *const *roles,
+                       const char *const *contents, int n, char *out, size_t cap, size_t *len);
+    const void *ctx;
+} srv_text;
+
 typedef struct srv {
     // configuration (read-only after start)
     cli_model_opts mo;
@@ -115,6 +127,9 @@ typedef struct srv {
     e2h_model *m;
     e2h_engine *e;        // scheduler thread only
     e2h_prm *prm;
+    // what request parsing reads (never m or prm themselves): set by serve_open
+    srv_text txt;
+    int have_prm;         // a PRM is loaded
     int32_t blocks_total, block_size, max_ctx, vocab;
     // shared (mu)
     pthread_mutex_t mu;
@@ -136,10 +151,19 @@ double srv_now(void);
 
 // serve_api.c: request parsing and response building (handler threads, no engine use).
 // Parses body into a new request (refs 1, the caller's). On a client error returns NULL and
-// writes an OpenAI error body into *err (malloc'd) with *status.
+// writes an OpenAI error body into *err (malloc'd) with *status. Reads of s only lim,
+// txt, have_prm, blocks_total, block_size, max_ctx, and mu/next_id/n_live (under mu); no I/O.
+// Needs s->txt set (srv_text_model) and s->mu initialized.
 srv_req *srv_parse_request(srv *s, srv_kind kind, const char *body, size_t len, int *status,
                            char **err);
 char *srv_error_json(const char *message, const char *type, const char *param);
+// The text ops of a loaded model (its tokenizer and chat template; m must outlive them).
+srv_text srv_text_model(const e2h_model *m);
+// All the tokens of text through s->txt: *ids (malloc'd, caller frees; NULL on error) and
+// *n_ids. Sizes the buffer at len + 8 and asks again at the reported count if that is short
+// (e2h_tokenize's contract), so any tokenizer works.
+e2h_status srv_tokenize_all(const srv *s, const char *text, size_t len, int add_special,
+                            int32_t **ids, int32_t *n_ids);
 // The final JSON body of a finished generation request (scheduler thread, req done).
 char *srv_completion_json(const srv *s, const srv_req *r);
 // One SSE chunk of choice i carrying text[from, to) (and its logprob records); finish may
@@ -152,12 +176,13 @@ char *srv_models_json(const srv *s);
 char *srv_metrics_text(srv *s);
 void srv_req_unref(srv *s, srv_req *r); // (takes mu itself) frees at zero refs
 
+// KV blocks a generation request may use at most (its reservation at admission; serve_api.c).
+int32_t srv_request_need(const srv *s, const srv_req *r);
+
 // serve_loop.c: the scheduler thread.
 void *srv_sched_main(void *arg);
 // Queues r (a ref is taken for the scheduler). Returns 0, 429 (queue full) or 503 (stopping).
 int srv_submit(srv *s, srv_req *r);
-// KV blocks a generation request may use at most (its reservation at admission).
-int32_t srv_request_need(const srv *s, const srv_req *r);
 
 // serve_http.c: the daemon.
 int srv_http_start(srv *s);

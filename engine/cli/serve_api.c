@@ -11,6 +11,63 @@
 
 #include "serve.h"
 
+double srv_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// ------------------------------------------------------------------ the model's text ops
+
+static e2h_status text_model_tokenize(const void *ctx, const char *text, size_t len, int add_special,
+                                      int32_t *ids, int32_t cap, int32_t *n_ids) {
+    return e2h_tokenize(e2h_model_tokenizer(ctx), text, len, add_special, ids, cap, n_ids);
+}
+
+static e2h_status text_model_chat(const void *ctx, const char *system, const char *const *roles,
+                                  const char *const *contents, int n, char *out, size_t cap, size_t *len) {
+    return e2h_model_apply_chat_turns(ctx, system, roles, contents, n, out, cap, len);
+}
+
+srv_text srv_text_model(const e2h_model *m) {
+    return (srv_text){text_model_tokenize, text_model_chat, m};
+}
+
+e2h_status srv_tokenize_all(const srv *s, const char *text, size_t len, int add_special,
+                            int32_t **ids, int32_t *n_ids) {
+    *ids = NULL;
+    *n_ids = 0;
+    if (len > (size_t)INT32_MAX - 8) return E2H_ERR_INVALID_ARG;
+    int32_t cap = (int32_t)len + 8, n = 0; // enough for e2h's tokenizers (<= 1 token a byte)
+    int32_t *b = malloc((size_t)cap * sizeof *b);
+    if (!b) return E2H_ERR_NOMEM;
+    e2h_status st = s->txt.tokenize(s->txt.ctx, text, len, add_special, b, cap, &n);
+    if (!st && n > cap) { // more than the guess: once more at the size it reported
+        int32_t *b2 = realloc(b, (size_t)n * sizeof *b);
+        if (!b2) st = E2H_ERR_NOMEM;
+        else {
+            b = b2;
+            cap = n;
+            st = s->txt.tokenize(s->txt.ctx, text, len, add_special, b, cap, &n);
+        }
+    }
+    if (!st && (n < 0 || n > cap)) st = E2H_ERR_INVALID_ARG; // the tokenizer changed its mind
+    if (st) { free(b); return st; }
+    *ids = b;
+    *n_ids = n;
+    return E2H_OK;
+}
+
+// KV blocks a generation request may use at most: its prompt, then n choices each growing
+// to max_tokens (+1 for the partial block a fork copies).
+int32_t srv_request_need(const srv *s, const srv_req *r) {
+    int64_t bs = s->block_size, total = (int64_t)r->n_ids + r->max_tokens;
+    if (total > s->max_ctx) total = s->max_ctx;
+    int64_t gen = total - r->n_ids > 0 ? total - r->n_ids : 0;
+    int64_t need = (r->n_ids + bs - 1) / bs + (int64_t)r->n * ((gen + bs - 1) / bs + 1);
+    return need > INT32_MAX ? INT32_MAX : (int32_t)need;
+}
+
 // ------------------------------------------------------------------ errors
 
 static const char *err_code(const char *type) {
@@ -87,14 +144,12 @@ static int get_bool(const cJSON *o, const char *f, int *out, parse_err *pe) {
 
 static int tokenize_text(const srv *s, const char *text, int add_special, srv_req *r, parse_err *pe,
                          const char *field) {
-    const e2h_tokenizer *t = e2h_model_tokenizer(s->m);
     size_t len = strlen(text);
     if (len > (size_t)s->lim.max_body) return PERR(pe, field, "'%s' is too long", field);
-    int32_t cap = (int32_t)len + 8, n = 0;
-    r->ids = malloc((size_t)cap * sizeof *r->ids);
-    if (!r->ids) { pe->status = 500; return PERR(pe, field, "out of memory"); }
-    e2h_status st = e2h_tokenize(t, text, len, add_special, r->ids, cap, &n);
-    if (st || n > cap) return PERR(pe, field, "'%s' could not be tokenized (%s)", field, e2h_status_name(st));
+    int32_t n = 0;
+    e2h_status st = srv_tokenize_all(s, text, len, add_special, &r->ids, &n);
+    if (st == E2H_ERR_NOMEM) { pe->status = 500; return PERR(pe, field, "out of memory"); }
+    if (st) return PERR(pe, field, "'%s' could not be tokenized (%s)", field, e2h_status_name(st));
     if (n == 0) return PERR(pe, field, "'%s' is empty", field);
     if (n > s->lim.max_prompt || n >= s->max_ctx)
         return PERR(pe, field, "'%s' has %d tokens; the limit is %ld (context %d)", field, n,
@@ -165,10 +220,10 @@ static int parse_messages(const srv *s, const cJSON *o, srv_req *r, parse_err *p
     }
     char *text = NULL;
     size_t len = 0;
-    if (!rc && e2h_model_apply_chat_turns(s->m, NULL, roles, (const char *const *)contents, n, NULL, 0, &len))
+    if (!rc && s->txt.chat(s->txt.ctx, NULL, roles, (const char *const *)contents, n, NULL, 0, &len))
         rc = PERR(pe, "messages", "the chat template could not be applied");
     if (!rc && !(text = malloc(len + 1))) rc = -1;
-    if (!rc && e2h_model_apply_chat_turns(s->m, NULL, roles, (const char *const *)contents, n, text, len + 1, &len))
+    if (!rc && s->txt.chat(s->txt.ctx, NULL, roles, (const char *const *)contents, n, text, len + 1, &len))
         rc = PERR(pe, "messages", "the chat template could not be applied");
     // the template's special tokens are text here: tokenize without adding BOS (as --chat)
     if (!rc) rc = tokenize_text(s, text, 0, r, pe, "messages");

@@ -29,12 +29,6 @@ typedef struct {
     int exclusive;        // a search is waiting for the running requests to drain
 } sched;
 
-double srv_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 // ------------------------------------------------------------------ queue (handler side)
 
 int srv_submit(srv *s, srv_req *r) {
@@ -246,16 +240,6 @@ static void choice_stream(srv *s, srv_req *r, int i) {
 }
 
 // ------------------------------------------------------------------ requests
-
-// KV blocks a generation request may use at most: its prompt, then n choices each growing
-// to max_tokens (+1 for the partial block a fork copies).
-static int32_t sched_need(const srv *s, const srv_req *r) {
-    int64_t bs = s->block_size, total = (int64_t)r->n_ids + r->max_tokens;
-    if (total > s->max_ctx) total = s->max_ctx;
-    int64_t gen = total - r->n_ids > 0 ? total - r->n_ids : 0;
-    int64_t need = (r->n_ids + bs - 1) / bs + (int64_t)r->n * ((gen + bs - 1) / bs + 1);
-    return need > INT32_MAX ? INT32_MAX : (int32_t)need;
-}
 
 static void sched_retire(sched *q, int idx) {
     srv *s = q->s;
@@ -536,4 +520,3 @@ void *srv_sched_main(void *arg) {
     return NULL;
 }
 
-int32_t srv_request_need(const srv *s, const srv_req *r) { return sched_need(s, r); }

@@ -43,7 +43,7 @@ static int64_t count_tokens(const srv *s, const char *text) {
     int32_t cap = (int32_t)(len < (size_t)INT32_MAX - 8 ? len + 8 : INT32_MAX), n = 0;
     int32_t *ids = malloc((size_t)cap * sizeof *ids);
     if (!ids) return 0;
-    if (e2h_tokenize(e2h_model_tokenizer(s->m), text, len, 0, ids, cap, &n)) n = 0;
+    if (s->txt.tokenize(s->txt.ctx, text, len, 0, ids, cap, &n)) n = 0;
     free(ids);
     return n;
 }
@@ -139,15 +139,15 @@ static int parse_search(srv *s, srv_req *r, cJSON *o, char *msg, size_t msg_len,
     if (uses_m && (m > n || n % m)) return BAD("'m' (%ld) must divide 'n' (%ld)", m, n);
     int needs_prm = method != E2H_SEARCH_GREEDY && method != E2H_SEARCH_MAJ;
     *param = "method";
-    if (needs_prm && !s->prm)
+    if (needs_prm && !s->have_prm)
         return BAD("method '%s' needs a PRM: start the server with --prm or --prm-head", e2h_search_method_name(method));
     size_t len = 0;
-    if (e2h_model_apply_chat(s->m, search_instruction, p->valuestring, NULL, 0, &len)) return BAD("bad problem text");
+    const char *role = "user", *problem = p->valuestring;
+    if (s->txt.chat(s->txt.ctx, search_instruction, &role, &problem, 1, NULL, 0, &len)) return BAD("bad problem text");
     char *text = malloc(len + 1);
-    int32_t cap = (int32_t)(len < (size_t)INT32_MAX - 8 ? len + 8 : INT32_MAX), k = 0;
-    r->ids = text ? malloc((size_t)cap * sizeof *r->ids) : NULL;
-    int bad = !r->ids || e2h_model_apply_chat(s->m, search_instruction, p->valuestring, text, len + 1, &len) ||
-              e2h_tokenize(e2h_model_tokenizer(s->m), text, len, 0, r->ids, cap, &k) || k > cap;
+    int32_t k = 0;
+    int bad = !text || s->txt.chat(s->txt.ctx, search_instruction, &role, &problem, 1, text, len + 1, &len) ||
+              srv_tokenize_all(s, text, len, 0, &r->ids, &k);
     free(text);
     *param = "problem";
     if (bad) return BAD("the problem could not be tokenized");
@@ -193,7 +193,7 @@ static int parse_reward(srv *s, srv_req *r, cJSON *o, char *msg, size_t msg_len,
 
 int srv_parse_prm_payload(srv *s, srv_req *r, cJSON *o, char *msg, size_t msg_len, const char **param);
 int srv_parse_prm_payload(srv *s, srv_req *r, cJSON *o, char *msg, size_t msg_len, const char **param) {
-    if (r->kind != SRV_SEARCH && !s->prm)
+    if (r->kind != SRV_SEARCH && !s->have_prm)
         return BAD("no PRM is loaded: start the server with --prm MODEL or --prm-head FILE");
     int rc = r->kind == SRV_PRM ? parse_score(s, r, o, msg, msg_len, param)
            : r->kind == SRV_SEARCH ? parse_search(s, r, o, msg, msg_len, param)
