@@ -37,12 +37,22 @@ typedef struct {
     const char *name; // "pp" or "tg"
     int n_tokens;
     double *tps;      // (reps) tokens/s of each repetition
+    double *cpu_s;    // (reps) process CPU seconds of each repetition's timed part
     double mean, std;
 } bench_result;
 
 static double bench_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// CPU seconds of every thread of the process: at 1 thread, time the test spent running
+// (time slices taken by other processes on a shared core excluded, memory stalls included),
+// which bench/decode_roofline.py compares with `membw --cpu-clock`.
+static double bench_cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -64,7 +74,7 @@ static int bench_fail_engine(e2h_engine *e, const char *what, e2h_status st) {
 // e2h_seq_create (depth 0) or e2h_seq_append call and the sync that computes it (appended
 // tokens' log-probs off: like llama-bench, only the last token's logits). ids holds depth + n.
 static int bench_pp_once(e2h_engine *e, int32_t *ids, int depth, int n, int vocab, uint64_t seed,
-                         double *secs) {
+                         double *secs, double *cpu) {
     bench_fill_ids(ids, depth + n, vocab, seed);
     e2h_sampling sp = e2h_sampling_default();
     e2h_seq *s = NULL;
@@ -76,10 +86,11 @@ static int bench_pp_once(e2h_engine *e, int32_t *ids, int depth, int n, int voca
     }
     e2h_append_opts ao = e2h_append_opts_default();
     ao.logprobs = 0;
-    double t0 = bench_now();
+    double t0 = bench_now(), c0 = bench_cpu_now();
     st = depth ? e2h_seq_append_ex(e, s, ids + depth, n, &ao) : e2h_seq_create(e, ids, n, &sp, &s);
     if (!st) st = e2h_engine_sync(e, &s, 1);
     *secs = bench_now() - t0;
+    *cpu = bench_cpu_now() - c0;
     if (s) e2h_seq_release(e, s);
     if (st) return bench_fail_engine(e, "prefill", st);
     return 0;
@@ -88,7 +99,7 @@ static int bench_pp_once(e2h_engine *e, int32_t *ids, int depth, int n, int voca
 // n decode steps after a prompt of max(depth, 1) tokens (ids holds them); *secs gets the
 // wall time of the extend call.
 static int bench_tg_once(e2h_engine *e, int32_t *ids, int depth, int n, int vocab, uint64_t seed,
-                         double *secs) {
+                         double *secs, double *cpu) {
     const int n_prompt = depth > 1 ? depth : 1;
     bench_fill_ids(ids, n_prompt, vocab, seed);
     e2h_sampling sp = e2h_sampling_default(); // greedy: no sampling cost worth measuring
@@ -100,9 +111,10 @@ static int bench_tg_once(e2h_engine *e, int32_t *ids, int depth, int n, int voca
         return bench_fail_engine(e, "decode prompt", st);
     }
     e2h_stop stop = {.max_tokens = n, .stop_strings = NULL, .n_stop_strings = 0, .ignore_eos = 1};
-    double t0 = bench_now();
+    double t0 = bench_now(), c0 = bench_cpu_now();
     st = e2h_seq_extend(e, &s, 1, &stop);
     *secs = bench_now() - t0;
+    *cpu = bench_cpu_now() - c0;
     int got = e2h_seq_len(s) - e2h_seq_n_prompt(s);
     e2h_seq_release(e, s);
     if (st) return bench_fail_engine(e, "decode", st);
@@ -125,10 +137,14 @@ static int bench_run(e2h_engine *e, const bench_opts *o, int vocab, bench_result
     if (!ids) return cli_fail("bench: out of memory");
     int rc = 0;
     for (int i = 0; i <= o->reps && !rc; i++) {
-        double secs = 0;
-        rc = is_pp ? bench_pp_once(e, ids, o->depth, r->n_tokens, vocab, (uint64_t)i, &secs)
-                   : bench_tg_once(e, ids, o->depth, r->n_tokens, vocab, (uint64_t)i + 1000, &secs);
-        if (!rc && i > 0) r->tps[i - 1] = r->n_tokens / (secs > 0 ? secs : 1e-9);
+        double secs = 0, cpu = 0;
+        rc = is_pp ? bench_pp_once(e, ids, o->depth, r->n_tokens, vocab, (uint64_t)i, &secs, &cpu)
+                   : bench_tg_once(e, ids, o->depth, r->n_tokens, vocab, (uint64_t)i + 1000, &secs,
+                                   &cpu);
+        if (!rc && i > 0) {
+            r->tps[i - 1] = r->n_tokens / (secs > 0 ? secs : 1e-9);
+            r->cpu_s[i - 1] = cpu;
+        }
     }
     free(ids);
     if (!rc) bench_stats(r, o->reps);
@@ -161,6 +177,8 @@ static void bench_print_json(const bench_opts *o, const e2h_model_info *mi,
                "\"tps_std\": %.3f, \"tps\": [",
                r->name, r->name, r->n_tokens, r->n_tokens, o->depth, r->mean, r->std);
         for (int i = 0; i < o->reps; i++) printf("%s%.3f", i ? ", " : "", r->tps[i]);
+        printf("], \"cpu_s\": [");
+        for (int i = 0; i < o->reps; i++) printf("%s%.4f", i ? ", " : "", r->cpu_s[i]);
         printf("]}");
     }
     printf("}\n");
@@ -235,13 +253,18 @@ int cli_bench(int argc, char **argv) {
     if (o.n_gen > 0) res[n_res++] = (bench_result){.name = "tg", .n_tokens = o.n_gen};
     for (int k = 0; k < n_res && !rc; k++) {
         res[k].tps = calloc((size_t)o.reps, sizeof(double));
-        rc = res[k].tps ? bench_run(e, &o, mi.vocab_size, &res[k]) : cli_fail("out of memory");
+        res[k].cpu_s = calloc((size_t)o.reps, sizeof(double));
+        rc = res[k].tps && res[k].cpu_s ? bench_run(e, &o, mi.vocab_size, &res[k])
+                                        : cli_fail("out of memory");
     }
     if (!rc) {
         if (o.json) bench_print_json(&o, &mi, res, n_res);
         else bench_print_table(&o, &mi, res, n_res);
     }
-    for (int k = 0; k < n_res; k++) free(res[k].tps);
+    for (int k = 0; k < n_res; k++) {
+        free(res[k].tps);
+        free(res[k].cpu_s);
+    }
     e2h_engine_free(e);
     e2h_model_free(m);
     return rc;

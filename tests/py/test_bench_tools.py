@@ -133,6 +133,42 @@ def test_vs_llamacpp_e2h_half_with_depth(small_model, tmp_path):
     assert vsl.test_name("tg", 8, 4, 16) == "tg4@d16" and vsl.test_name("pp", 8, 4, 0) == "pp8"
 
 
+def test_decode_roofline_ab_both_clocks(small_model, tmp_path):
+    # bench/decode_roofline.py end to end on a tiny model: membw around every round, two
+    # binaries (here the same one) side by side, % of roofline from the GGUF's bytes per token;
+    # --clock cpu uses e2h bench's cpu_s and membw --cpu-clock
+    exe, mb = REPO / "build" / "e2h", vsl.find_membw_bin()
+    if not exe.exists() or mb is None:
+        pytest.skip("build/e2h or build*/bench/membw missing (make all)")
+    _, path = small_model
+    for clock in ("wall", "cpu"):
+        out = tmp_path / f"{clock}.json"
+        p = subprocess.run([sys.executable, str(REPO / "bench/decode_roofline.py"), "-m", str(path),
+                            "--e2h", str(exe), "--e2h", str(exe), "--threads", "1", "-n", "4",
+                            "--rounds", "2", "--clock", clock, "--membw-mib", "16", "--json-out", str(out)],
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        rep = json.loads(out.read_text())
+        assert rep["clock"] == clock and rep["bytes_per_token"] == vsl.weight_bytes_per_token(path)["bytes_per_token"]
+        rounds = rep["e2h"]["1"][str(exe)]
+        assert len(rounds) == 4 and all(tps > 0 and gbs > 0 and pct > 0 for tps, gbs, pct in rounds)
+        assert len(rep["membw"]["1"]) == 2 and "second/first tok/s per round" in p.stdout
+    bad = subprocess.run([sys.executable, str(REPO / "bench/decode_roofline.py"), "-m", str(path),
+                          "--threads", "1,2", "--clock", "cpu"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--clock cpu" in bad.stderr
+
+
+def test_membw_cpu_clock():
+    exe = vsl.find_membw_bin()
+    if exe is None:
+        pytest.skip("no build*/bench/membw (make bench)")
+    p = subprocess.run([str(exe), "--size-mib", "16", "--l3-mib", "0", "--reps", "1", "--threads", "1",
+                        "--cpu-clock", "--json"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    rec = json.loads(p.stdout.strip().splitlines()[-1])
+    assert rec["clock"] == "cpu" and rec["dram_gbs"]["1"] > 0.1
+
+
 def test_membw_json_line():
     exe = vsl.find_membw_bin()
     if exe is None:

@@ -81,6 +81,9 @@ def test_bench_depth_json():
     assert out["pp"]["n_depth"] == 20 and out["tg"]["n_depth"] == 20
     assert out["pp"]["n_tokens"] == 8 and out["tg"]["n_tokens"] == 4
     assert len(out["tg"]["tps"]) == 2 and min(out["pp"]["tps"] + out["tg"]["tps"]) > 0
+    # CPU seconds of each repetition's timed part (bench/decode_roofline.py --clock cpu); a
+    # run this short may read 0 where the process clock ticks coarsely
+    assert len(out["tg"]["cpu_s"]) == 2 and min(out["pp"]["cpu_s"] + out["tg"]["cpu_s"]) >= 0
     table = run("bench", "-m", d, "-p", "8", "-n", "0", "-d", "20", "-r", "1").stdout
     assert "pp8 @ d20" in table
 
