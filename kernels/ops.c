@@ -107,54 +107,41 @@ static const e2h_ops k_ops_avx2 = {
     .attention = kern_attention_avx2,
 };
 
+// The AVX-512 family's tables differ only in their name and matmuls.
+#define OPS_AVX512_COMMON                                                                          \
+    .dequantize_row = dequantize_row_any, .quantize_row = quantize_row_any,                       \
+    .rmsnorm = kern_rmsnorm_avx512, .rope = kern_rope_avx512, .swiglu = kern_swiglu_avx512,        \
+    .attention = kern_attention_avx512
+
 static const e2h_ops k_ops_avx512 = {
+    OPS_AVX512_COMMON,
     .name = "avx512",
-    .dequantize_row = dequantize_row_any,
-    .quantize_row = quantize_row_any,
     .matmul = matmul_avx512,
-    .rmsnorm = kern_rmsnorm_avx512,
-    .rope = kern_rope_avx512,
-    .swiglu = kern_swiglu_avx512,
-    .attention = kern_attention_avx512,
     .matmul_packed = kern_r16_matmul_ex_avx512,
 };
 
 static const e2h_ops k_ops_avx512bf16 = {
+    OPS_AVX512_COMMON,
     .name = "avx512bf16",
-    .dequantize_row = dequantize_row_any,
-    .quantize_row = quantize_row_any,
     .matmul = matmul_avx512bf16,
-    .rmsnorm = kern_rmsnorm_avx512,
-    .rope = kern_rope_avx512,
-    .swiglu = kern_swiglu_avx512,
-    .attention = kern_attention_avx512,
     .matmul_packed = kern_r16_matmul_ex_avx512,
 };
 
 // AMX (kernels/amx.h): the avx512bf16 table with r16 matmuls of 16+ tokens on int8 tiles
-// (bit-identical results). "amx-emu" runs the same kernel source on the scalar tile emulator:
-// slow, never chosen by "auto", for tests on CPUs without AMX.
+// (bit-identical results); opt-in until it has run on AMX hardware (see ops_get). "amx-emu"
+// runs the same kernel source on the scalar tile emulator: slow, for tests on CPUs without AMX.
+// Neither is chosen by "auto".
 static const e2h_ops k_ops_amx = {
+    OPS_AVX512_COMMON,
     .name = "amx",
-    .dequantize_row = dequantize_row_any,
-    .quantize_row = quantize_row_any,
     .matmul = matmul_avx512bf16,
-    .rmsnorm = kern_rmsnorm_avx512,
-    .rope = kern_rope_avx512,
-    .swiglu = kern_swiglu_avx512,
-    .attention = kern_attention_avx512,
     .matmul_packed = kern_amx_r16_matmul_ex,
 };
 
 static const e2h_ops k_ops_amx_emu = {
+    OPS_AVX512_COMMON,
     .name = "amx-emu",
-    .dequantize_row = dequantize_row_any,
-    .quantize_row = quantize_row_any,
     .matmul = matmul_avx512bf16,
-    .rmsnorm = kern_rmsnorm_avx512,
-    .rope = kern_rope_avx512,
-    .swiglu = kern_swiglu_avx512,
-    .attention = kern_attention_avx512,
     .matmul_packed = kern_amx_r16_matmul_ex_emu,
 };
 
