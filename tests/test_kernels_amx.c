@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "r16_case.h"
 #include "kernels/amx.h"
 #include "kernels/amx_emu.h"
 #include "kernels/float_kernels.h"
@@ -298,40 +299,13 @@ TEST(emu_faults) {
 typedef void (*mmx_fn)(e2h_pool *, const e2h_mm_out *, const float *, const void *, int, int64_t, int64_t,
                        int64_t, void *);
 
-static void *zalloc64(size_t n) {
-    n = (n + 63) / 64 * 64;
-    void *p = aligned_alloc(64, n ? n : 64);
-    memset(p, 0, n ? n : 64);
-    return p;
-}
-
-typedef struct {
-    int type;
-    int64_t n_tok, n_in, n_out;
-    uint8_t *w, *wp;
-    float *x;
-    void *scratch;
-} acase;
+typedef r16_case acase;
 
 static void acase_init(acase *c, int type, int64_t n_tok, int64_t n_in, int64_t n_out) {
-    c->type = type, c->n_tok = n_tok, c->n_in = n_in, c->n_out = n_out;
-    const size_t rs = kern_type_row_size(type, n_in);
-    c->w = zalloc64(rs * (size_t)n_out);
-    float *row = malloc(sizeof(float) * (size_t)n_in);
-    for (int64_t r = 0; r < n_out; r++) {
-        const float scale = (r % 7 == 3) ? 1e-3f : (r % 5 == 1) ? 30.0f : 1.0f;
-        for (int64_t i = 0; i < n_in; i++) row[i] = scale * rnd_sym() + (type == E2H_TYPE_Q4_1 ? 0.3f * scale : 0.0f);
-        kern_quantize_row_ref(type, row, c->w + r * rs, n_in);
-    }
-    free(row);
-    c->wp = zalloc64(kern_r16_size(type, n_in, n_out));
-    kern_r16_repack(NULL, type, c->w, n_in, n_out, c->wp);
-    c->x = malloc(sizeof(float) * (size_t)(n_tok * n_in));
-    for (int64_t i = 0; i < n_tok * n_in; i++) c->x[i] = rnd_sym() * (i % 97 == 5 ? 50.0f : 1.0f);
-    c->scratch = zalloc64((size_t)kern_r16_scratch_size(type, n_tok, n_in));
+    r16_case_init(c, type, n_tok, n_in, n_out, rnd_sym);
 }
 
-static void acase_free(acase *c) { free(c->w), free(c->wp), free(c->x), free(c->scratch); }
+static void acase_free(acase *c) { r16_case_free(c); }
 
 static void run(mmx_fn f, e2h_pool *pool, acase *c, float *y, int64_t n_tok, int64_t t0) {
     kern_r16_matmul_plain(f, pool, y, c->n_out, c->x + t0 * c->n_in, c->wp, c->type, n_tok, c->n_in, c->n_out,

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "r16_case.h"
 #include "kernels/float_kernels.h"
 #include "kernels/ops.h"
 #include "kernels/quant.h"
@@ -30,52 +31,15 @@ static float rnd_sym(void) { return (rnd_u32() >> 8) * (2.0f / 16777216.0f) - 1.
 
 static int has_avx512(void) { return ops_get("avx512") != NULL; }
 
-typedef struct {
-    int type;
-    int64_t n_tok, n_in, n_out;
-    uint8_t *w, *wp;  // GGUF rows, r16 copy
-    float *x;         // (n_tok, n_in)
-    void *scratch, *scratch_gguf;
-} rcase;
+// A case of tests/r16_case.h with the GGUF kernels' scratch too.
+typedef r16_case rcase;
 
-static void *zalloc64(size_t n) {
-    n = (n + 63) / 64 * 64;
-    void *p = aligned_alloc(64, n ? n : 64);
-    memset(p, 0, n ? n : 64);
-    return p;
-}
-
-// Random weights with a spread of block scales (some rows tiny, some large); activations
-// with outliers so that block scales of the activations vary too.
 static void rcase_init(rcase *c, int type, int64_t n_tok, int64_t n_in, int64_t n_out) {
-    c->type = type;
-    c->n_tok = n_tok;
-    c->n_in = n_in;
-    c->n_out = n_out;
-    const size_t rs = kern_type_row_size(type, n_in);
-    c->w = zalloc64(rs * (size_t)n_out);
-    float *row = malloc(sizeof(float) * (size_t)n_in);
-    for (int64_t r = 0; r < n_out; r++) {
-        const float scale = (r % 7 == 3) ? 1e-3f : (r % 5 == 1) ? 30.0f : 1.0f;
-        for (int64_t i = 0; i < n_in; i++) row[i] = scale * rnd_sym() + (type == E2H_TYPE_Q4_1 ? 0.3f * scale : 0.0f);
-        kern_quantize_row_ref(type, row, c->w + r * rs, n_in);
-    }
-    free(row);
-    c->wp = zalloc64(kern_r16_size(type, n_in, n_out));
-    kern_r16_repack(NULL, type, c->w, n_in, n_out, c->wp);
-    c->x = malloc(sizeof(float) * (size_t)(n_tok * n_in));
-    for (int64_t i = 0; i < n_tok * n_in; i++) c->x[i] = rnd_sym() * (i % 97 == 5 ? 50.0f : 1.0f);
-    c->scratch = zalloc64((size_t)kern_r16_scratch_size(type, n_tok, n_in));
+    r16_case_init(c, type, n_tok, n_in, n_out, rnd_sym);
     c->scratch_gguf = zalloc64((size_t)kern_qmatmul_scratch_size(type, n_tok, n_in));
 }
 
-static void rcase_free(rcase *c) {
-    free(c->w);
-    free(c->wp);
-    free(c->x);
-    free(c->scratch);
-    free(c->scratch_gguf);
-}
+static void rcase_free(rcase *c) { r16_case_free(c); }
 
 // Exact dot of dequantized weights with the dequantized int8 activations (as llama.cpp's
 // activations: q·dx, plus for q4_1 the min term m·sx), and the magnitude Σ|terms|.
