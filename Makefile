@@ -96,7 +96,7 @@ $(BUILD)/libe2h.so: $(BUILD)/libe2h.so.$(VERSION)
 	ln -sf $(SONAME) $@
 $(BUILD)/e2h: $(CLI_OBJ) $(BUILD)/libe2h.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libe2h.a $(LDLIBS) $(CLI_LDLIBS)
-$(BUILD)/tests/%: tests/%.c $(BUILD)/libe2h.a tests/harness.h
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libe2h.a tests/harness.h tests/r16_case.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libe2h.a $(LDLIBS)
 # serve's request parsers without a model or a socket (the rest of the CLI is not linked)
