@@ -36,6 +36,21 @@ static void mm_tiles(const mm_ctx *c, int64_t r0, int64_t r1, int64_t t0, int64_
     }
 }
 
+// As mm_tiles, token tiles outer: the scheme (b) order, where the rows [r0, r1) stay in L2
+// and each token tile is read once from L3 for all of them (rows-outer re-read the whole
+// token stream once per micro-tile of rows).
+static void mm_tiles_tok_outer(const mm_ctx *c, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+    const int mr = c->tl.mr, nr = c->tl.nr;
+    for (int64_t t = t0; t < t1; t += nr) {
+        const int T = t1 - t < nr ? (int)(t1 - t) : nr;
+        for (int64_t r = r0; r < r1; r += mr) {
+            const int R = r1 - r < mr ? (int)(r1 - r) : mr;
+            c->tl.tile(R, T, c->w + r * c->wrow, c->wrow, c->x + t * c->ldx, c->ldx, c->n_in,
+                       c->y + t * c->ldy + r, c->ldy);
+        }
+    }
+}
+
 static void mm_worker(void *p, int ith, int nth) {
     const mm_ctx *c = p;
     int64_t r0, r1;
@@ -49,7 +64,7 @@ static void mm_worker(void *p, int ith, int nth) {
             mm_tiles(c, r0, r1, t0, t0 + tb < c->n_tok ? t0 + tb : c->n_tok);
     } else {
         for (int64_t rr = r0; rr < r1; rr += rb)
-            mm_tiles(c, rr, rr + rb < r1 ? rr + rb : r1, 0, c->n_tok);
+            mm_tiles_tok_outer(c, rr, rr + rb < r1 ? rr + rb : r1, 0, c->n_tok);
     }
 }
 
