@@ -4,8 +4,11 @@
 // vpdpbusd (unsigned weight levels × the token's 4 activation bytes broadcast), then one
 // convert and one fma with the 16 rows' scales — bit-identical to kern_r16_matmul_ref.
 // Tiles: G groups × NT tokens share each unpacked weight vector and each broadcast.
-// Decode (1 token) streams the weights with 2 groups per tile and two integer chains per
-// output (latency); prefill runs 2 groups × 4 tokens over token blocks that stay in L2.
+// Decode (1 token) streams the weights with its own tiles (r16_dec_q4, r16_dec_q8: 4 groups,
+// the activation broadcasts shared, two integer chains per output); prefill runs 2 groups ×
+// 4 tokens over token blocks that stay in L2. Every tile does each output's exact integer sums
+// and then the same float ops in the same order, so a token's result does not depend on the
+// tile, the batch or the thread count.
 #include <immintrin.h>
 
 #include "kernels/float_kernels.h"
@@ -13,9 +16,6 @@
 
 #define AI static inline __attribute__((always_inline))
 
-#ifndef G_DEC
-#define G_DEC 2      // groups per decode tile
-#endif
 #define G_PRE 2      // groups per prefill tile
 #define NT_PRE 4     // tokens per prefill tile
 #define G_MAX 2
@@ -131,6 +131,15 @@ typedef void (*r16_tile_fn)(const uint8_t *const gq[], const r16_tok tk[], int64
 #ifndef G_DEC4
 #define G_DEC4 4 // groups per q4_0 decode tile (8 streams in flight: see r16_dec_q4)
 #endif
+#ifndef G_DEC41
+#define G_DEC41 4 // groups per q4_1 decode tile (see r16_dec_q8 for the measurements)
+#endif
+#ifndef G_DEC8
+#define G_DEC8 4 // groups per q8_0 decode tile
+#endif
+#ifndef R16_PF_DEC41_8
+#define R16_PF_DEC41_8 0 // 1: q4_1 / q8_0 decode tiles prefetch as q4_0's (slower: see r16_dec_q8)
+#endif
 // Decode (one token) over q4_0 / q4_1 groups, the tile that streams the model in tg. A 64-byte
 // vector holds 128 nibbles; the high ones are used in place: raw & 0xF0 is 16 x the level, so
 // vpdpbusd on it gives 16 x the high half's products, and the high chain's sum is divided by
@@ -146,8 +155,8 @@ typedef void (*r16_tile_fn)(const uint8_t *const gq[], const r16_tok tk[], int64
 // flight. Forcing one load per vector (the compiler folds the load into both ANDs) was slower
 // at G = 4 in that test, faster from L1/L2. In L1 (18 KB) the tile runs 67 GB/s vs r16_tile's
 // 65; from L2/L3 (4096 x 1024) 54 vs 59: at idle, with ~40 GB/s of DRAM per core, the two
-// may trade places (bench/decode_roofline.py --e2h OLD --e2h NEW shows it). q4_1 keeps
-// r16_tile in decode: in one DRAM run it read 5% slower with this tile.
+// may trade places (bench/decode_roofline.py --e2h OLD --e2h NEW shows it). q4_1 uses this
+// tile too, with 4 groups and no software prefetch (see r16_dec_q8).
 AI void r16_dec_q4(int wt, int G, const uint8_t *const gq[], const r16_tok *tk, int64_t nb, __m512 out[],
                    int64_t pf) {
     const int64_t qb = 256, sb = kern_r16_sbytes(wt);
@@ -198,13 +207,70 @@ AI void r16_dec_q4(int wt, int G, const uint8_t *const gq[], const r16_tok *tk, 
     for (int g = 0; g < G; g++) out[g] = acc[g];
 }
 
+// Decode (one token) over q8_0 groups: per block the 8 activation broadcasts are shared by the
+// G groups; per group two integer chains (even and odd vectors, as r16_tile's split), then the
+// same float ops in the same order as r16_tile and the ref: bit-identical. pf as r16_dec_q4.
+// q4_1 and q8_0 decode: 4 groups per tile and no software prefetch (R16_PF_DEC41_8), against
+// r16_tile's 2 groups with R16_PF_TILE / R16_PF_DIST_*: measured on the 2-core Zen 4, 1 thread
+// on a core shared with other jobs, DRAM shared with a decode on the other core (membw 20 GB/s,
+// CPU clock), the matmuls of one decode step with every matrix distinct (they stream from
+// DRAM), old and new kernels alternating step by step in one process, median over 16 steps of
+// the time ratio: SmolLM2-135M Q4_1 layers (fused shapes 960|576|3072 x 576, 576 x 1536)
+// x1.12, its Q8_0 49152 x 576 head x1.17; the same model all Q8_0: layers x1.16, head x1.15;
+// 3 Llama-2-7B layers + head in Q4_1 x1.13 / x1.15, in Q8_0 x0.97 / x1.01 (noise: +-3%).
+// With R16_PF_TILE's next-tile prefetch the q4_1 SmolLM2 layers were x1.06 and the 7B q4_1
+// layers x0.93 (G = 4) or x0.99 (G = 2); with q4_0's 4096-byte in-group prefetch x0.89.
+AI void r16_dec_q8(int G, const uint8_t *const gq[], const r16_tok *tk, int64_t nb, __m512 out[], int64_t pf) {
+    const int64_t qb = 512, sb = 32;
+    const int64_t pq = pf < 0 ? -pf : pf, ps = pf < 0 ? -pf * sb / qb : pf;
+    __m512 acc[G_ALL];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) acc[g] = _mm512_setzero_ps();
+    const uint8_t *sd0[G_ALL];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) sd0[g] = gq[g] + nb * qb;
+    for (int64_t b = 0; b < nb; b++) {
+        const int8_t *xq = tk->q + 32 * b;
+        __m512i xv[8];
+#pragma GCC unroll 8
+        for (int v = 0; v < 8; v++) xv[v] = _mm512_set1_epi32(ld32(xq + 4 * v));
+        const __m512 dx = _mm512_set1_ps(tk->dx[b]);
+        const __m512i init = _mm512_set1_epi32(tk->init[b]);
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++) {
+            const uint8_t *qd = gq[g] + b * qb, *sd = sd0[g] + b * sb;
+            if (pf) {
+#pragma GCC unroll 8
+                for (int64_t o = 0; o < qb; o += 64) _mm_prefetch((const char *)(qd + pq + o), R16_PF_HINT);
+                _mm_prefetch((const char *)(sd + ps), R16_PF_HINT);
+            }
+            __m512i i0 = init, i1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int v = 0; v < 8; v += 2) {
+                i0 = _mm512_dpbusd_epi32(i0, _mm512_loadu_si512((const void *)(qd + 64 * v)), xv[v]);
+                i1 = _mm512_dpbusd_epi32(i1, _mm512_loadu_si512((const void *)(qd + 64 * v + 64)), xv[v + 1]);
+            }
+            const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)sd));
+            acc[g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(i0, i1)), _mm512_mul_ps(dw, dx), acc[g]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) out[g] = acc[g];
+}
+
 typedef void (*r16_dec_fn)(const uint8_t *const gq[], const r16_tok *tk, int64_t nb, __m512 out[], int64_t pf);
 #define R16_DEC(TYPE, G)                                                                             \
     static void r16_dec_##TYPE##_##G(const uint8_t *const gq[], const r16_tok *tk, int64_t nb, __m512 out[], \
                                      int64_t pf) {                                                   \
-        r16_dec_q4(E2H_TYPE_##TYPE, G, gq, tk, nb, out, pf);                                         \
+        if (E2H_TYPE_##TYPE == E2H_TYPE_Q8_0)                                                        \
+            r16_dec_q8(G, gq, tk, nb, out, pf);                                                      \
+        else                                                                                         \
+            r16_dec_q4(E2H_TYPE_##TYPE, G, gq, tk, nb, out, pf);                                     \
     }
-R16_DEC(Q4_0, 1) R16_DEC(Q4_0, 2) R16_DEC(Q4_0, 3) R16_DEC(Q4_0, 4)
+#define R16_DECS(TYPE) R16_DEC(TYPE, 1) R16_DEC(TYPE, 2) R16_DEC(TYPE, 3) R16_DEC(TYPE, 4)
+R16_DECS(Q4_0)
+R16_DECS(Q4_1)
+R16_DECS(Q8_0)
 
 #define R16_FN(TYPE, G, NT, SPLIT, PF)                                                               \
     static void r16_##TYPE##_##G##_##NT(const uint8_t *const gq[], const r16_tok tk[], int64_t nb,  \
@@ -241,8 +307,25 @@ static int r16_tiles_get(int wtype, r16_tiles *t) {
 typedef struct {
     e2h_r16_args a; // first: the shared quantize body takes a pointer to the context
     r16_tiles tiles;
-    r16_dec_fn dec[G_ALL]; // q4 decode tiles of 1..G_ALL groups (NULL: r16_tile)
+    r16_dec_fn dec[G_ALL]; // decode tiles of 1..G_ALL groups
+    int gdec;              // groups per decode tile
 } r16_ctx;
+
+static int r16_dec_get(int wtype, r16_ctx *c) {
+#define R16_DSET(TYPE, G)                                                                            \
+    do {                                                                                             \
+        const r16_dec_fn d[G_ALL] = {r16_dec_##TYPE##_1, r16_dec_##TYPE##_2, r16_dec_##TYPE##_3, r16_dec_##TYPE##_4}; \
+        memcpy(c->dec, d, sizeof d);                                                                 \
+        c->gdec = G;                                                                                 \
+    } while (0)
+    switch (wtype) {
+    case E2H_TYPE_Q4_0: R16_DSET(Q4_0, G_DEC4); return 0;
+    case E2H_TYPE_Q4_1: R16_DSET(Q4_1, G_DEC41); return 0;
+    case E2H_TYPE_Q8_0: R16_DSET(Q8_0, G_DEC8); return 0;
+    default: return -1;
+    }
+#undef R16_DSET
+}
 
 // Stores a tile: each group's 16 rows (fewer at the matrix end) for tokens [t, t + nt), into
 // its segment; in swiglu mode the tile is a (gate, up) pair and gets swiglu'd.
@@ -277,7 +360,8 @@ static void r16_run(const r16_ctx *c, int64_t g0, int64_t g1, int64_t t0, int64_
     // prefetcher keeps losing, so fetch the next tile (the same offset gmax groups on);
     // long groups stream well, so only R16_PF_DIST_* ahead in the group (coded negative).
     const int64_t dist = c->a.wtype == E2H_TYPE_Q8_0 ? R16_PF_DIST_Q8 : R16_PF_DIST_Q4;
-    const int64_t pf = gmax * gs <= R16_PF_TILE ? gmax * gs : -dist;
+    int64_t pf = gmax * gs <= R16_PF_TILE ? gmax * gs : -dist;
+    if (ntmax == 1 && c->a.wtype != E2H_TYPE_Q4_0 && !R16_PF_DEC41_8) pf = 0;
     for (int64_t g = g0; g < g1; g += gmax) {
         const int G = (int)(g1 - g < gmax ? g1 - g : gmax);
         const uint8_t *gq[G_ALL];
@@ -294,7 +378,7 @@ static void r16_run(const r16_ctx *c, int64_t g0, int64_t g1, int64_t t0, int64_
                 tk[j].init = init + (t + j) * nb;
             }
             __m512 out[G_ALL][NT_PRE];
-            if (c->dec[0] && ntmax == 1) {
+            if (ntmax == 1) {
                 __m512 o[G_ALL];
                 c->dec[G - 1](gq, tk, nb, o, pf);
                 for (int i = 0; i < G; i++) out[i][0] = o[i];
@@ -308,7 +392,7 @@ static void r16_run(const r16_ctx *c, int64_t g0, int64_t g1, int64_t t0, int64_
 static void r16_matmul_fn(void *p, int ith, int nth) {
     const r16_ctx *c = p;
     const int64_t groups = (c->a.n_out + E2H_R16_ROWS - 1) / E2H_R16_ROWS;
-    const int gmax = c->a.n_tok > 1 ? G_PRE : c->dec[0] ? G_DEC4 : G_DEC;
+    const int gmax = c->a.n_tok > 1 ? G_PRE : c->gdec;
     int64_t g0, g1;
     pool_slice(groups, ith, nth, gmax, &g0, &g1);
     if (g0 >= g1) return;
@@ -329,12 +413,8 @@ void kern_r16_matmul_ex_avx512(e2h_pool *pool, const e2h_mm_out *out, const floa
                               int wtype, int64_t n_tok, int64_t n_in, int64_t n_out, void *scratch) {
     if (kern_r16_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
     if ((out->swiglu && n_out % (2 * E2H_R16_ROWS)) || (out->norm_w && n_in > E2H_R16_NORM_MAX)) return;
-    r16_ctx c = {{out, x, wp, wtype, n_tok, n_in, n_out, scratch, &k_act_avx512}, {{{0}}}, {0}};
-    if (r16_tiles_get(wtype, &c.tiles)) return;
-    if (wtype == E2H_TYPE_Q4_0) {
-        const r16_dec_fn d[G_ALL] = {r16_dec_Q4_0_1, r16_dec_Q4_0_2, r16_dec_Q4_0_3, r16_dec_Q4_0_4};
-        memcpy(c.dec, d, sizeof d);
-    }
+    r16_ctx c = {{out, x, wp, wtype, n_tok, n_in, n_out, scratch, &k_act_avx512}, {{{0}}}, {0}, 0};
+    if (r16_tiles_get(wtype, &c.tiles) || r16_dec_get(wtype, &c)) return;
     if (n_tok < QUANT_INLINE_TOK || pool_size(pool) == 1)
         kern_r16_quantize(wtype, x, 0, n_tok, n_tok, n_in, scratch, &k_act_avx512, out->norm_w,
                          out->norm_eps);
