@@ -5,7 +5,8 @@
 // convert and one fma with the 16 rows' scales — bit-identical to kern_r16_matmul_ref.
 // Tiles: G groups × NT tokens share each unpacked weight vector and each broadcast.
 // Decode (1 token) streams the weights with its own tiles (r16_dec_q4, r16_dec_q8: 4 groups,
-// the activation broadcasts shared, two integer chains per output); prefill runs 2 groups ×
+// the activation broadcasts shared, two integer chains per output; q8_0 with n_in > 1920 keeps
+// r16_tile's 2 groups); prefill runs 2 groups ×
 // 4 tokens over token blocks that stay in L2. Every tile does each output's exact integer sums
 // and then the same float ops in the same order, so a token's result does not depend on the
 // tile, the batch or the thread count.
@@ -137,6 +138,10 @@ typedef void (*r16_tile_fn)(const uint8_t *const gq[], const r16_tok tk[], int64
 #ifndef G_DEC8
 #define G_DEC8 4 // groups per q8_0 decode tile
 #endif
+#ifndef R16_DEC8_MAX_GS
+#define R16_DEC8_MAX_GS 32768 // longer q8_0 groups (n_in > 1920) decode with r16_tile (see r16_dec_q8)
+#endif
+#define G_DEC 2 // groups per r16_tile decode tile
 #ifndef R16_PF_DEC41_8
 #define R16_PF_DEC41_8 0 // 1: q4_1 / q8_0 decode tiles prefetch as q4_0's (slower: see r16_dec_q8)
 #endif
@@ -220,6 +225,10 @@ AI void r16_dec_q4(int wt, int G, const uint8_t *const gq[], const r16_tok *tk, 
 // 3 Llama-2-7B layers + head in Q4_1 x1.13 / x1.15, in Q8_0 x0.97 / x1.01 (noise: +-3%).
 // With R16_PF_TILE's next-tile prefetch the q4_1 SmolLM2 layers were x1.06 and the 7B q4_1
 // layers x0.93 (G = 4) or x0.99 (G = 2); with q4_0's 4096-byte in-group prefetch x0.89.
+// Long q8_0 groups did not resolve: 4 TinyLlama-1.1B layers + head (n_in 2048, 5632) x0.95 to
+// x1.05 over 4 runs, 3 7B layers x0.91 to x1.01, e2h tg of a random 1.1B Q8_0 x0.95 (6 rounds,
+// 0.90-1.06): they keep r16_tile (R16_DEC8_MAX_GS), which streams them with the hardware
+// prefetchers alone (R16_PF_DIST_Q8) as before.
 AI void r16_dec_q8(int G, const uint8_t *const gq[], const r16_tok *tk, int64_t nb, __m512 out[], int64_t pf) {
     const int64_t qb = 512, sb = 32;
     const int64_t pq = pf < 0 ? -pf : pf, ps = pf < 0 ? -pf * sb / qb : pf;
@@ -307,23 +316,21 @@ static int r16_tiles_get(int wtype, r16_tiles *t) {
 typedef struct {
     e2h_r16_args a; // first: the shared quantize body takes a pointer to the context
     r16_tiles tiles;
-    r16_dec_fn dec[G_ALL]; // decode tiles of 1..G_ALL groups
+    r16_dec_fn dec[G_ALL]; // decode tiles of 1..G_ALL groups (NULL: r16_tile's)
     int gdec;              // groups per decode tile
 } r16_ctx;
 
-static int r16_dec_get(int wtype, r16_ctx *c) {
+static void r16_dec_get(int wtype, int64_t n_in, r16_ctx *c) {
 #define R16_DSET(TYPE, G)                                                                            \
     do {                                                                                             \
         const r16_dec_fn d[G_ALL] = {r16_dec_##TYPE##_1, r16_dec_##TYPE##_2, r16_dec_##TYPE##_3, r16_dec_##TYPE##_4}; \
         memcpy(c->dec, d, sizeof d);                                                                 \
         c->gdec = G;                                                                                 \
     } while (0)
-    switch (wtype) {
-    case E2H_TYPE_Q4_0: R16_DSET(Q4_0, G_DEC4); return 0;
-    case E2H_TYPE_Q4_1: R16_DSET(Q4_1, G_DEC41); return 0;
-    case E2H_TYPE_Q8_0: R16_DSET(Q8_0, G_DEC8); return 0;
-    default: return -1;
-    }
+    c->gdec = G_DEC;
+    if (wtype == E2H_TYPE_Q4_0) R16_DSET(Q4_0, G_DEC4);
+    else if (wtype == E2H_TYPE_Q4_1) R16_DSET(Q4_1, G_DEC41);
+    else if (wtype == E2H_TYPE_Q8_0 && kern_r16_group_stride(wtype, n_in) <= R16_DEC8_MAX_GS) R16_DSET(Q8_0, G_DEC8);
 #undef R16_DSET
 }
 
@@ -361,7 +368,7 @@ static void r16_run(const r16_ctx *c, int64_t g0, int64_t g1, int64_t t0, int64_
     // long groups stream well, so only R16_PF_DIST_* ahead in the group (coded negative).
     const int64_t dist = c->a.wtype == E2H_TYPE_Q8_0 ? R16_PF_DIST_Q8 : R16_PF_DIST_Q4;
     int64_t pf = gmax * gs <= R16_PF_TILE ? gmax * gs : -dist;
-    if (ntmax == 1 && c->a.wtype != E2H_TYPE_Q4_0 && !R16_PF_DEC41_8) pf = 0;
+    if (ntmax == 1 && c->dec[0] && c->a.wtype != E2H_TYPE_Q4_0 && !R16_PF_DEC41_8) pf = 0;
     for (int64_t g = g0; g < g1; g += gmax) {
         const int G = (int)(g1 - g < gmax ? g1 - g : gmax);
         const uint8_t *gq[G_ALL];
@@ -378,7 +385,7 @@ static void r16_run(const r16_ctx *c, int64_t g0, int64_t g1, int64_t t0, int64_
                 tk[j].init = init + (t + j) * nb;
             }
             __m512 out[G_ALL][NT_PRE];
-            if (ntmax == 1) {
+            if (ntmax == 1 && c->dec[0]) {
                 __m512 o[G_ALL];
                 c->dec[G - 1](gq, tk, nb, o, pf);
                 for (int i = 0; i < G; i++) out[i][0] = o[i];
@@ -414,7 +421,8 @@ void kern_r16_matmul_ex_avx512(e2h_pool *pool, const e2h_mm_out *out, const floa
     if (kern_r16_scratch_size(wtype, n_tok, n_in) < 0 || n_tok <= 0 || n_out <= 0) return;
     if ((out->swiglu && n_out % (2 * E2H_R16_ROWS)) || (out->norm_w && n_in > E2H_R16_NORM_MAX)) return;
     r16_ctx c = {{out, x, wp, wtype, n_tok, n_in, n_out, scratch, &k_act_avx512}, {{{0}}}, {0}, 0};
-    if (r16_tiles_get(wtype, &c.tiles) || r16_dec_get(wtype, &c)) return;
+    if (r16_tiles_get(wtype, &c.tiles)) return;
+    r16_dec_get(wtype, n_in, &c);
     if (n_tok < QUANT_INLINE_TOK || pool_size(pool) == 1)
         kern_r16_quantize(wtype, x, 0, n_tok, n_tok, n_in, scratch, &k_act_avx512, out->norm_w,
                          out->norm_eps);
