@@ -121,12 +121,15 @@ asan:
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 BUILD=build-asan E2H_SKIP_PY=1 bash tests/run_tests.sh
 
 # ThreadSanitizer over the tests that run threads (thread pool, two engines on two threads,
-# thread-count invariance).
+# thread-count invariance), and the search batch's threads taking turns (one test of
+# test_search: the rest of it is single-threaded and slow under TSan).
 TSAN_TESTS ?= test_pool test_embed test_sched test_tree test_model test_kernels test_soak
 tsan:
 	$(MAKE) BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread -fno-omit-frame-pointer" tests
 	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" BUILD=build-tsan E2H_SKIP_PY=1 \
 	    TESTS="$(addprefix build-tsan/tests/,$(TSAN_TESTS))" bash tests/run_tests.sh
+	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" BUILD=build-tsan E2H_SKIP_PY=1 \
+	    E2H_TEST_ONLY=search_batch_threads TESTS=build-tsan/tests/test_search bash tests/run_tests.sh
 
 model:
 	@bash weights/fetch_default_model.sh

@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
     e2h_seq *root = NULL, **kids = calloc((size_t)k, sizeof *kids);
     e2h_sampling sp = e2h_sampling_default();
     sp.temperature = 0.7f;
-    e2h_stop stop = {n_new, NULL, 0, 1};
+    e2h_stop stop = {n_new, NULL, 0, 1, 0};
     int rc = 1;
     if (!t || !ids || !kids || e2h_tokenize(t, text, strlen(text), 1, ids, cap, &n) || n > cap) {
         fprintf(stderr, "tokenizing failed\n");

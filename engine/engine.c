@@ -441,6 +441,7 @@ e2h_status e2h_seq_append_ex(e2h_engine *e, e2h_seq *s, const int32_t *ids, int3
         s->pflags[s->n] &= (uint8_t)~SEQ_F_LP;
     }
     s->n += n;
+    eng_seq_drop_stop_state(s); // an extend after this cannot resume the previous one's text
     return E2H_OK;
 }
 
@@ -462,6 +463,7 @@ e2h_status e2h_seq_truncate(e2h_engine *e, e2h_seq *s, int32_t n_tokens) {
     if (s->n_done > n_tokens - 1) s->n_done = n_tokens - 1; // the last token's outputs are redone
     if (s->n_prompt > n_tokens) s->n_prompt = n_tokens;
     seq_drop_caps(s, n_tokens);
+    eng_seq_drop_stop_state(s);
     prm_hook_truncate(e, s, n_tokens);
     return E2H_OK;
 }

@@ -98,13 +98,20 @@ struct e2h_seq {
     float next_lp;
     uint64_t stream;      // RNG stream id (path in the fork tree)
     int32_t ext_start;    // first token of the current extend call
+    int32_t text_start;   // first token of the text stop strings are matched in (ext_start,
+                          //   or earlier when the call resumes a previous one, e2h_stop.resume)
     e2h_detok_stream *ds; // during an extend with stop strings: its continuation's text,
-    char *tail;           //   streamed; the last bytes of it that can start a stop string
-    size_t tail_len;
+    char *tail;           //   streamed; the last bytes of it that can start a stop string.
+    size_t tail_len, tail_cap; // Kept after a call that stopped at its budget (for a resume)
+    int stop_kept;        //   (stop_kept) while n == stop_keep_n; dropped by append / truncate
+    int32_t stop_keep_n;
     e2h_stop_reason stop;
     struct e2h_seq *prev, *next; // engine's live list
     struct prm_seq *prm;  // PRM state that follows the seq (engine/prm/mirror.c) or NULL
 };
+
+// Frees the stop-string state an extend kept for a resume (engine/sched.c).
+void eng_seq_drop_stop_state(struct e2h_seq *s);
 
 // Grows s's per-position arrays (tokens, logprobs, pflags) to hold need positions.
 e2h_status eng_seq_grow(struct e2h_seq *s, int32_t need);

@@ -276,13 +276,13 @@ int eng_is_eos(const e2h_engine *e, int32_t tok) {
     return t && e2h_tokenizer_eos(t) == tok;
 }
 
-// Does the text generated since ext_start contain one of the stop strings? The whole
+// Does the text generated since text_start contain one of the stop strings? The whole
 // continuation, decoded again: the fallback when the streamed tail cannot be used.
 static int sched_stop_full(e2h_engine *e, const e2h_seq *s, const e2h_stop *stop) {
     size_t len = 0;
-    int32_t n = s->n - s->ext_start;
+    int32_t n = s->n - s->text_start;
     for (;;) {
-        if (e2h_detokenize(e->model->tok, s->tokens + s->ext_start, n, e->text, e->text_cap, &len))
+        if (e2h_detokenize(e->model->tok, s->tokens + s->text_start, n, e->text, e->text_cap, &len))
             return 0;
         if (len < e->text_cap) break;
         size_t cap = (len + 1) * 2;
@@ -322,32 +322,78 @@ static int sched_hit_stop_string(e2h_engine *e, e2h_seq *s, const e2h_stop *stop
     return 0;
 }
 
-// Sets up (stop strings given) or frees (stop NULL) the streamed tails of seqs.
-static e2h_status sched_stop_state(e2h_engine *e, e2h_seq *const *seqs, int n, const e2h_stop *stop) {
+void eng_seq_drop_stop_state(e2h_seq *s) {
+    e2h_detok_stream_free(s->ds);
+    s->ds = NULL;
+    free(s->tail);
+    s->tail = NULL;
+    s->tail_len = s->tail_cap = 0;
+    s->stop_kept = 0;
+}
+
+// Can s continue the stop-string state its previous extend call kept (e2h_stop.resume)?
+static int sched_can_resume(const e2h_seq *s) {
+    return s->stop_kept && s->stop == E2H_STOP_LENGTH && s->stop_keep_n == s->n;
+}
+
+// Sets up the streamed tails of seqs for a call with stop strings (none: frees them). With
+// stop->resume, a sequence that kept its state (stopped at its budget last call) goes on
+// with it: a stop string may then begin in the previous call's text.
+static e2h_status sched_stop_begin(e2h_engine *e, e2h_seq *const *seqs, int n, const e2h_stop *stop) {
+    const int with = stop && stop->n_stop_strings > 0;
+    char *fresh = with ? calloc((size_t)n, 1) : NULL;
+    if (with && !fresh) return ENG_ERR(e, E2H_ERR_NOMEM, "extend: out of memory");
     for (int i = 0; i < n; i++) {
-        e2h_detok_stream_free(seqs[i]->ds);
-        seqs[i]->ds = NULL;
-        free(seqs[i]->tail);
-        seqs[i]->tail = NULL;
-        seqs[i]->tail_len = 0;
+        e2h_seq *s = seqs[i];
+        if (!(with && stop->resume && sched_can_resume(s))) {
+            eng_seq_drop_stop_state(s);
+            s->text_start = s->n;
+            if (with) fresh[i] = 1;
+        }
+        s->stop_kept = 0;
     }
-    if (!stop || stop->n_stop_strings <= 0) return E2H_OK;
+    if (!with) return E2H_OK;
     e->stop_max = 1;
     for (int i = 0; i < stop->n_stop_strings; i++) {
-        if (!stop->stop_strings || !stop->stop_strings[i])
+        if (!stop->stop_strings || !stop->stop_strings[i]) {
+            free(fresh);
             return ENG_ERR(e, E2H_ERR_INVALID_ARG, "extend: stop_strings[%d] is NULL", i);
+        }
         size_t l = strlen(stop->stop_strings[i]);
         e->stop_max = l > e->stop_max ? l : e->stop_max;
     }
-    for (int i = 0; i < n; i++) {
-        seqs[i]->ds = e2h_detok_stream_new(e->model->tok);
-        seqs[i]->tail = malloc(e->stop_max + SCHED_PIECE_MAX + 1);
-        if (!seqs[i]->ds || !seqs[i]->tail) {
-            sched_stop_state(e, seqs, n, NULL);
-            return ENG_ERR(e, E2H_ERR_NOMEM, "extend: out of memory for stop-string state");
+    const size_t cap = e->stop_max + SCHED_PIECE_MAX + 1;
+    int ok = 1;
+    for (int i = 0; i < n && ok; i++) {
+        e2h_seq *s = seqs[i];
+        // a resumed sequence in the decode-it-all fallback (no stream) stays in it
+        if (fresh[i]) ok = (s->ds = e2h_detok_stream_new(e->model->tok)) != NULL;
+        if (ok && s->tail_cap < cap) { // resumed with longer stop strings: keep the tail
+            char *t = realloc(s->tail, cap);
+            if (t) s->tail = t, s->tail_cap = cap;
+            ok = t != NULL;
         }
     }
+    free(fresh);
+    if (!ok) {
+        for (int j = 0; j < n; j++) eng_seq_drop_stop_state(seqs[j]);
+        return ENG_ERR(e, E2H_ERR_NOMEM, "extend: out of memory for stop-string state");
+    }
     return E2H_OK;
+}
+
+// After a call: a sequence that stopped at its budget keeps its stop-string state for a
+// resume (while nothing else changes it); the others free theirs.
+static void sched_stop_end(e2h_seq *const *seqs, int n, e2h_status st) {
+    for (int i = 0; i < n; i++) {
+        e2h_seq *s = seqs[i];
+        if (!st && s->tail && s->stop == E2H_STOP_LENGTH) { // had stop strings, hit its budget
+            s->stop_kept = 1;
+            s->stop_keep_n = s->n;
+        } else {
+            eng_seq_drop_stop_state(s);
+        }
+    }
 }
 
 typedef struct {
@@ -418,11 +464,11 @@ e2h_status e2h_seq_extend(e2h_engine *e, e2h_seq *const *seqs, int n, const e2h_
         if (seqs[i]->no_logits) // a PRM mirror: it never has next-token logits to sample from
             return ENG_ERR(e, E2H_ERR_INVALID_ARG, "extend: sequence %d is scoring-only", i);
     }
-    e2h_status st = sched_stop_state(e, seqs, n, stop);
+    e2h_status st = sched_stop_begin(e, seqs, n, stop);
     if (st) return st;
     e2h_seq **active = malloc((size_t)n * 2 * sizeof *active), **run = active + n;
     if (!active) {
-        sched_stop_state(e, seqs, n, NULL);
+        sched_stop_end(seqs, n, E2H_ERR_NOMEM);
         return ENG_ERR(e, E2H_ERR_NOMEM, "out of memory");
     }
     int n_active = 0;
@@ -454,7 +500,7 @@ e2h_status e2h_seq_extend(e2h_engine *e, e2h_seq *const *seqs, int n, const e2h_
     // The last sampled token of each stopped sequence is still pending: compute them all in
     // one pass so e2h_seq_logits is current, as the API promises.
     if (!st) st = sched_sync(e, seqs, n);
-    sched_stop_state(e, seqs, n, NULL);
+    sched_stop_end(seqs, n, st);
     free(active);
     return st;
 }

@@ -53,7 +53,7 @@ TEST(zero_filled_options_are_the_defaults) {
     e2h_sampling zs;
     memset(&zs, 0, sizeof zs);
     e2h_seq *a = NULL, *b = NULL;
-    e2h_stop stop = {20, NULL, 0, 1};
+    e2h_stop stop = {20, NULL, 0, 1, 0};
     CHECK(e2h_seq_create(e, p, 8, &sp, &a) == E2H_OK && e2h_seq_create(e, p, 8, &zs, &b) == E2H_OK);
     CHECK(e2h_seq_extend(e, &a, 1, &stop) == E2H_OK && e2h_seq_extend(e, &b, 1, &stop) == E2H_OK);
     CHECK(e2h_seq_len(a) == 28 && e2h_seq_len(b) == 28);
@@ -96,7 +96,7 @@ static void *run_work(void *p) {
     sp.temperature = 0.9f;
     sp.seed = w->seed;
     e2h_seq *root = NULL, *kids[4] = {0};
-    e2h_stop stop = {30, NULL, 0, 1};
+    e2h_stop stop = {30, NULL, 0, 1, 0};
     int ok = e2h_seq_create(e, prompt, 24, &sp, &root) == E2H_OK &&
              e2h_seq_fork(e, root, 4, kids) == E2H_OK && e2h_seq_extend(e, kids, 4, &stop) == E2H_OK;
     for (int i = 0; i < 4 && ok; i++) {
@@ -150,7 +150,7 @@ TEST(shared_thread_pool) {
     e2h_engine_free(host);
     int32_t p[5] = {1, 2, 3, 4, 5};
     e2h_seq *s = NULL;
-    e2h_stop stop = {6, NULL, 0, 1};
+    e2h_stop stop = {6, NULL, 0, 1, 0};
     CHECK(guest && e2h_seq_create(guest, p, 5, NULL, &s) == E2H_OK);
     CHECK(guest && e2h_seq_extend(guest, &s, 1, &stop) == E2H_OK && e2h_seq_len(s) == 11);
     e2h_engine_free(guest);
@@ -184,7 +184,7 @@ TEST(stop_strings_match_full_decode) {
     sp.temperature = 0.8f;
     sp.seed = 5;
     e2h_seq *s = NULL;
-    e2h_stop free_run = {80, NULL, 0, 1};
+    e2h_stop free_run = {80, NULL, 0, 1, 0};
     CHECK(e2h_seq_create(e, ids, n, &sp, &s) == E2H_OK && e2h_seq_extend(e, &s, 1, &free_run) == E2H_OK);
     int32_t cont[80];
     int nc = e2h_seq_len(s) - n;
@@ -208,17 +208,36 @@ TEST(stop_strings_match_full_decode) {
         if (!ascii) continue;
         int want = first_stop(t, cont, 80, str);
         const char *list[3] = {"", str, "\x01never\x01"};
-        e2h_stop stop = {80, list, 3, 1};
+        e2h_stop stop = {80, list, 3, 1, 0};
         CHECK(e2h_seq_create(e, ids, n, &sp, &s) == E2H_OK && e2h_seq_extend(e, &s, 1, &stop) == E2H_OK);
         int got = e2h_seq_len(s) - n;
         CHECKF(want > 0 && got == want && e2h_seq_stop_reason(s) == E2H_STOP_STRING,
                "stop '%s': stopped after %d tokens (reason %d), the full decode first has it after %d",
                str, got, e2h_seq_stop_reason(s), want);
         e2h_seq_release(e, s);
+        // the same in chunks of `chunk` tokens with e2h_stop.resume: a stop string that
+        // begins in one chunk and ends in the next still stops at the same token
+        for (int chunk = 1; chunk <= 7; chunk += 3) {
+            e2h_stop part = {chunk, list, 3, 1, 1};
+            CHECK(e2h_seq_create(e, ids, n, &sp, &s) == E2H_OK);
+            e2h_status st = E2H_OK;
+            int calls = 0;
+            do {
+                st = e2h_seq_extend(e, &s, 1, &part);
+                calls++;
+            } while (!st && e2h_seq_stop_reason(s) == E2H_STOP_LENGTH && e2h_seq_len(s) - n < 80);
+            int got2 = e2h_seq_len(s) - n;
+            CHECKF(!st && got2 == want && e2h_seq_stop_reason(s) == E2H_STOP_STRING &&
+                   !memcmp(e2h_seq_tokens(s) + n, cont, sizeof(int32_t) * (size_t)got2),
+                   "stop '%s' in chunks of %d: %d tokens in %d calls (reason %d), want %d", str,
+                   chunk, got2, calls, e2h_seq_stop_reason(s), want);
+            e2h_seq_release(e, s);
+        }
         tested++;
     }
     CHECK(tested >= 4);
-    printf("  %d stop strings, each stopped at the token the full decode gives\n", tested);
+    printf("  %d stop strings, each stopped at the token the full decode gives (also in chunks "
+           "of 1, 4, 7 tokens resumed)\n", tested);
     e2h_engine_free(e);
 }
 

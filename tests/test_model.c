@@ -150,7 +150,7 @@ static void check_greedy(const char *name, int threads) {
         if (e2h_engine_init(m, &eo, &e, err, sizeof err) == E2H_OK) {
             e2h_seq *s = NULL;
             e2h_sampling sp = e2h_sampling_default();
-            e2h_stop stop = {nc, NULL, 0, 1};
+            e2h_stop stop = {nc, NULL, 0, 1, 0};
             e2h_status st = e2h_seq_create(e, prompt, np, &sp, &s);
             if (!st) st = e2h_seq_extend(e, &s, 1, &stop);
             CHECKF(st == E2H_OK, "%s: generate: %s", name, e2h_engine_last_error(e));
@@ -236,7 +236,7 @@ static void sample_run(e2h_model *m, int threads, uint64_t seed, int32_t *out, i
     if (!e) return;
     int32_t prompt[5] = {1, 17, 42, 99, 7};
     e2h_sampling sp = {0.9f, 40, 0.95f, 0.02f, seed};
-    e2h_stop stop = {n, NULL, 0, 1};
+    e2h_stop stop = {n, NULL, 0, 1, 0};
     e2h_seq *s = NULL;
     CHECK(e2h_seq_create(e, prompt, 5, &sp, &s) == E2H_OK);
     if (s && e2h_seq_extend(e, &s, 1, &stop) == E2H_OK && e2h_seq_len(s) == 5 + n)

@@ -282,7 +282,7 @@ TEST(hidden_after_extend) {
     sp.temperature = 0.8f;
     e2h_seq *s = NULL, *t = NULL;
     CHECK(e2h_seq_create(e, ids, 10, &sp, &s) == E2H_OK);
-    e2h_stop stop = {12, NULL, 0, 1};
+    e2h_stop stop = {12, NULL, 0, 1, 0};
     CHECK(e2h_seq_extend(e, &s, 1, &stop) == E2H_OK);
     int32_t n = e2h_seq_len(s);
     const float *h = e2h_seq_hidden(s);
@@ -421,7 +421,7 @@ static e2h_status extend_many(e2h_engine *e, int n, int steps, int32_t *out, flo
         sp.seed = 7 + (uint64_t)i;
         st = e2h_seq_create(e, p, 12 + i % 9, &sp, &s[i]);
     }
-    e2h_stop stop = {steps, NULL, 0, 1};
+    e2h_stop stop = {steps, NULL, 0, 1, 0};
     if (!st) st = e2h_seq_extend(e, s, n, &stop);
     for (int i = 0; i < n && !st; i++) {
         int32_t len = e2h_seq_len(s[i]);
@@ -482,7 +482,7 @@ TEST(extend_more_sequences_than_the_pool) {
     e2h_seq *s[2] = {0};
     CHECK(e2h_seq_create(small, p, 20, NULL, &s[0]) == E2H_OK);
     CHECK(e2h_seq_create(small, p + 1, 19, NULL, &s[1]) == E2H_OK);
-    e2h_stop stop = {200, NULL, 0, 1}; // 20 + 200 tokens need 28 blocks, the pool has 20
+    e2h_stop stop = {200, NULL, 0, 1, 0}; // 20 + 200 tokens need 28 blocks, the pool has 20
     st = e2h_seq_extend(small, s, 2, &stop);
     CHECKF(st == E2H_ERR_KV_FULL, "%s", e2h_status_name(st));
     const char *msg = e2h_engine_last_error(small);

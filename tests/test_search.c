@@ -387,6 +387,114 @@ TEST(attached_prm_scores_match_from_scratch) {
     e2h_prm_free(prm);
 }
 
+// ---- e2h_search_run_batch: several searches sharing decode batches
+typedef struct {
+    int n_jobs, next, stop_after, n_done, order[16], bad_job;
+    e2h_search_opts opts[16];
+    e2h_status st[16];
+    e2h_search_result res[16];
+} batch_chk;
+
+static int bc_next(void *ctx, e2h_search_job *job) {
+    batch_chk *b = ctx;
+    if (b->next >= b->n_jobs) return 0;
+    int i = b->next++;
+    job->prompt = g_prompt;
+    job->n_prompt = g_n_prompt;
+    job->opts = b->opts[i];
+    job->tag = (void *)(intptr_t)i;
+    return 1;
+}
+
+static int bc_done(void *ctx, void *tag, e2h_status st, const char *msg, e2h_search_result *r) {
+    batch_chk *b = ctx;
+    int i = (int)(intptr_t)tag;
+    b->order[b->n_done++] = i;
+    b->st[i] = st;
+    if (!st) b->res[i] = *r; // the test takes ownership
+    else if (!msg || !msg[0]) b->st[i] = E2H_ERR_UNSUPPORTED; // an error needs its message
+    return b->stop_after > 0 && b->n_done >= b->stop_after;
+}
+
+// n_jobs jobs of every method, seeds and budgets (one with bad options, two with a step
+// delimiter often split over two tokens) run conc[k] at a time: each result equals
+// e2h_search_run's, the pool is empty afterwards, and the bad job fails alone with a message.
+static void batch_vs_alone(e2h_engine *e, int n_jobs, const int *conc, int n_conc) {
+    const e2h_search_method ms[] = {E2H_SEARCH_BEAM, E2H_SEARCH_REBASE, E2H_SEARCH_DVTS,
+                                    E2H_SEARCH_BON, E2H_SEARCH_BEAM, E2H_SEARCH_MAJ};
+    batch_chk ref;
+    memset(&ref, 0, sizeof ref);
+    ref.n_jobs = n_jobs;
+    ref.bad_job = 4;
+    for (int i = 0; i < n_jobs; i++) {
+        ref.opts[i] = mk_opts(ms[i % 6], 4, 2, NULL);
+        ref.opts[i].sampling.seed = 100 + (uint64_t)i;
+        ref.opts[i].max_tokens = 24 + 9 * i; // budgets end mid-chunk
+        if (i == ref.bad_job) ref.opts[i].m = 3; // does not divide N: refused
+        if (i % 2) ref.opts[i].step_delimiter = ". "; // often split over two tokens (and chunks)
+        ref.st[i] = e2h_search_run(e, g_prompt, g_n_prompt, &ref.opts[i], &ref.res[i]);
+    }
+    CHECK(n_jobs <= ref.bad_job || ref.st[ref.bad_job] == E2H_ERR_INVALID_ARG);
+    for (int c = 0; c < n_conc; c++) {
+        batch_chk b;
+        memset(&b, 0, sizeof b);
+        b.n_jobs = n_jobs;
+        memcpy(b.opts, ref.opts, sizeof b.opts);
+        e2h_search_batch spec = {conc[c], bc_next, bc_done, &b};
+        CHECK(e2h_search_run_batch(e, &spec) == E2H_OK);
+        CHECKF(b.n_done == b.n_jobs, "%d of %d jobs reported", b.n_done, b.n_jobs);
+        for (int i = 0; i < b.n_jobs; i++) {
+            CHECKF(b.st[i] == ref.st[i], "P=%d job %d: status %d, alone %d", conc[c], i, b.st[i], ref.st[i]);
+            if (b.st[i] || ref.st[i]) continue;
+            CHECKF(same_result(&b.res[i], &ref.res[i]) &&
+                   b.res[i].policy_tokens == ref.res[i].policy_tokens &&
+                   b.res[i].rounds == ref.res[i].rounds,
+                   "P=%d job %d (%s) differs from the same search alone", conc[c], i,
+                   e2h_search_method_name(ms[i % 6]));
+            e2h_search_result_free(&b.res[i]);
+        }
+        e2h_kv_stats ks;
+        e2h_engine_get_kv_stats(e, &ks);
+        CHECKF(ks.blocks_used == 0, "P=%d: %d blocks still used", conc[c], ks.blocks_used);
+    }
+    for (int i = 0; i < n_jobs; i++)
+        if (!ref.st[i]) e2h_search_result_free(&ref.res[i]);
+}
+
+// Six jobs 1, 3 and 8 at a time; done() returning non-zero stops handing out jobs; bad
+// arguments are refused.
+TEST(search_batch_equals_one_by_one) {
+    e2h_engine *e = mk_engine(2, 0);
+    const int conc[] = {1, 3, 8};
+    batch_vs_alone(e, 6, conc, 3);
+    batch_chk b;
+    memset(&b, 0, sizeof b);
+    b.n_jobs = 6;
+    b.stop_after = 2;
+    for (int i = 0; i < b.n_jobs; i++) b.opts[i] = mk_opts(E2H_SEARCH_BEAM, 4, 2, NULL);
+    e2h_search_batch spec = {2, bc_next, bc_done, &b};
+    CHECK(e2h_search_run_batch(e, &spec) == E2H_OK);
+    CHECKF(b.n_done == b.next && b.next < b.n_jobs, "stop: %d handed out, %d reported", b.next, b.n_done);
+    for (int i = 0; i < b.n_done; i++)
+        if (!b.st[b.order[i]]) e2h_search_result_free(&b.res[b.order[i]]);
+    spec.max_concurrent = 0;
+    CHECK(e2h_search_run_batch(e, &spec) == E2H_ERR_INVALID_ARG && e2h_engine_last_error(e)[0]);
+    spec.max_concurrent = 2;
+    spec.next = NULL;
+    CHECK(e2h_search_run_batch(e, &spec) == E2H_ERR_INVALID_ARG);
+    CHECK(e2h_search_run_batch(NULL, &spec) == E2H_ERR_INVALID_ARG);
+    e2h_engine_free(e);
+}
+
+// The small case `make tsan` runs (E2H_TEST_ONLY=search_batch_threads): three searches
+// taking turns on their threads, with the engine's pool threads under them.
+TEST(search_batch_threads) {
+    e2h_engine *e = mk_engine(2, 0);
+    const int conc[] = {3};
+    batch_vs_alone(e, 3, conc, 1);
+    e2h_engine_free(e);
+}
+
 int main(void) {
     char err[512];
     if (e2h_model_load(MODEL, NULL, &g_model, err, sizeof err)) {
@@ -409,6 +517,8 @@ int main(void) {
     RUN(deterministic_across_threads);
     RUN(search_larger_than_the_pool);
     RUN(attached_prm_scores_match_from_scratch);
+    RUN(search_batch_equals_one_by_one);
+    RUN(search_batch_threads);
     e2h_model_free(g_model);
     return TEST_SUMMARY();
 }

@@ -165,7 +165,7 @@ static int tree_step(e2h_engine *e, node *nodes, uint64_t *rng, const int32_t ba
                 touched[n_touched++] = j;
             }
         if (!nb) return 1;
-        e2h_stop stop = {budget, NULL, 0, 1};
+        e2h_stop stop = {budget, NULL, 0, 1, 0};
         rc = e2h_seq_extend(e, batch, nb, &stop);
         for (int j = 0; j < n_touched; j++) {
             nodes[touched[j]].synced = rc == E2H_OK ? 1 : -1;
@@ -294,7 +294,7 @@ static int sample_tokens(e2h_engine *e, const int32_t *prompt, int32_t n, uint64
         sp.seed = seed + 1000 + i;
         ok = e2h_seq_create(e, other, 10 + i, &sp, &seqs[i]) == E2H_OK;
     }
-    e2h_stop stop = {n_new, NULL, 0, 1};
+    e2h_stop stop = {n_new, NULL, 0, 1, 0};
     if (ok) ok = e2h_seq_extend(e, seqs, 1 + n_others, &stop) == E2H_OK;
     if (ok) memcpy(out, e2h_seq_tokens(seqs[0]) + n, sizeof(int32_t) * (size_t)n_new);
     for (int i = 0; i <= n_others; i++)
@@ -328,7 +328,7 @@ TEST(fork_children_reproducible_alone) {
     e2h_sampling sp = e2h_sampling_default();
     sp.temperature = 0.8f;
     sp.seed = 9;
-    e2h_stop stop = {25, NULL, 0, 1};
+    e2h_stop stop = {25, NULL, 0, 1, 0};
     int32_t all[4][25], alone[25];
     e2h_seq *root = NULL, *kids[4];
     CHECK(e2h_seq_create(e, prompt, 21, &sp, &root) == E2H_OK);
@@ -365,7 +365,7 @@ static e2h_status fork_extend(e2h_engine *e, int32_t (*out)[42], float *buf, e2h
     e2h_seq *root = NULL, *kids[4] = {0};
     e2h_status st = e2h_seq_create(e, prompt, 22, &sp, &root); // 5 blocks
     if (!st) st = e2h_seq_fork(e, root, 4, kids);
-    e2h_stop stop = {20, NULL, 0, 1};
+    e2h_stop stop = {20, NULL, 0, 1, 0};
     if (!st) st = e2h_seq_extend(e, kids, 4, &stop);
     for (int i = 0; i < 4 && !st; i++) {
         CHECK(e2h_seq_len(kids[i]) == 42);
@@ -398,7 +398,7 @@ TEST(exhaustion_preempts_not_fails) {
     CHECK(root && check_seq(root, 1, 1e-5, 1e-5, buf) <= 1e-5);
     e2h_seq *kid = NULL;
     CHECK(root && e2h_seq_fork(e, root, 1, &kid) == E2H_OK);
-    e2h_stop stop = {8, NULL, 0, 1};
+    e2h_stop stop = {8, NULL, 0, 1, 0};
     CHECK(kid && e2h_seq_extend(e, &kid, 1, &stop) == E2H_OK);
     CHECK(kid && check_seq(kid, 1, 1e-5, 1e-5, buf) <= 1e-5);
     e2h_seq_release(e, kid);
@@ -433,7 +433,7 @@ TEST(bad_arguments_are_rejected) {
     e2h_seq *s = NULL, *list[2];
     CHECK(e2h_seq_create(e, prompt, 5, NULL, &s) == E2H_OK);
     CHECK(e2h_engine_sync(e, &s, 1) == E2H_OK);
-    e2h_stop stop = {4, NULL, 0, 1};
+    e2h_stop stop = {4, NULL, 0, 1, 0};
     list[0] = list[1] = s;
     CHECK(e2h_seq_extend(e, list, 2, &stop) == E2H_ERR_INVALID_ARG); // listed twice
     list[1] = NULL;

@@ -592,7 +592,7 @@ static int gen_group(const gen_args *a, e2h_model *m, e2h_engine *e, gen_prompt 
     long np = i1 - i0;
     e2h_seq **seqs = calloc((size_t)(np * k), sizeof *seqs);
     if (!seqs) return cli_fail("out of memory");
-    e2h_stop stop = {(int32_t)a->n_new, (const char *const *)a->stops, a->n_stops, a->ignore_eos};
+    e2h_stop stop = {(int32_t)a->n_new, (const char *const *)a->stops, a->n_stops, a->ignore_eos, 0};
     e2h_status st = E2H_OK;
     long failed = -1;
     double t0 = gen_now();

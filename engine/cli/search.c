@@ -48,8 +48,12 @@ static const char *search_usage =
     "                      solution, then the problem, separated by blank lines (BOS as the\n"
     "                      tokenizer adds it); for base models\n"
     "  --limit K           stop after K new problems (default: all)\n"
-    "  (--kv-mem default here: N x (2048 + max_tokens) tokens of KV, x2 with --prm, >= 1 GiB;\n"
-    "   a problem that still exhausts it is reported and skipped)\n"
+    "  --search-batch P    problems searched at once, their branches decoded in shared batches\n"
+    "                      (search-and-learn's search_batch_size; default 4, 1..256): results are\n"
+    "                      the same for every P and written in the problems' order\n"
+    "  (--kv-mem default here: N x (2048 + max_tokens) tokens of KV, x2 with --prm, >= 1 GiB,\n"
+    "   times P up to 8 GiB (a fuller pool preempts and recomputes); a problem that still\n"
+    "   exhausts it is reported and skipped)\n"
     "  --quiet             no progress line\n";
 
 typedef struct {
@@ -62,6 +66,7 @@ typedef struct {
     e2h_search_opts so;
     double temp, top_p;
     int shard_i, shard_n, quiet;
+    int batch;            // --search-batch: problems searched at once
     long limit;
     char shard[32];
 } srch_args;
@@ -75,6 +80,7 @@ static int sa_parse(srch_args *a, int argc, char **argv) {
     a->top_p = 1.0;
     a->shard_n = 1;
     a->limit = -1;
+    a->batch = 4;
     for (int i = 1; i < argc; i++) {
         int r = cli_model_opts_parse(&a->mo, argc, argv, &i);
         if (r < 0) return 2;
@@ -106,6 +112,7 @@ static int sa_parse(srch_args *a, int argc, char **argv) {
         else if (!strcmp(f, "--top-p")) { if (cli_parse_float(f, v, 0, 1, &a->top_p)) return 2; }
         else if (!strcmp(f, "--max-tokens")) { if (cli_parse_int(f, v, 1, 1 << 24, &x)) return 2; a->so.max_tokens = (int32_t)x; }
         else if (!strcmp(f, "--max-rounds")) { if (cli_parse_int(f, v, 1, 100000, &x)) return 2; a->so.max_rounds = (int)x; }
+        else if (!strcmp(f, "--search-batch")) { if (cli_parse_int(f, v, 1, 256, &x)) return 2; a->batch = (int)x; }
         else if (!strcmp(f, "--limit")) { if (cli_parse_int(f, v, 0, 1L << 40, &x)) return 2; a->limit = x; }
         else if (!strcmp(f, "--shard")) {
             char *end;
@@ -456,6 +463,134 @@ static long sa_count_shard(const char *path, const srch_args *a) {
     return mine;
 }
 
+// ------------------------------------------------------------------ the problems as jobs
+
+// A problem handed to the search batch; results are written in the problems' order.
+typedef struct sa_job {
+    struct sa_job *next;
+    jl_problem p;
+    int32_t *ids, n_ids;
+    long lineno;
+    int finished;         // done() was called
+    cJSON *json;          // the result line (NULL: skipped)
+} sa_job;
+
+typedef struct {
+    srch_args *a;
+    const e2h_model *m;
+    FILE *pf, *of;
+    const id_set *done;
+    char *line;
+    size_t cap;
+    long lineno, k, n_new, n_bad, n_done_before, total, handed;
+    int rc;
+    double t0;
+    int64_t gen_tokens;   // policy tokens computed (prompts + every branch)
+    sa_job *head, *tail;  // jobs handed out and not yet written, in order
+} sa_feed;
+
+static void sa_job_free(sa_job *j) {
+    free(j->ids);
+    jl_problem_free(&j->p);
+    cJSON_Delete(j->json);
+    free(j);
+}
+
+// Reads problem lines until one is to be solved (bad lines and resumed ones are reported /
+// counted and skipped). Returns the job or NULL at the end of the file (or of --limit).
+static sa_job *sa_next_problem(sa_feed *f) {
+    srch_args *a = f->a;
+    ssize_t len;
+    while (!f->rc && (a->limit < 0 || f->handed < a->limit) && (len = getline(&f->line, &f->cap, f->pf)) > 0) {
+        const char *line = f->line;
+        f->lineno++;
+        int blank = 1;
+        for (ssize_t i = 0; i < len && blank; i++) blank = line[i] == ' ' || line[i] == '\n' || line[i] == '\r' || line[i] == '\t';
+        if (blank) continue;
+        long idx = f->k++;
+        if (idx % a->shard_n != a->shard_i) continue;
+        sa_job *j = calloc(1, sizeof *j);
+        if (!j) { f->rc = cli_fail("out of memory"); return NULL; }
+        j->lineno = f->lineno;
+        const char *perr = jl_problem_parse(line, (size_t)len, f->lineno, &j->p);
+        if (perr) {
+            fprintf(stderr, "e2h: %s:%ld: %s; problem skipped\n", a->problems, f->lineno, perr);
+            f->n_bad++;
+            free(j);
+            continue;
+        }
+        if (ids_has(f->done, j->p.uid)) { f->n_done_before++; sa_job_free(j); continue; }
+        if (sa_prompt(a, f->m, j->p.problem, &j->ids, &j->n_ids)) {
+            fprintf(stderr, "e2h: %s:%ld: tokenizing the problem failed; skipped\n", a->problems, f->lineno);
+            f->n_bad++;
+            sa_job_free(j);
+            continue;
+        }
+        f->handed++;
+        return j;
+    }
+    return NULL;
+}
+
+static int sa_next(void *ctx, e2h_search_job *job) {
+    sa_feed *f = ctx;
+    sa_job *j = sa_next_problem(f);
+    if (!j) return 0;
+    if (f->tail) f->tail->next = j;
+    else f->head = j;
+    f->tail = j;
+    job->prompt = j->ids;
+    job->n_prompt = j->n_ids;
+    job->opts = f->a->so;
+    job->opts.problem = j->p.problem;
+    job->tag = j;
+    return 1;
+}
+
+// Writes the finished jobs at the head of the queue (results keep the problems' order
+// whatever order the searches of a batch end in).
+static void sa_flush(sa_feed *f) {
+    while (f->head && f->head->finished) {
+        sa_job *j = f->head;
+        if (j->json && !f->rc && sa_write_line(f->of, j->json))
+            f->rc = cli_fail("%s: write failed (%s)", f->a->out, strerror(errno));
+        f->head = j->next;
+        if (!f->head) f->tail = NULL;
+        sa_job_free(j);
+    }
+}
+
+static int sa_done(void *ctx, void *tag, e2h_status st, const char *msg, e2h_search_result *r) {
+    sa_feed *f = ctx;
+    srch_args *a = f->a;
+    sa_job *j = tag;
+    j->finished = 1;
+    if (st == E2H_ERR_CONTEXT || st == E2H_ERR_KV_FULL) { // this problem only
+        fprintf(stderr, "e2h: %s:%ld (%s): %s (%s); problem skipped\n", a->problems, j->lineno,
+                j->p.uid, msg, e2h_status_name(st));
+        f->n_bad++;
+        f->handed--; // --limit counts problems solved
+    } else if (st) {
+        if (!f->rc) f->rc = cli_fail("%s:%ld: %s (%s)", a->problems, j->lineno, msg, e2h_status_name(st));
+    } else {
+        j->json = sa_result_json(a, &j->p, r, j->n_ids);
+        f->gen_tokens += r->policy_tokens;
+        f->n_new++;
+        e2h_search_result_free(r);
+        if (!j->json && !f->rc) f->rc = cli_fail("out of memory");
+    }
+    sa_flush(f);
+    if (!f->rc && !st && !a->quiet) {
+        double dt = sa_now() - f->t0;
+        long left = f->total - f->n_done_before - f->n_new - f->n_bad;
+        double eta = f->n_new ? dt / f->n_new * (left > 0 ? left : 0) : 0;
+        fprintf(stderr, "search %s: %ld/%ld problems (shard %s), %.1f tok/s, ETA %02d:%02d:%02d\n",
+                e2h_search_method_name(a->so.method), f->n_done_before + f->n_new, f->total, a->shard,
+                dt > 0 ? f->gen_tokens / dt : 0.0, (int)(eta / 3600), (int)fmod(eta / 60, 60), (int)fmod(eta, 60));
+    }
+    return f->rc != 0;
+}
+
 static int sa_run(srch_args *a, e2h_model *m, e2h_engine *e) {
     if (!e2h_model_tokenizer(m)) return cli_fail("%s: the policy has no tokenizer", a->mo.model);
     const char *protocol = NULL;
@@ -492,72 +627,33 @@ static int sa_run(srch_args *a, e2h_model *m, e2h_engine *e) {
         if (sa_write_line(of, head)) rc = cli_fail("%s: write failed", a->out);
         cJSON_Delete(head);
     }
-    long total = rc ? 0 : sa_count_shard(a->problems, a), n_done_before = 0;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    long lineno = 0, k = 0, n_new = 0, n_bad = 0;
-    double t0 = sa_now();
-    int64_t gen_tokens = 0; // policy tokens computed (prompts + every branch)
-    while (!rc && (a->limit < 0 || n_new < a->limit) && (len = getline(&line, &cap, pf)) > 0) {
-        lineno++;
-        int blank = 1;
-        for (ssize_t i = 0; i < len && blank; i++) blank = line[i] == ' ' || line[i] == '\n' || line[i] == '\r' || line[i] == '\t';
-        if (blank) continue;
-        long idx = k++;
-        if (idx % a->shard_n != a->shard_i) continue;
-        jl_problem p;
-        const char *perr = jl_problem_parse(line, (size_t)len, lineno, &p);
-        if (perr) {
-            fprintf(stderr, "e2h: %s:%ld: %s; problem skipped\n", a->problems, lineno, perr);
-            n_bad++;
-            continue;
-        }
-        if (ids_has(&done, p.uid)) { n_done_before++; jl_problem_free(&p); continue; }
-        int32_t *ids = NULL, n_ids = 0;
-        if (sa_prompt(a, m, p.problem, &ids, &n_ids)) {
-            fprintf(stderr, "e2h: %s:%ld: tokenizing the problem failed; skipped\n", a->problems, lineno);
-            n_bad++;
-            jl_problem_free(&p);
-            continue;
-        }
-        e2h_search_opts so = a->so;
-        so.problem = p.problem;
-        e2h_search_result r;
-        e2h_status st = e2h_search_run(e, ids, n_ids, &so, &r);
-        free(ids);
-        if (st == E2H_ERR_CONTEXT || st == E2H_ERR_KV_FULL) { // this problem only
-            fprintf(stderr, "e2h: %s:%ld (%s): %s (%s); problem skipped\n", a->problems, lineno, p.uid,
-                    e2h_engine_last_error(e), e2h_status_name(st));
-            n_bad++;
-            jl_problem_free(&p);
-            continue;
-        }
-        if (st) {
-            rc = cli_fail("%s:%ld: %s (%s)", a->problems, lineno, e2h_engine_last_error(e), e2h_status_name(st));
-            jl_problem_free(&p);
-            break;
-        }
-        cJSON *j = sa_result_json(a, &p, &r, n_ids);
-        if (sa_write_line(of, j)) rc = cli_fail("%s: write failed (%s)", a->out, strerror(errno));
-        cJSON_Delete(j);
-        gen_tokens += r.policy_tokens;
-        n_new++;
-        if (!a->quiet) {
-            double dt = sa_now() - t0;
-            long left = total - n_done_before - n_new - n_bad;
-            double eta = n_new ? dt / n_new * (left > 0 ? left : 0) : 0;
-            fprintf(stderr, "search %s: %ld/%ld problems (shard %s), %.1f tok/s, ETA %02d:%02d:%02d\n",
-                    e2h_search_method_name(a->so.method), n_done_before + n_new, total, a->shard,
-                    dt > 0 ? gen_tokens / dt : 0.0, (int)(eta / 3600), (int)fmod(eta / 60, 60), (int)fmod(eta, 60));
-        }
-        e2h_search_result_free(&r);
-        jl_problem_free(&p);
+    long total = rc ? 0 : sa_count_shard(a->problems, a);
+    sa_feed f;
+    memset(&f, 0, sizeof f);
+    f.a = a;
+    f.m = m;
+    f.pf = pf;
+    f.of = of;
+    f.done = &done;
+    f.rc = rc;
+    f.total = total;
+    f.t0 = sa_now();
+    if (!rc) {
+        // the searches of --batch problems share decode batches (e2h_search_run_batch)
+        e2h_search_batch b = {a->batch, sa_next, sa_done, &f};
+        e2h_status st = e2h_search_run_batch(e, &b);
+        if (st && !f.rc) f.rc = cli_fail("search: %s (%s)", e2h_engine_last_error(e), e2h_status_name(st));
+        rc = f.rc;
+    }
+    while (f.head) { // only after an error: results not yet written
+        sa_job *j = f.head;
+        f.head = j->next;
+        sa_job_free(j);
     }
     if (!rc && !a->quiet)
         fprintf(stderr, "search: %ld new, %ld already done, %ld skipped (bad lines / too long) -> %s\n",
-                n_new, n_done_before, n_bad, a->out);
-    free(line);
+                f.n_new, f.n_done_before, f.n_bad, a->out);
+    free(f.line);
     if (pf) fclose(pf);
     if (of && fclose(of) && !rc) rc = cli_fail("%s: write failed", a->out);
     ids_free(&done);
@@ -582,6 +678,8 @@ int cli_search(int argc, char **argv) {
         e2h_model_get_info(m, &mi);
         double per_tok = 2.0 * mi.n_layers * mi.n_kv_heads * mi.head_dim * (a.mo.kv_f16 ? 2 : 4);
         double need = per_tok * a.so.n * (2048.0 + a.so.max_tokens) * (a.prm ? 2 : 1) / 1073741824.0;
+        double batch = need * a.batch, cap = need > 8 ? need : 8; // P problems at once
+        need = batch < cap ? batch : cap;
         a.mo.kv_mem_gib = need > 1 ? need : 1;
     }
     e2h_engine_opts eo = {0};

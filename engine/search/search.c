@@ -100,7 +100,10 @@ static e2h_status srch_score(srch_ctx *c, srch_node **nodes, int n, int is_final
     if (!n || !c->sc.score) return E2H_OK;
     for (int i = 0; i < n; i++) c->tmp[i] = nodes[i]->seq;
     for (int i = 0; i < n; i++) c->tmps[i] = NAN;
+    // the PRM tokens of this search alone (other searches of a batch use the same engine)
+    const int64_t prm0 = e2h_engine_prm_tokens(c->e);
     e2h_status st = c->sc.score(c->sc.ctx, c->e, c->tmp, n, is_final, c->tmps);
+    c->prm_engine_tokens += e2h_engine_prm_tokens(c->e) - prm0;
     if (st) {
         // keep the scorer's message if it left one
         if (!e2h_engine_last_error(c->e)[0])
@@ -146,7 +149,7 @@ e2h_status srch_expand(srch_ctx *c, srch_node **nodes, int n, int final) {
         stop.stop_strings = c->delim;
         stop.n_stop_strings = 1;
     }
-    st = e2h_seq_extend(c->e, c->tmp, k, &stop);
+    st = c->gate ? srch_gate_extend(c->gate, c->tmp, k, &stop) : e2h_seq_extend(c->e, c->tmp, k, &stop);
     for (int i = 0; i < k && !st; i++) {
         srch_node *nd = c->tmpn[i];
         int32_t len = e2h_seq_len(nd->seq);
@@ -466,6 +469,11 @@ static void srch_ctx_free(srch_ctx *c) {
 
 e2h_status e2h_search_run(e2h_engine *e, const int32_t *prompt, int32_t n_prompt,
                           const e2h_search_opts *opts, e2h_search_result *out) {
+    return srch_run(e, prompt, n_prompt, opts, NULL, out);
+}
+
+e2h_status srch_run(e2h_engine *e, const int32_t *prompt, int32_t n_prompt,
+                    const e2h_search_opts *opts, srch_gate *gate, e2h_search_result *out) {
     if (!e || !out) return E2H_ERR_INVALID_ARG;
     memset(out, 0, sizeof *out);
     out->selected = -1;
@@ -473,6 +481,7 @@ e2h_status e2h_search_run(e2h_engine *e, const int32_t *prompt, int32_t n_prompt
     srch_ctx c;
     memset(&c, 0, sizeof c);
     c.e = e;
+    c.gate = gate;
     c.o = opts ? *opts : e2h_search_opts_default();
     (void)eng_set_error(e, E2H_OK, "%s", ""); // a scorer's message is told from an old one
     e2h_status st = srch_check_opts(e, &c.o);
@@ -490,7 +499,6 @@ e2h_status e2h_search_run(e2h_engine *e, const int32_t *prompt, int32_t n_prompt
     c.sc.score = c.o.score;
     if (!c.sc.score && prm) c.sc.score = srch_prm_score;
     c.n_prompt = n_prompt;
-    int64_t prm0 = prm ? e2h_engine_prm_tokens(e) : 0;
     srch_node root;
     st = srch_root(&c, prompt, n_prompt, &c.o.sampling, &root);
     if (st) return st;
@@ -528,7 +536,7 @@ e2h_status e2h_search_run(e2h_engine *e, const int32_t *prompt, int32_t n_prompt
         out->policy_tokens = c.policy_tokens;
         // with an attached PRM: the tokens its engine computed (0 for a head on the policy's
         // hidden states); else the policy tokens handed to the scorer
-        out->prm_tokens = prm ? e2h_engine_prm_tokens(e) - prm0 : c.prm_tokens;
+        out->prm_tokens = prm ? c.prm_engine_tokens : c.prm_tokens;
         out->rounds = c.rounds;
         out->seconds = util_time_s() - t0;
     }

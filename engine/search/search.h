@@ -38,14 +38,21 @@ typedef struct {          // a finished path, copied out of its node
     e2h_stop_reason stop;
 } srch_path;
 
+// A batch of searches sharing decode batches (batch.c): a search with a gate extends its
+// sequences through it instead of e2h_seq_extend.
+typedef struct srch_gate srch_gate;
+e2h_status srch_gate_extend(srch_gate *g, e2h_seq *const *seqs, int n, const e2h_stop *stop);
+
 typedef struct {
     e2h_engine *e;
+    srch_gate *gate;      // NULL: extend directly
     e2h_search_opts o;
     search_scorer sc;     // sc.score NULL: no scorer
     int32_t n_prompt;
     srch_path *paths;
     int n_paths, cap_paths;
     int64_t policy_tokens, prm_tokens;
+    int64_t prm_engine_tokens; // tokens the attached PRM's engine computed for this search
     int rounds;
     const char *delim[1];
     e2h_seq **tmp;        // scratch lists of seqs/nodes (grown on demand)
@@ -88,6 +95,10 @@ void srch_report_round(srch_ctx *c, srch_node **kept, int n_kept, int n_generate
 
 // N samples of whole solutions, step by step (shared by greedy, maj, bon, weighted).
 e2h_status srch_sample_n(srch_ctx *c, srch_node *root, int n);
+
+// e2h_search_run through a gate (NULL: directly).
+e2h_status srch_run(e2h_engine *e, const int32_t *prompt, int32_t n_prompt,
+                    const e2h_search_opts *opts, srch_gate *gate, e2h_search_result *out);
 
 // Methods: they fill c->paths (the samples) from the root (which they may release).
 e2h_status search_greedy(srch_ctx *c, srch_node *root);

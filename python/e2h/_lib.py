@@ -64,7 +64,7 @@ class Sampling(ctypes.Structure):
 
 class Stop(ctypes.Structure):
     _fields_ = [("max_tokens", c_int32), ("stop_strings", P(c_char_p)), ("n_stop_strings", c_int),
-                ("ignore_eos", c_int), ("_spare", ctypes.c_char * SPARE)]
+                ("ignore_eos", c_int), ("resume", c_int), ("_spare", ctypes.c_char * SPARE)]
 
 
 class AppendOpts(ctypes.Structure):
