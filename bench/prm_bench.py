@@ -48,6 +48,9 @@ import sys
 import tempfile
 import time
 
+# numpy's own OpenBLAS threads (nothing here needs them) spin-wait after any BLAS call and took
+# ~1% of the cores in a profile of (a); torch keeps its own thread pool (set_num_threads below)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 
 REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))

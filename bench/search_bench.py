@@ -17,7 +17,10 @@ reuses the longest cached prefix of its one sequence), PRM tokens = tokens the P
 
     python3 bench/search_bench.py --n-problems 20 -n 16 -M 4 -t 2 --interleave --log runs.jsonl
 
-Prints one JSON line per engine and a comparison; see bench/README.md for figures.
+Prints one JSON line per engine and a comparison; see bench/README.md for figures. Without
+--interleave, e2h solves all the problems in one `e2h search` process with --search-batch P
+(default 4: P problems at once, their beams decoded in shared batches, as search-and-learn
+batches problems into one vLLM call), then the loop solves them one after the other.
 
 --interleave (for a shared machine whose load varies): problem by problem, e2h solves problem
 i (one `e2h search` process per problem, its model load included in its time), then the loop
