@@ -24,30 +24,26 @@ static int64_t mm_block(int64_t row_bytes, int64_t unit) {
     return b < unit ? unit : b;
 }
 
-static void mm_tiles(const mm_ctx *c, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
-    const int mr = c->tl.mr, nr = c->tl.nr;
-    for (int64_t r = r0; r < r1; r += mr) {
-        const int R = r1 - r < mr ? (int)(r1 - r) : mr;
-        for (int64_t t = t0; t < t1; t += nr) {
-            const int T = t1 - t < nr ? (int)(t1 - t) : nr;
-            c->tl.tile(R, T, c->w + r * c->wrow, c->wrow, c->x + t * c->ldx, c->ldx, c->n_in,
-                       c->y + t * c->ldy + r, c->ldy);
-        }
-    }
+// The micro-tile of rows [r, r1) x tokens [t, t1) at (r, t), clipped to mr x nr.
+static inline void mm_tile_at(const mm_ctx *c, int64_t r, int64_t r1, int64_t t, int64_t t1) {
+    const int R = r1 - r < c->tl.mr ? (int)(r1 - r) : c->tl.mr;
+    const int T = t1 - t < c->tl.nr ? (int)(t1 - t) : c->tl.nr;
+    c->tl.tile(R, T, c->w + r * c->wrow, c->wrow, c->x + t * c->ldx, c->ldx, c->n_in,
+               c->y + t * c->ldy + r, c->ldy);
 }
 
-// As mm_tiles, token tiles outer: the scheme (b) order, where the rows [r0, r1) stay in L2
-// and each token tile is read once from L3 for all of them (rows-outer re-read the whole
-// token stream once per micro-tile of rows).
-static void mm_tiles_tok_outer(const mm_ctx *c, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+// Every micro-tile of rows [r0, r1) x tokens [t0, t1). Rows outer for scheme (a) (the token
+// block stays in L2 while W streams); token tiles outer for scheme (b), where the rows stay in
+// L2 and each token tile is read once from L3 for all of them (rows outer would re-read the
+// whole token stream once per micro-tile of rows).
+static void mm_tiles(const mm_ctx *c, int64_t r0, int64_t r1, int64_t t0, int64_t t1, int tok_outer) {
     const int mr = c->tl.mr, nr = c->tl.nr;
-    for (int64_t t = t0; t < t1; t += nr) {
-        const int T = t1 - t < nr ? (int)(t1 - t) : nr;
-        for (int64_t r = r0; r < r1; r += mr) {
-            const int R = r1 - r < mr ? (int)(r1 - r) : mr;
-            c->tl.tile(R, T, c->w + r * c->wrow, c->wrow, c->x + t * c->ldx, c->ldx, c->n_in,
-                       c->y + t * c->ldy + r, c->ldy);
-        }
+    if (tok_outer) {
+        for (int64_t t = t0; t < t1; t += nr)
+            for (int64_t r = r0; r < r1; r += mr) mm_tile_at(c, r, r1, t, t1);
+    } else {
+        for (int64_t r = r0; r < r1; r += mr)
+            for (int64_t t = t0; t < t1; t += nr) mm_tile_at(c, r, r1, t, t1);
     }
 }
 
@@ -61,10 +57,10 @@ static void mm_worker(void *p, int ith, int nth) {
     const int64_t cost_b = (r1 - r0 + rb - 1) / rb * x_bytes * (x_bytes > MM_L3_BYTES ? 2 : 1);
     if (cost_a <= cost_b) {
         for (int64_t t0 = 0; t0 < c->n_tok; t0 += tb)
-            mm_tiles(c, r0, r1, t0, t0 + tb < c->n_tok ? t0 + tb : c->n_tok);
+            mm_tiles(c, r0, r1, t0, t0 + tb < c->n_tok ? t0 + tb : c->n_tok, 0);
     } else {
         for (int64_t rr = r0; rr < r1; rr += rb)
-            mm_tiles_tok_outer(c, rr, rr + rb < r1 ? rr + rb : r1, 0, c->n_tok);
+            mm_tiles(c, rr, rr + rb < r1 ? rr + rb : r1, 0, c->n_tok, 1);
     }
 }
 
