@@ -174,7 +174,7 @@ static void bench_attention(const e2h_ops *ops, e2h_pool *pool, int reps, int n_
     e2h_kv_layer_view kv = {k, v, E2H_TYPE_F16, BS, n_kv, hd};
     void *scratch = malloc(kern_attn_scratch_size(pool_size(pool), n_heads, hd, ctx));
     const float sc = 1.0f / sqrtf((float)hd);
-    e2h_attn_phase_fn chunk = !strcmp(ops->name, "avx512") ? kern_attn_phase_avx512
+    e2h_attn_phase_fn chunk = !strncmp(ops->name, "avx512", 6) ? kern_attn_phase_avx512
                               : !strcmp(ops->name, "avx2") ? kern_attn_phase_avx2
                                                            : kern_attn_phase_ref;
     kern_attention_ref(pool, o2, q, seqs, NS, n_heads, &kv, sc, scratch);
@@ -252,6 +252,8 @@ int main(int argc, char **argv) {
         bench_attention_prefill(ops, pool, reps * 20, 9, 3, 64, 1, 511, type);
     }
     bench_attention_prefill(ops, pool, reps, 32, 4, 64, 512, 0, E2H_TYPE_F16); // TinyLlama-like
+    // a PRM step (bench/prm_bench.py: Qwen2-1.5B heads, a 40-token step over ~600 positions)
+    bench_attention_prefill(ops, pool, reps * 4, 12, 2, 128, 40, 600, E2H_TYPE_F32);
     bench_attention(ops, pool, reps, 9, 3, 64, 40);  // SmolLM2-135M
     bench_attention(ops, pool, reps, 9, 3, 64, 256);
     bench_attention(ops, pool, reps, 32, 4, 64, 40); // TinyLlama-1.1B-like

@@ -70,8 +70,9 @@ void kern_swiglu_avx512(float *out, const float *gate, const float *up, int64_t 
 // ---- attention ----
 // The driver (kernels/ref/attn.c) forms work items: one KV head, some query rows
 // (row = (query token, head of the group)), laid out one after another. It runs an ISA's
-// phase function over the blocks each row set sees (first the blocks a cascade group shares,
-// for all its rows; then each sequence's own blocks), then writes out = acc / l.
+// phase function over the blocks each row set sees (sequences sorted into prefix-tree order:
+// the blocks a run of them shares once for all its rows, then the blocks each sub-run shares,
+// down to each sequence's own blocks), then writes out = acc / l.
 //
 // Running state of a row: m (max score so far, -inf before any visible slot), l (sum of
 // exp(score - m)), acc (head_dim, sum of exp(score - m) * v); starts at (-inf, 0, 0). A phase
@@ -148,8 +149,9 @@ void kern_attn_phase_avx512(const e2h_attn_phase *ph);
 
 // The attention driver: block tables, causal limits, cascades, threading, with the phase
 // function of one ISA. cascade = 1: sequences whose block tables start with the same block ids
-// have those blocks processed once for all of them (same bits as cascade = 0, which exists
-// for benchmarks).
+// have those blocks processed once for all of them, at every level of their prefix tree (a
+// beam search's prompt once for all beams, a parent's steps once for its children; same bits
+// as cascade = 0, which exists for benchmarks and tests).
 void kern_attention_run(e2h_attn_phase_fn phase, int cascade, e2h_pool *pool, float *out,
                        const float *q, const e2h_attn_seq *seqs, int n_seqs, int n_heads,
                        const e2h_kv_layer_view *kv, float scale, void *scratch);

@@ -511,8 +511,8 @@ typedef struct {
     int hd, n_heads, n_kv, bs, kv_type;
     int n_blocks;
     void *k, *v;        // [block][kv_head][slot][hd]
-    int32_t *tables[16]; // per sequence
-    e2h_attn_seq seqs[16];
+    int32_t *tables[32]; // per sequence
+    e2h_attn_seq seqs[32];
     int n_seqs, n_tok;
     float *q, *out;
 } attn_case;
@@ -745,6 +745,56 @@ TEST(attention_shared_prefix_decode) {
     }
 }
 
+// A beam-search-shaped batch: sequences whose block tables share a tree of prefixes (a
+// prompt shared by all but two, 3 subtrees sharing more, pairs within them sharing more
+// still), listed in an interleaved order, some decoding and some with several queries (row
+// counts on both sides of the AVX-512 tile threshold). Batched with the prefix tree walked
+// once (1 and 2 threads) == each sequence alone == cascade off, bit for bit; and the oracle.
+TEST(attention_prefix_tree) {
+    enum { NS = 24, BS = 16 };
+    const int levels[3] = {4, 7, 9}; // blocks shared by all / by s % 3 / by s % 6
+    rng r = {777};
+    for (int ti = 0; ti < g_n_tables; ti++)
+    for (int kt = 0; kt < 2; kt++) {
+        int n_past[NS], n_q[NS];
+        for (int s = 0; s < NS; s++) {
+            n_past[s] = 9 * BS + 3 + (s * 7) % 40;
+            n_q[s] = s % 5 == 0 ? 6 : s % 7 == 0 ? 2 : 1;
+        }
+        attn_case c;
+        attn_case_init(&c, &r, 64, 9, 3, BS, kt ? E2H_TYPE_F32 : E2H_TYPE_F16, NS, n_past, n_q, 0);
+        for (int s = 0; s < NS - 2; s++) // seqs NS-2, NS-1 share nothing
+            for (int b = 0; b < levels[2]; b++) {
+                const int rep = b < levels[0] ? 0 : b < levels[1] ? s % 3 : s % 6;
+                c.tables[s][b] = c.tables[rep][b];
+            }
+        const int64_t ld = (int64_t)c.n_heads * c.hd, total = c.n_tok * ld;
+        float *all = malloc(sizeof(float) * total), *all1 = malloc(sizeof(float) * total);
+        float *one = malloc(sizeof(float) * total);
+        attn_run(&c, g_tables[ti], g_pool2, all, c.seqs, c.n_seqs);
+        attn_run(&c, g_tables[ti], NULL, all1, c.seqs, c.n_seqs);
+        CHECKF(!memcmp(all, all1, sizeof(float) * total), "%s kv %d: 1 vs 2 threads", g_tables[ti]->name, kt);
+        for (int s = 0; s < NS; s++) {
+            attn_run(&c, g_tables[ti], NULL, one, &c.seqs[s], 1);
+            const int64_t off = c.seqs[s].q_offset * ld;
+            CHECKF(!memcmp(one + off, all + off, sizeof(float) * c.seqs[s].n_q * ld),
+                   "%s kv %d: seq %d alone != batched", g_tables[ti]->name, kt, s);
+        }
+        CHECK(attn_check_oracle(&c, all) == 0);
+        e2h_attn_phase_fn phase = !strcmp(g_tables[ti]->name, "avx512") ? kern_attn_phase_avx512
+                                  : !strcmp(g_tables[ti]->name, "avx2") ? kern_attn_phase_avx2
+                                                                        : kern_attn_phase_ref;
+        e2h_kv_layer_view kv = {c.k, c.v, c.kv_type, c.bs, c.n_kv, c.hd};
+        void *scratch = malloc(kern_attn_scratch_size(2, c.n_heads, c.hd, 0));
+        kern_attention_run(phase, 0, g_pool2, one, c.q, c.seqs, NS, c.n_heads, &kv,
+                          1.0f / sqrtf((float)c.hd), scratch);
+        CHECKF(!memcmp(one, all, sizeof(float) * total), "%s kv %d: cascade off", g_tables[ti]->name, kt);
+        free(scratch);
+        free(all), free(all1), free(one);
+        attn_case_free(&c);
+    }
+}
+
 int main(void) {
     tables_init();
     g_pool2 = pool_init(2);
@@ -767,6 +817,7 @@ int main(void) {
     RUN(attention_invariance);
     RUN(attention_long_context_decode);
     RUN(attention_shared_prefix_decode);
+    RUN(attention_prefix_tree);
     pool_free(g_pool2);
     return TEST_SUMMARY();
 }

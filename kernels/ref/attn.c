@@ -9,6 +9,7 @@
 // queries, heads or sequences are processed together, so a sequence gets the same bits alone,
 // batched, or sharing prefix blocks with others.
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../float_kernels.h"
@@ -63,17 +64,19 @@ static attn_thread_buf attn_buf(void *scratch, int ith, int n_heads, int head_di
 }
 
 // ---- driver ----
-// A work item: KV head kh, a list of segments (sequence, query range) whose rows are laid
-// out one after another, and the number of leading blocks all its segments share (their
-// block tables hold the same ids there, and every row sees those blocks completely). The
-// shared blocks are processed once for all rows; each segment then continues alone. A row's
-// arithmetic is the same either way, so results do not depend on how items are formed.
+// A work item: KV head kh and a list of segments (sequence, query range) whose rows are laid
+// out one after another. Segments come in prefix-tree order (see attn_order): seg_lcp[i] is
+// the number of leading blocks segments i and i + 1 share (same ids in both block tables,
+// and every row of both sees those blocks completely). attn_item walks that tree: the blocks
+// a run of segments shares are processed once for all of its rows, then each sub-run goes on
+// alone. Every row still meets its blocks in block-table order, so its arithmetic is the same
+// however items are formed.
 #define ATTN_MAX_SEGS 64
 typedef struct {
     int kh;
     int n_segs;
-    int32_t shared_blocks;
     int32_t seg_seq[ATTN_MAX_SEGS], seg_i0[ATTN_MAX_SEGS], seg_i1[ATTN_MAX_SEGS];
+    int32_t seg_lcp[ATTN_MAX_SEGS];
 } attn_item_desc;
 
 typedef struct {
@@ -85,8 +88,8 @@ typedef struct {
     const e2h_kv_layer_view *kv;
     float scale;
     void *scratch;
-    const int32_t *cascade_group; // (n_seqs) group leader of each sequence, or NULL
-    const int32_t *cascade_shared;// (n_seqs) shared leading blocks of each leader's group
+    const int32_t *order; // (n_seqs) sequences in prefix-tree order, or NULL: batch order
+    const int32_t *lcp;   // (n_seqs) blocks order[i] and order[i + 1] share (0 for the last)
 } attn_ctx;
 
 // ---- the chunked phase (ref, AVX2) ----
@@ -160,8 +163,39 @@ static void attn_blocks(const attn_ctx *c, attn_thread_buf *b, int kh, const int
     c->phase(&ph);
 }
 
+// Blocks the whole table of segment sg's sequence needs for its queries.
+static int64_t attn_seg_blocks(const attn_ctx *c, const attn_item_desc *it, int sg) {
+    const e2h_attn_seq *sq = &c->seqs[it->seg_seq[sg]];
+    return ((int64_t)sq->n_past + it->seg_i1[sg] - 1) / c->kv->block_size + 1;
+}
+
+// Segments [a, z) of the item, whose rows have processed blocks [0, d): the blocks all of them
+// share next, once for all their rows, then each run that shares more, down to each segment's
+// private blocks. Depth <= the number of segments (every level splits the range).
+static void attn_walk(const attn_ctx *c, attn_thread_buf *b, const attn_item_desc *it,
+                      const int *seg_r0, int a, int z, int64_t d) {
+    const int32_t *table = c->seqs[it->seg_seq[a]].block_table;
+    if (z - a == 1) {
+        attn_blocks(c, b, it->kh, table, d, attn_seg_blocks(c, it, a), seg_r0[a], seg_r0[a + 1]);
+        return;
+    }
+    int64_t common = it->seg_lcp[a];
+    for (int i = a + 1; i < z - 1; i++) common = it->seg_lcp[i] < common ? it->seg_lcp[i] : common;
+    if (common > d) {
+        attn_blocks(c, b, it->kh, table, d, common, seg_r0[a], seg_r0[z]);
+        d = common;
+    }
+    int from = a;
+    for (int i = a; i < z - 1; i++)
+        if (it->seg_lcp[i] <= d) { // the run [from, i] shares nothing beyond d with i + 1
+            attn_walk(c, b, it, seg_r0, from, i + 1, d);
+            from = i + 1;
+        }
+    attn_walk(c, b, it, seg_r0, from, z, d);
+}
+
 static void attn_item(const attn_ctx *c, attn_thread_buf *b, const attn_item_desc *it) {
-    const int hd = c->kv->head_dim, bs = c->kv->block_size;
+    const int hd = c->kv->head_dim;
     const int group = c->n_heads / c->kv->n_kv_heads;
     const int64_t ld = (int64_t)c->n_heads * hd;
     int seg_r0[ATTN_MAX_SEGS + 1], n_rows = 0;
@@ -178,15 +212,7 @@ static void attn_item(const attn_ctx *c, attn_thread_buf *b, const attn_item_des
             }
     }
     seg_r0[it->n_segs] = n_rows;
-    if (it->shared_blocks > 0) // read once for every row of every segment
-        attn_blocks(c, b, it->kh, c->seqs[it->seg_seq[0]].block_table, 0, it->shared_blocks,
-                    0, n_rows);
-    for (int sg = 0; sg < it->n_segs; sg++) {
-        const e2h_attn_seq *sq = &c->seqs[it->seg_seq[sg]];
-        const int64_t n_blocks = ((int64_t)sq->n_past + it->seg_i1[sg] - 1) / bs + 1;
-        attn_blocks(c, b, it->kh, sq->block_table, it->shared_blocks, n_blocks, seg_r0[sg],
-                    seg_r0[sg + 1]);
-    }
+    attn_walk(c, b, it, seg_r0, 0, it->n_segs, 0);
     for (int r = 0; r < n_rows; r++) {
         const float inv = 1.0f / b->l[r];
         float *o = c->out + b->r_off[r];
@@ -194,49 +220,63 @@ static void attn_item(const attn_ctx *c, attn_thread_buf *b, const attn_item_des
     }
 }
 
-// Calls fn(item) for every work item, in a fixed order. Sequences outside cascade groups
-// give items (seq, kv_head, E2H_ATTN_QCHUNK queries); a cascade group gives, per kv_head,
-// items of up to E2H_ATTN_MAX_TOKENS queries drawn from its sequences in order.
+// Calls fn(item) for every work item, in a fixed order. A sequence that shares no leading
+// block with its neighbours in prefix-tree order gives items (seq, kv_head, E2H_ATTN_QCHUNK
+// queries); a run of sequences that do (a cascade group) gives, per kv_head, items of up to
+// E2H_ATTN_MAX_TOKENS queries drawn from its sequences in tree order.
 typedef void (*attn_item_visit)(const attn_ctx *c, const attn_item_desc *it, void *arg);
+
+static int attn_seq_at(const attn_ctx *c, int i) { return c->order ? c->order[i] : i; }
+static int32_t attn_lcp_at(const attn_ctx *c, int i) { return c->order ? c->lcp[i] : 0; }
+
+// Items of the cascade group at tree positions [g0, g1).
+static void attn_group_items(const attn_ctx *c, int g0, int g1, int nth, attn_item_visit fn,
+                             void *arg) {
+    const int n_kv = c->kv->n_kv_heads, bs = c->kv->block_size;
+    int64_t total = 0;
+    for (int i = g0; i < g1; i++) total += c->seqs[attn_seq_at(c, i)].n_q;
+    // enough items per kv head to keep every thread busy
+    int64_t n_items = (total + E2H_ATTN_MAX_TOKENS - 1) / E2H_ATTN_MAX_TOKENS;
+    int64_t want = (2 * nth + n_kv - 1) / n_kv;
+    if (n_items < want) n_items = want < total ? want : total;
+    const int64_t per = (total + n_items - 1) / n_items;
+    for (int kh = 0; kh < n_kv; kh++) {
+        attn_item_desc it = {kh, 0, {0}, {0}, {0}, {0}};
+        int64_t used = 0;
+        for (int i = g0; i < g1; i++) {
+            const int t = attn_seq_at(c, i);
+            for (int i0 = 0; i0 < c->seqs[t].n_q;) {
+                int take = (int)(per - used);
+                if (take > c->seqs[t].n_q - i0) take = c->seqs[t].n_q - i0;
+                const int sg = it.n_segs++;
+                it.seg_seq[sg] = t, it.seg_i0[sg] = i0, it.seg_i1[sg] = i0 + take;
+                used += take, i0 += take;
+                // shared with the next segment: the rest of this sequence, or the next one
+                it.seg_lcp[sg] = i0 < c->seqs[t].n_q ? c->seqs[t].n_past / bs : attn_lcp_at(c, i);
+                if (used == per || it.n_segs == ATTN_MAX_SEGS) {
+                    fn(c, &it, arg);
+                    it.n_segs = 0, used = 0;
+                }
+            }
+        }
+        if (it.n_segs) fn(c, &it, arg);
+    }
+}
 
 static void attn_for_items(const attn_ctx *c, int nth, attn_item_visit fn, void *arg) {
     const int n_kv = c->kv->n_kv_heads;
-    for (int s = 0; s < c->n_seqs; s++) {
-        const int nq = c->seqs[s].n_q;
-        if (c->cascade_group && c->cascade_group[s] >= 0) {
-            if (c->cascade_group[s] != s) continue; // handled with its leader
-            int64_t total = 0;
-            for (int t = s; t < c->n_seqs; t++)
-                if (c->cascade_group[t] == s) total += c->seqs[t].n_q;
-            // enough items per kv head to keep every thread busy
-            int64_t n_items = (total + E2H_ATTN_MAX_TOKENS - 1) / E2H_ATTN_MAX_TOKENS;
-            int64_t want = (2 * nth + n_kv - 1) / n_kv;
-            if (n_items < want) n_items = want < total ? want : total;
-            const int64_t per = (total + n_items - 1) / n_items;
-            for (int kh = 0; kh < n_kv; kh++) {
-                attn_item_desc it = {kh, 0, c->cascade_shared[s], {0}, {0}, {0}};
-                int64_t used = 0;
-                for (int t = s; t < c->n_seqs; t++) {
-                    if (c->cascade_group[t] != s) continue;
-                    for (int i0 = 0; i0 < c->seqs[t].n_q;) {
-                        int take = (int)(per - used);
-                        if (take > c->seqs[t].n_q - i0) take = c->seqs[t].n_q - i0;
-                        it.seg_seq[it.n_segs] = t, it.seg_i0[it.n_segs] = i0;
-                        it.seg_i1[it.n_segs] = i0 + take;
-                        it.n_segs++, used += take, i0 += take;
-                        if (used == per || it.n_segs == ATTN_MAX_SEGS) {
-                            fn(c, &it, arg);
-                            it.n_segs = 0, used = 0;
-                        }
-                    }
-                }
-                if (it.n_segs) fn(c, &it, arg);
-            }
+    for (int i = 0; i < c->n_seqs;) {
+        int j = i + 1;
+        while (j < c->n_seqs && attn_lcp_at(c, j - 1) > 0) j++;
+        if (j - i > 1) { // a cascade group
+            attn_group_items(c, i, j, nth, fn, arg);
+            i = j;
             continue;
         }
+        const int s = attn_seq_at(c, i++), nq = c->seqs[s].n_q;
         for (int kh = 0; kh < n_kv; kh++)
             for (int i0 = 0; i0 < nq; i0 += E2H_ATTN_QCHUNK) {
-                attn_item_desc it = {kh, 1, 0, {s}, {i0}, {0}};
+                attn_item_desc it = {kh, 1, {s}, {i0}, {0}, {0}};
                 it.seg_i1[0] = i0 + E2H_ATTN_QCHUNK < nq ? i0 + E2H_ATTN_QCHUNK : nq;
                 fn(c, &it, arg);
             }
@@ -261,33 +301,50 @@ static void attn_worker(void *p, int ith, int nth) {
     attn_for_items(c, nth, attn_visit_run, &w);
 }
 
-// Leading block ids two sequences share (same ids), limited to blocks both have completely
-// in the cache before this batch (so every query of both sees them whole).
+// Leading blocks of a sequence every query of this batch sees whole: those in the cache
+// before the batch.
+static int32_t attn_full_blocks(const e2h_attn_seq *a, int bs) { return a->n_past / bs; }
+
+// Leading block ids two sequences share, among the blocks both have whole.
 static int32_t attn_common_blocks(const e2h_attn_seq *a, const e2h_attn_seq *b, int bs) {
-    int32_t lim = (a->n_past < b->n_past ? a->n_past : b->n_past) / bs, n = 0;
+    const int32_t fa = attn_full_blocks(a, bs), fb = attn_full_blocks(b, bs);
+    const int32_t lim = fa < fb ? fa : fb;
+    int32_t n = 0;
     while (n < lim && a->block_table[n] == b->block_table[n]) n++;
     return n;
 }
 
-// Groups sequences that share leading blocks with an earlier sequence (the group leader).
-// Returns the number of sequences in groups.
-static int attn_find_cascades(const e2h_attn_seq *seqs, int n_seqs, int bs, int32_t *group,
-                              int32_t *shared) {
-    int grouped = 0;
-    for (int s = 0; s < n_seqs; s++) group[s] = -1, shared[s] = 0;
-    for (int s = 0; s < n_seqs; s++) {
-        if (group[s] >= 0) continue;
-        for (int t = s + 1; t < n_seqs; t++) {
-            if (group[t] >= 0) continue;
-            int32_t n = attn_common_blocks(&seqs[s], &seqs[t], bs);
-            if (n == 0 || (group[s] >= 0 && 2 * n < shared[s])) continue; // would halve the share
-            if (group[s] < 0) group[s] = s, shared[s] = n, grouped++;
-            else if (n < shared[s]) shared[s] = n;
-            group[t] = s;
-            grouped++;
-        }
+typedef struct {
+    const e2h_attn_seq *seqs;
+    int bs;
+} attn_order_ctx;
+
+// Prefix-tree order: lexicographic over the whole leading blocks' ids, a prefix before its
+// extensions, then batch order (a total order: the result does not depend on the sort).
+static int attn_order_cmp(const void *pa, const void *pb, void *pc) {
+    const attn_order_ctx *oc = pc;
+    const int32_t ia = *(const int32_t *)pa, ib = *(const int32_t *)pb;
+    const e2h_attn_seq *a = &oc->seqs[ia], *b = &oc->seqs[ib];
+    const int32_t fa = attn_full_blocks(a, oc->bs), fb = attn_full_blocks(b, oc->bs);
+    const int32_t n = attn_common_blocks(a, b, oc->bs);
+    if (n < fa && n < fb) return a->block_table[n] < b->block_table[n] ? -1 : 1;
+    if (fa != fb) return fa < fb ? -1 : 1;
+    return ia < ib ? -1 : ia > ib;
+}
+
+// Sorts the sequences into prefix-tree order (sequences that share leading blocks become
+// neighbours, the ones sharing more nearer) and fills lcp. Returns how many neighbour pairs
+// share a block (0: no cascade).
+static int attn_order(const e2h_attn_seq *seqs, int n_seqs, int bs, int32_t *order, int32_t *lcp) {
+    for (int i = 0; i < n_seqs; i++) order[i] = i;
+    attn_order_ctx oc = {seqs, bs};
+    qsort_r(order, (size_t)n_seqs, sizeof *order, attn_order_cmp, &oc);
+    int pairs = 0;
+    for (int i = 0; i < n_seqs; i++) {
+        lcp[i] = i + 1 < n_seqs ? attn_common_blocks(&seqs[order[i]], &seqs[order[i + 1]], bs) : 0;
+        pairs += lcp[i] > 0;
     }
-    return grouped;
+    return pairs;
 }
 
 #define ATTN_MAX_CASCADE_SEQS 1024
@@ -298,11 +355,11 @@ void kern_attention_run(e2h_attn_phase_fn phase, int cascade, e2h_pool *pool, fl
     if (!kv || kv->n_kv_heads <= 0 || n_heads % kv->n_kv_heads || kv->block_size <= 0 ||
         kv->head_dim <= 0)
         return; // impossible shapes: the model loader rejects these before any call
-    int32_t group[ATTN_MAX_CASCADE_SEQS], shared[ATTN_MAX_CASCADE_SEQS];
+    int32_t order[ATTN_MAX_CASCADE_SEQS], lcp[ATTN_MAX_CASCADE_SEQS];
     attn_ctx c = {phase, out, q, seqs, n_seqs, n_heads, kv, scale, scratch, NULL, NULL};
     if (cascade && n_seqs > 1 && n_seqs <= ATTN_MAX_CASCADE_SEQS &&
-        attn_find_cascades(seqs, n_seqs, kv->block_size, group, shared) > 0)
-        c.cascade_group = group, c.cascade_shared = shared;
+        attn_order(seqs, n_seqs, kv->block_size, order, lcp) > 0)
+        c.order = order, c.lcp = lcp;
     pool_run(pool, attn_worker, &c);
 }
 

@@ -1,5 +1,6 @@
 // tests/fuzz/fuzz_encode.c — encode, decode and streaming decode of arbitrary bytes with real
-// vocabularies (../shared/assets/tokenizers, or E2H_FUZZ_VOCABS=dir). The first byte picks the
+// vocabularies (../shared/assets/tokenizers, or E2H_FUZZ_VOCABS=dir, plus the committed SmolLM2
+// vocabulary, so a checkout without ../shared still fuzzes one BPE). The first byte picks the
 // vocabulary; the rest is the text. Ids from the input also go through decode.
 #include "fuzz_util.h"
 
@@ -7,7 +8,8 @@ static const char *const fz_names[] = {"llama-spm", "gpt-2", "phi-3", "falcon", 
                                        "deepseek-coder", "mpt", "starcoder", "refact", "baichuan",
                                        "gpt-neox"};
 #define FZ_N (int)(sizeof fz_names / sizeof fz_names[0])
-static e2h_tokenizer *fz_tok[FZ_N];
+static e2h_tokenizer *fz_tok[FZ_N + 1];
+#define FZ_COMMITTED "tests/fixtures/tokenizer/smollm.gguf" // from the repository root
 static int fz_n;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
@@ -20,8 +22,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         snprintf(p, sizeof p, "%s/ggml-vocab-%s.gguf", dir, fz_names[i]);
         if (access(p, R_OK) == 0 && e2h_tokenizer_load(p, &fz_tok[fz_n], err, sizeof err) == E2H_OK) fz_n++;
     }
+    char err[512];
+    if (access(FZ_COMMITTED, R_OK) == 0 && e2h_tokenizer_load(FZ_COMMITTED, &fz_tok[fz_n], err, sizeof err) == E2H_OK)
+        fz_n++;
     if (!fz_n) {
-        fprintf(stderr, "fuzz_encode: no vocabulary found in %s (set E2H_FUZZ_VOCABS)\n", dir);
+        fprintf(stderr, "fuzz_encode: no vocabulary found in %s nor %s (set E2H_FUZZ_VOCABS)\n", dir, FZ_COMMITTED);
         exit(1);
     }
     return 0;
