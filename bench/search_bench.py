@@ -79,6 +79,8 @@ def run_e2h(a, probs_path, prm, out=None):
            "--problems", probs_path, "--method", "beam", "-n", str(a.n), "-M", str(a.m),
            "--seed", "42", "--max-tokens", str(a.max_tokens), "--max-rounds", str(a.max_rounds),
            "-t", str(a.threads), "-o", out, "--quiet", "--search-batch", str(a.search_batch)]
+    if a.e2h_kv_f16:
+        cmd.append("--kv-f16")
     t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     env = dict(os.environ)
     env.pop("OMP_WAIT_POLICY", None)  # set for llama.cpp's OpenMP only (see --llama-omp-wait)
@@ -303,6 +305,9 @@ def main():
                     help="e2h search --search-batch: problems searched at once, their beams decoded in "
                          "shared batches (default 4; search-and-learn batches problems the same way). "
                          "With --interleave each problem runs alone, so this has no effect there")
+    ap.add_argument("--e2h-kv-f16", action="store_true",
+                    help="e2h keeps K/V in f16, as llama.cpp's default (type_k/type_v f16) does in the loop; "
+                         "e2h's default is f32")
     ap.add_argument("--work", default=None)
     ap.add_argument("--skip-llama", action="store_true")
     ap.add_argument("--skip-e2h", action="store_true")

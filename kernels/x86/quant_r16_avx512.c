@@ -55,6 +55,10 @@ typedef struct {
 } r16_tok;
 
 // out[g][t] (16 rows each) = rows of groups gq[g] × tokens tk[t], whole reduction.
+// Per block: the G groups' weight vectors are unpacked first, then each activation broadcast
+// feeds the G groups at once and dies: hoisting the broadcasts over a group loop (as the
+// compiler did when the groups came one after another) ran out of registers and spilled 28
+// of the 32 broadcasts of a q4 block to the stack, to be reloaded for the second group.
 AI void r16_tile(int wt, int G, int NT, int split, const uint8_t *const gq[], const r16_tok tk[],
                  int64_t nb, __m512 out[][NT_PRE], int64_t pf) {
     const int64_t qb = kern_r16_qbytes(wt), sb = kern_r16_sbytes(wt);
@@ -66,54 +70,72 @@ AI void r16_tile(int wt, int G, int NT, int split, const uint8_t *const gq[], co
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) acc[g][t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *qd[G_MAX], *sd[G_MAX];
 #pragma GCC unroll 2
         for (int g = 0; g < G; g++) {
-            const uint8_t *qd = gq[g] + b * qb, *sd = gq[g] + nb * qb + b * sb;
+            qd[g] = gq[g] + b * qb, sd[g] = gq[g] + nb * qb + b * sb;
             if (pf) { // every line of the block |pf| bytes ahead, and its scales (pf < 0: in the group)
                 const int64_t pq = pf < 0 ? -pf : pf, ps = pf < 0 ? -pf * sb / qb : pf;
 #pragma GCC unroll 8
-                for (int64_t o = 0; o < qb; o += 64) _mm_prefetch((const char *)(qd + pq + o), R16_PF_HINT);
-                _mm_prefetch((const char *)(sd + ps), R16_PF_HINT);
+                for (int64_t o = 0; o < qb; o += 64) _mm_prefetch((const char *)(qd[g] + pq + o), R16_PF_HINT);
+                _mm_prefetch((const char *)(sd[g] + ps), R16_PF_HINT);
             }
-            __m512i i0[NT_PRE], i1[NT_PRE];
+        }
+        __m512i i0[G_MAX][NT_PRE], i1[G_MAX][NT_PRE];
+#pragma GCC unroll 2
+        for (int g = 0; g < G; g++)
 #pragma GCC unroll 4
             for (int t = 0; t < NT; t++) {
-                i0[t] = off ? _mm512_set1_epi32(tk[t].init[b]) : _mm512_setzero_si512();
-                i1[t] = _mm512_setzero_si512();
+                i0[g][t] = off ? _mm512_set1_epi32(tk[t].init[b]) : _mm512_setzero_si512();
+                i1[g][t] = _mm512_setzero_si512();
             }
-            if (wt == E2H_TYPE_Q8_0) {
+        if (wt == E2H_TYPE_Q8_0) {
 #pragma GCC unroll 8
-                for (int v = 0; v < 8; v++) {
-                    const __m512i w = _mm512_loadu_si512((const void *)(qd + 64 * v));
+            for (int v = 0; v < 8; v++) {
+                __m512i w[G_MAX];
+#pragma GCC unroll 2
+                for (int g = 0; g < G; g++) w[g] = _mm512_loadu_si512((const void *)(qd[g] + 64 * v));
 #pragma GCC unroll 4
-                    for (int t = 0; t < NT; t++) {
-                        const __m512i xv = _mm512_set1_epi32(ld32(tk[t].q + 32 * b + 4 * v));
-                        if (split && (v & 1)) i1[t] = _mm512_dpbusd_epi32(i1[t], w, xv);
-                        else i0[t] = _mm512_dpbusd_epi32(i0[t], w, xv);
-                    }
-                }
-            } else {
-#pragma GCC unroll 4
-                for (int v = 0; v < 4; v++) {
-                    const __m512i raw = _mm512_loadu_si512((const void *)(qd + 64 * v));
-                    const __m512i lo = _mm512_and_si512(raw, m4);
-                    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
-#pragma GCC unroll 4
-                    for (int t = 0; t < NT; t++) {
-                        const __m512i xl = _mm512_set1_epi32(ld32(tk[t].q + 32 * b + 4 * v));
-                        const __m512i xh = _mm512_set1_epi32(ld32(tk[t].q + 32 * b + 16 + 4 * v));
-                        i0[t] = _mm512_dpbusd_epi32(i0[t], lo, xl);
-                        if (split) i1[t] = _mm512_dpbusd_epi32(i1[t], hi, xh);
-                        else i0[t] = _mm512_dpbusd_epi32(i0[t], hi, xh);
+                for (int t = 0; t < NT; t++) {
+                    const __m512i xv = _mm512_set1_epi32(ld32(tk[t].q + 32 * b + 4 * v));
+#pragma GCC unroll 2
+                    for (int g = 0; g < G; g++) {
+                        if (split && (v & 1)) i1[g][t] = _mm512_dpbusd_epi32(i1[g][t], w[g], xv);
+                        else i0[g][t] = _mm512_dpbusd_epi32(i0[g][t], w[g], xv);
                     }
                 }
             }
-            const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)sd));
+        } else {
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; v++) {
+                __m512i lo[G_MAX], hi[G_MAX];
+#pragma GCC unroll 2
+                for (int g = 0; g < G; g++) {
+                    const __m512i raw = _mm512_loadu_si512((const void *)(qd[g] + 64 * v));
+                    lo[g] = _mm512_and_si512(raw, m4);
+                    hi[g] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+                }
+#pragma GCC unroll 4
+                for (int t = 0; t < NT; t++) {
+                    const __m512i xl = _mm512_set1_epi32(ld32(tk[t].q + 32 * b + 4 * v));
+                    const __m512i xh = _mm512_set1_epi32(ld32(tk[t].q + 32 * b + 16 + 4 * v));
+#pragma GCC unroll 2
+                    for (int g = 0; g < G; g++) {
+                        i0[g][t] = _mm512_dpbusd_epi32(i0[g][t], lo[g], xl);
+                        if (split) i1[g][t] = _mm512_dpbusd_epi32(i1[g][t], hi[g], xh);
+                        else i0[g][t] = _mm512_dpbusd_epi32(i0[g][t], hi[g], xh);
+                    }
+                }
+            }
+        }
+#pragma GCC unroll 2
+        for (int g = 0; g < G; g++) {
+            const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)sd[g]));
             __m512 mw = _mm512_setzero_ps();
-            if (has_min) mw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sd + 32)));
+            if (has_min) mw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sd[g] + 32)));
 #pragma GCC unroll 4
             for (int t = 0; t < NT; t++) {
-                const __m512i is = split ? _mm512_add_epi32(i0[t], i1[t]) : i0[t];
+                const __m512i is = split ? _mm512_add_epi32(i0[g][t], i1[g][t]) : i0[g][t];
                 acc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(dw, _mm512_set1_ps(tk[t].dx[b])),
                                             acc[g][t]);
                 if (has_min) acc[g][t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(tk[t].sx[b]), acc[g][t]);
