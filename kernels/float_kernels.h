@@ -138,7 +138,7 @@ void kern_attn_phase_avx2(const e2h_attn_phase *ph);
 //          acc = fma(accb, fb, acc * fa), m = mn  (m = -inf gives fa = 0: first chunk)
 // Two implementations of exactly this arithmetic, so a row gets the same bits in either:
 // groups of 16 rows as vector lanes (S^T = K Q^T and acc^T = V^T P^T as register tiles, K
-// transposed and V converted to f32 once per chunk for all groups) when a group has >= 12
+// transposed and V converted to f32 once per chunk for all groups) when a group has >= 13
 // rows; rows by themselves (slots as lanes, up to 4 rows x 3 chunks of score chains
 // interleaved) for the rest — decode, and the private blocks of a cascade.
 // Differs from the ref (libm expf, other summation orders) within the test tolerances.

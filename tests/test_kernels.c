@@ -643,7 +643,7 @@ TEST(attention_vs_double_oracle) {
 // A sequence's bits do not depend on: thread count, other sequences in the batch, prefix
 // blocks shared with other sequences, or whether its tokens come in one call or one by one.
 // Configs (hd, heads, kv heads, block, kv type, shared blocks) give query-row counts (tokens x
-// group) on both sides of the AVX-512 tile/row-by-row split (12 rows) and of 16-row groups.
+// group) on both sides of the AVX-512 tile/row-by-row split (13 rows) and of 16-row groups.
 TEST(attention_invariance) {
     const int n_past[] = {37, 37, 37, 20}, n_q[] = {5, 1, 17, 4};
     const int cfg[][6] = {{64, 6, 2, 7, E2H_TYPE_F16, 5},  // group 3, 35-token shared prefix
