@@ -640,6 +640,29 @@ TEST(attention_vs_double_oracle) {
         }
 }
 
+// Batched on 2 threads and on 1, and each sequence alone: the same bits. all gets the batch's
+// output; one is scratch of the same size.
+static void attn_check_batched(const attn_case *c, const e2h_ops *o, float *all, float *one,
+                               const char *label) {
+    const int64_t ld = (int64_t)c->n_heads * c->hd, total = c->n_tok * ld;
+    attn_run(c, o, g_pool2, all, c->seqs, c->n_seqs);
+    attn_run(c, o, NULL, one, c->seqs, c->n_seqs);
+    CHECKF(!memcmp(all, one, sizeof(float) * total), "%s %s: 1 vs 2 threads", o->name, label);
+    for (int s = 0; s < c->n_seqs; s++) {
+        attn_run(c, o, s % 2 ? g_pool2 : NULL, one, &c->seqs[s], 1);
+        const int64_t off = c->seqs[s].q_offset * ld;
+        CHECKF(!memcmp(one + off, all + off, sizeof(float) * c->seqs[s].n_q * ld),
+               "%s %s: seq %d alone != batched", o->name, label, s);
+    }
+}
+
+// The phase function behind an ops table's attention (for kern_attention_run with cascades off).
+static e2h_attn_phase_fn attn_phase_of(const e2h_ops *o) {
+    return !strcmp(o->name, "avx512") ? kern_attn_phase_avx512
+           : !strcmp(o->name, "avx2") ? kern_attn_phase_avx2
+                                      : kern_attn_phase_ref;
+}
+
 // A sequence's bits do not depend on: thread count, other sequences in the batch, prefix
 // blocks shared with other sequences, or whether its tokens come in one call or one by one.
 // Configs (hd, heads, kv heads, block, kv type, shared blocks) give query-row counts (tokens x
@@ -657,16 +680,11 @@ TEST(attention_invariance) {
         attn_case_init(&c, &r, cfg[ci][0], cfg[ci][1], cfg[ci][2], cfg[ci][3], cfg[ci][4], 4,
                        n_past, n_q, cfg[ci][5]);
         const int64_t ld = (int64_t)c.n_heads * c.hd, total = c.n_tok * ld;
-        float *all1 = malloc(sizeof(float) * total), *all2 = malloc(sizeof(float) * total);
-        float *one = malloc(sizeof(float) * total);
-        attn_run(&c, g_tables[ti], NULL, all1, c.seqs, c.n_seqs);
-        attn_run(&c, g_tables[ti], g_pool2, all2, c.seqs, c.n_seqs);
-        CHECKF(!memcmp(all1, all2, sizeof(float) * total), "%s cfg %u: 1 vs 2 threads", g_tables[ti]->name, ci);
+        float *all1 = malloc(sizeof(float) * total), *one = malloc(sizeof(float) * total);
+        char label[32];
+        snprintf(label, sizeof label, "cfg %u", ci);
+        attn_check_batched(&c, g_tables[ti], all1, one, label);
         for (int s = 0; s < c.n_seqs; s++) {
-            attn_run(&c, g_tables[ti], g_pool2, one, &c.seqs[s], 1); // alone
-            const int64_t off = c.seqs[s].q_offset * ld;
-            CHECKF(!memcmp(one + off, all1 + off, sizeof(float) * c.seqs[s].n_q * ld),
-                   "%s cfg %u: seq %d alone != batched", g_tables[ti]->name, ci, s);
             for (int i = 0; i < c.seqs[s].n_q; i++) { // token by token (decode)
                 e2h_attn_seq d = c.seqs[s];
                 d.n_past += i, d.n_q = 1, d.q_offset += i;
@@ -676,7 +694,7 @@ TEST(attention_invariance) {
             }
         }
         CHECK(attn_check_oracle(&c, all1) == 0);
-        free(all1), free(all2), free(one);
+        free(all1), free(one);
         attn_case_free(&c);
     }
 }
@@ -729,9 +747,7 @@ TEST(attention_shared_prefix_decode) {
         }
         CHECK(attn_check_oracle(&c, all) == 0);
         // the cascade (shared blocks once for all sequences) against processing them per sequence
-        e2h_attn_phase_fn phase = !strcmp(g_tables[ti]->name, "avx512") ? kern_attn_phase_avx512
-                                  : !strcmp(g_tables[ti]->name, "avx2") ? kern_attn_phase_avx2
-                                                                        : kern_attn_phase_ref;
+        e2h_attn_phase_fn phase = attn_phase_of(g_tables[ti]);
         e2h_kv_layer_view kv = {c.k, c.v, c.kv_type, c.bs, c.n_kv, c.hd};
         void *scratch = malloc(kern_attn_scratch_size(2, c.n_heads, c.hd, 0));
         for (int cas = 0; cas < 2; cas++) {
@@ -768,29 +784,17 @@ TEST(attention_prefix_tree) {
                 const int rep = b < levels[0] ? 0 : b < levels[1] ? s % 3 : s % 6;
                 c.tables[s][b] = c.tables[rep][b];
             }
-        const int64_t ld = (int64_t)c.n_heads * c.hd, total = c.n_tok * ld;
-        float *all = malloc(sizeof(float) * total), *all1 = malloc(sizeof(float) * total);
-        float *one = malloc(sizeof(float) * total);
-        attn_run(&c, g_tables[ti], g_pool2, all, c.seqs, c.n_seqs);
-        attn_run(&c, g_tables[ti], NULL, all1, c.seqs, c.n_seqs);
-        CHECKF(!memcmp(all, all1, sizeof(float) * total), "%s kv %d: 1 vs 2 threads", g_tables[ti]->name, kt);
-        for (int s = 0; s < NS; s++) {
-            attn_run(&c, g_tables[ti], NULL, one, &c.seqs[s], 1);
-            const int64_t off = c.seqs[s].q_offset * ld;
-            CHECKF(!memcmp(one + off, all + off, sizeof(float) * c.seqs[s].n_q * ld),
-                   "%s kv %d: seq %d alone != batched", g_tables[ti]->name, kt, s);
-        }
+        const int64_t total = c.n_tok * (int64_t)c.n_heads * c.hd;
+        float *all = malloc(sizeof(float) * total), *one = malloc(sizeof(float) * total);
+        attn_check_batched(&c, g_tables[ti], all, one, kt ? "kv f32" : "kv f16");
         CHECK(attn_check_oracle(&c, all) == 0);
-        e2h_attn_phase_fn phase = !strcmp(g_tables[ti]->name, "avx512") ? kern_attn_phase_avx512
-                                  : !strcmp(g_tables[ti]->name, "avx2") ? kern_attn_phase_avx2
-                                                                        : kern_attn_phase_ref;
         e2h_kv_layer_view kv = {c.k, c.v, c.kv_type, c.bs, c.n_kv, c.hd};
         void *scratch = malloc(kern_attn_scratch_size(2, c.n_heads, c.hd, 0));
-        kern_attention_run(phase, 0, g_pool2, one, c.q, c.seqs, NS, c.n_heads, &kv,
-                          1.0f / sqrtf((float)c.hd), scratch);
+        kern_attention_run(attn_phase_of(g_tables[ti]), 0, g_pool2, one, c.q, c.seqs, NS,
+                          c.n_heads, &kv, 1.0f / sqrtf((float)c.hd), scratch);
         CHECKF(!memcmp(one, all, sizeof(float) * total), "%s kv %d: cascade off", g_tables[ti]->name, kt);
         free(scratch);
-        free(all), free(all1), free(one);
+        free(all), free(one);
         attn_case_free(&c);
     }
 }
