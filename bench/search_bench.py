@@ -275,8 +275,11 @@ def summarize(path):
 def run_llama(a, problems, prm):
     lb = LlamaBeam(a, prm)
     t0 = time.perf_counter()
-    for p in problems:
+    for i, p in enumerate(problems):
         lb.solve(p["problem"])
+        # progress (stderr): the loop takes over an hour for 20 problems on one core
+        print(json.dumps({"i": i, "t": time.perf_counter() - t0, "policy_tokens": lb.policy_tokens,
+                          "prm_tokens": lb.prm_tokens, "load1": os.getloadavg()[0]}), file=sys.stderr, flush=True)
     wall = time.perf_counter() - t0
     import llama_cpp
     return {"engine": f"llama-cpp-python {llama_cpp.__version__} (Python loop)",
