@@ -174,9 +174,7 @@ static void bench_attention(const e2h_ops *ops, e2h_pool *pool, int reps, int n_
     e2h_kv_layer_view kv = {k, v, E2H_TYPE_F16, BS, n_kv, hd};
     void *scratch = malloc(kern_attn_scratch_size(pool_size(pool), n_heads, hd, ctx));
     const float sc = 1.0f / sqrtf((float)hd);
-    e2h_attn_phase_fn chunk = !strncmp(ops->name, "avx512", 6) ? kern_attn_phase_avx512
-                              : !strcmp(ops->name, "avx2") ? kern_attn_phase_avx2
-                                                           : kern_attn_phase_ref;
+    e2h_attn_phase_fn chunk = ops->attention_phase;
     kern_attention_ref(pool, o2, q, seqs, NS, n_heads, &kv, sc, scratch);
     kern_attention_run(chunk, 0, pool, o1, q, seqs, NS, n_heads, &kv, sc, scratch);
     const double err = max_rel_err(o1, o2, (int64_t)NS * n_heads * hd);

@@ -81,7 +81,7 @@ void kern_swiglu_avx512(float *out, const float *gate, const float *up, int64_t 
 // into the running state. A row's arithmetic depends only on its q, its causal limit and the
 // blocks it sees — never on the other rows of the phase — which is what makes results
 // independent of batching, cascades and threads.
-typedef struct {
+typedef struct e2h_attn_phase {
     const float *q;               // (n_tok, n_heads * head_dim) queries of the batch
     const e2h_kv_layer_view *kv;
     int kh;                       // KV head of every row

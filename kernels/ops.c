@@ -93,6 +93,7 @@ static const e2h_ops k_ops_ref = {
     .rope = kern_rope_ref,
     .swiglu = kern_swiglu_ref,
     .attention = kern_attention_ref,
+    .attention_phase = kern_attn_phase_ref,
     .matmul_packed = kern_r16_matmul_ex_ref,
 };
 
@@ -105,13 +106,14 @@ static const e2h_ops k_ops_avx2 = {
     .rope = kern_rope_avx2,
     .swiglu = kern_swiglu_avx2,
     .attention = kern_attention_avx2,
+    .attention_phase = kern_attn_phase_avx2,
 };
 
 // The AVX-512 family's tables differ only in their name and matmuls.
 #define OPS_AVX512_COMMON                                                                          \
     .dequantize_row = dequantize_row_any, .quantize_row = quantize_row_any,                       \
     .rmsnorm = kern_rmsnorm_avx512, .rope = kern_rope_avx512, .swiglu = kern_swiglu_avx512,        \
-    .attention = kern_attention_avx512
+    .attention = kern_attention_avx512, .attention_phase = kern_attn_phase_avx512
 
 static const e2h_ops k_ops_avx512 = {
     OPS_AVX512_COMMON,

@@ -23,6 +23,8 @@
 #include "quant_r16.h" // e2h_r16_ex_fn
 #include "types.h" // element types, blocks, traits, conversions, kernel argument structs
 
+struct e2h_attn_phase; // kernels/float_kernels.h
+
 // ---- the ops table ----
 // Shapes are in comments as (rows, cols), row-major.
 typedef struct e2h_ops {
@@ -57,6 +59,9 @@ typedef struct e2h_ops {
     void (*swiglu)(float *out, const float *gate, const float *up, int64_t n, int64_t dim);
 
     e2h_attn_fn attention;
+    // The phase function `attention` runs (kernels/float_kernels.h): for benchmarks and tests
+    // that call kern_attention_run themselves (e.g. with cascades off).
+    void (*attention_phase)(const struct e2h_attn_phase *ph);
 
     // As matmul, with W (n_out rows) in the r16 row-interleaved layout (kernels/quant_r16.h)
     // for q4_0, q4_1 and q8_0, outputs as described by `out`. NULL where the implementation

@@ -656,13 +656,6 @@ static void attn_check_batched(const attn_case *c, const e2h_ops *o, float *all,
     }
 }
 
-// The phase function behind an ops table's attention (for kern_attention_run with cascades off).
-static e2h_attn_phase_fn attn_phase_of(const e2h_ops *o) {
-    return !strcmp(o->name, "avx512") ? kern_attn_phase_avx512
-           : !strcmp(o->name, "avx2") ? kern_attn_phase_avx2
-                                      : kern_attn_phase_ref;
-}
-
 // A sequence's bits do not depend on: thread count, other sequences in the batch, prefix
 // blocks shared with other sequences, or whether its tokens come in one call or one by one.
 // Configs (hd, heads, kv heads, block, kv type, shared blocks) give query-row counts (tokens x
@@ -747,7 +740,7 @@ TEST(attention_shared_prefix_decode) {
         }
         CHECK(attn_check_oracle(&c, all) == 0);
         // the cascade (shared blocks once for all sequences) against processing them per sequence
-        e2h_attn_phase_fn phase = attn_phase_of(g_tables[ti]);
+        e2h_attn_phase_fn phase = g_tables[ti]->attention_phase;
         e2h_kv_layer_view kv = {c.k, c.v, c.kv_type, c.bs, c.n_kv, c.hd};
         void *scratch = malloc(kern_attn_scratch_size(2, c.n_heads, c.hd, 0));
         for (int cas = 0; cas < 2; cas++) {
@@ -790,7 +783,7 @@ TEST(attention_prefix_tree) {
         CHECK(attn_check_oracle(&c, all) == 0);
         e2h_kv_layer_view kv = {c.k, c.v, c.kv_type, c.bs, c.n_kv, c.hd};
         void *scratch = malloc(kern_attn_scratch_size(2, c.n_heads, c.hd, 0));
-        kern_attention_run(attn_phase_of(g_tables[ti]), 0, g_pool2, one, c.q, c.seqs, NS,
+        kern_attention_run(g_tables[ti]->attention_phase, 0, g_pool2, one, c.q, c.seqs, NS,
                           c.n_heads, &kv, 1.0f / sqrtf((float)c.hd), scratch);
         CHECKF(!memcmp(one, all, sizeof(float) * total), "%s kv %d: cascade off", g_tables[ti]->name, kt);
         free(scratch);
