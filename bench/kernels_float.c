@@ -26,40 +26,49 @@ static void fill(float *x, int64_t n, unsigned seed, float scale) {
     }
 }
 
-// One core's FP32 FMA throughput (GFLOP/s): 12 independent zmm (or ymm) FMA chains.
+// Peak probes: 12 independent chains of one instruction on one core, best of 5 short runs.
+// The chains are 12 named locals (an array kept on the stack — GCC stores it back every
+// iteration when asm constraints name its elements — measured a third of the peak).
+#define PEAK_CHAINS(T, OP)                                                                   \
+    T a0 = init, a1 = init, a2 = init, a3 = init, a4 = init, a5 = init, a6 = init, a7 = init, \
+      a8 = init, a9 = init, a10 = init, a11 = init;                                          \
+    double best = 1e30;                                                                      \
+    for (int rep = 0; rep < 5; rep++) {                                                      \
+        const double t0 = now_s();                                                           \
+        for (long k = 0; k < n; k++) {                                                       \
+            a0 = OP(a0), a1 = OP(a1), a2 = OP(a2), a3 = OP(a3), a4 = OP(a4), a5 = OP(a5);    \
+            a6 = OP(a6), a7 = OP(a7), a8 = OP(a8), a9 = OP(a9), a10 = OP(a10), a11 = OP(a11); \
+            __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), \
+                             "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));  \
+        }                                                                                    \
+        const double t = now_s() - t0;                                                       \
+        if (t < best) best = t;                                                              \
+    }
+
+// One core's FP32 FMA throughput (GFLOP/s).
 __attribute__((target("avx512f"))) static double peak_avx512(void) {
-    __m512 a[12];
-    for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps(i * 1e-3f);
-    const __m512 b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(1e-4f);
+    const __m512 init = _mm512_set1_ps(1e-3f), b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(1e-4f);
     const long n = 4000000;
-    double best = 1e30;
-    for (int rep = 0; rep < 5; rep++) {
-    double t0 = now_s();
-    for (long k = 0; k < n; k++) {
-        for (int i = 0; i < 12; i++) a[i] = _mm512_fmadd_ps(a[i], b, c);
-        __asm__ volatile("" : "+v"(a[0]), "+v"(a[1]), "+v"(a[2]), "+v"(a[3]), "+v"(a[4]), "+v"(a[5]),
-                         "+v"(a[6]), "+v"(a[7]), "+v"(a[8]), "+v"(a[9]), "+v"(a[10]), "+v"(a[11]));
-    }
-    if (now_s() - t0 < best) best = now_s() - t0;
-    }
+#define FMA512(x) _mm512_fmadd_ps(x, b, c)
+    PEAK_CHAINS(__m512, FMA512)
     return n * 12.0 * 32 / best * 1e-9;
 }
 
-__attribute__((target("avx2,fma"))) static double peak_avx2(void) {
-    __m256 a[12];
-    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps(i * 1e-3f);
-    const __m256 b = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(1e-4f);
+// One core's vdpbf16ps throughput (GFLOP/s, 2 per bf16 pair): the bf16dot kernel's peak.
+__attribute__((target("avx512f,avx512bf16"))) static double peak_bf16dot(void) {
+    const __m512 init = _mm512_set1_ps(1e-3f);
+    const __m512bh b = (__m512bh)_mm512_set1_epi16(0x3f7f), c = (__m512bh)_mm512_set1_epi16(0x3800);
     const long n = 4000000;
-    double best = 1e30;
-    for (int rep = 0; rep < 5; rep++) {
-    double t0 = now_s();
-    for (long k = 0; k < n; k++) {
-        for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], b, c);
-        __asm__ volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]), "+x"(a[4]), "+x"(a[5]),
-                         "+x"(a[6]), "+x"(a[7]), "+x"(a[8]), "+x"(a[9]), "+x"(a[10]), "+x"(a[11]));
-    }
-    if (now_s() - t0 < best) best = now_s() - t0;
-    }
+#define DP512(x) _mm512_dpbf16_ps(x, b, c)
+    PEAK_CHAINS(__m512, DP512)
+    return n * 12.0 * 64 / best * 1e-9;
+}
+
+__attribute__((target("avx2,fma"))) static double peak_avx2(void) {
+    const __m256 init = _mm256_set1_ps(1e-3f), b = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(1e-4f);
+    const long n = 4000000;
+#define FMA256(x) _mm256_fmadd_ps(x, b, c)
+    PEAK_CHAINS(__m256, FMA256)
     return n * 12.0 * 16 / best * 1e-9;
 }
 
@@ -69,8 +78,9 @@ static double max_rel_err(const float *a, const float *b, int64_t n) {
     return m;
 }
 
+// peak: FMA peak of the threads; peak_bd: vdpbf16ps peak (the bf16dot kernel's row), 0 if none.
 static void bench_matmul(const e2h_ops *ops, const e2h_ops *ref, e2h_pool *pool, int reps,
-                         double peak) {
+                         double peak, double peak_bd) {
     // bf16 twice where the avx512bf16 table is in use: its vdpbf16ps kernel (compared with its
     // own ref, kern_matmul_bf16dot_ref) and the f32-arithmetic avx512 path beside it
     const e2h_ops *o512 = ops_get("avx512");
@@ -100,10 +110,11 @@ static void bench_matmul(const e2h_ops *ops, const e2h_ops *ref, e2h_pool *pool,
             double td = BEST_OF(reps * 4, o->matmul(pool, y, no, x, w, types[ti], 1, ni, no, scratch));
             double tp = BEST_OF(reps, o->matmul(pool, y, no, x, w, types[ti], ntp, ni, no, scratch));
             const double gf = 2.0 * ntp * ni * no / tp * 1e-9;
+            const double pk = bd && ti == 1 ? peak_bd : peak; // bf16dot: % of the vdpbf16ps peak
             printf("matmul %-4s %5ldx%-5ld decode %8.1f us %6.1f GB/s | prefill %3ld tok %7.2f ms %6.1f "
-                   "GFLOP/s (%4.1f%% peak) | ==ref bits: %s\n",
+                   "GFLOP/s (%4.1f%% %s peak) | ==ref bits: %s\n",
                    tn[ti], (long)no, (long)ni, td * 1e6, wbytes / td * 1e-9, (long)ntp, tp * 1e3, gf,
-                   100 * gf / peak, exact ? "yes" : "NO");
+                   100 * gf / pk, bd && ti == 1 ? "dpbf16" : "FMA", exact ? "yes" : "NO");
         }
         free(wf), free(x), free(y), free(yr), free(wh), free(scratch);
     }
@@ -230,18 +241,25 @@ static void bench_attention_prefill(const e2h_ops *ops, e2h_pool *pool, int reps
 
 int main(int argc, char **argv) {
     const int nth = argc > 1 ? atoi(argv[1]) : 2, reps = argc > 2 ? atoi(argv[2]) : 5;
+    if (nth < 1 || nth > 256 || reps < 1) {
+        fprintf(stderr, "usage: kernels_float [threads=2, 1-256] [reps=5, >= 1] [attn]\n");
+        return 2;
+    }
     const e2h_ops *ops = ops_get("auto"), *ref = ops_ref();
     e2h_pool *pool = pool_init(nth);
     double core = !strncmp(ops->name, "avx512", 6) ? peak_avx512()
                   : !strcmp(ops->name, "avx2") ? peak_avx2()
                                                : 0.0;
     double peak = core * nth;
-    printf("ops table: %s, threads %d; measured FMA peak %.1f GFLOP/s per core -> %.1f for %d threads\n",
+    const double core_bd = !strcmp(ops->name, "avx512bf16") ? peak_bf16dot() : 0.0;
+    printf("ops table: %s, threads %d; measured FMA peak %.1f GFLOP/s per core -> %.1f for %d threads",
            ops->name, nth, core, peak, nth);
+    if (core_bd > 0) printf("; vdpbf16ps peak %.1f per core -> %.1f", core_bd, core_bd * nth);
+    printf("\n");
     if (peak <= 0) peak = 1;
     const int attn_only = argc > 3 && !strcmp(argv[3], "attn");
     if (!attn_only) {
-        bench_matmul(ops, ref, pool, reps, peak);
+        bench_matmul(ops, ref, pool, reps, peak, core_bd * nth);
         bench_elementwise(ops, ref, reps);
     }
     for (int kt = 0; kt < 2; kt++) { // SmolLM2-135M shapes
