@@ -21,6 +21,7 @@ struct fwd_state {
     float *hb2;      // (T, hidden_dim)
     int32_t *pos;    // (T)
     e2h_attn_seq *aseq; // (max_seqs)
+    e2h_attn_seq *aseq_out; // (max_tokens) the last layer's output rows (fwd_compact_outputs)
     void *mm_scratch;
     void *attn_scratch;
 };
@@ -63,11 +64,12 @@ fwd_state *fwd_init(const struct e2h_model *m, const e2h_ops *ops, int max_token
     s->hb2 = fwd_alloc(T * c->hidden_dim * sizeof(float));
     s->pos = fwd_alloc(T * sizeof(int32_t));
     s->aseq = fwd_alloc((size_t)max_seqs * sizeof(e2h_attn_seq));
+    s->aseq_out = fwd_alloc(T * sizeof(e2h_attn_seq));
     s->mm_scratch = fwd_alloc((size_t)fwd_mm_scratch(m, max_tokens));
     s->attn_scratch = fwd_alloc((size_t)kern_attn_scratch_size(n_threads, c->n_heads, c->head_dim,
                                                                max_ctx));
     if (!s->x || !s->xb || !s->q || !s->k || !s->v || !s->att || !s->hb || !s->hb2 || !s->pos ||
-        !s->aseq || !s->mm_scratch || !s->attn_scratch) {
+        !s->aseq || !s->aseq_out || !s->mm_scratch || !s->attn_scratch) {
         fwd_free(s);
         return NULL;
     }
@@ -77,7 +79,7 @@ fwd_state *fwd_init(const struct e2h_model *m, const e2h_ops *ops, int max_token
 void fwd_free(fwd_state *s) {
     if (!s) return;
     free(s->x); free(s->xb); free(s->q); free(s->k); free(s->v); free(s->att);
-    free(s->hb); free(s->hb2); free(s->pos); free(s->aseq);
+    free(s->hb); free(s->hb2); free(s->pos); free(s->aseq); free(s->aseq_out);
     free(s->mm_scratch); free(s->attn_scratch);
     free(s);
 }
@@ -136,15 +138,14 @@ static void fwd_store_kv(fwd_state *s, kv_pool *kv, int layer, const fwd_seq *se
     }
 }
 
-static void fwd_layer(fwd_state *s, const struct e2h_model *m, int l, kv_pool *kv, e2h_pool *pool,
-                      const fwd_seq *seqs, int n_seqs, int64_t T) {
+// Norm, Q/K/V projections and RoPE of all T rows, and their K/V into the cache.
+static void fwd_attn_in(fwd_state *s, const struct e2h_model *m, int l, kv_pool *kv,
+                        e2h_pool *pool, const fwd_seq *seqs, int n_seqs, int64_t T) {
     const e2h_config *c = &m->cfg;
     const e2h_layer *L = &m->layers[l];
     const e2h_ops *ops = s->ops;
     int hd = c->head_dim;
     int64_t qd = (int64_t)c->n_heads * hd, kvd = (int64_t)c->n_kv_heads * hd;
-
-    // attention block
     if (L->wqkv.packed && ops->matmul_packed) { // one call: RMSNorm + quantize once, one region
         const e2h_mm_seg segs[3] = {{s->q, qd, qd}, {s->k, kvd, kvd}, {s->v, kvd, kvd}};
         const e2h_mm_out out = {segs, 3, 0, L->attn_norm, c->norm_eps};
@@ -162,9 +163,18 @@ static void fwd_layer(fwd_state *s, const struct e2h_model *m, int l, kv_pool *k
     ops->rope(s->q, s->pos, T, c->n_heads, hd, m->inv_freq, c->rope_interleaved);
     ops->rope(s->k, s->pos, T, c->n_kv_heads, hd, m->inv_freq, c->rope_interleaved);
     fwd_store_kv(s, kv, l, seqs, n_seqs, hd, c->n_kv_heads);
+}
+
+// Attention of the T rows of q described by aseq, output projection and MLP, added to their
+// residual rows x[0, T).
+static void fwd_attn_out_mlp(fwd_state *s, const struct e2h_model *m, int l, kv_pool *kv,
+                             e2h_pool *pool, const e2h_attn_seq *aseq, int n_aseq, int64_t T) {
+    const e2h_config *c = &m->cfg;
+    const e2h_layer *L = &m->layers[l];
+    const e2h_ops *ops = s->ops;
     e2h_kv_layer_view view = kv_pool_layer_view(kv, l);
-    ops->attention(pool, s->att, s->q, s->aseq, n_seqs, c->n_heads, &view,
-                   1.0f / sqrtf((float)hd), s->attn_scratch);
+    ops->attention(pool, s->att, s->q, aseq, n_aseq, c->n_heads, &view,
+                   1.0f / sqrtf((float)c->head_dim), s->attn_scratch);
     fwd_matmul(s, pool, s->xb, c->dim, s->att, &L->wo, T);
     fwd_add(s->x, s->xb, T * c->dim);
 
@@ -182,6 +192,37 @@ static void fwd_layer(fwd_state *s, const struct e2h_model *m, int l, kv_pool *k
     }
     fwd_matmul(s, pool, s->xb, c->dim, s->hb, &L->w_down, T);
     fwd_add(s->x, s->xb, T * c->dim);
+}
+
+// The row of the j-th output of a sequence.
+static int32_t fwd_out_row(const fwd_seq *q, int32_t j) {
+    return q->out_rows ? q->out_rows[j] : q->n - q->n_out + j;
+}
+
+// Moves the output rows' q and residual rows to the front (rows 0..n_out-1, in output-row
+// order) and describes them for attention in s->aseq_out: one entry per run of consecutive
+// output rows of a sequence, at its own position. Returns the number of entries.
+static int fwd_compact_outputs(fwd_state *s, const struct e2h_model *m, const fwd_seq *seqs,
+                               int n_seqs) {
+    const int64_t dim = m->cfg.dim, qd = (int64_t)m->cfg.n_heads * m->cfg.head_dim;
+    int64_t r = 0, o = 0;
+    int n_a = 0;
+    for (int i = 0; i < n_seqs; r += seqs[i].n, i++) {
+        const fwd_seq *q = &seqs[i];
+        for (int32_t j = 0; j < q->n_out; j++, o++) {
+            const int32_t row = fwd_out_row(q, j);
+            if (o != r + row) { // o <= r + row: rows only move forward
+                memmove(s->q + o * qd, s->q + (r + row) * qd, (size_t)qd * sizeof(float));
+                memmove(s->x + o * dim, s->x + (r + row) * dim, (size_t)dim * sizeof(float));
+            }
+            if (j && row == fwd_out_row(q, j - 1) + 1) {
+                s->aseq_out[n_a - 1].n_q++;
+                continue;
+            }
+            s->aseq_out[n_a++] = (e2h_attn_seq){q->kv->blocks, q->kv->n_tokens + row, 1, (int32_t)o};
+        }
+    }
+    return n_a;
 }
 
 static e2h_status fwd_check(fwd_state *s, const struct e2h_model *m, kv_pool *kv,
@@ -256,15 +297,17 @@ static void fwd_embed(fwd_state *s, const struct e2h_model *m, const fwd_seq *se
 }
 
 // Copies the residual stream (s->x) of every output row to dst, row i at dst + i * ld, in
-// output-row order. Returns the number of rows.
-static int64_t fwd_gather(const fwd_state *s, int dim, const fwd_seq *seqs, int n_seqs, float *dst,
-                          int64_t ld) {
+// output-row order (compact: the output rows are already rows 0..n_out-1 of s->x). Returns
+// the number of rows.
+static int64_t fwd_gather(const fwd_state *s, int dim, const fwd_seq *seqs, int n_seqs, int compact,
+                          float *dst, int64_t ld) {
     int64_t n_out = 0, r = 0;
     for (int i = 0; i < n_seqs; r += seqs[i].n, i++) {
         const fwd_seq *q = &seqs[i];
         for (int32_t j = 0; j < q->n_out; j++) {
-            int32_t row = q->out_rows ? q->out_rows[j] : q->n - q->n_out + j;
-            memmove(dst + n_out * ld, s->x + (r + row) * dim, (size_t)dim * sizeof(float));
+            const int64_t src = compact ? n_out : r + fwd_out_row(q, j);
+            if (dst + n_out * ld != s->x + src * dim)
+                memmove(dst + n_out * ld, s->x + src * dim, (size_t)dim * sizeof(float));
             n_out++;
         }
     }
@@ -284,15 +327,29 @@ e2h_status fwd_run(fwd_state *s, const struct e2h_model *m, kv_pool *kv, e2h_poo
     }
     // with a feature layer, hidden rows are (final-normed state, residual after feat_layer blocks)
     const int64_t ld = feat_layer && hidden ? 2 * (int64_t)c->dim : c->dim;
+    int64_t n_rows = 0;
+    for (int i = 0; i < n_seqs; i++) n_rows += seqs[i].n_out;
     fwd_embed(s, m, seqs, n_seqs);
+    int compact = 0;
     for (int l = 0; l < c->n_layers; l++) {
-        fwd_layer(s, m, l, kv, pool, seqs, n_seqs, T);
+        fwd_attn_in(s, m, l, kv, pool, seqs, n_seqs, T);
+        if (l + 1 < c->n_layers || n_rows == T) {
+            fwd_attn_out_mlp(s, m, l, kv, pool, s->aseq, n_seqs, T);
+        } else if (n_rows > 0) {
+            // Last layer: its K/V are stored; only the output rows' states are read after
+            // it, so attention, projection and MLP run on those rows alone (each row's
+            // attention sees the same blocks alone as in its chunk: same bits).
+            const int n_a = fwd_compact_outputs(s, m, seqs, n_seqs);
+            fwd_attn_out_mlp(s, m, l, kv, pool, s->aseq_out, n_a, n_rows);
+            compact = 1;
+        }
         // a read of the residual stream only: the pass itself is unchanged
-        if (l + 1 == feat_layer && hidden) fwd_gather(s, c->dim, seqs, n_seqs, hidden + c->dim, ld);
+        if (l + 1 == feat_layer && hidden)
+            fwd_gather(s, c->dim, seqs, n_seqs, compact, hidden + c->dim, ld);
     }
 
     // gather the output rows, then the final norm on those only
-    int64_t n_out = fwd_gather(s, c->dim, seqs, n_seqs, s->xb, c->dim);
+    int64_t n_out = fwd_gather(s, c->dim, seqs, n_seqs, compact, s->xb, c->dim);
     if (n_out == 0) return E2H_OK;
     s->ops->rmsnorm(s->xb, s->xb, m->output_norm, n_out, c->dim, c->norm_eps);
     for (int64_t i = 0; hidden && i < n_out; i++)

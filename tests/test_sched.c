@@ -224,6 +224,61 @@ TEST(captures_alone_and_batched) {
     e2h_engine_free(e2);
 }
 
+// The last layer runs attention, projection and MLP on the pass's output rows only (its K/V
+// are stored for every row). Reference: the same tokens where every row of every pass is an
+// output (1-token prompt, then log-probs of all appended tokens: nothing is skipped); then
+// with log-probs off, captures at a few positions (runs of 1 and 2 rows), batched beside
+// other sequences in passes of 9 tokens (some passes have no output row of it at all).
+// Captured hidden states and logits must be the same bits: block size and KV type agree.
+TEST(last_layer_output_rows_only) {
+    e2h_engine *e1 = make_engine(1, 512, 4);
+    CHECK(e1 != NULL);
+    if (!e1) return;
+    int32_t ids[50];
+    fill_ids(ids, 50, 77);
+    const int32_t cap[5] = {22, 30, 31, 32, 49};
+    e2h_seq *a = NULL;
+    CHECK(e2h_seq_create(e1, ids, 1, NULL, &a) == E2H_OK);
+    CHECK(e2h_engine_sync(e1, &a, 1) == E2H_OK);
+    CHECK(append_capturing(e1, a, ids, 1, 50, cap, 5, 1) == E2H_OK); // log-probs: every row
+    CHECK(e2h_engine_sync(e1, &a, 1) == E2H_OK);
+    const size_t hsz = sizeof(float) * (size_t)t_dim, lsz = sizeof(float) * (size_t)t_vocab;
+    for (int pass_tokens = 9; pass_tokens <= 512; pass_tokens += 503) { // split / one pass
+        e2h_engine *e2 = make_engine(2, pass_tokens, 4);
+        CHECK(e2 != NULL);
+        if (!e2) break;
+        e2h_seq *b[4] = {0};
+        for (int i = 0; i < 4; i++) {
+            int32_t other[50];
+            fill_ids(other, 50, 500 + i);
+            const int32_t *src = i == 1 ? ids : other;
+            int32_t offs[5];
+            for (int k = 0; k < 5; k++) offs[k] = cap[k] - 20;
+            e2h_append_opts ao = e2h_append_opts_default();
+            ao.logprobs = 0;
+            ao.capture = offs;
+            ao.n_capture = i == 1 ? 5 : i; // the others: 0 to 3 captures
+            ao.capture_logits = 1;
+            CHECK(e2h_seq_create(e2, src, 20, NULL, &b[i]) == E2H_OK);
+            CHECK(e2h_seq_append_ex(e2, b[i], src + 20, 30, &ao) == E2H_OK);
+        }
+        CHECK(e2h_engine_sync(e2, b, 4) == E2H_OK);
+        for (int k = 0; k < 5; k++) {
+            const float *ha = e2h_seq_hidden_at(a, cap[k]), *hb = e2h_seq_hidden_at(b[1], cap[k]);
+            const float *la = e2h_seq_logits_at(a, cap[k]), *lb = e2h_seq_logits_at(b[1], cap[k]);
+            CHECK(ha && hb && la && lb);
+            if (!ha || !hb || !la || !lb) continue;
+            CHECKF(!memcmp(ha, hb, hsz) && !memcmp(la, lb, lsz), "passes of %d tokens: capture at %d "
+                   "differs", pass_tokens, cap[k]);
+        }
+        CHECK(!memcmp(e2h_seq_logits(a), e2h_seq_logits(b[1]), lsz));
+        for (int i = 0; i < 4; i++) e2h_seq_release(e2, b[i]);
+        e2h_engine_free(e2);
+    }
+    e2h_seq_release(e1, a);
+    e2h_engine_free(e1);
+}
+
 // A scoring-only sequence (PRM mirror, eng_seq_set_no_logits): the pass skips its last token's
 // next-token logits (the sentinel in its logits buffer survives the sync), and everything else
 // is bit-identical to a normal sequence computed beside it: last hidden state, captured hidden
@@ -522,6 +577,7 @@ int main(void) {
     RUN(sixteen_candidates_one_pass);
     RUN(appended_logprobs_equal_log_softmax);
     RUN(captures_alone_and_batched);
+    RUN(last_layer_output_rows_only);
     RUN(no_logits_sequence);
     RUN(hidden_after_extend);
     RUN(captures_follow_fork_and_truncate);
