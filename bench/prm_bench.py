@@ -29,11 +29,16 @@ plus ratios to (a). Scores of (a), (b) and (c) must agree (a check, printed as t
 Then the issue's goals, each with its measured ratio: (b) / (a) PRM tokens and wall time >= 10x per e2h weight
 type; (c) / (a) wall time >= 20x for every pair of torch dtype and e2h weight type.
 
-The complete comparison in one command (1 layer keeps it to ~10 minutes on 2 idle cores):
+The issue's real shape (28 layers; a, c with both e2h types and torch bf16: ~32 minutes on 2 idle Zen 4
+cores, most of it torch; add b and torch f32 for the complete comparison, hours):
+
+    python3 bench/prm_bench.py --layers 28 --branches 16 --steps 20 -t 2 --variants a,c --torch-dtypes bf16
+
+One layer keeps the complete comparison to ~10 minutes, but it overstates e2h against torch: torch's
+per-forward overheads weigh more at 1 layer, and e2h runs the last layer on the scored rows only (all but
+the K/V projections of one of 1 layers, against 1 of 28):
 
     python3 bench/prm_bench.py --layers 1 --branches 16 --steps 20 -t 2 -o prm_bench.json
-
-    python3 bench/prm_bench.py                          # the workload at full 28 layers (hours)
     python3 bench/prm_bench.py --layers 2 --branches 4  # smaller, for a 2-core box
     python3 bench/prm_bench.py --variants a,b --dtypes q8_0
 
@@ -305,6 +310,9 @@ def main(argv=None):
     ap.add_argument("--layers", type=int, default=28)
     ap.add_argument("--branches", type=int, default=16)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="run only the first N rounds of the workload (e.g. torch f32 as a score reference "
+                         "at 28 layers, where all 20 rounds take over an hour)")
     ap.add_argument("--step-tokens", type=int, default=40)
     ap.add_argument("--problem-tokens", type=int, default=200)
     ap.add_argument("-t", "--threads", type=int, default=os.cpu_count() or 1)
@@ -320,6 +328,9 @@ def main(argv=None):
     ap.add_argument("-o", "--out", default=None, help="write the results as JSON")
     a = ap.parse_args(argv)
     variants = set(a.variants.split(","))
+    if a.rounds is not None and not 1 <= a.rounds <= a.steps:
+        ap.error(f"--rounds must be in 1..{a.steps}")
+    n_rounds = a.steps if a.rounds is None else a.rounds
 
     import e2h
     mdir = make_model(f"{a.model_dir}_L{a.layers}", a.layers)
@@ -360,7 +371,7 @@ def main(argv=None):
     for r in rows:
         r["cpu"] = 0.0
     t_start = time.time()
-    for k in range(a.steps):
+    for k in range(n_rounds):
         n = len(gens)
         for j in [(k + i) % n for i in range(n)]:  # rotate which variant goes first
             secs, cpu, toks, sc = next(gens[j][1])
@@ -374,7 +385,7 @@ def main(argv=None):
                 r["tokens"] += toks
             r["scores"][:, k] = sc
             r["load"].append(os.getloadavg()[0])
-        print(f"  round {k + 1}/{a.steps} done ({time.time() - t_start:.0f} s, load {os.getloadavg()[0]:.1f}): "
+        print(f"  round {k + 1}/{n_rounds} done ({time.time() - t_start:.0f} s, load {os.getloadavg()[0]:.1f}): "
               + ", ".join(f"{r['variant'].split(',')[0]} {r['seconds']:.1f} s" for r in rows), flush=True)
     for _, g in gens:
         g.close()
@@ -389,7 +400,7 @@ def main(argv=None):
     # tokens a full re-scoring processes (every round, every branch's whole prefix), whether or not run
     step_id = tok.encode("\n")[-1]
     full_tokens = sum(len(prm_ids(tok, problem, steps[b][:k + 1], step_id, "<|endoftext|>"))
-                      for k in range(a.steps) for b in range(a.branches))
+                      for k in range(n_rounds) for b in range(a.branches))
     inc = {r["variant"].split(" ")[2].rstrip(","): r for r in rows if r["variant"].startswith("(a)")}
     print()
     print(f"full re-scoring processes {full_tokens} PRM tokens in this workload (sum of all prefixes)")
