@@ -31,6 +31,9 @@ void fwd_free(fwd_state *s);
 int fwd_max_tokens(const fwd_state *s);
 
 // Runs the pass. Output rows are taken in order of seqs and, within a sequence, of out_rows.
+// Every row's K/V is stored in every layer; the last layer's attention, projection and MLP
+// run on the output rows only (nothing reads the others' final states; each output row gets
+// the same bits as when every row is computed, see test_sched last_layer_output_rows_only).
 // hidden (optional, may be NULL): (sum of n_out, dim) final-normed hidden states of every
 // output row (PRM and value heads); with feat_layer L in 1..n_layers, (sum of n_out, 2 * dim):
 // each row's final-normed state, then its residual stream after L blocks (0: none). logits (optional): (rows that need logits, vocab), the
