@@ -227,8 +227,9 @@ TEST(captures_alone_and_batched) {
 // The last layer runs attention, projection and MLP on the pass's output rows only (its K/V
 // are stored for every row). Reference: the same tokens where every row of every pass is an
 // output (1-token prompt, then log-probs of all appended tokens: nothing is skipped); then
-// with log-probs off, captures at a few positions (runs of 1 and 2 rows), batched beside
-// other sequences in passes of 9 tokens (some passes have no output row of it at all).
+// with log-probs off, captures at a few positions (runs of 1 and 3 rows), batched beside
+// other sequences in passes of 9 tokens (some passes have no output row of it at all) and in
+// one pass of all of them.
 // Captured hidden states and logits must be the same bits: block size and KV type agree.
 TEST(last_layer_output_rows_only) {
     e2h_engine *e1 = make_engine(1, 512, 4);
