@@ -121,16 +121,19 @@ static void fwd_store_kv(fwd_state *s, kv_pool *kv, int layer, const fwd_seq *se
             for (int h = 0; h < n_kv_heads; h++) {
                 const float *ks = s->k + row * kvd + (int64_t)h * hd;
                 const float *vs = s->v + row * kvd + (int64_t)h * hd;
-                void *kd = kv_pool_k_ptr(kv, layer, blk, h, slot);
+                void *kp = kv_pool_k_piece(kv, layer, blk, h);
                 void *vd = kv_pool_v_ptr(kv, layer, blk, h, slot);
+                // K element d of this slot at k0 + d * w (the chunk is stored transposed)
+                const int64_t k0 = kern_kv_k_index(bs, hd, slot, 0), w = kern_kv_k_width(bs, slot);
                 if (f16) {
-                    e2h_f16 *kh = kd, *vh = vd;
+                    e2h_f16 *kh = kp, *vh = vd;
                     for (int d = 0; d < hd; d++) {
-                        kh[d] = kern_f32_to_f16(ks[d]);
+                        kh[k0 + d * w] = kern_f32_to_f16(ks[d]);
                         vh[d] = kern_f32_to_f16(vs[d]);
                     }
                 } else {
-                    memcpy(kd, ks, (size_t)hd * sizeof(float));
+                    float *kf = kp;
+                    for (int d = 0; d < hd; d++) kf[k0 + d * w] = ks[d];
                     memcpy(vd, vs, (size_t)hd * sizeof(float));
                 }
             }

@@ -27,7 +27,7 @@ struct kv_pool {
     int32_t n_blocks;
     size_t elem_size;        // bytes per K/V element
     size_t block_layer_bytes;// bytes of K (or V) of one block in one layer
-    uint8_t *data;           // [layer][k|v][block][kv_head][slot][head_dim]
+    uint8_t *data;           // [layer][k|v][block][kv_head] pieces (kernels/types.h)
 
     int32_t *refcount;       // (n_blocks)
     uint8_t *hashed;         // (n_blocks) 1 when registered in the index
@@ -189,8 +189,8 @@ static size_t kv_row_offset(const kv_pool *p, int32_t block, int kv_head, int sl
                (size_t)p->cfg.head_dim * p->elem_size;
 }
 
-void *kv_pool_k_ptr(kv_pool *p, int layer, int32_t block, int kv_head, int slot) {
-    return kv_layer_k(p, layer) + kv_row_offset(p, block, kv_head, slot);
+void *kv_pool_k_piece(kv_pool *p, int layer, int32_t block, int kv_head) {
+    return kv_layer_k(p, layer) + kv_row_offset(p, block, kv_head, 0);
 }
 
 void *kv_pool_v_ptr(kv_pool *p, int layer, int32_t block, int kv_head, int slot) {

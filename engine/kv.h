@@ -2,8 +2,9 @@
 // (XXH3-128 over parent hash, the block's token ids, model identity) and LRU eviction of
 // unreferenced cached blocks. Allocated once up to a memory budget; no allocation per token.
 //
-// Storage: for each layer, K and V arrays of n_blocks blocks laid out
-// [block][kv_head][slot][head_dim] (see e2h_kv_layer_view in kernels/ops.h). A block id names
+// Storage: for each layer, K and V arrays of n_blocks blocks laid out [block][kv_head] and
+// within that V as [slot][head_dim], K in transposed chunks of slots (see e2h_kv_layer_view
+// and kern_kv_k_index in kernels/types.h). A block id names
 // the same block in every layer, so one block table per sequence serves all layers.
 #ifndef E2H_ENGINE_KV_H
 #define E2H_ENGINE_KV_H
@@ -62,8 +63,10 @@ e2h_kv_layer_view kv_pool_layer_view(const kv_pool *p, int layer);
 // consistent, every registered block found by its hash). 0 if sound; else -1 and err says
 // what is wrong. For tests; O(n_blocks).
 int kv_pool_validate(const kv_pool *p, char *err, size_t err_len);
-// Pointer to the K (or V) row of (layer, block, kv_head, slot) for writing new entries.
-void *kv_pool_k_ptr(kv_pool *p, int layer, int32_t block, int kv_head, int slot);
+// The K piece of (layer, block, kv_head): block_size * head_dim elements, element (slot, d)
+// at kern_kv_k_index(block_size, head_dim, slot, d). The V row of (layer, block, kv_head,
+// slot): head_dim elements. For writing new entries.
+void *kv_pool_k_piece(kv_pool *p, int layer, int32_t block, int kv_head);
 void *kv_pool_v_ptr(kv_pool *p, int layer, int32_t block, int kv_head, int slot);
 
 // Sequence lifecycle. All return 0 on success, -1 on exhaustion/invalid argument (the pool

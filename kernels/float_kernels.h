@@ -105,20 +105,22 @@ int64_t kern_attn_work_floats(int64_t n_rows, int head_dim);
 
 // Partial softmax state of `n_rows` query rows over one chunk of K/V slots.
 // q row r is q + r_off[r] (head_dim floats); the row sees the first n_valid[r] slots
-// (0 = none: m = -inf, l = 0, acc untouched). k, v point at the chunk's first slot
-// (slots contiguous, head_dim elements of kv_type each). Outputs per row:
+// (0 = none: m = -inf, l = 0, acc untouched). k, v point at the chunk's first slot (a
+// E2H_KV_KCHUNK boundary): v as rows of head_dim elements of kv_type, k as a K piece of
+// k_slots slots (those left in the block; element (j, d) at kern_kv_k_index(k_slots,
+// head_dim, j, d)). Outputs per row:
 // m[r] = max score, l[r] = sum exp(score - m), acc (n_rows, head_dim) = sum exp(..) * v.
 // `scores` is scratch of E2H_ATTN_SCHUNK floats.
 typedef void (*e2h_attn_chunk_fn)(const float *q, const int64_t *r_off, const int *n_valid,
-                                  int n_rows, const void *k, const void *v, int kv_type,
-                                  int head_dim, float scale, float *m, float *l, float *acc,
-                                  float *scores);
+                                  int n_rows, const void *k, int k_slots, const void *v,
+                                  int kv_type, int head_dim, float scale, float *m, float *l,
+                                  float *acc, float *scores);
 void kern_attn_chunk_ref(const float *q, const int64_t *r_off, const int *n_valid, int n_rows,
-                        const void *k, const void *v, int kv_type, int head_dim, float scale,
-                        float *m, float *l, float *acc, float *scores);
+                        const void *k, int k_slots, const void *v, int kv_type, int head_dim,
+                        float scale, float *m, float *l, float *acc, float *scores);
 void kern_attn_chunk_avx2(const float *q, const int64_t *r_off, const int *n_valid, int n_rows,
-                         const void *k, const void *v, int kv_type, int head_dim, float scale,
-                         float *m, float *l, float *acc, float *scores);
+                         const void *k, int k_slots, const void *v, int kv_type, int head_dim,
+                         float scale, float *m, float *l, float *acc, float *scores);
 // A phase made of chunk kernel calls (what the ref and AVX2 phases are).
 void kern_attn_phase_chunked(const e2h_attn_phase *ph, e2h_attn_chunk_fn chunk);
 void kern_attn_phase_ref(const e2h_attn_phase *ph);
@@ -138,7 +140,7 @@ void kern_attn_phase_avx2(const e2h_attn_phase *ph);
 //          acc = fma(accb, fb, acc * fa), m = mn  (m = -inf gives fa = 0: first chunk)
 // Two implementations of exactly this arithmetic, so a row gets the same bits in either:
 // groups of 16 rows as vector lanes (S^T = K Q^T and acc^T = V^T P^T as register tiles, K
-// transposed and V converted to f32 once per chunk for all groups) when a group has >= 13
+// as stored and V converted to f32 once per chunk for all groups) when a group has >= 13
 // rows; rows by themselves (slots as lanes, up to 4 rows x 3 chunks of score chains
 // interleaved) for the rest — decode, and the private blocks of a cascade.
 // Differs from the ref (libm expf, other summation orders) within the test tolerances.

@@ -108,8 +108,12 @@ float kern_bf16_to_f32(e2h_bf16 h);
 e2h_bf16 kern_f32_to_bf16(float f);
 
 // ---- attention over a paged KV cache ----
-// K/V storage of one layer: blocks of `block_size` token slots,
-// layout [block][kv_head][slot][head_dim], element type f32 or f16 (kv_type).
+// K/V storage of one layer: blocks of `block_size` token slots, element type f32 or f16
+// (kv_type). V: [block][kv_head][slot][head_dim]. K: [block][kv_head] pieces of block_size *
+// head_dim elements, each made of chunks of E2H_KV_KCHUNK slots stored transposed
+// (kern_kv_k_index): the keys of a chunk are (head_dim, width) rows of consecutive slots,
+// which is the operand the attention kernels multiply with (slots as vector lanes) without
+// a transpose per chunk and query.
 typedef struct {
     const void *k;       // this layer's K base
     const void *v;       // this layer's V base
@@ -118,6 +122,21 @@ typedef struct {
     int n_kv_heads;
     int head_dim;
 } e2h_kv_layer_view;
+
+#define E2H_KV_KCHUNK 16
+// Element (slot, d) of a K piece that has `slots` slots from its first one (block_size for a
+// whole (block, kv_head) piece; a piece may also start at any chunk boundary): chunk c0 =
+// slot rounded down to E2H_KV_KCHUNK starts at c0 * head_dim and holds row d (width w =
+// min(E2H_KV_KCHUNK, slots - c0) slots) at d * w.
+// Width of the chunk holding `slot` (the stride between its rows d and d + 1).
+static inline int kern_kv_k_width(int slots, int slot) {
+    const int c0 = slot / E2H_KV_KCHUNK * E2H_KV_KCHUNK;
+    return slots - c0 < E2H_KV_KCHUNK ? slots - c0 : E2H_KV_KCHUNK;
+}
+static inline int64_t kern_kv_k_index(int slots, int head_dim, int slot, int d) {
+    const int c0 = slot / E2H_KV_KCHUNK * E2H_KV_KCHUNK;
+    return (int64_t)c0 * head_dim + (int64_t)d * kern_kv_k_width(slots, slot) + (slot - c0);
+}
 
 // One sequence's part of a batch for attention.
 typedef struct {

@@ -510,7 +510,7 @@ TEST(swiglu_vs_oracle) {
 typedef struct {
     int hd, n_heads, n_kv, bs, kv_type;
     int n_blocks;
-    void *k, *v;        // [block][kv_head][slot][hd]
+    void *k, *v;        // [block][kv_head] pieces (kernels/types.h: K chunks transposed)
     int32_t *tables[32]; // per sequence
     e2h_attn_seq seqs[32];
     int n_seqs, n_tok;
@@ -522,9 +522,10 @@ static float kv_get(const attn_case *c, const void *base, int64_t idx) {
                                       : ((const float *)base)[idx];
 }
 
-static int64_t kv_index(const attn_case *c, int s, int kh, int64_t p, int d) {
-    int64_t blk = c->tables[s][p / c->bs];
-    return ((blk * c->n_kv + kh) * c->bs + p % c->bs) * c->hd + d;
+// V element d of position p; K element with is_k (the pieces' chunks stored transposed).
+static int64_t kv_index(const attn_case *c, int s, int kh, int64_t p, int d, int is_k) {
+    int64_t blk = c->tables[s][p / c->bs], piece = (blk * c->n_kv + kh) * c->bs * c->hd;
+    return piece + (is_k ? kern_kv_k_index(c->bs, c->hd, (int)(p % c->bs), d) : (p % c->bs) * c->hd + d);
 }
 
 // n_past[i], n_q[i] per sequence; seqs 'share_with' >= 0 reuse the first `share_blocks` block
@@ -601,7 +602,7 @@ static int attn_check_oracle(const attn_case *c, const float *out) {
                 double mx = -INFINITY, sum = 0;
                 for (int p = 0; p < np; p++) {
                     double d = 0;
-                    for (int e = 0; e < hd; e++) d += (double)c->q[row + e] * kv_get(c, c->k, kv_index(c, s, kh, p, e));
+                    for (int e = 0; e < hd; e++) d += (double)c->q[row + e] * kv_get(c, c->k, kv_index(c, s, kh, p, e, 1));
                     sc[p] = d / sqrt((double)hd);
                     mx = fmax(mx, sc[p]);
                 }
@@ -609,7 +610,7 @@ static int attn_check_oracle(const attn_case *c, const float *out) {
                 for (int p = 0; p < np; p++) {
                     double w = exp(sc[p] - mx);
                     sum += w;
-                    for (int e = 0; e < hd; e++) acc[e] += w * kv_get(c, c->v, kv_index(c, s, kh, p, e));
+                    for (int e = 0; e < hd; e++) acc[e] += w * kv_get(c, c->v, kv_index(c, s, kh, p, e, 0));
                 }
                 for (int e = 0; e < hd; e++) bad += !close_enough(out[row + e], acc[e] / sum, 2e-5, 1e-4);
             }

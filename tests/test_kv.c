@@ -66,7 +66,7 @@ static void write_kv(kv_pool *pool, const kv_seq *s, const int32_t *all, int32_t
         for (int l = 0; l < N_LAYERS; l++)
             for (int h = 0; h < N_KV_HEADS; h++)
                 for (int d = 0; d < HEAD_DIM; d++) {
-                    write_elem(pool, kv_pool_k_ptr(pool, l, b, h, p % bs), d, kv_value(ph, l, h, d, 0));
+                    write_elem(pool, kv_pool_k_piece(pool, l, b, h), (int)kern_kv_k_index(bs, HEAD_DIM, p % bs, d), kv_value(ph, l, h, d, 0));
                     write_elem(pool, kv_pool_v_ptr(pool, l, b, h, p % bs), d, kv_value(ph, l, h, d, 1));
                 }
     }
@@ -81,7 +81,7 @@ static int count_bad_kv(kv_pool *pool, const kv_seq *s) {
         for (int l = 0; l < N_LAYERS; l++)
             for (int h = 0; h < N_KV_HEADS; h++)
                 for (int d = 0; d < HEAD_DIM; d++) {
-                    if (read_elem(pool, kv_pool_k_ptr(pool, l, b, h, p % bs), d) != kv_value(ph, l, h, d, 0) ||
+                    if (read_elem(pool, kv_pool_k_piece(pool, l, b, h), (int)kern_kv_k_index(bs, HEAD_DIM, p % bs, d)) != kv_value(ph, l, h, d, 0) ||
                         read_elem(pool, kv_pool_v_ptr(pool, l, b, h, p % bs), d) != kv_value(ph, l, h, d, 1))
                         bad++;
                 }
@@ -205,8 +205,10 @@ TEST(init_sizes_from_budget) {
     CHECK((const char *)v0.v - (const char *)v0.k == (ptrdiff_t)layer_half);
     CHECK((const char *)v1.k - (const char *)v0.v == (ptrdiff_t)layer_half);
     CHECK(v1.block_size == 16 && v1.kv_type == E2H_TYPE_F16 && v1.head_dim == HEAD_DIM);
-    CHECK((char *)kv_pool_k_ptr(p, 1, 2, 1, 3) ==
-          (const char *)v1.k + ((2 * N_KV_HEADS + 1) * 16 + 3) * HEAD_DIM * 2);
+    CHECK((char *)kv_pool_k_piece(p, 1, 2, 1) ==
+          (const char *)v1.k + (2 * N_KV_HEADS + 1) * 16 * HEAD_DIM * 2);
+    CHECK((char *)kv_pool_v_ptr(p, 1, 2, 1, 3) ==
+          (const char *)v1.v + ((2 * N_KV_HEADS + 1) * 16 + 3) * HEAD_DIM * 2);
     kv_pool_free(p);
 }
 

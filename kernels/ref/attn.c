@@ -142,7 +142,7 @@ void kern_attn_phase_chunked(const e2h_attn_phase *ph, e2h_attn_chunk_fn chunk) 
                 b.n_valid[r] = nv < 0 ? 0 : nv > clen ? clen : (int)nv;
             }
             const size_t coff = off + (size_t)c0 * hd * esize;
-            chunk(ph->q, ph->r_off, b.n_valid, n, (const char *)kv->k + coff,
+            chunk(ph->q, ph->r_off, b.n_valid, n, (const char *)kv->k + coff, bs - c0,
                   (const char *)kv->v + coff, kv->kv_type, hd, ph->scale, b.mb, b.lb, b.accb,
                   b.scores);
             attn_merge(ph, &b, hd);
@@ -370,8 +370,8 @@ static inline float kv_elem(const void *base, int kv_type, int64_t i) {
 }
 
 void kern_attn_chunk_ref(const float *q, const int64_t *r_off, const int *n_valid, int n_rows,
-                        const void *k, const void *v, int kv_type, int head_dim, float scale,
-                        float *m, float *l, float *acc, float *scores) {
+                        const void *k, int k_slots, const void *v, int kv_type, int head_dim,
+                        float scale, float *m, float *l, float *acc, float *scores) {
     for (int r = 0; r < n_rows; r++) {
         const int nv = n_valid[r];
         m[r] = -INFINITY;
@@ -382,7 +382,7 @@ void kern_attn_chunk_ref(const float *q, const int64_t *r_off, const int *n_vali
         for (int j = 0; j < nv; j++) {
             float s = 0.0f;
             for (int d = 0; d < head_dim; d++)
-                s += qr[d] * kv_elem(k, kv_type, (int64_t)j * head_dim + d);
+                s += qr[d] * kv_elem(k, kv_type, kern_kv_k_index(k_slots, head_dim, j, d));
             scores[j] = s * scale;
             mx = fmaxf(mx, scores[j]);
         }

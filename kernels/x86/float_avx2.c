@@ -243,22 +243,18 @@ static inline __m256 ld8_kv(const void *base, int kv_type, int64_t i, int cnt) {
             return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const e2h_f16 *)base + i)));
         return _mm256_loadu_ps((const float *)base + i);
     }
-    float tmp[8] = {0};
-    kern_float_dequantize_row(kv_type, (const char *)base + i * (kv_type == E2H_TYPE_F16 ? 2 : 4),
-                             tmp, cnt);
-    return _mm256_loadu_ps(tmp);
-}
-
-static inline __m256 ld8_q(const float *q, int cnt) {
-    if (cnt == 8) return _mm256_loadu_ps(q);
-    float tmp[8] = {0};
-    memcpy(tmp, q, cnt * sizeof(float));
-    return _mm256_loadu_ps(tmp);
+    if (kv_type == E2H_TYPE_F32) {
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        return _mm256_maskload_ps((const float *)base + i, _mm256_cmpgt_epi32(_mm256_set1_epi32(cnt), lane));
+    }
+    uint16_t tmp[8] = {0}; // f16 0 is +0.0
+    memcpy(tmp, (const e2h_f16 *)base + i, (size_t)cnt * sizeof(uint16_t));
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)tmp));
 }
 
 void kern_attn_chunk_avx2(const float *q, const int64_t *r_off, const int *n_valid, int n_rows,
-                         const void *k, const void *v, int kv_type, int head_dim, float scale,
-                         float *m, float *l, float *acc, float *scores) {
+                         const void *k, int k_slots, const void *v, int kv_type, int head_dim,
+                         float scale, float *m, float *l, float *acc, float *scores) {
     const int hd = head_dim;
     for (int r = 0; r < n_rows; r++) {
         const int nv = n_valid[r];
@@ -267,14 +263,20 @@ void kern_attn_chunk_avx2(const float *q, const int64_t *r_off, const int *n_val
         if (nv == 0) continue;
         const float *qr = q + r_off[r];
         float mx = -INFINITY;
-        for (int j = 0; j < nv; j++) {
+        // 8 slots as lanes (within one K chunk: E2H_KV_KCHUNK is a multiple of 8), reading
+        // the stored K rows (d, slots) as they are
+        for (int j0 = 0; j0 < nv; j0 += 8) {
+            const int cnt = nv - j0 >= 8 ? 8 : nv - j0, w = kern_kv_k_width(k_slots, j0);
+            const int64_t base = kern_kv_k_index(k_slots, hd, j0, 0);
             __m256 a = _mm256_setzero_ps();
-            for (int d = 0; d < hd; d += 8) {
-                const int cnt = hd - d >= 8 ? 8 : hd - d;
-                a = _mm256_fmadd_ps(ld8_q(qr + d, cnt), ld8_kv(k, kv_type, (int64_t)j * hd + d, cnt), a);
+            for (int d = 0; d < hd; d++)
+                a = _mm256_fmadd_ps(_mm256_set1_ps(qr[d]), ld8_kv(k, kv_type, base + (int64_t)d * w, cnt), a);
+            float tmp[8];
+            _mm256_storeu_ps(tmp, _mm256_mul_ps(a, _mm256_set1_ps(scale)));
+            for (int u = 0; u < cnt; u++) {
+                scores[j0 + u] = tmp[u];
+                mx = fmaxf(mx, tmp[u]);
             }
-            scores[j] = hsum8(a) * scale;
-            mx = fmaxf(mx, scores[j]);
         }
         // exp over a zero-padded multiple of 8, masked lanes dropped from the sum
         __m256 sum = _mm256_setzero_ps();

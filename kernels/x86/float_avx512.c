@@ -417,25 +417,15 @@ static inline __attribute__((always_inline)) void at_transpose16(__m512 r[16]) {
     }
 }
 
-// kT (hp, 16): kT[d][j] = k_j[d] for slots j < ns, 0 for the other slots.
-static inline __attribute__((always_inline)) void at_build_kt_t(const int kv_type, float *kT,
-                                                                const void *k, int ns, int hd,
-                                                                int hp) {
-    for (int d0 = 0; d0 < hp; d0 += 16) {
-        const __mmask16 md = at_dmask(hd, d0);
-        __m512 r[16];
-#pragma GCC unroll 16
-        for (int j = 0; j < 16; j++)
-            r[j] = j < ns ? ld_kv(k, kv_type, (int64_t)j * hd + d0, md) : _mm512_setzero_ps();
-        at_transpose16(r);
-#pragma GCC unroll 16
-        for (int i = 0; i < 16; i++) _mm512_store_ps(kT + (int64_t)(d0 + i) * 16, r[i]);
-    }
-}
-
-static void at_build_kt(float *kT, const void *k, int kv_type, int ns, int hd, int hp) {
-    if (kv_type == E2H_TYPE_F16) at_build_kt_t(E2H_TYPE_F16, kT, k, ns, hd, hp);
-    else at_build_kt_t(E2H_TYPE_F32, kT, k, ns, hd, hp);
+// kT (hd, 16): kT[d][j] = k_j[d], the chunk's keys as stored (kern_kv_k_index: rows of w
+// slots). Full f32 chunks are used in place; otherwise rows are converted into `buf`, slots
+// past ns zero. Lanes past the rows' visible slots are never used unmasked.
+static const float *at_load_kt(float *buf, const void *k, int kv_type, int ns, int w, int hd) {
+    if (kv_type == E2H_TYPE_F32 && w == 16) return (const float *)k;
+    const __mmask16 m = ns >= 16 ? 0xffff : tail_mask(ns);
+    for (int d = 0; d < hd; d++)
+        _mm512_store_ps(buf + (int64_t)d * 16, ld_kv(k, kv_type, (int64_t)d * w, m));
+    return buf;
 }
 
 // One chunk for one group of 16 rows as lanes. qT (hd, 16) the rows' queries; kT (hd, 16) the
@@ -608,11 +598,13 @@ typedef struct {
     int64_t p0;        // position of the first slot
 } at_chunk;
 
-// Scores s[r][c] of R rows x C chunks (compile-time) against kT + c * hp * 16.
+// Scores s[r][c] of R rows x C chunks against the chunks' kT[c] (hd, 16) of type T (R, C, T
+// compile-time; f16: the cache's full K chunks converted as they are read).
 static inline __attribute__((always_inline)) void at_multi_scores(const int R, const int C,
+                                                                   const int T,
                                                                    const float *const *qr,
-                                                                   const float *kT, int hd,
-                                                                   int hp, __m512 s[4][AT_RB]) {
+                                                                   const void *const *kT, int hd,
+                                                                   __m512 s[4][AT_RB]) {
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 3
@@ -620,7 +612,10 @@ static inline __attribute__((always_inline)) void at_multi_scores(const int R, c
     for (int d = 0; d < hd; d++) {
         __m512 kv[AT_RB];
 #pragma GCC unroll 3
-        for (int c = 0; c < C; c++) kv[c] = _mm512_load_ps(kT + ((int64_t)c * hp + d) * 16);
+        for (int c = 0; c < C; c++)
+            kv[c] = T == E2H_TYPE_F16
+                        ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const e2h_f16 *)kT[c] + (int64_t)d * 16)))
+                        : _mm512_loadu_ps((const float *)kT[c] + (int64_t)d * 16);
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const __m512 qv = _mm512_set1_ps(qr[r][d]);
@@ -639,11 +634,12 @@ static void at_rows(const e2h_attn_phase *ph, int r0, int r1, const int32_t *nv,
         const float *qr[4];
         for (int i = 0; i < 4; i++) qr[i] = ph->q + ph->r_off[r + (i < R ? i : 0)];
         __m512 s[4][AT_RB], s1[4];
+        const void *kc = kT;
         switch (R) {
-        case 1: at_multi_scores(1, 1, qr, kT, hd, hp, s); break;
-        case 2: at_multi_scores(2, 1, qr, kT, hd, hp, s); break;
-        case 3: at_multi_scores(3, 1, qr, kT, hd, hp, s); break;
-        default: at_multi_scores(4, 1, qr, kT, hd, hp, s); break;
+        case 1: at_multi_scores(1, 1, E2H_TYPE_F32, qr, &kc, hd, s); break;
+        case 2: at_multi_scores(2, 1, E2H_TYPE_F32, qr, &kc, hd, s); break;
+        case 3: at_multi_scores(3, 1, E2H_TYPE_F32, qr, &kc, hd, s); break;
+        default: at_multi_scores(4, 1, E2H_TYPE_F32, qr, &kc, hd, s); break;
         }
         for (int i = 0; i < R; i++) s1[i] = s[i][0];
         at_rows_finish(R, s1, nv + r, vf, E2H_TYPE_F32, hp, hd, ph->scale, ph->m + r,
@@ -720,25 +716,30 @@ static void at_rows_batch(const e2h_attn_phase *ph, const at_chunk *ch, int C, f
                           float *pb, int32_t *nv, int nvs) {
     const e2h_kv_layer_view *kv = ph->kv;
     const int hd = kv->head_dim, hp = (hd + 15) & ~15, n = ph->n_rows;
-    for (int c = 0; c < C; c++) {
+    // full chunks are read in place (f16 converted in the score loop); with a partial one
+    // (block_size not a multiple of 16) all go through f32 copies
+    int full = 1;
+    for (int c = 0; c < C; c++) full &= ch[c].clen == 16;
+    const int T = full ? kv->kv_type : E2H_TYPE_F32;
+    const void *kc[AT_RB];
+    for (int c = 0; c < C; c++) { // a chunk no row sees gets scores masked out below
         const int nvmax = at_n_valid(ph->limit, n, ch[c].p0, ch[c].clen, nv + c * nvs, 0);
-        float *kTc = kT + (int64_t)c * hp * 16;
-        if (nvmax == 0) { // no row sees it: zero scores, masked out below
-            memset(kTc, 0, sizeof(float) * hp * 16);
-            continue;
-        }
-        at_build_kt(kTc, ch[c].k, kv->kv_type, nvmax, hd, hp);
+        kc[c] = full ? (const void *)ch[c].k : (const void *)at_load_kt(kT + (int64_t)c * hp * 16, ch[c].k, kv->kv_type, nvmax, ch[c].clen, hd);
     }
     for (int r = 0; r < n; r += 4) {
         const int R = n - r < 4 ? n - r : 4;
         const float *qr[4];
         for (int i = 0; i < 4; i++) qr[i] = ph->q + ph->r_off[r + (i < R ? i : 0)];
         __m512 s[4][AT_RB];
-#define AT_MS(RR, CC) case (RR) * 4 + (CC): at_multi_scores(RR, CC, qr, kT, hd, hp, s); break
-        switch (R * 4 + C) {
-        AT_MS(1, 1); AT_MS(1, 2); AT_MS(1, 3); AT_MS(2, 1); AT_MS(2, 2); AT_MS(2, 3);
-        AT_MS(3, 1); AT_MS(3, 2); AT_MS(3, 3); AT_MS(4, 1); AT_MS(4, 2); default: AT_MS(4, 3);
+#define AT_MS(RR, CC, TT) case (TT == E2H_TYPE_F16) * 16 + (RR) * 4 + (CC): at_multi_scores(RR, CC, TT, qr, kc, hd, s); break
+#define AT_MS_T(TT) AT_MS(1, 1, TT); AT_MS(1, 2, TT); AT_MS(1, 3, TT); AT_MS(2, 1, TT); AT_MS(2, 2, TT); \
+        AT_MS(2, 3, TT); AT_MS(3, 1, TT); AT_MS(3, 2, TT); AT_MS(3, 3, TT); AT_MS(4, 1, TT); AT_MS(4, 2, TT); AT_MS(4, 3, TT)
+        switch ((T == E2H_TYPE_F16) * 16 + R * 4 + C) {
+        AT_MS_T(E2H_TYPE_F32);
+        AT_MS_T(E2H_TYPE_F16);
+        default: break; // R in 1..4, C in 1..AT_RB
         }
+#undef AT_MS_T
 #undef AT_MS
         for (int c = 0; c < C; c++) { // merge in chunk order
             __m512 sc[4];
@@ -871,15 +872,15 @@ void kern_attn_phase_avx512(const e2h_attn_phase *ph) {
         const float *vfp = vf;
         if (kv->kv_type == E2H_TYPE_F32 && hd == hp) vfp = (const float *)ch.v; // as is
         else at_convert(vf, ch.v, kv->kv_type, nvmax, hd, hp);
-        at_build_kt(kT, ch.k, kv->kv_type, nvmax, hd, hp);
+        const float *kTp = at_load_kt(kT, ch.k, kv->kv_type, nvmax, ch.clen, hd);
         for (int g = 0; g < n_groups; g++) {
             const __m512i nvv = _mm512_loadu_si512(nv + 16 * g);
             const int gmax = _mm512_reduce_max_epi32(nvv);
             if (gmax > 0)
-                at_tile(qT + (int64_t)g * hp * 16, kT, vfp, nvv, gmax, hd, hp, ph->scale,
+                at_tile(qT + (int64_t)g * hp * 16, kTp, vfp, nvv, gmax, hd, hp, ph->scale,
                         mT + 16 * g, lT + 16 * g, aT + (int64_t)g * hp * 16, pb);
         }
-        if (nvrow > 0) at_rows(ph, n_tile, n, nv, kT, vfp, hp, pb);
+        if (nvrow > 0) at_rows(ph, n_tile, n, nv, kTp, vfp, hp, pb);
     }
     for (int g = 0; g < n_groups; g++)
         at_group_store(ph, g, hp, aT + (int64_t)g * hp * 16, mT + 16 * g, lT + 16 * g);
