@@ -64,8 +64,9 @@ static attn_thread_buf attn_buf(void *scratch, int ith, int n_heads, int head_di
 }
 
 // ---- driver ----
-// A work item: KV head kh and a list of segments (sequence, query range) whose rows are laid
-// out one after another. Segments come in prefix-tree order (see attn_order): seg_lcp[i] is
+// A work item: KV heads [kh0, kh1) and a list of segments (sequence, query range); its rows
+// are laid out [kv head][segment][token][query head of the group]. Segments come in
+// prefix-tree order (see attn_order): seg_lcp[i] is
 // the number of leading blocks segments i and i + 1 share (same ids in both block tables,
 // and every row of both sees those blocks completely). attn_item walks that tree: the blocks
 // a run of segments shares are processed once for all of its rows, then each sub-run goes on
@@ -73,7 +74,7 @@ static attn_thread_buf attn_buf(void *scratch, int ith, int n_heads, int head_di
 // however items are formed.
 #define ATTN_MAX_SEGS 64
 typedef struct {
-    int kh;
+    int kh0, kh1;
     int n_segs;
     int32_t seg_seq[ATTN_MAX_SEGS], seg_i0[ATTN_MAX_SEGS], seg_i1[ATTN_MAX_SEGS];
     int32_t seg_lcp[ATTN_MAX_SEGS];
@@ -117,6 +118,9 @@ static void attn_merge(const e2h_attn_phase *ph, const attn_chunk_buf *b, int he
         ph->m[r] = mn;
     }
 }
+
+// Chunks start at K chunk boundaries, where kern_kv_k_index's pieces may start.
+_Static_assert(E2H_ATTN_SCHUNK % E2H_KV_KCHUNK == 0, "E2H_ATTN_SCHUNK: a multiple of E2H_KV_KCHUNK");
 
 // Blocks [blk0, blk1) of the table, chunk by chunk, merged in order.
 void kern_attn_phase_chunked(const e2h_attn_phase *ph, e2h_attn_chunk_fn chunk) {
@@ -169,50 +173,68 @@ static int64_t attn_seg_blocks(const attn_ctx *c, const attn_item_desc *it, int 
     return ((int64_t)sq->n_past + it->seg_i1[sg] - 1) / c->kv->block_size + 1;
 }
 
+// Blocks [blk0, blk1) for rows [r0, r1) of each KV head's rows (per_kh rows per head), head
+// after head: the heads of a block lie next to each other in the cache, so a sequence's own
+// blocks are read from DRAM as whole blocks rather than as one head's piece, then the next
+// head's much later.
+static void attn_blocks_heads(const attn_ctx *c, attn_thread_buf *b, const attn_item_desc *it,
+                              const int32_t *table, int64_t blk0, int64_t blk1, int r0, int r1,
+                              int per_kh) {
+    for (int kh = it->kh0; kh < it->kh1; kh++) {
+        const int o = (kh - it->kh0) * per_kh;
+        attn_blocks(c, b, kh, table, blk0, blk1, o + r0, o + r1);
+    }
+}
+
 // Segments [a, z) of the item, whose rows have processed blocks [0, d): the blocks all of them
 // share next, once for all their rows, then each run that shares more, down to each segment's
 // private blocks. Depth <= the number of segments (every level splits the range).
 static void attn_walk(const attn_ctx *c, attn_thread_buf *b, const attn_item_desc *it,
-                      const int *seg_r0, int a, int z, int64_t d) {
+                      const int *seg_r0, int per_kh, int a, int z, int64_t d) {
     const int32_t *table = c->seqs[it->seg_seq[a]].block_table;
     if (z - a == 1) {
-        attn_blocks(c, b, it->kh, table, d, attn_seg_blocks(c, it, a), seg_r0[a], seg_r0[a + 1]);
+        attn_blocks_heads(c, b, it, table, d, attn_seg_blocks(c, it, a), seg_r0[a], seg_r0[a + 1],
+                          per_kh);
         return;
     }
     int64_t common = it->seg_lcp[a];
     for (int i = a + 1; i < z - 1; i++) common = it->seg_lcp[i] < common ? it->seg_lcp[i] : common;
     if (common > d) {
-        attn_blocks(c, b, it->kh, table, d, common, seg_r0[a], seg_r0[z]);
+        attn_blocks_heads(c, b, it, table, d, common, seg_r0[a], seg_r0[z], per_kh);
         d = common;
     }
     int from = a;
     for (int i = a; i < z - 1; i++)
         if (it->seg_lcp[i] <= d) { // the run [from, i] shares nothing beyond d with i + 1
-            attn_walk(c, b, it, seg_r0, from, i + 1, d);
+            attn_walk(c, b, it, seg_r0, per_kh, from, i + 1, d);
             from = i + 1;
         }
-    attn_walk(c, b, it, seg_r0, from, z, d);
+    attn_walk(c, b, it, seg_r0, per_kh, from, z, d);
 }
 
 static void attn_item(const attn_ctx *c, attn_thread_buf *b, const attn_item_desc *it) {
     const int hd = c->kv->head_dim;
     const int group = c->n_heads / c->kv->n_kv_heads;
     const int64_t ld = (int64_t)c->n_heads * hd;
-    int seg_r0[ATTN_MAX_SEGS + 1], n_rows = 0;
+    int seg_r0[ATTN_MAX_SEGS + 1], per_kh = 0, n_rows = 0;
     for (int sg = 0; sg < it->n_segs; sg++) {
-        const e2h_attn_seq *sq = &c->seqs[it->seg_seq[sg]];
-        seg_r0[sg] = n_rows;
-        for (int i = it->seg_i0[sg]; i < it->seg_i1[sg]; i++)
-            for (int g = 0; g < group; g++, n_rows++) {
-                b->r_off[n_rows] = (sq->q_offset + i) * ld + (int64_t)(it->kh * group + g) * hd;
-                b->limit[n_rows] = sq->n_past + i;
-                b->m[n_rows] = -INFINITY;
-                b->l[n_rows] = 0.0f;
-                memset(b->acc + (int64_t)n_rows * hd, 0, sizeof(float) * hd);
-            }
+        seg_r0[sg] = per_kh;
+        per_kh += (it->seg_i1[sg] - it->seg_i0[sg]) * group;
     }
-    seg_r0[it->n_segs] = n_rows;
-    attn_walk(c, b, it, seg_r0, 0, it->n_segs, 0);
+    seg_r0[it->n_segs] = per_kh;
+    for (int kh = it->kh0; kh < it->kh1; kh++)
+        for (int sg = 0; sg < it->n_segs; sg++) {
+            const e2h_attn_seq *sq = &c->seqs[it->seg_seq[sg]];
+            for (int i = it->seg_i0[sg]; i < it->seg_i1[sg]; i++)
+                for (int g = 0; g < group; g++, n_rows++) {
+                    b->r_off[n_rows] = (sq->q_offset + i) * ld + (int64_t)(kh * group + g) * hd;
+                    b->limit[n_rows] = sq->n_past + i;
+                    b->m[n_rows] = -INFINITY;
+                    b->l[n_rows] = 0.0f;
+                    memset(b->acc + (int64_t)n_rows * hd, 0, sizeof(float) * hd);
+                }
+        }
+    attn_walk(c, b, it, seg_r0, per_kh, 0, it->n_segs, 0);
     for (int r = 0; r < n_rows; r++) {
         const float inv = 1.0f / b->l[r];
         float *o = c->out + b->r_off[r];
@@ -222,8 +244,8 @@ static void attn_item(const attn_ctx *c, attn_thread_buf *b, const attn_item_des
 
 // Calls fn(item) for every work item, in a fixed order. A sequence that shares no leading
 // block with its neighbours in prefix-tree order gives items (seq, kv_head, E2H_ATTN_QCHUNK
-// queries); a run of sequences that do (a cascade group) gives, per kv_head, items of up to
-// E2H_ATTN_MAX_TOKENS queries drawn from its sequences in tree order.
+// queries); a run of sequences that do (a cascade group) gives items of every kv head and up
+// to E2H_ATTN_MAX_TOKENS queries drawn from its sequences in tree order.
 typedef void (*attn_item_visit)(const attn_ctx *c, const attn_item_desc *it, void *arg);
 
 static int attn_seq_at(const attn_ctx *c, int i) { return c->order ? c->order[i] : i; }
@@ -235,13 +257,12 @@ static void attn_group_items(const attn_ctx *c, int g0, int g1, int nth, attn_it
     const int n_kv = c->kv->n_kv_heads, bs = c->kv->block_size;
     int64_t total = 0;
     for (int i = g0; i < g1; i++) total += c->seqs[attn_seq_at(c, i)].n_q;
-    // enough items per kv head to keep every thread busy
+    // an item per thread at least (each item walks the shared blocks once per kv head)
     int64_t n_items = (total + E2H_ATTN_MAX_TOKENS - 1) / E2H_ATTN_MAX_TOKENS;
-    int64_t want = (2 * nth + n_kv - 1) / n_kv;
-    if (n_items < want) n_items = want < total ? want : total;
+    if (n_items < nth) n_items = nth < total ? nth : total;
     const int64_t per = (total + n_items - 1) / n_items;
-    for (int kh = 0; kh < n_kv; kh++) {
-        attn_item_desc it = {kh, 0, {0}, {0}, {0}, {0}};
+    {
+        attn_item_desc it = {0, n_kv, 0, {0}, {0}, {0}, {0}};
         int64_t used = 0;
         for (int i = g0; i < g1; i++) {
             const int t = attn_seq_at(c, i);
@@ -276,7 +297,7 @@ static void attn_for_items(const attn_ctx *c, int nth, attn_item_visit fn, void 
         const int s = attn_seq_at(c, i++), nq = c->seqs[s].n_q;
         for (int kh = 0; kh < n_kv; kh++)
             for (int i0 = 0; i0 < nq; i0 += E2H_ATTN_QCHUNK) {
-                attn_item_desc it = {kh, 1, {s}, {i0}, {0}, {0}};
+                attn_item_desc it = {kh, kh + 1, 1, {s}, {i0}, {0}, {0}};
                 it.seg_i1[0] = i0 + E2H_ATTN_QCHUNK < nq ? i0 + E2H_ATTN_QCHUNK : nq;
                 fn(c, &it, arg);
             }
