@@ -494,39 +494,40 @@ static void at_tile(const float *qT, const float *kT, const float *vf, __m512i n
 
 // Softmax, merge and PV of R rows (compile-time R <= 4) for one chunk, slots as lanes.
 // s[i]: raw scores of row i; nvr[i]: its visible slots (0: state kept). v: the chunk's V
-// slots, v_type (compile-time) f32 or f16, vstride elements apart. m, l, acc (stride hd): the
-// R rows' running states. pb: 64 floats of scratch.
+// slots, v_type (compile-time) f32 or f16, vstride elements apart. *mv, *lv: the R rows'
+// running m and l as lanes 0..R-1 (kept in registers over a run of chunks); acc (stride hd):
+// their accumulators. pb: 64 floats of scratch. The per-row maxima and sums go into lanes
+// without a trip through memory (a scalar store read back by a vector load stalls).
 static inline __attribute__((always_inline)) void at_rows_finish_t(
     const int R, const int v_type, const __m512 *s, const int32_t *nvr, const void *v,
-    int vstride, int hd, float scale, float *m, float *l, float *acc, float *pb) {
-    float mxa[16], lba[16], faa[16], fba[16];
+    int vstride, int hd, float scale, __m512 *mv, __m512 *lv, float *acc, float *pb) {
+    float faa[16], fba[16];
+    __m512 mx = _mm512_setzero_ps(), lb = _mm512_setzero_ps();
     __mmask16 upd = 0;
     int jmax = 0;
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) {
         if (nvr[i] == 0) {
             _mm512_store_ps(pb + 16 * i, _mm512_setzero_ps());
-            mxa[i] = lba[i] = 0.0f;
             continue;
         }
-        const __mmask16 valid = nvr[i] >= 16 ? 0xffff : tail_mask(nvr[i]);
+        const __mmask16 valid = nvr[i] >= 16 ? 0xffff : tail_mask(nvr[i]), lane = (__mmask16)(1u << i);
         const __m512 si = _mm512_mask_mul_ps(_mm512_set1_ps(-INFINITY), valid, s[i], _mm512_set1_ps(scale));
-        mxa[i] = _mm512_reduce_max_ps(si);
-        const __m512 p = _mm512_maskz_mov_ps(valid, exp512(_mm512_sub_ps(si, _mm512_set1_ps(mxa[i]))));
-        lba[i] = hsum16(p);
+        const float mxi = _mm512_reduce_max_ps(si);
+        const __m512 p = _mm512_maskz_mov_ps(valid, exp512(_mm512_sub_ps(si, _mm512_set1_ps(mxi))));
+        mx = _mm512_mask_mov_ps(mx, lane, _mm512_set1_ps(mxi));
+        lb = _mm512_mask_mov_ps(lb, lane, _mm512_set1_ps(hsum16(p)));
         _mm512_store_ps(pb + 16 * i, p);
-        upd |= (__mmask16)(1u << i);
+        upd |= lane;
         jmax = nvr[i] > jmax ? nvr[i] : jmax;
     }
     if (!upd) return;
     // merge factors of the R rows as lanes (the same lane-wise ops as the tiles)
-    const __mmask16 rm = tail_mask(R);
-    const __m512 mo = _mm512_maskz_loadu_ps(rm, m), lo = _mm512_maskz_loadu_ps(rm, l);
-    const __m512 mx = _mm512_maskz_loadu_ps(rm, mxa), lb = _mm512_maskz_loadu_ps(rm, lba);
+    const __m512 mo = *mv, lo = *lv;
     const __m512 mn = _mm512_max_ps(mo, mx);
     const __m512 fa = exp512(_mm512_sub_ps(mo, mn)), fb = exp512(_mm512_sub_ps(mx, mn));
-    _mm512_mask_storeu_ps(l, upd, _mm512_fmadd_ps(lb, fb, _mm512_mul_ps(lo, fa)));
-    _mm512_mask_storeu_ps(m, upd, mn);
+    *lv = _mm512_mask_mov_ps(lo, upd, _mm512_fmadd_ps(lb, fb, _mm512_mul_ps(lo, fa)));
+    *mv = _mm512_mask_mov_ps(mo, upd, mn);
     _mm512_storeu_ps(faa, fa);
     _mm512_storeu_ps(fba, fb);
     for (int d0 = 0; d0 < hd; d0 += 64) { // 4 vectors of d x R rows = 4R FMA chains
@@ -557,6 +558,10 @@ static inline __attribute__((always_inline)) void at_rows_finish_t(
 #pragma GCC unroll 4
             for (int u = 0; u < 4; u++) {
                 float *o = acc + (int64_t)i * hd + d0 + 16 * u;
+                if (md[u] == 0xffff) { // plain ops: a masked store does not forward to the next chunk's load
+                    _mm512_storeu_ps(o, _mm512_fmadd_ps(a[i][u], fbi, _mm512_mul_ps(_mm512_loadu_ps(o), fai)));
+                    continue;
+                }
                 const __m512 old = _mm512_maskz_loadu_ps(md[u], o);
                 _mm512_mask_storeu_ps(o, md[u], _mm512_fmadd_ps(a[i][u], fbi, _mm512_mul_ps(old, fai)));
             }
@@ -565,9 +570,9 @@ static inline __attribute__((always_inline)) void at_rows_finish_t(
 }
 
 static void at_rows_finish(int R, const __m512 *s, const int32_t *nvr, const void *v, int v_type,
-                           int vstride, int hd, float scale, float *m, float *l, float *acc,
+                           int vstride, int hd, float scale, __m512 *mv, __m512 *lv, float *acc,
                            float *pb) {
-#define AT_RF(RR, TT) at_rows_finish_t(RR, TT, s, nvr, v, vstride, hd, scale, m, l, acc, pb)
+#define AT_RF(RR, TT) at_rows_finish_t(RR, TT, s, nvr, v, vstride, hd, scale, mv, lv, acc, pb)
     if (v_type == E2H_TYPE_F16) {
         switch (R) {
         case 1: AT_RF(1, E2H_TYPE_F16); break;
@@ -642,8 +647,12 @@ static void at_rows(const e2h_attn_phase *ph, int r0, int r1, const int32_t *nv,
         default: at_multi_scores(4, 1, E2H_TYPE_F32, qr, &kc, hd, s); break;
         }
         for (int i = 0; i < R; i++) s1[i] = s[i][0];
-        at_rows_finish(R, s1, nv + r, vf, E2H_TYPE_F32, hp, hd, ph->scale, ph->m + r,
-                       ph->l + r, ph->acc + (int64_t)r * hd, pb);
+        const __mmask16 rm = tail_mask(R);
+        __m512 mv = _mm512_maskz_loadu_ps(rm, ph->m + r), lv = _mm512_maskz_loadu_ps(rm, ph->l + r);
+        at_rows_finish(R, s1, nv + r, vf, E2H_TYPE_F32, hp, hd, ph->scale, &mv, &lv,
+                       ph->acc + (int64_t)r * hd, pb);
+        _mm512_mask_storeu_ps(ph->m + r, rm, mv);
+        _mm512_mask_storeu_ps(ph->l + r, rm, lv);
     }
 }
 
@@ -741,12 +750,16 @@ static void at_rows_batch(const e2h_attn_phase *ph, const at_chunk *ch, int C, f
         }
 #undef AT_MS_T
 #undef AT_MS
+        const __mmask16 rm = tail_mask(R);
+        __m512 mv = _mm512_maskz_loadu_ps(rm, ph->m + r), lv = _mm512_maskz_loadu_ps(rm, ph->l + r);
         for (int c = 0; c < C; c++) { // merge in chunk order
             __m512 sc[4];
             for (int i = 0; i < R; i++) sc[i] = s[i][c];
             at_rows_finish(R, sc, nv + c * nvs + r, ch[c].v, kv->kv_type, hd, hd, ph->scale,
-                           ph->m + r, ph->l + r, ph->acc + (int64_t)r * hd, pb);
+                           &mv, &lv, ph->acc + (int64_t)r * hd, pb);
         }
+        _mm512_mask_storeu_ps(ph->m + r, rm, mv);
+        _mm512_mask_storeu_ps(ph->l + r, rm, lv);
     }
 }
 
