@@ -252,6 +252,52 @@ static inline __m256 ld8_kv(const void *base, int kv_type, int64_t i, int cnt) {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)tmp));
 }
 
+// Two full 8-slot groups of K rows (stride w) against q: two independent fma chains over d.
+static inline __attribute__((always_inline)) void at2_scores16(const int T, const float *qr,
+                                                               const void *k, int64_t base, int w,
+                                                               int hd, __m256 *a0, __m256 *a1) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    for (int d = 0; d < hd; d++) {
+        const __m256 qd = _mm256_set1_ps(qr[d]);
+        const int64_t i = base + (int64_t)d * w;
+        if (T == E2H_TYPE_F16) {
+            s0 = _mm256_fmadd_ps(qd, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const e2h_f16 *)k + i))), s0);
+            s1 = _mm256_fmadd_ps(qd, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const e2h_f16 *)k + i + 8))), s1);
+        } else {
+            s0 = _mm256_fmadd_ps(qd, _mm256_loadu_ps((const float *)k + i), s0);
+            s1 = _mm256_fmadd_ps(qd, _mm256_loadu_ps((const float *)k + i + 8), s1);
+        }
+    }
+    *a0 = s0, *a1 = s1;
+}
+
+// acc[d0, d0 + 32) = fma chains over slots j < nv of p_j * v_j: four independent chains.
+static inline __attribute__((always_inline)) void at2_pv32(const int T, const float *p, int nv,
+                                                           const void *v, int hd, int d0, float *out) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int j = 0; j < nv; j++) {
+        const __m256 pj = _mm256_set1_ps(p[j]);
+        const int64_t i = (int64_t)j * hd + d0;
+        if (T == E2H_TYPE_F16) {
+            const e2h_f16 *vh = (const e2h_f16 *)v + i;
+            a0 = _mm256_fmadd_ps(pj, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)vh)), a0);
+            a1 = _mm256_fmadd_ps(pj, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vh + 8))), a1);
+            a2 = _mm256_fmadd_ps(pj, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vh + 16))), a2);
+            a3 = _mm256_fmadd_ps(pj, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vh + 24))), a3);
+        } else {
+            const float *vf = (const float *)v + i;
+            a0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vf), a0);
+            a1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vf + 8), a1);
+            a2 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vf + 16), a2);
+            a3 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vf + 24), a3);
+        }
+    }
+    _mm256_storeu_ps(out + d0, a0);
+    _mm256_storeu_ps(out + d0 + 8, a1);
+    _mm256_storeu_ps(out + d0 + 16, a2);
+    _mm256_storeu_ps(out + d0 + 24, a3);
+}
+
 void kern_attn_chunk_avx2(const float *q, const int64_t *r_off, const int *n_valid, int n_rows,
                          const void *k, int k_slots, const void *v, int kv_type, int head_dim,
                          float scale, float *m, float *l, float *acc, float *scores) {
@@ -268,6 +314,21 @@ void kern_attn_chunk_avx2(const float *q, const int64_t *r_off, const int *n_val
         for (int j0 = 0; j0 < nv; j0 += 8) {
             const int cnt = nv - j0 >= 8 ? 8 : nv - j0, w = kern_kv_k_width(k_slots, j0);
             const int64_t base = kern_kv_k_index(k_slots, hd, j0, 0);
+            if (j0 % 16 == 0 && nv - j0 >= 16 && w == 16) { // a whole 16-slot chunk: two chains
+                __m256 s[2];
+                if (kv_type == E2H_TYPE_F16) at2_scores16(E2H_TYPE_F16, qr, k, base, w, hd, &s[0], &s[1]);
+                else at2_scores16(E2H_TYPE_F32, qr, k, base, w, hd, &s[0], &s[1]);
+                for (int g = 0; g < 2; g++) {
+                    float tmp[8];
+                    _mm256_storeu_ps(tmp, _mm256_mul_ps(s[g], _mm256_set1_ps(scale)));
+                    for (int u = 0; u < 8; u++) {
+                        scores[j0 + 8 * g + u] = tmp[u];
+                        mx = fmaxf(mx, tmp[u]);
+                    }
+                }
+                j0 += 8;
+                continue;
+            }
             __m256 a = _mm256_setzero_ps();
             for (int d = 0; d < hd; d++)
                 a = _mm256_fmadd_ps(_mm256_set1_ps(qr[d]), ld8_kv(k, kv_type, base + (int64_t)d * w, cnt), a);
@@ -293,7 +354,12 @@ void kern_attn_chunk_avx2(const float *q, const int64_t *r_off, const int *n_val
         m[r] = mx;
         l[r] = hsum8(sum);
         float *a = acc + (int64_t)r * hd;
-        for (int d = 0; d < hd; d += 8) {
+        int d = 0;
+        for (; d + 32 <= hd; d += 32) { // four chains at once where head_dim allows
+            if (kv_type == E2H_TYPE_F16) at2_pv32(E2H_TYPE_F16, scores, nv, v, hd, d, a);
+            else at2_pv32(E2H_TYPE_F32, scores, nv, v, hd, d, a);
+        }
+        for (; d < hd; d += 8) {
             const int cnt = hd - d >= 8 ? 8 : hd - d;
             __m256 av = _mm256_setzero_ps();
             for (int j = 0; j < nv; j++)
