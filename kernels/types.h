@@ -124,15 +124,16 @@ typedef struct {
 } e2h_kv_layer_view;
 
 #define E2H_KV_KCHUNK 16
-// Element (slot, d) of a K piece that has `slots` slots from its first one (block_size for a
-// whole (block, kv_head) piece; a piece may also start at any chunk boundary): chunk c0 =
-// slot rounded down to E2H_KV_KCHUNK starts at c0 * head_dim and holds row d (width w =
-// min(E2H_KV_KCHUNK, slots - c0) slots) at d * w.
-// Width of the chunk holding `slot` (the stride between its rows d and d + 1).
+// Width of the chunk holding `slot` in a K piece of `slots` slots (the stride between the
+// chunk's rows d and d + 1).
 static inline int kern_kv_k_width(int slots, int slot) {
     const int c0 = slot / E2H_KV_KCHUNK * E2H_KV_KCHUNK;
     return slots - c0 < E2H_KV_KCHUNK ? slots - c0 : E2H_KV_KCHUNK;
 }
+// Element (slot, d) of a K piece that has `slots` slots from its first one (block_size for a
+// whole (block, kv_head) piece; a piece may also start at any chunk boundary): chunk c0 =
+// slot rounded down to E2H_KV_KCHUNK starts at c0 * head_dim and holds row d (width w =
+// min(E2H_KV_KCHUNK, slots - c0) slots) at d * w.
 static inline int64_t kern_kv_k_index(int slots, int head_dim, int slot, int d) {
     const int c0 = slot / E2H_KV_KCHUNK * E2H_KV_KCHUNK;
     return (int64_t)c0 * head_dim + (int64_t)d * kern_kv_k_width(slots, slot) + (slot - c0);

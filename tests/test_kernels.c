@@ -618,6 +618,29 @@ static int attn_check_oracle(const attn_case *c, const float *out) {
     return bad;
 }
 
+// The K piece layout's properties the kernels rely on, stated without its formula: every
+// (slot, d) has its own element of the piece; a chunk's row d holds its slots consecutively
+// (vector loads of 16 or 8 lanes); chunk c fills [16c * hd, (16c + w) * hd) (the touch loop
+// reads it as one range).
+TEST(kv_k_index_layout) {
+    const int cfg[][2] = {{16, 64}, {7, 64}, {100, 12}, {5, 16}, {48, 80}, {17, 3}};
+    for (unsigned ci = 0; ci < sizeof cfg / sizeof *cfg; ci++) {
+        const int slots = cfg[ci][0], hd = cfg[ci][1];
+        char *seen = calloc((size_t)slots * hd, 1);
+        int bad = 0;
+        for (int j = 0; j < slots; j++)
+            for (int d = 0; d < hd; d++) {
+                const int64_t i = kern_kv_k_index(slots, hd, j, d);
+                const int c0 = j / 16 * 16, w = slots - c0 < 16 ? slots - c0 : 16;
+                if (i < (int64_t)c0 * hd || i >= (int64_t)(c0 + w) * hd || seen[i]++) bad++;
+                if (j > c0 && i != kern_kv_k_index(slots, hd, j - 1, d) + 1) bad++;
+                if (kern_kv_k_width(slots, j) != w) bad++;
+            }
+        CHECKF(bad == 0, "slots %d hd %d: %d bad", slots, hd, bad);
+        free(seen);
+    }
+}
+
 TEST(attention_vs_double_oracle) {
     // (head_dim, n_heads, n_kv, block_size): awkward sizes, GQA, blocks not dividing contexts,
     // and a block larger than the 64-slot chunk
@@ -811,6 +834,7 @@ int main(void) {
     RUN(rmsnorm_vs_oracle);
     RUN(rope_vs_oracle);
     RUN(swiglu_vs_oracle);
+    RUN(kv_k_index_layout);
     RUN(attention_vs_double_oracle);
     RUN(attention_invariance);
     RUN(attention_long_context_decode);

@@ -252,6 +252,16 @@ static inline __m256 ld8_kv(const void *base, int kv_type, int64_t i, int cnt) {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)tmp));
 }
 
+// Scales a group's 8 score lanes into scores[0, cnt) and raises *mx to their maximum.
+static inline void at2_put_scores(__m256 a, float scale, int cnt, float *scores, float *mx) {
+    float tmp[8];
+    _mm256_storeu_ps(tmp, _mm256_mul_ps(a, _mm256_set1_ps(scale)));
+    for (int u = 0; u < cnt; u++) {
+        scores[u] = tmp[u];
+        *mx = fmaxf(*mx, tmp[u]);
+    }
+}
+
 // Two full 8-slot groups of K rows (stride w) against q: two independent fma chains over d.
 static inline __attribute__((always_inline)) void at2_scores16(const int T, const float *qr,
                                                                const void *k, int64_t base, int w,
@@ -318,26 +328,15 @@ void kern_attn_chunk_avx2(const float *q, const int64_t *r_off, const int *n_val
                 __m256 s[2];
                 if (kv_type == E2H_TYPE_F16) at2_scores16(E2H_TYPE_F16, qr, k, base, w, hd, &s[0], &s[1]);
                 else at2_scores16(E2H_TYPE_F32, qr, k, base, w, hd, &s[0], &s[1]);
-                for (int g = 0; g < 2; g++) {
-                    float tmp[8];
-                    _mm256_storeu_ps(tmp, _mm256_mul_ps(s[g], _mm256_set1_ps(scale)));
-                    for (int u = 0; u < 8; u++) {
-                        scores[j0 + 8 * g + u] = tmp[u];
-                        mx = fmaxf(mx, tmp[u]);
-                    }
-                }
+                at2_put_scores(s[0], scale, 8, scores + j0, &mx);
+                at2_put_scores(s[1], scale, 8, scores + j0 + 8, &mx);
                 j0 += 8;
                 continue;
             }
             __m256 a = _mm256_setzero_ps();
             for (int d = 0; d < hd; d++)
                 a = _mm256_fmadd_ps(_mm256_set1_ps(qr[d]), ld8_kv(k, kv_type, base + (int64_t)d * w, cnt), a);
-            float tmp[8];
-            _mm256_storeu_ps(tmp, _mm256_mul_ps(a, _mm256_set1_ps(scale)));
-            for (int u = 0; u < cnt; u++) {
-                scores[j0 + u] = tmp[u];
-                mx = fmaxf(mx, tmp[u]);
-            }
+            at2_put_scores(a, scale, cnt, scores + j0, &mx);
         }
         // exp over a zero-padded multiple of 8, masked lanes dropped from the sum
         __m256 sum = _mm256_setzero_ps();
