@@ -205,6 +205,7 @@ void eng_get_shape(const e2h_engine *e, eng_shape *out) {
     out->max_batch = e->max_batch;
     out->max_ctx = e->max_ctx;
     out->kernels = e->ops->name;
+    out->feature_layer = e->feat_layer;
 }
 
 // ------------------------------------------------------------------ sequences

@@ -52,6 +52,7 @@ typedef struct {
     int max_batch;       // tokens per forward pass
     int max_ctx;         // longest sequence (the model's context, or its sliding window)
     const char *kernels; // kernel set name (e2h_engine_opts.kernels); owned by the engine
+    int feature_layer;   // e2h_engine_opts.feature_layer (0: none)
 } eng_shape;
 void eng_get_shape(const e2h_engine *e, eng_shape *out);
 

@@ -510,7 +510,8 @@ e2h_status e2h_search_run_batch(e2h_engine *e, const e2h_search_batch *b);
 //   "implicit"       PRIME / EurusPRM: beta * sum over the step's tokens of
 //                    (log pi(token) - log pi_ref(token)), two causal LMs
 //   "head"           e2h's own head (small safetensors, PLAN §4) on the POLICY's hidden state
-//                    at each step end: no PRM model, no extra forward pass
+//                    at each step end [+ the step's mean token log-prob] [+ the residual stream
+//                    after feature_layer blocks there]: no PRM model, no extra forward pass
 // Step scores are in [0, 1] except "implicit" (a log-ratio, unbounded).
 typedef struct e2h_prm e2h_prm;     // a loaded PRM: immutable after load, shareable by engines
 typedef struct {
@@ -529,6 +530,12 @@ e2h_status e2h_prm_load(const char *path, const e2h_model *policy, const e2h_prm
                         e2h_prm **out, char *err, size_t err_len);
 void e2h_prm_free(e2h_prm *p);
 const char *e2h_prm_protocol(const e2h_prm *p);   // the protocol's name (owned by the PRM)
+// The policy layer L a "head" PRM also reads (its metadata feature_layer: features "layer",
+// "layer+mean_logprob", "hidden+mean_logprob+layer"), 0 if none (other heads and protocols).
+// An engine the PRM is attached to must keep that layer: create it with
+// e2h_engine_opts.feature_layer = e2h_prm_feature_layer(p) (e2h_engine_attach_prm refuses an
+// engine that keeps another). A pure read of the immutable PRM: safe from any thread.
+int e2h_prm_feature_layer(const e2h_prm *p);
 // The text that separates steps in a solution string ("\n\n"), owned by the PRM.
 const char *e2h_prm_step_delimiter(const e2h_prm *p);
 // Splits a solution into steps on the protocol's delimiter (a "# Answer" line joins the
@@ -548,6 +555,8 @@ int e2h_prm_split_solution(const e2h_prm *p, const char *text, size_t len, size_
 // on it or on an ancestor forked after the attach). The split evicts cached policy blocks beyond
 // the policy's share; if the live sequences reference more blocks than that share, nothing is
 // attached and E2H_ERR_KV_FULL says so (attach earlier, release sequences or raise --kv-mem).
+// A head that reads a policy layer (e2h_prm_feature_layer) needs an engine created with that
+// feature_layer; another engine is refused (INVALID_ARG, the message names both layers).
 e2h_status e2h_engine_attach_prm(e2h_engine *e, const e2h_prm *p);
 // The PRM attached to e, or NULL.
 const e2h_prm *e2h_engine_prm(const e2h_engine *e);

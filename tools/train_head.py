@@ -196,8 +196,8 @@ def main(argv=None):
     ap.add_argument("--hidden", type=int, default=64, help="MLP width (default 64)")
     ap.add_argument("--features", choices=FEATURES, default="hidden+mean_logprob",
                     help="...+layer / layer...: also the residual stream of e2h label --feature-layer "
-                         "(PREFIX.layer.npy); such heads are scored in numpy (tools/e2h_job.py), the C "
-                         "head protocol reads only hidden[+mean_logprob]")
+                         "(PREFIX.layer.npy; metadata feature_layer); the C head protocol (e2h search / "
+                         "score / serve --prm-head) reads every kind and keeps that layer itself")
     ap.add_argument("--target", choices=["soft", "hard"], default="soft")
     ap.add_argument("--levels", default="1,2,3", help="levels allowed in training (default 1,2,3)")
     ap.add_argument("--all-levels", action="store_true", help="allow every level (the upper line)")

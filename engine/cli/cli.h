@@ -40,7 +40,8 @@ typedef struct {
     const char *kernels;  // --kernels auto|ref|avx2|avx512|avx512bf16|amx|amx-emu
     int no_repack;        // --no-repack
     int feature_layer;    // e2h_engine_opts.feature_layer (set by commands that read it, e.g.
-                          // e2h label --feature-layer; not a shared flag)
+                          // e2h label --feature-layer, or from a --prm-head that reads a
+                          // layer; not a shared flag)
 } cli_model_opts;
 #define CLI_MODEL_OPTS_HELP                                                                   \
     "  -m MODEL            model directory or .gguf file (required)\n"                         \
@@ -58,6 +59,9 @@ void cli_model_opts_init(cli_model_opts *o);
 int cli_model_opts_parse(cli_model_opts *o, int argc, char **argv, int *i);
 // Loads the model and creates an engine; prints the error and returns 2 on failure.
 int cli_open(const cli_model_opts *o, e2h_model **m, e2h_engine **e);
+// Creates an engine over a loaded model (cli_open's second half: e.g. after loading a PRM head
+// whose feature layer the engine must keep); prints the error and returns 2 on failure.
+int cli_engine(const cli_model_opts *o, const e2h_model *m, e2h_engine **e);
 
 // Reads a text file ("-" = stdin) into a NUL-terminated malloc'd buffer. A directory, a
 // symlink loop, a read error or (unless allow_nul) a NUL byte inside the text is an error

@@ -169,6 +169,16 @@ int cli_open(const cli_model_opts *o, e2h_model **m, e2h_engine **e) {
     const char *flag = cli_flag_of(err);
     if (st) return cli_fail("%s%s%s (%s)", flag ? flag : "", flag ? ": " : "", err, e2h_status_name(st));
     if (!e) return 0;
+    int rc = cli_engine(o, *m, e);
+    if (rc) {
+        e2h_model_free(*m);
+        *m = NULL;
+    }
+    return rc;
+}
+
+int cli_engine(const cli_model_opts *o, const e2h_model *m, e2h_engine **e) {
+    char err[1024] = "";
     e2h_engine_opts eo = {0};
     eo.n_threads = o->n_threads;
     eo.kv_mem_gib = o->kv_mem_gib;
@@ -176,11 +186,9 @@ int cli_open(const cli_model_opts *o, e2h_model **m, e2h_engine **e) {
     eo.max_batch_tokens = o->batch;
     eo.kernels = o->kernels;
     eo.feature_layer = o->feature_layer;
-    st = e2h_engine_init(*m, &eo, e, err, sizeof err);
+    e2h_status st = e2h_engine_init(m, &eo, e, err, sizeof err);
     if (st) {
-        e2h_model_free(*m);
-        *m = NULL;
-        flag = cli_flag_of(err);
+        const char *flag = cli_flag_of(err);
         return cli_fail("%s%s%s (%s)", flag ? flag : "", flag ? ": " : "", err, e2h_status_name(st));
     }
     return 0;

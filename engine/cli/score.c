@@ -148,6 +148,7 @@ static int score_run(score_args *a) {
     eo.kv_f16 = a->mo.kv_f16;
     eo.max_batch_tokens = a->mo.batch;
     eo.kernels = a->mo.kernels;
+    eo.feature_layer = e2h_prm_feature_layer(p); // a head that reads a policy layer: keep it
     // a model PRM runs in an engine on its own model (no policy, no second pool); a head on
     // the policy's engine
     const e2h_model *run = e2h_prm_model(p) ? e2h_prm_model(p) : pol;

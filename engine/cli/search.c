@@ -591,25 +591,25 @@ static int sa_done(void *ctx, void *tag, e2h_status st, const char *msg, e2h_sea
     return f->rc != 0;
 }
 
+// Loads the PRM (if any) into a->prm_obj before the engine exists: a head that reads a policy
+// layer sets the feature_layer the engine is created with.
+static int sa_load_prm(srch_args *a, e2h_model *m) {
+    if (!a->prm && !a->prm_head) return 0;
+    char err[1024] = "";
+    e2h_prm_opts po = e2h_prm_opts_default();
+    po.protocol = a->prm_head ? "head" : a->prm_protocol;
+    po.load.quant = a->mo.quant;
+    e2h_status st = e2h_prm_load(a->prm ? a->prm : a->prm_head, m, &po, &a->prm_obj, err, sizeof err);
+    return st ? cli_fail("%s (%s)", err, e2h_status_name(st)) : 0;
+}
+
 static int sa_run(srch_args *a, e2h_model *m, e2h_engine *e) {
-    if (!e2h_model_tokenizer(m)) return cli_fail("%s: the policy has no tokenizer", a->mo.model);
     const char *protocol = NULL;
-    e2h_prm *prm = NULL;
-    if (a->prm || a->prm_head) {
-        char err[1024] = "";
-        e2h_prm_opts po = e2h_prm_opts_default();
-        po.protocol = a->prm_head ? "head" : a->prm_protocol;
-        po.load.quant = a->mo.quant;
-        e2h_status st = e2h_prm_load(a->prm ? a->prm : a->prm_head, m, &po, &prm, err, sizeof err);
-        if (st) return cli_fail("%s (%s)", err, e2h_status_name(st));
-        st = e2h_engine_attach_prm(e, prm);
-        if (st) {
-            e2h_prm_free(prm);
-            return cli_fail("attaching the PRM: %s (%s)", e2h_engine_last_error(e), e2h_status_name(st));
-        }
-        protocol = e2h_prm_protocol(prm);
+    if (a->prm_obj) {
+        e2h_status st = e2h_engine_attach_prm(e, a->prm_obj);
+        if (st) return cli_fail("attaching the PRM: %s (%s)", e2h_engine_last_error(e), e2h_status_name(st));
+        protocol = e2h_prm_protocol(a->prm_obj);
     }
-    a->prm_obj = prm;
     int rc = sa_check_chat(a, m);
     if (!rc) rc = sa_load_fewshot(a);
     if (rc) return rc;
@@ -682,19 +682,12 @@ int cli_search(int argc, char **argv) {
         need = batch < cap ? batch : cap;
         a.mo.kv_mem_gib = need > 1 ? need : 1;
     }
-    e2h_engine_opts eo = {0};
-    eo.n_threads = a.mo.n_threads;
-    eo.kv_mem_gib = a.mo.kv_mem_gib;
-    eo.kv_f16 = a.mo.kv_f16;
-    eo.max_batch_tokens = a.mo.batch;
-    eo.kernels = a.mo.kernels;
-    char err[1024] = "";
-    e2h_status est = e2h_engine_init(m, &eo, &e, err, sizeof err);
-    if (est) {
-        e2h_model_free(m);
-        return cli_fail("%s (%s)", err, e2h_status_name(est));
-    }
-    rc = sa_run(&a, m, e);
+    a.prm_obj = NULL;
+    if (!e2h_model_tokenizer(m)) rc = cli_fail("%s: the policy has no tokenizer", a.mo.model);
+    if (!rc) rc = sa_load_prm(&a, m);
+    a.mo.feature_layer = e2h_prm_feature_layer(a.prm_obj); // (0 without a PRM)
+    if (!rc) rc = cli_engine(&a.mo, m, &e);
+    if (!rc) rc = sa_run(&a, m, e);
     e2h_engine_free(e); // detaches the PRM, which must outlive the engine
     e2h_prm_free(a.prm_obj);
     e2h_model_free(m);

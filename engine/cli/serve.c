@@ -73,7 +73,9 @@ static int serve_parse(srv *s, int argc, char **argv) {
     return 0;
 }
 
-static int serve_attach_prm(srv *s) {
+// Loads the PRM (if any) before the engine exists: a head that reads a policy layer sets the
+// feature_layer the engine is created with.
+static int serve_load_prm(srv *s) {
     if (!s->prm_path && !s->prm_head) return 0;
     char err[1024] = "";
     e2h_prm_opts po = e2h_prm_opts_default();
@@ -81,17 +83,19 @@ static int serve_attach_prm(srv *s) {
     po.load.quant = s->mo.quant;
     e2h_status st = e2h_prm_load(s->prm_head ? s->prm_head : s->prm_path, s->m, &po, &s->prm, err, sizeof err);
     if (st) return cli_fail("%s (%s)", err, e2h_status_name(st));
-    if ((st = e2h_engine_attach_prm(s->e, s->prm)))
-        return cli_fail("attaching the PRM: %s (%s)", e2h_engine_last_error(s->e), e2h_status_name(st));
+    s->mo.feature_layer = e2h_prm_feature_layer(s->prm);
     return 0;
 }
 
 // Loads the model (and PRM); fills what the handlers read.
 static int serve_open(srv *s) {
-    int rc = cli_open(&s->mo, &s->m, &s->e);
+    int rc = cli_open(&s->mo, &s->m, NULL);
     if (rc) return rc;
     if (!e2h_model_tokenizer(s->m)) return cli_fail("%s: the model has no tokenizer", s->mo.model);
-    if ((rc = serve_attach_prm(s))) return rc;
+    if ((rc = serve_load_prm(s)) || (rc = cli_engine(&s->mo, s->m, &s->e))) return rc;
+    e2h_status st;
+    if (s->prm && (st = e2h_engine_attach_prm(s->e, s->prm)))
+        return cli_fail("attaching the PRM: %s (%s)", e2h_engine_last_error(s->e), e2h_status_name(st));
     s->txt = srv_text_model(s->m);
     s->have_prm = s->prm != NULL;
     e2h_model_info mi;

@@ -1,7 +1,10 @@
 // engine/prm/head.c — "head": e2h's shared-backbone PRM, a small head (PLAN.md §4: linear or
 // 2-layer MLP in a safetensors file whose metadata names the layer, pooling and step
 // delimiter) on the POLICY's final-normed hidden state at the last token of each step (the
-// token that completes its "\n\n"). Scoring policy samples costs no PRM forward pass.
+// token that completes its "\n\n") [+ the step's mean token log-prob] [+ the residual stream
+// after feature_layer blocks at that token, which the policy engine keeps: e2h_prm_feature_layer],
+// in tools/train_head.py's column order (prm.c prm_head_inputs). Scoring policy samples costs no
+// PRM forward pass.
 //
 // Text layout (for e2h_prm_score_texts; as the policy samples): the policy's chat prompt
 // (ChatML: its default system turn, user = problem, then "<|im_start|>assistant\n"; the

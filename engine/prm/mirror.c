@@ -168,6 +168,14 @@ e2h_status e2h_engine_attach_prm(e2h_engine *e, const e2h_prm *p) {
     const e2h_model *pm = e2h_engine_model(e); // the policy
     if (!p->proto->needs_model && p->policy != pm)
         return PRM_ERR(e, E2H_ERR_INVALID_ARG, "attach_prm: the head was loaded for another policy model");
+    eng_shape sh;
+    eng_get_shape(e, &sh);
+    if (p->feature_layer && sh.feature_layer != p->feature_layer)
+        return PRM_ERR(e, E2H_ERR_INVALID_ARG, "attach_prm: the head reads policy layer %d (its "
+                       "feature_layer) but the engine keeps %s%d: create the engine with "
+                       "feature_layer = %d (e2h_prm_feature_layer)", p->feature_layer,
+                       sh.feature_layer ? "layer " : "no layer, feature_layer = ", sh.feature_layer,
+                       p->feature_layer);
     struct prm_rt *rt = calloc(1, sizeof *rt);
     if (!rt) return E2H_ERR_NOMEM;
     rt->prm = p;
@@ -183,8 +191,6 @@ e2h_status e2h_engine_attach_prm(e2h_engine *e, const e2h_prm *p) {
     for (int j = 0; j < n_models; j++)
         if (models[j] != pm) per_tok += eng_kv_bytes_per_token(models[j], f16), new_models++;
     size_t tokens = total / per_tok;
-    eng_shape sh;
-    eng_get_shape(e, &sh);
     e2h_status st = E2H_OK;
     char err[512] = "";
     for (int j = 0; j < n_models && !st; j++) {
@@ -486,7 +492,7 @@ static e2h_status job_read(e2h_engine *e, struct prm_rt *rt, prm_job *j, e2h_seq
             const float *h = e2h_seq_hidden_at(m[0], j->b.read[k]);
             if (!h) return PRM_ERR(e, E2H_ERR_INVALID_ARG, "internal: PRM read at %d not captured",
                                    j->b.read[k]);
-            sc = prm_read_hidden(p, h, 0);
+            sc = prm_read_hidden(p, h, 0, NULL); // (a PRM model's head reads no policy layer)
         }
         out[k] = sc;
     }
@@ -560,22 +566,28 @@ static int add_new_steps(e2h_engine *e, const e2h_prm *p, e2h_seq *s, struct prm
 
 // ---------------------------------------------------------------- head protocol
 
-// Hidden state at policy position pos: captured, the last token's, or recomputed through a
-// temporary fork truncated after pos (one token's forward pass).
-static e2h_status head_hidden(e2h_engine *e, e2h_seq *s, int32_t pos, float *h, int dim) {
-    const float *x = pos == e2h_seq_len(s) - 1 ? e2h_seq_hidden(s) : e2h_seq_hidden_at(s, pos);
-    if (x) {
-        memcpy(h, x, (size_t)dim * sizeof *h);
-        return E2H_OK;
-    }
+// Hidden state at policy position pos into h (dim) and, for a head that reads a policy layer,
+// that layer's residual stream into h + dim (dim): captured, the last token's, or recomputed
+// through a temporary fork truncated after pos (one token's forward pass).
+static e2h_status head_hidden(e2h_engine *e, e2h_seq *s, int32_t pos, float *h, int dim, int layer) {
+    int last = pos == e2h_seq_len(s) - 1;
+    const float *x = last ? e2h_seq_hidden(s) : e2h_seq_hidden_at(s, pos);
+    const float *xl = last ? e2h_seq_hidden_layer(s) : e2h_seq_hidden_layer_at(s, pos);
     e2h_seq *c = NULL;
-    e2h_status st = e2h_seq_fork(e, s, 1, &c);
-    if (!st) st = e2h_seq_truncate(e, c, pos + 1);
-    if (!st) st = e2h_engine_sync(e, &c, 1);
+    e2h_status st = E2H_OK;
+    if (!x) { // not kept: recompute it
+        st = e2h_seq_fork(e, s, 1, &c);
+        if (!st) st = e2h_seq_truncate(e, c, pos + 1);
+        if (!st) st = e2h_engine_sync(e, &c, 1);
+        if (!st) x = e2h_seq_hidden(c), xl = e2h_seq_hidden_layer(c);
+        if (!st && !x) st = PRM_ERR(e, E2H_ERR_INVALID_ARG, "internal: no hidden state after sync");
+    }
+    if (!st && layer && !xl) // (attach checks the engine's feature_layer)
+        st = PRM_ERR(e, E2H_ERR_INVALID_ARG, "head: the engine keeps no feature layer (the head "
+                     "reads layer %d)", layer);
     if (!st) {
-        x = e2h_seq_hidden(c);
-        if (x) memcpy(h, x, (size_t)dim * sizeof *h);
-        else st = PRM_ERR(e, E2H_ERR_INVALID_ARG, "internal: no hidden state after sync");
+        memcpy(h, x, (size_t)dim * sizeof *h);
+        if (layer) memcpy(h + dim, xl, (size_t)dim * sizeof *h);
     }
     if (c) e2h_seq_release(e, c);
     return st;
@@ -595,7 +607,7 @@ static e2h_status score_head(e2h_engine *e, struct prm_rt *rt, e2h_seq *const *s
     const e2h_prm *p = rt->prm;
     e2h_status st = e2h_engine_sync(e, seqs, n);
     if (st) return st;
-    float *h = malloc((size_t)p->dim * sizeof *h);
+    float *h = malloc((size_t)p->dim * 2 * sizeof *h); // (dim) hidden, (dim) feature layer
     if (!h) return E2H_ERR_NOMEM;
     for (int i = 0; i < n && !st; i++) {
         e2h_seq *s = seqs[i];
@@ -611,13 +623,14 @@ static e2h_status score_head(e2h_engine *e, struct prm_rt *rt, e2h_seq *const *s
         if (added < 0) { st = E2H_ERR_NOMEM; break; }
         for (int k = first; k < q->n_steps && !st; k++) {
             int32_t a = k ? q->end_tok[k - 1] : e2h_seq_n_prompt(s), pos = q->end_tok[k] - 1;
-            if ((st = head_hidden(e, s, pos, h, p->dim))) {
+            if ((st = head_hidden(e, s, pos, h, p->dim, p->feature_layer))) {
                 // (KV_FULL in the temporary fork) forget the unscored steps so the next call
                 // scores them, instead of counting steps whose scores were never written
                 q->n_steps = k;
                 break;
             }
-            q->scores[k] = prm_read_hidden(p, h, p->head_mean_logprob ? mean_logprob(s, a, pos + 1) : 0);
+            float mlp = p->head_mean_logprob ? mean_logprob(s, a, pos + 1) : 0;
+            q->scores[k] = prm_read_hidden(p, h, mlp, p->feature_layer ? h + p->dim : NULL);
         }
         if (st) break;
         if (is_final) q->final_done = 1;
@@ -756,8 +769,9 @@ e2h_status e2h_prm_score_texts(e2h_engine *e, const char *problem, const char *c
     } else if (!st) {
         for (int k = 0; k < n_steps; k++) {
             const float *h = e2h_seq_hidden_at(m[0], j.b.read[k]);
+            const float *hl = e2h_seq_hidden_layer_at(m[0], j.b.read[k]); // NULL: no layer kept
             float mlp = p->head_mean_logprob ? mean_logprob(m[0], j.b.span0[k], j.b.span1[k]) : 0;
-            step_scores[k] = h ? prm_read_hidden(p, h, mlp) : NAN;
+            step_scores[k] = h ? prm_read_hidden(p, h, mlp, hl) : NAN;
         }
     }
     for (int pe = 0; pe < 2; pe++)

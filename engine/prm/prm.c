@@ -2,6 +2,7 @@
 // solution splitting and aggregation.
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,20 +49,32 @@ static double prm_dot(const float *a, const float *b, int n) {
     return s;
 }
 
-// out[j] = w2[j] . relu(w1 x + b1) + b2[j] (or w2 x + b2 for a linear head). x = [h, extra].
-static void prm_head_eval(const e2h_prm *p, const float *h, float extra, double *out) {
-    int in = p->head_in, dim = p->dim;
-    double hid[4096], *hb = hid;
+// A head's input x (head_in) in tools/train_head.py features()' column order: [h (dim) if
+// head_hidden_in, extra (1) if head_mean_logprob, hl (dim) if feature_layer].
+typedef struct {
+    const float *h, *hl; // (dim) final-normed hidden state, feature-layer residual stream
+    float extra;         // the step's mean token log-prob
+} prm_x;
+
+// w . x for one weight row w (head_in).
+static double prm_dot_x(const e2h_prm *p, const float *w, const prm_x *x) {
+    double s = 0;
+    int c = 0;
+    if (p->head_hidden_in) s += prm_dot(w, x->h, p->dim), c += p->dim;
+    if (p->head_mean_logprob) s += (double)w[c++] * x->extra;
+    if (p->feature_layer) s += prm_dot(w + c, x->hl, p->dim);
+    return s;
+}
+
+// out[o] = w2[o] . relu(w1 x + b1) + b2[o] (or w2[o] . x + b2[o] for a linear head).
+static void prm_head_eval(const e2h_prm *p, const prm_x *x, double *out) {
+    double hid[4096], *hb = hid; // (head_hidden)
     double *heap = NULL;
     if (p->w1 && p->head_hidden > 4096) hb = heap = malloc((size_t)p->head_hidden * sizeof *hb);
     if (p->w1 && !hb) { out[0] = out[1] = NAN; return; }
-    if (p->w1) {
-        for (int j = 0; j < p->head_hidden; j++) {
-            const float *w = p->w1 + (size_t)j * in;
-            double s = p->b1[j] + prm_dot(w, h, dim);
-            if (in > dim) s += (double)w[dim] * extra;
-            hb[j] = s > 0 ? s : 0;
-        }
+    for (int j = 0; p->w1 && j < p->head_hidden; j++) {
+        double s = p->b1[j] + prm_dot_x(p, p->w1 + (size_t)j * p->head_in, x);
+        hb[j] = s > 0 ? s : 0;
     }
     for (int o = 0; o < p->head_out; o++) {
         double s = p->b2 ? p->b2[o] : 0;
@@ -69,28 +82,28 @@ static void prm_head_eval(const e2h_prm *p, const float *h, float extra, double 
             const float *w = p->w2 + (size_t)o * p->head_hidden;
             for (int j = 0; j < p->head_hidden; j++) s += (double)w[j] * hb[j];
         } else {
-            const float *w = p->w2 + (size_t)o * in;
-            s += prm_dot(w, h, dim);
-            if (in > dim) s += (double)w[dim] * extra;
+            s += prm_dot_x(p, p->w2 + (size_t)o * p->head_in, x);
         }
         out[o] = s;
     }
     free(heap);
 }
 
-float prm_read_hidden(const e2h_prm *p, const float *h, float mean_lp) {
+float prm_read_hidden(const e2h_prm *p, const float *h, float mean_lp, const float *hl) {
     double o[2];
+    prm_x x = {h, hl, mean_lp};
     switch (p->proto->read) {
     case PRM_READ_MEAN_SIGMOID:
         return prm_sigmoid(prm_dot(p->mean_row, h, p->dim));
     case PRM_READ_PLUS_MINUS:
         return prm_sigmoid(prm_dot(p->pm_rows, h, p->dim) - prm_dot(p->pm_rows + p->dim, h, p->dim));
     case PRM_READ_CLS2:
-        prm_head_eval(p, h, 0, o);
+        prm_head_eval(p, &x, o);
         return prm_sigmoid(o[1] - o[0]); // softmax over 2 classes, P(class 1)
     case PRM_READ_VALUE:
     case PRM_READ_HEAD:
-        prm_head_eval(p, h, mean_lp, o);
+        if (p->feature_layer && !hl) return NAN; // (callers pass the layer row; see mirror.c)
+        prm_head_eval(p, &x, o);
         return prm_sigmoid(o[0]);
     case PRM_READ_IMPLICIT:
         break;
@@ -132,7 +145,7 @@ bad:
 e2h_status prm_read_mlp_head(e2h_prm *p, const char *path, const char *w1, const char *b1,
                              const char *w2, const char *b2, int n_out, char *err, size_t err_len) {
     if (!path) path = p->model->path;
-    if (p->head_in <= 0) p->head_in = p->dim;
+    if (p->head_in <= 0) p->head_in = p->dim, p->head_hidden_in = 1; // a model's head: x = h
     e2h_status st;
     if (w1) {
         int64_t sh[2] = {0, 0};
@@ -167,6 +180,51 @@ static const char *md_str(const cJSON *md, const char *key) {
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+// A head file's features (tools/train_head.py FEATURES) -> which inputs x holds, in column
+// order [hidden, mean log-prob, feature layer]. NULL metadata: "hidden".
+static const struct {
+    const char *name;
+    int hidden, mean_lp, layer;
+} prm_head_features[] = {
+    {"hidden", 1, 0, 0}, {"hidden+mean_logprob", 1, 1, 0}, {"layer", 0, 0, 1},
+    {"layer+mean_logprob", 0, 1, 1}, {"hidden+mean_logprob+layer", 1, 1, 1},
+};
+
+// Sets the head's inputs from metadata 'features' and 'feature_layer' (1..n_layers for the
+// kinds that read a layer; absent or "0" for the others).
+static e2h_status prm_head_inputs(e2h_prm *p, const char *path, const char *feat, const char *fl,
+                                  int n_layers, char *err, size_t err_len) {
+    int k = 0, n = (int)(sizeof prm_head_features / sizeof prm_head_features[0]);
+    while (feat && k < n && strcmp(feat, prm_head_features[k].name)) k++;
+    if (k == n) {
+        fmt_errf(err, err_len, "%s: __metadata__ field 'features' must be one of hidden, "
+                 "hidden+mean_logprob, layer, layer+mean_logprob, hidden+mean_logprob+layer", path);
+        return E2H_ERR_UNSUPPORTED;
+    }
+    long L = fl ? -1 : 0; // -1: not an integer
+    char *end = NULL;
+    if (fl) {
+        errno = 0;
+        long v = strtol(fl, &end, 10);
+        if (!errno && end != fl && !*end) L = v;
+    }
+    int want = prm_head_features[k].layer;
+    if (want ? L >= 1 && L <= n_layers : L == 0) {
+        p->feature_layer = (int)L;
+    } else {
+        char need[64];
+        if (want) snprintf(need, sizeof need, "a layer in 1..%d (the policy's layers)", n_layers);
+        else snprintf(need, sizeof need, "\"0\" or no field (they read no layer)");
+        fmt_errf(err, err_len, "%s: __metadata__ field 'feature_layer' is %s%s%s; features \"%s\" need %s",
+                 path, fl ? "\"" : "", fl ? fl : "missing", fl ? "\"" : "", prm_head_features[k].name, need);
+        return L < 0 || !fl ? E2H_ERR_FORMAT : E2H_ERR_INVALID_ARG;
+    }
+    p->head_hidden_in = prm_head_features[k].hidden;
+    p->head_mean_logprob = prm_head_features[k].mean_lp;
+    p->head_in = p->dim * (p->head_hidden_in + (p->feature_layer > 0)) + p->head_mean_logprob;
+    return E2H_OK;
+}
+
 static e2h_status prm_load_head_file(e2h_prm *p, const char *path, char *err, size_t err_len) {
     char *js = prm_st_metadata(path, err, err_len);
     if (!js) return E2H_ERR_FORMAT;
@@ -177,8 +235,10 @@ static e2h_status prm_load_head_file(e2h_prm *p, const char *path, char *err, si
     const char *dim = md_str(md, "dim"), *mid = md_str(md, "model_id"), *layer = md_str(md, "layer");
     const char *pool = md_str(md, "pooling"), *delim = md_str(md, "step_delimiter");
     const char *feat = md_str(md, "features"), *act = md_str(md, "activation");
+    const char *fl = md_str(md, "feature_layer");
     e2h_model_info pi;
     e2h_model_get_info(p->policy, &pi);
+    p->dim = pi.dim; // (prm_head_inputs sizes x by it)
     if (!fmt || strcmp(fmt, "e2h-head")) {
         fmt_errf(err, err_len, "%s: __metadata__ field 'format' must be \"e2h-head\"", path);
     } else if (!ver || strcmp(ver, "1")) {
@@ -205,14 +265,7 @@ static e2h_status prm_load_head_file(e2h_prm *p, const char *path, char *err, si
     } else if (delim && strcmp(delim, "\n\n")) {
         fmt_errf(err, err_len, "%s: __metadata__ field 'step_delimiter': only \"\\n\\n\"", path);
         st = E2H_ERR_UNSUPPORTED;
-    } else if (feat && strcmp(feat, "hidden") && strcmp(feat, "hidden+mean_logprob")) {
-        fmt_errf(err, err_len, "%s: __metadata__ field 'features' must be \"hidden\" or "
-                 "\"hidden+mean_logprob\"", path);
-        st = E2H_ERR_UNSUPPORTED;
-    } else {
-        p->head_mean_logprob = feat && !strcmp(feat, "hidden+mean_logprob");
-        p->dim = pi.dim;
-        p->head_in = pi.dim + p->head_mean_logprob;
+    } else if (!(st = prm_head_inputs(p, path, feat, fl, pi.n_layers, err, err_len))) {
         snprintf(p->head_model_id, sizeof p->head_model_id, "%s", mid);
         if (!strcmp(kind, "linear"))
             st = prm_read_mlp_head(p, path, NULL, NULL, "w", "b", 1, err, err_len);
@@ -390,6 +443,7 @@ void e2h_prm_free(e2h_prm *p) {
 }
 
 const char *e2h_prm_protocol(const e2h_prm *p) { return p ? p->name : NULL; }
+int e2h_prm_feature_layer(const e2h_prm *p) { return p ? p->feature_layer : 0; }
 const char *e2h_prm_step_delimiter(const e2h_prm *p) { return p ? p->proto->delimiter : "\n\n"; }
 
 // ---------------------------------------------------------------- text helpers

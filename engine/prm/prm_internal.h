@@ -103,7 +103,12 @@ struct e2h_prm {
     // a one- or two-layer head: hidden = relu(w1 x + b1) (if w1), out = w2 hidden + b2
     int head_in, head_hidden, head_out;
     float *w1, *b1, *w2, *b2;
-    int head_mean_logprob;     // head file: one extra input, the step's mean token log-prob
+    // head file inputs, in tools/train_head.py features()' column order: x = [hidden (dim) if
+    // head_hidden_in, mean log-prob (1) if head_mean_logprob, feature layer (dim) if
+    // feature_layer]; head_in is their total
+    int head_hidden_in;        // the final-normed hidden state
+    int head_mean_logprob;     // the step's mean token log-prob
+    int feature_layer;         // 0, or L: the residual stream after L blocks (engine feature_layer)
     char head_model_id[33];
 };
 
@@ -113,7 +118,9 @@ extern const prm_protocol prm_proto_e2h_paper, prm_proto_math_shepherd, prm_prot
 
 // Score of one step from the final-normed hidden state h (dim) at its read position.
 // mean_lp: the step's mean token log-prob (head files with that feature), else ignored.
-float prm_read_hidden(const struct e2h_prm *p, const float *h, float mean_lp);
+// hl (dim): the residual stream after p->feature_layer blocks at the same position (head files
+// that read a layer; NULL otherwise: then such a head scores NaN).
+float prm_read_hidden(const struct e2h_prm *p, const float *h, float mean_lp, const float *hl);
 
 // The PRM engine j (0: the PRM model, 1: implicit's reference) attached to e, or NULL (tests).
 e2h_engine *prm_engine_of(const e2h_engine *e, int j);

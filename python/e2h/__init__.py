@@ -538,6 +538,12 @@ class PRM(_Handle):
         return lib().e2h_prm_protocol(self._live()).decode()
 
     @property
+    def feature_layer(self):
+        """The policy layer a "head" also reads (its metadata feature_layer), 0 if none; an engine it is
+        attached to must be created with that feature_layer (the engine property does so)."""
+        return int(lib().e2h_prm_feature_layer(self._live())) if lib().has("e2h_prm_feature_layer") else 0
+
+    @property
     def step_delimiter(self):
         d = lib().e2h_prm_step_delimiter(self._live()) if lib().has("e2h_prm_step_delimiter") else None
         return d.decode("utf-8") if d else "\n\n"
@@ -567,7 +573,8 @@ class PRM(_Handle):
                     raise E2HError(1, f"{self.path}: PRM has no model; pass policy=")
                 model = Model(self.path, _borrowed=(mp, self))
                 self._model_view = model
-            self._engine = Engine(model, **self._engine_args)
+            fl = self.feature_layer
+            self._engine = Engine(model, **self._engine_args, **({"feature_layer": fl} if fl else {}))
             self._engine.attach_prm(self)
         return self._engine
 

@@ -127,6 +127,7 @@ SIGS = {
     "e2h_prm_load": (c_int, [c_char_p, vp, P(PRMOpts), P(vp), c_char_p, c_size_t]),
     "e2h_prm_free": (None, [vp]),
     "e2h_prm_protocol": (c_char_p, [vp]),
+    "e2h_prm_feature_layer": (c_int, [vp]),
     "e2h_prm_step_delimiter": (c_char_p, [vp]),
     "e2h_prm_split_solution": (c_int, [vp, c_char_p, c_size_t, P(c_size_t), P(c_size_t), c_int]),
     "e2h_prm_model": (vp, [vp]),
