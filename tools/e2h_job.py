@@ -55,7 +55,7 @@ def sh(cmd, **kw):
 def stage_problems(a, out):
     ev = os.path.join(out, "hard_eval.jsonl")
     sh([sys.executable, os.path.join(TOOLS, "gen_leveled_task.py"), "--seed", a.task_seed,
-        "--levels", a.eval_levels, "--start", EVAL_START, "--per-level", a.per_level, "-o", ev])
+        "--levels", a.eval_levels, "--start", a.eval_start, "--per-level", a.per_level, "-o", ev])
     if a.problems:  # a given problems file (MATH, GSM8K) instead of the generated task
         ev = a.problems
     return ev
@@ -64,6 +64,12 @@ def stage_problems(a, out):
 # ------------------------------------------------------------------ stages 2, 3
 
 def stage_labels(a, out):
+    """Step labels from easy problems (levels 1-3) and, for the comparisons only, from hard
+    training problems (levels 4-5, generator indices below the evaluation ones).
+    --labels checker (default): `e2h label --rollouts 0` samples solutions step by step and
+    tools/step_check.py labels each step against the reference solution (the role PRM800K's
+    human labelers play; the leveled task only). --labels rollouts: Math-Shepherd labels from
+    rollouts forked at every step end (any task with reference answers)."""
     easy = os.path.join(out, "train_easy.jsonl")
     hard = os.path.join(out, "train_hard.jsonl")
     gen = [sys.executable, os.path.join(TOOLS, "gen_leveled_task.py"), "--seed", a.task_seed,
@@ -74,10 +80,15 @@ def stage_labels(a, out):
         (["--fewshot", a.fewshot] if a.fewshot else []) + ["--solutions",
               a.label_solutions, "--rollouts", a.label_rollouts, "--seed", a.seed, "-t", a.threads,
               "--kv-mem", str(a.kv_mem)] + (["--feature-layer", a.feature_layer] if a.feature_layer else [])
-    label_run(a, [a.e2h, "label", "--problems", easy, "--levels", "1,2,3"] + common,
-              os.path.join(out, "labels_easy"), n_problems(easy, "1,2,3"))
-    label_run(a, [a.e2h, "label", "--problems", hard, "--levels", "4,5", "--allow-hard"] + common,
-              os.path.join(out, "labels_hard"), n_problems(hard, "4,5"))
+    if a.labels == "checker":
+        common += ["--max-tokens", a.max_tokens]
+    for path, levels, tag, extra in ((easy, "1,2,3", "easy", []), (hard, "4,5", "hard", ["--allow-hard"])):
+        pre = os.path.join(out, f"labels_{tag}" if a.labels == "rollouts" else f"samples_{tag}")
+        label_run(a, [a.e2h, "label", "--problems", path, "--levels", levels] + extra + common,
+                  pre, n_problems(path, levels))
+        if a.labels == "checker":
+            sh([sys.executable, os.path.join(TOOLS, "step_check.py"), pre, "--problems", path,
+                "-o", os.path.join(out, f"labels_{tag}")])
 
 
 def n_problems(path, levels, any_level=False):
@@ -188,6 +199,8 @@ def search(a, out, problems, method, n, head, tag):
         cmd += ["--fewshot", a.fewshot]
     if method in ("beam", "dvts"):
         cmd += ["-M", a.beam_width]
+    if method == "weighted":
+        cmd += ["--weighted-agg", a.weighted_agg]
     if head and a.prm:
         cmd += ["--prm", a.prm] + (["--prm-protocol", a.prm_protocol] if a.prm_protocol else [])
     elif head:
@@ -261,7 +274,7 @@ def offline_run(a, out, problems, n, temp, head, tag):
     method = "greedy" if n == 1 else "weighted"
     with open(res, "w") as fo:
         fo.write(json.dumps({"config": {"policy": a.policy, "prm": head, "protocol": "head",
-                             "method": method, "n": n, "m": n, "seed": a.seed, "temperature": float(a.temp),
+                             "method": method, "n": n, "m": n, "seed": a.seed, "weighted_agg": a.weighted_agg, "temperature": float(a.temp),
                              "top_p": 1, "max_tokens": a.max_tokens, "problems": problems,
                              "shard": "0/1", "source": "e2h label --rollouts 0 (offline head scoring)"}}) + "\n")
         for uid, sols in by.items():
@@ -279,7 +292,7 @@ def offline_run(a, out, problems, n, temp, head, tag):
                                         "last": ss[-1]},
                                 "tokens": sum(r["tokens"] for r, _ in steps)})
             how = "selected" if n == 1 else "weighted"
-            i = 0 if n == 1 else pick(samples, "weighted")
+            i = 0 if n == 1 else pick(samples, "weighted", a.weighted_agg)
             sel = samples[i] if i is not None else None
             p = probs[uid]
             fo.write(json.dumps({"unique_id": uid, "level": p.get("level"), "problem": p["problem"],
@@ -308,14 +321,38 @@ def outcome_logprob_auc(out, n):
     return th.auc([min(v[0]) for v in sol.values()], [v[1] for v in sol.values()])
 
 
+def checker_step_auc(problems, rows):
+    """AUC of a head's step scores against tools/step_check.py's labels of the same steps, or nan
+    where the problems are not the leveled task (no reference equations to check against)."""
+    sys.path.insert(0, TOOLS)
+    import step_check
+    import train_head as th
+    try:
+        ref = step_check.load_problems(problems)
+    except SystemExit as ex:
+        log(f"no step AUC: {ex}")
+        return float("nan")
+    sc, lab = [], []
+    for r in rows:
+        rs, ans = ref[r["unique_id"]]
+        for s in r["samples"]:
+            for text, v in zip(s["steps"], s["step_scores"]):
+                y = step_check.step_label(text, rs, ans)
+                if y is not None and v is not None:
+                    sc.append(v)
+                    lab.append(y)
+    return th.auc(sc, lab)
+
+
 def read_results(path):
     rows = [json.loads(l) for l in open(path) if l.strip()]
     cfg = rows[0].get("config", {}) if rows and "config" in rows[0] else {}
     return cfg, [r for r in rows if "unique_id" in r]
 
 
-def pick(samples, how):
-    """Index of the selected sample among samples (k = all of them), or None."""
+def pick(samples, how, agg="prod"):
+    """Index of the selected sample among samples (k = all of them), or None. Weighted voting
+    sums the solutions' `agg` step-score aggregate per answer (e2h search --weighted-agg)."""
     keyed = [(i, s) for i, s in enumerate(samples) if s.get("key")]
     if not keyed:
         return None
@@ -325,14 +362,14 @@ def pick(samples, how):
     score = collections.defaultdict(float)
     first = {}
     for i, s in keyed:
-        w = 1.0 if how == "maj" else (s["agg"]["prod"] or 0.0)
+        w = 1.0 if how == "maj" else (s["agg"][agg] or 0.0)
         score[s["key"]] += w
         first.setdefault(s["key"], i)
     best = max(score, key=lambda k: (score[k], -first[k]))
     return first[best]
 
 
-def credit(samples, how):
+def credit(samples, how, agg="prod"):
     """Expected correctness of rule `how` on all of samples, ties sharing the credit (as
     e2h report): maj / weighted vote over answer keys, bon = best min step score."""
     keyed = [s for s in samples if s.get("key")]
@@ -344,20 +381,20 @@ def credit(samples, how):
         return sum(bool(s["correct"]) for s in top) / len(top)
     score, ok = collections.defaultdict(float), {}
     for s in keyed:
-        score[s["key"]] += 1.0 if how == "maj" else (s["agg"]["prod"] or 0.0)
+        score[s["key"]] += 1.0 if how == "maj" else (s["agg"][agg] or 0.0)
         ok[s["key"]] = ok.get(s["key"], False) or bool(s["correct"])
     best = max(score.values())
     win = [k for k, v in score.items() if v == best]
     return sum(ok[k] for k in win) / len(win)
 
 
-def correct_of(rows, how):
+def correct_of(rows, how, agg="prod"):
     out = {}
     for r in rows:
         if how == "selected":
             out[r["unique_id"]] = float(bool(r["selected"]["correct"]))
         else:
-            out[r["unique_id"]] = credit(r["samples"], how)
+            out[r["unique_id"]] = credit(r["samples"], how, agg)
     return out
 
 
@@ -419,9 +456,6 @@ def stage_evaluate(a, out, problems, head):
                 L = int(meta.get("feature_layer", 0))
                 if a.feature_layer not in (0, L):
                     raise SystemExit(f"e2h-job: head {h} reads layer {L}, --feature-layer {a.feature_layer} given")
-                if a.via == "search":
-                    raise SystemExit(f"e2h-job: head {h} reads layer {L} (features {meta['features']}); the C head "
-                                     "protocol of e2h search reads only hidden[+mean_logprob]: use --via label")
                 a.feature_layer = L
     if a.via == "label":
         runs = {"greedy": offline_run(a, out, problems, 1, 0, head, "greedy"),
@@ -449,7 +483,7 @@ def stage_evaluate(a, out, problems, head):
     lines["greedy"] = correct_of(greedy, "selected")
     lines[f"maj@{n}"] = correct_of(rr, "maj")
     lines[f"bon@{n} (easy head)"] = correct_of(rr, "bon")
-    lines[f"weighted@{n} (easy head)"] = correct_of(rr, "weighted")
+    lines[f"weighted@{n} (easy head)"] = correct_of(rr, "weighted", a.weighted_agg)
     lines[f"pass@{n}"] = {r["unique_id"]: any(s["correct"] for s in r["samples"]) for r in rr}
     for m in a.search_methods.split(","):
         if m:
@@ -458,7 +492,7 @@ def stage_evaluate(a, out, problems, head):
     if "rerank_all" in runs:
         _, ra = read_results(runs["rerank_all"])
         lines[f"bon@{n} (all-levels head)"] = correct_of(ra, "bon")
-        lines[f"weighted@{n} (all-levels head)"] = correct_of(ra, "weighted")
+        lines[f"weighted@{n} (all-levels head)"] = correct_of(ra, "weighted", a.weighted_agg)
     levels = sorted({r["level"] for r in rr if r.get("level") is not None})
     by_level = collections.defaultdict(list)
     for r in rr:
@@ -476,7 +510,8 @@ def stage_evaluate(a, out, problems, head):
         r = subprocess.run([rep, "report", "--help"], capture_output=True, text=True)
         if r.returncode == 0:
             sh([rep, "report", runs["greedy"], runs["rerank"]] +
-               [runs[m] for m in a.search_methods.split(",") if m] + ["--png", png])
+               [runs[m] for m in a.search_methods.split(",") if m] +
+               ["--weighted-agg", a.weighted_agg, "--png", png])
     except OSError:
         pass
     # the closing line: weighted@N (easy head) vs maj@N on the hard problems, paired bootstrap
@@ -498,6 +533,8 @@ def stage_evaluate(a, out, problems, head):
         ok = [bool(s["correct"]) for s in sam]
         for agg in ("min", "prod", "last"):
             summary[f"auc_outcome_{agg}[{name}]"] = th.auc([s["agg"][agg] for s in sam], ok)
+    for name, rows in heads:
+        summary[f"auc_steps_checker[{name}]"] = checker_step_auc(problems, rows)
     sam = [s for r in rr for s in r["samples"]]
     summary["n_samples"] = len(sam)
     # a baseline without any head: fewer steps = more likely right (a product of scores < 1 favours
@@ -507,8 +544,17 @@ def stage_evaluate(a, out, problems, head):
     summary["auc_outcome_mean_logprob_baseline"] = outcome_logprob_auc(out, n)
     print("outcome AUC (solution score vs correctness, all sampled hard solutions): " + ", ".join(
         f"{k[12:]} {v:.3f}" for k, v in summary.items() if k.startswith("auc_outcome_") and v == v))
+    steps = {k[18:-1]: v for k, v in summary.items() if k.startswith("auc_steps_checker[") and v == v}
+    if steps:
+        print("step AUC on the sampled hard steps (tools/step_check.py labels; no head saw these problems): "
+              + ", ".join(f"{k} {v:.3f}" for k, v in steps.items()))
+    bv, gv = lines[f"bon@{n} (easy head)"], lines["greedy"]
+    bd, blo, bhi = bootstrap([float(bv[u]) - float(gv.get(u, 0.0)) for u in ids], seed=2)
+    summary["bon_vs_greedy"] = {"gap": bd, "ci95": [blo, bhi]}
     json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=1)
-    print(f"\nhard problems (levels {','.join(map(str, levels)) or 'n/a'}, n={len(ids)}): "
+    print(f"\nhard problems: bon@{n} with the easy-trained evaluator {sum(bv[u] for u in ids) / len(ids):.3f} "
+          f"vs greedy {sum(gv.get(u, 0.0) for u in ids) / len(ids):.3f}: gap {bd:+.3f}, 95% CI [{blo:+.3f}, {bhi:+.3f}]")
+    print(f"hard problems (levels {','.join(map(str, levels)) or 'n/a'}, n={len(ids)}): "
           f"weighted@{n} with the easy-trained evaluator {summary[f'weighted@{n}']:.3f} vs maj@{n} "
           f"{summary[f'maj@{n}']:.3f}: gap {d:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}]")
 
@@ -529,25 +575,40 @@ def main(argv=None):
     ap.add_argument("-o", "--out", default=os.path.join(REPO, "runs", "e2h-job"))
     ap.add_argument("--per-level", type=int, default=10, help="hard problems per level (default 10)")
     ap.add_argument("--eval-levels", default="4,5")
+    ap.add_argument("--eval-start", type=int, default=EVAL_START,
+                    help=f"first generator index of the evaluation problems (default {EVAL_START}; "
+                         f"training problems use indices from {TRAIN_START}, fewer than {EVAL_START})")
     ap.add_argument("-n", type=int, default=16, help="N of maj/BoN/weighted/search (default 16)")
     ap.add_argument("--search-methods", default="", help="e.g. beam,rebase (default none)")
     ap.add_argument("--beam-width", type=int, default=4)
+    ap.add_argument("--weighted-agg", choices=["min", "prod", "mean", "last"], default="prod",
+                    help="step-score aggregate that weighted voting sums per answer (default prod, "
+                         "as e2h search --weighted-agg)")
     ap.add_argument("--temp", default="0.7")
     ap.add_argument("--max-tokens", type=int, default=160)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--task-seed", type=int, default=0)
     ap.add_argument("--head-seed", type=int, default=0)
     ap.add_argument("--head-kind", default="linear")
-    ap.add_argument("--head-features", help="train_head.py --features (default its own)")
-    ap.add_argument("--feature-layer", type=int, default=0,
+    ap.add_argument("--head-features", default="hidden+mean_logprob+layer",
+                    help="train_head.py --features of the heads stage 3 trains (default "
+                         "hidden+mean_logprob+layer: the final hidden state, the step's mean log-prob "
+                         "and the residual stream after --feature-layer blocks)")
+    ap.add_argument("--feature-layer", type=int, default=None,
                     help="e2h label --feature-layer L: also record the residual stream after L blocks "
-                         "(for heads with features ...+layer; default 0 = none)")
+                         "(stage 2: default 20 when --head-features reads a layer, else 0; stage 4: "
+                         "the head's own layer)")
     ap.add_argument("--shard", type=int, default=0,
                     help="run e2h label in shards of this many problems (resumable; same rows)")
-    ap.add_argument("--label-per-level", type=int, default=24)
-    ap.add_argument("--label-hard-per-level", type=int, default=20)
-    ap.add_argument("--label-solutions", type=int, default=4)
-    ap.add_argument("--label-rollouts", type=int, default=4)
+    ap.add_argument("--labels", choices=["checker", "rollouts"], default="checker",
+                    help="stage 2 step labels: checker (tools/step_check.py on sampled solutions; the "
+                         "leveled task) or rollouts (Math-Shepherd, e2h label --rollouts R)")
+    ap.add_argument("--label-per-level", type=int, help="easy training problems per level "
+                    "(default 200 with checker labels, 24 with rollouts)")
+    ap.add_argument("--label-hard-per-level", type=int, help="hard training problems per level, for the "
+                    "all-levels head only (default 100 / 20)")
+    ap.add_argument("--label-solutions", type=int, help="sampled solutions per problem (default 16 / 4)")
+    ap.add_argument("--label-rollouts", type=int, help="rollouts per step end (default 0 / 4)")
     ap.add_argument("-t", "--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--via", choices=["label", "search"], default="label",
                     help="stage 4 sampling: 'label' (e2h label --rollouts 0 + the head in numpy; "
@@ -555,12 +616,24 @@ def main(argv=None):
                          "--search-methods beam,rebase). Default label")
     ap.add_argument("--resume", action="store_true", help="append to existing results (same config)")
     a = ap.parse_args(argv)
+    for k, checker, rollouts in (("label_per_level", 200, 24), ("label_hard_per_level", 100, 20),
+                                 ("label_solutions", 16, 4), ("label_rollouts", 0, 4)):
+        if getattr(a, k) is None:
+            setattr(a, k, checker if a.labels == "checker" else rollouts)
+    if a.feature_layer is None:
+        a.feature_layer = 20 if (2 in {int(v) for v in a.stages.split(",") if v.strip().isdigit()}
+                                 and "layer" in a.head_features.split("+")) else 0
+    if a.labels == "checker" and a.label_rollouts:
+        ap.error("--labels checker labels sampled solutions: --label-rollouts must be 0")
     stages = {int(s) for s in a.stages.split(",") if s}
     if not stages <= {1, 2, 3, 4}:
         ap.error("--stages: 1..4")
     for p in (a.e2h, a.policy):
         if not os.path.exists(p):
             raise SystemExit(f"e2h-job: {p} not found (make, make model)")
+    if a.eval_start < max(a.label_per_level, a.label_hard_per_level):
+        ap.error(f"--eval-start {a.eval_start}: the training problems use generator indices "
+                 f"{TRAIN_START}..{max(a.label_per_level, a.label_hard_per_level) - 1}")
     os.makedirs(a.out, exist_ok=True)
     t0 = time.time()
     problems = stage_problems(a, a.out) if 1 in stages else (a.problems or os.path.join(a.out, "hard_eval.jsonl"))

@@ -155,6 +155,75 @@ def test_train_head_refuses_hard_rows(tmp_path):
         th.main([str(tmp_path / "easy"), "-o", str(tmp_path / "y.safetensors"), "--hard-ids", str(hard)])
 
 
+sc = load("step_check", "tools/step_check.py")
+
+
+def test_step_check_labels():
+    """The checker marks a step correct only when each equation is one of the reference's (with
+    + and * operands in either order) and a stated answer is the reference answer."""
+    sol = "Eva has 3 * 4 = 12 books.\n\n12 - 2 = 10 books.\n\n10 + 5 = 15 books.\n\nThe answer is 15."
+    ref = sc.reference_set(sol)
+    cases = {
+        "Eva has 3 * 4 = 12 books.\n\n": 1,
+        "4 x 3 = 12 books.\n\n": 1,            # commuted, 'x' for times
+        "5 + 10 = 15 books.\n\n": 1,
+        "12 - 2 = 10 books. Then 10 + 5 = 15 books.\n\n": 1,
+        "2 - 12 = -10 books.\n\n": 0,          # - does not commute
+        "12 - 2 = 9 books.\n\n": 0,            # wrong arithmetic
+        "12 + 2 = 14 books.\n\n": 0,           # right arithmetic, not the story's operation
+        "12 - 2 = 10 books. 10 + 6 = 16.\n\n": 0,  # one wrong equation spoils the step
+        "The answer is 15.": 1,
+        "10 + 5 = 15 books.\n\nThe answer is 16.": 0,
+        "The answer is 1,5.": 1,                # digits with a thousands separator read as 15
+        "Eva has some books.\n\n": None,
+        "": None,
+    }
+    for text, want in cases.items():
+        assert sc.step_label(text, ref, "15") == want, text
+    # every step of every generated reference solution checks as correct
+    for line in run_gen("--per-level", "20", "--seed", "7").splitlines():
+        p = json.loads(line)
+        r = sc.reference_set(p["solution"])
+        for step in p["solution"].split("\n\n"):
+            assert sc.step_label(step, r, p["answer"]) == 1, (p["unique_id"], step)
+
+
+def test_step_check_cli(tmp_path):
+    probs = tmp_path / "p.jsonl"
+    probs.write_text(run_gen("--per-level", "1", "--levels", "1"))
+    p = json.loads(probs.read_text())
+    steps = [p["solution"].split("\n\n")[0] + "\n\n", "I like apples.\n\n", "9 + 9 = 17.\n\n",
+             "The answer is " + p["answer"] + "."]
+    cfg = {"config": {"model_id": "0" * 32, "dim": 2, "feature_layer": 3}}
+    with open(tmp_path / "l.jsonl", "w") as f:
+        f.write(json.dumps(cfg) + "\n")
+        for i, t in enumerate(steps):
+            f.write(json.dumps({"row": i, "unique_id": p["unique_id"], "level": 1, "solution": 0, "step": i,
+                                "final": i == 3, "text": t, "soft": 0.0, "hard": 0}) + "\n")
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    np.save(tmp_path / "l.npy", x)
+    np.save(tmp_path / "l.layer.npy", x[:, :2] * 10)
+    assert sc.main([str(tmp_path / "l"), "--problems", str(probs), "-o", str(tmp_path / "c")]) == 0
+    rows = [json.loads(l) for l in open(tmp_path / "c.jsonl")]
+    assert rows[0]["config"]["labels"] == "checker" and rows[0]["config"]["checker_unlabeled"] == 1
+    assert [(r["step"], r["hard"], r["soft"]) for r in rows[1:]] == [(0, 1, 1.0), (2, 0, 0.0), (3, 1, 1.0)]
+    assert [r["row"] for r in rows[1:]] == [0, 1, 2]
+    assert np.array_equal(np.load(tmp_path / "c.npy"), x[[0, 2, 3]])
+    assert np.array_equal(np.load(tmp_path / "c.layer.npy"), x[[0, 2, 3], :2] * 10)
+    # train_head reads it (a head trains on checker labels like on rollout labels)
+    cfg2, r2, x2 = th.load_labels(str(tmp_path / "c"))
+    assert len(r2) == 3 and x2.shape == (3, 3)
+    # MATH-style problems (no reference equation) and unknown problems are refused
+    math = tmp_path / "math.jsonl"
+    math.write_text(json.dumps({"unique_id": p["unique_id"], "solution": "So $x=2$.", "answer": "2"}) + "\n")
+    with pytest.raises(SystemExit, match="no equation"):
+        sc.main([str(tmp_path / "l"), "--problems", str(math), "-o", str(tmp_path / "d")])
+    other = tmp_path / "other.jsonl"
+    other.write_text(run_gen("--per-level", "1", "--levels", "2"))
+    with pytest.raises(SystemExit, match="is not in"):
+        sc.main([str(tmp_path / "l"), "--problems", str(other), "-o", str(tmp_path / "d")])
+
+
 def test_auc():
     assert th.auc([0.1, 0.2, 0.3, 0.4], [0, 0, 1, 1]) == 1.0
     assert th.auc([0.4, 0.3, 0.2, 0.1], [0, 0, 1, 1]) == 0.0
@@ -274,3 +343,31 @@ def test_head_sweep_smoke(tmp_path):
                             "--configs", "linear hidden", "--fractions", "0.5,1", "--json", str(tmp_path / "c.json")]) == 0
     c = json.load(open(tmp_path / "c.json"))["results"]
     assert c["linear hidden @ 1"]["n_problems"] == 60 and 0 < c["linear hidden @ 0.5"]["n_problems"] < 60
+
+
+@pytest.mark.skipif(not DEFAULT.exists(), reason="default model absent (make model)")
+def test_job_checker_labels_end_to_end(tmp_path):
+    """Stages 1-4 with checker labels on a few problems: the easy head trains on levels 1-3 only
+    (ids), the all-levels head on 1-5, stage 4 reports the step AUC against the checker and the
+    two closing lines; an evaluation range overlapping the training problems is refused."""
+    from safetensors import safe_open
+    job = [sys.executable, str(REPO / "tools/e2h_job.py"), "--e2h", E2H, "-o", str(tmp_path), "-t", "2",
+           "--label-per-level", "4", "--label-hard-per-level", "2", "--label-solutions", "2", "-n", "2",
+           "--per-level", "2", "--max-tokens", "64"]
+    p = subprocess.run(job + ["--stages", "1,2,3,4"], capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "step_check:" in p.stderr and "labels_easy" in p.stderr
+    for name, levels in (("head_easy", "1,2,3"), ("head_all", "1,2,3,4,5")):
+        with safe_open(str(tmp_path / f"{name}.safetensors"), "np") as f:
+            meta = f.metadata()
+        assert meta["trained_levels"] == levels and meta["features"] == "hidden+mean_logprob+layer"
+        assert meta["feature_layer"] == "20"
+    ids = (tmp_path / "head_easy.ids.txt").read_text().split()
+    assert ids and not any("/L4/" in u or "/L5/" in u for u in ids)
+    rows = [json.loads(l) for l in open(tmp_path / "labels_easy.jsonl")][1:]
+    assert rows and all(r["label_source"] == "checker" and r["hard"] in (0, 1) for r in rows)
+    s = json.load(open(tmp_path / "summary.json"))
+    assert "auc_steps_checker[easy head]" in s and "bon_vs_greedy" in s and s["n_problems"] == 4
+    assert "bon@2 with the easy-trained evaluator" in p.stdout and "weighted@2 with the easy-trained" in p.stdout
+    p = subprocess.run(job + ["--stages", "1", "--eval-start", "3"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "--eval-start" in p.stderr
