@@ -36,6 +36,9 @@ static const char *search_usage =
     "  --top-p P           nucleus sampling (default 1.0)\n"
     "  --max-tokens N      generated tokens per solution (default 2048)\n"
     "  --max-rounds N      step rounds of beam/dvts/rebase (default 40)\n"
+    "  --bon-agg A         step-score aggregate BoN ranks by: min (default), prod, mean, last\n"
+    "  --weighted-agg A    aggregate weighted voting sums per answer: prod (default), min, ...\n"
+    "  --search-agg A      aggregate beam/dvts/rebase rank by: last (default), min, prod, mean\n"
     "  -o FILE             results JSONL (appended to when it exists: resume)\n"
     "  --shard I/N         only the problems whose index (0-based line of a problem) is I mod N\n"
     "  --system TEXT       system turn of the prompt (default: an instruction to solve step\n"
@@ -112,6 +115,10 @@ static int sa_parse(srch_args *a, int argc, char **argv) {
         else if (!strcmp(f, "--top-p")) { if (cli_parse_float(f, v, 0, 1, &a->top_p)) return 2; }
         else if (!strcmp(f, "--max-tokens")) { if (cli_parse_int(f, v, 1, 1 << 24, &x)) return 2; a->so.max_tokens = (int32_t)x; }
         else if (!strcmp(f, "--max-rounds")) { if (cli_parse_int(f, v, 1, 100000, &x)) return 2; a->so.max_rounds = (int)x; }
+        else if (!strcmp(f, "--bon-agg") || !strcmp(f, "--weighted-agg") || !strcmp(f, "--search-agg")) {
+            e2h_agg *dst = f[2] == 'b' ? &a->so.agg_bon : f[2] == 'w' ? &a->so.agg_weighted : &a->so.agg_search;
+            if (e2h_agg_parse(v, dst)) return cli_fail("%s: '%s' is not one of min, prod, mean, last", f, v);
+        }
         else if (!strcmp(f, "--search-batch")) { if (cli_parse_int(f, v, 1, 256, &x)) return 2; a->batch = (int)x; }
         else if (!strcmp(f, "--limit")) { if (cli_parse_int(f, v, 0, 1L << 40, &x)) return 2; a->limit = x; }
         else if (!strcmp(f, "--shard")) {
@@ -171,6 +178,12 @@ static cJSON *sa_config(const srch_args *a, const char *protocol) {
     if (a->system) cJSON_AddStringToObject(c, "system", a->system);
     if (a->fewshot) cJSON_AddStringToObject(c, "fewshot", a->fewshot);
     if (a->no_chat) cJSON_AddFalseToObject(c, "chat");
+    // aggregates only when not the defaults (results files of earlier runs resume unchanged)
+    e2h_search_opts d = e2h_search_opts_default();
+    if (a->so.agg_bon != d.agg_bon) cJSON_AddStringToObject(c, "bon_agg", e2h_agg_name(a->so.agg_bon));
+    if (a->so.agg_weighted != d.agg_weighted)
+        cJSON_AddStringToObject(c, "weighted_agg", e2h_agg_name(a->so.agg_weighted));
+    if (a->so.agg_search != d.agg_search) cJSON_AddStringToObject(c, "search_agg", e2h_agg_name(a->so.agg_search));
     return c;
 }
 

@@ -112,6 +112,8 @@ def test_gsm8k_schema(tmp_path):
     (["--method", "frob", "-n", "4"], "--method"),
     (["--method", "maj", "-n", "0"], "-n"),
     (["--method", "maj", "--shard", "2/2"], "--shard"),
+    (["--method", "weighted", "--weighted-agg", "max", "--prm-head", "x"], "--weighted-agg"),
+    (["--method", "bon", "--bon-agg", "", "--prm-head", "x"], "--bon-agg"),
 ])
 def test_bad_options_exit_2(tmp_path, args, msg):
     probs = tmp_path / "p.jsonl"
@@ -183,6 +185,42 @@ def test_bon_with_a_head(tmp_path):
     p = run("--policy", DEFAULT, "--prm-head", os.path.join(pol, "head_linear.safetensors"),
             "--problems", str(probs), "--method", "bon", "-n", "2", "-o", str(tmp_path / "x.jsonl"))
     assert p.returncode == 2, p.stderr
+
+
+def test_weighted_and_bon_aggregates(tmp_path):
+    """--weighted-agg / --bon-agg: the selected answer is the vote (or the best sample) by that
+    aggregate of each sample's step scores, recomputed here from the samples' own agg fields; the
+    config records a non-default aggregate (and a results file of another aggregate is not resumed)."""
+    import collections
+    probs = tmp_path / "p.jsonl"
+    write_jsonl(probs, PROBLEMS)
+    pol, head = DEFAULT, os.path.join(ROOT, "weights", "e2h_head_smollm2_easy.safetensors")
+    n_contested = 0
+    for method, flag, agg in (("weighted", "--weighted-agg", "min"), ("weighted", "--weighted-agg", "last"),
+                              ("bon", "--bon-agg", "prod"), ("bon", "--bon-agg", "last")):
+        out = tmp_path / f"{method}_{agg}.jsonl"
+        p = run("--policy", pol, "--prm-head", head, "--problems", str(probs), "--method", method, "-n", "6",
+                "--max-tokens", "96", "--temp", "1.0", "--seed", "3", flag, agg, "-o", str(out), "--quiet")
+        assert p.returncode == 0, p.stderr
+        rows = read(out)
+        assert rows[0]["config"][flag[2:].replace("-", "_")] == agg
+        for r in rows[1:]:
+            keyed = [s for s in r["samples"] if s["key"]]
+            if len({s["key"] for s in keyed}) < 2:
+                continue
+            n_contested += 1
+            if method == "weighted":
+                w = collections.defaultdict(float)
+                for s in keyed:
+                    w[s["key"]] += s["agg"][agg]
+                assert w[r["selected"]["answer"]] == pytest.approx(max(w.values()), rel=1e-6)
+            else:
+                best = max(s["agg"][agg] for s in r["samples"])  # BoN ranks every sample
+                assert any(s["agg"][agg] == best and s["key"] == r["selected"]["answer"] for s in r["samples"])
+    assert n_contested >= 2  # the checks above compared different answers
+    p = run("--policy", pol, "--prm-head", head, "--problems", str(probs), "--method", "weighted", "-n", "6",
+            "--max-tokens", "96", "--temp", "1.0", "--seed", "3", "-o", str(tmp_path / "weighted_min.jsonl"), "--quiet")
+    assert p.returncode == 2 and "config" in p.stderr.lower(), p.stderr
 
 
 def tokenize(model, text, bos):
