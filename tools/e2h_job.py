@@ -72,10 +72,18 @@ def stage_labels(a, out):
     rollouts forked at every step end (any task with reference answers)."""
     easy = os.path.join(out, "train_easy.jsonl")
     hard = os.path.join(out, "train_hard.jsonl")
-    gen = [sys.executable, os.path.join(TOOLS, "gen_leveled_task.py"), "--seed", a.task_seed,
-           "--start", TRAIN_START]
-    sh(gen + ["--levels", "1,2,3", "--per-level", a.label_per_level, "-o", easy])
-    sh(gen + ["--levels", "4,5", "--per-level", a.label_hard_per_level, "-o", hard])
+    if a.train_problems:  # e.g. ../shared/data/math/math_train.jsonl: its own levels
+        take_levels(a.train_problems, easy, (1, 2, 3), a.label_per_level)
+        take_levels(a.train_problems, hard, (4, 5), a.label_hard_per_level)
+        if a.labels == "checker":  # refused before any sampling when the checker cannot read it
+            sys.path.insert(0, TOOLS)
+            import step_check
+            step_check.load_problems(easy)
+    else:
+        gen = [sys.executable, os.path.join(TOOLS, "gen_leveled_task.py"), "--seed", a.task_seed,
+               "--start", TRAIN_START]
+        sh(gen + ["--levels", "1,2,3", "--per-level", a.label_per_level, "-o", easy])
+        sh(gen + ["--levels", "4,5", "--per-level", a.label_hard_per_level, "-o", hard])
     common = ["-m", a.policy] + (["--system", a.system] if a.system is not None else []) + \
         (["--fewshot", a.fewshot] if a.fewshot else []) + ["--solutions",
               a.label_solutions, "--rollouts", a.label_rollouts, "--seed", a.seed, "-t", a.threads,
@@ -89,6 +97,40 @@ def stage_labels(a, out):
         if a.labels == "checker":
             sh([sys.executable, os.path.join(TOOLS, "step_check.py"), pre, "--problems", path,
                 "-o", os.path.join(out, f"labels_{tag}")])
+
+
+def level_of(row):
+    """A problem's level as an int (MATH writes "Level 3"), or None."""
+    L = row.get("level")
+    if L in (None, ""):
+        return None
+    try:
+        return int(str(L).replace("Level ", ""))
+    except ValueError:
+        return None
+
+
+def take_levels(src, dst, levels, per_level):
+    """The first per_level problems of each of levels from src (a MATH-schema JSONL) into dst."""
+    got = {L: [] for L in levels}
+    for i, line in enumerate(open(src), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as ex:
+            raise SystemExit(f"e2h-job: {src}:{i}: not JSON ({ex})")
+        L = level_of(row) if isinstance(row, dict) else None
+        if L in got and len(got[L]) < per_level:
+            got[L].append(line if line.endswith("\n") else line + "\n")
+    empty = [L for L, rows in got.items() if not rows]
+    if empty:
+        raise SystemExit(f"e2h-job: {src}: no problem of level {empty[0]} (--train-problems needs levels "
+                         f"{','.join(map(str, levels))})")
+    with open(dst, "w") as fo:
+        for L in levels:
+            fo.writelines(got[L])
+    log(f"{dst}: {sum(map(len, got.values()))} problems of levels {levels} from {src}")
 
 
 def n_problems(path, levels, any_level=False):
@@ -142,8 +184,8 @@ def label_run(a, cmd, pre, n):
     log(f"{pre}: {len(rows)} steps from {len(parts)} shards")
 
 
-def stage_head(a, out):
-    ev = os.path.join(out, "hard_eval.jsonl")
+def stage_head(a, out, problems):
+    ev = problems  # the evaluation problems: no training id may be among them
     base = [sys.executable, os.path.join(TOOLS, "train_head.py"), "--seed", a.head_seed,
             "--kind", a.head_kind] + (["--features", a.head_features] if a.head_features else [])
     easy_head = os.path.join(out, "head_easy.safetensors")
@@ -600,6 +642,9 @@ def main(argv=None):
                          "the head's own layer)")
     ap.add_argument("--shard", type=int, default=0,
                     help="run e2h label in shards of this many problems (resumable; same rows)")
+    ap.add_argument("--train-problems", help="stage 2 on this MATH-schema JSONL's levels 1-3 (and 4-5 for the "
+                    "all-levels head) instead of the generated task, e.g. ../shared/data/math/math_train.jsonl "
+                    "with --labels rollouts; its ids must not be among the evaluation problems")
     ap.add_argument("--labels", choices=["checker", "rollouts"], default="checker",
                     help="stage 2 step labels: checker (tools/step_check.py on sampled solutions; the "
                          "leveled task) or rollouts (Math-Shepherd, e2h label --rollouts R)")
@@ -641,7 +686,7 @@ def main(argv=None):
     if 2 in stages:
         stage_labels(a, a.out)
     if 3 in stages:
-        head = stage_head(a, a.out)
+        head = stage_head(a, a.out, problems)
         if not a.all_levels_head:
             a.all_levels_head = os.path.join(a.out, "head_all.safetensors")
     if 4 in stages:

@@ -76,9 +76,13 @@ def load_problems(path):
             continue
         try:
             p = json.loads(line)
-            uid, sol, ans = p["unique_id"], p["solution"], str(p["answer"])
+            uid, sol = p["unique_id"], p["solution"]
         except (ValueError, KeyError, TypeError) as ex:
-            raise SystemExit(f"{path}:{i}: not a problem line with unique_id, solution, answer ({ex})")
+            raise SystemExit(f"{path}:{i}: not a problem line with unique_id and solution ({ex})")
+        if not isinstance(p.get("answer"), (str, int, float)):
+            raise SystemExit(f"{path}:{i}: problem {uid}: no field \"answer\" (the checker compares "
+                             "stated answers with it)")
+        ans = str(p["answer"])
         ref = reference_set(sol)
         if not ref:
             raise SystemExit(f"{path}:{i}: problem {uid}: its reference solution has no equation "

@@ -63,6 +63,17 @@ static char *job_json_text(const cJSON *v) {
     return NULL;
 }
 
+// The reference answer: field "answer", else the final answer of field "solution" (MATH's train
+// and test files carry only the solution, with its \boxed{} answer); NULL if neither.
+static char *job_answer_of(const cJSON *j) {
+    const cJSON *an = cJSON_GetObjectItemCaseSensitive(j, "answer");
+    const cJSON *so = cJSON_GetObjectItemCaseSensitive(j, "solution");
+    if (an || !cJSON_IsString(so)) return job_json_text(an);
+    char buf[1024];
+    if (!e2h_answer_extract(so->valuestring, strlen(so->valuestring), buf, sizeof buf)) return NULL;
+    return strdup(buf);
+}
+
 int job_read_problems(const char *path, job_problems *out) {
     memset(out, 0, sizeof *out);
     size_t len;
@@ -85,15 +96,15 @@ int job_read_problems(const char *path, job_problems *out) {
             break;
         }
         const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "problem");
-        const cJSON *an = cJSON_GetObjectItemCaseSensitive(j, "answer");
         const cJSON *lv = cJSON_GetObjectItemCaseSensitive(j, "level");
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "unique_id");
         int level = job_level_of(lv);
-        char *ans = job_json_text(an);
+        char *ans = job_answer_of(j);
         if (!cJSON_IsString(pr) || !ans || level < 0 || (id && !cJSON_IsString(id))) {
             rc = cli_fail("%s:%d: %s", path, line,
                           !cJSON_IsString(pr) ? "field \"problem\" missing or not a string"
-                          : !ans ? "field \"answer\" missing or not a string/number"
+                          : !ans ? "field \"answer\" missing or not a string/number (and no "
+                                   "\"solution\" with a final answer)"
                           : level < 0 ? "field \"level\" must be 1..5 or \"Level N\""
                                       : "field \"unique_id\" is not a string");
             free(ans);

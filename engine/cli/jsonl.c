@@ -39,10 +39,16 @@ const char *jl_problem_parse(const char *line, size_t len, long lineno, jl_probl
     int gsm = 0;
     if (!q) { q = cJSON_GetObjectItemCaseSensitive(j, "question"); gsm = q != NULL; }
     const cJSON *ans = cJSON_GetObjectItemCaseSensitive(j, "answer");
+    const cJSON *sol = cJSON_GetObjectItemCaseSensitive(j, "solution");
     const char *err = NULL;
+    char boxed[1024]; // MATH's train/test files: no "answer", the solution's final answer instead
+    int from_sol = !ans && !gsm && cJSON_IsString(sol) &&
+                   e2h_answer_extract(sol->valuestring, strlen(sol->valuestring), boxed, sizeof boxed);
     if (!cJSON_IsString(q)) err = "field \"problem\" (or \"question\") missing or not a string";
-    else if (!cJSON_IsString(ans) && !cJSON_IsNumber(ans)) err = "field \"answer\" missing or not a string/number";
-    if (!err) {
+    else if (from_sol) p->problem = jl_strdup(q->valuestring), p->answer = jl_strdup(boxed);
+    else if (!cJSON_IsString(ans) && !cJSON_IsNumber(ans))
+        err = "field \"answer\" missing or not a string/number (and no \"solution\" with a final answer)";
+    if (!err && !from_sol) {
         p->problem = jl_strdup(q->valuestring);
         if (cJSON_IsNumber(ans)) {
             char b[64];

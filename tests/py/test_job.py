@@ -371,3 +371,41 @@ def test_job_checker_labels_end_to_end(tmp_path):
     assert "bon@2 with the easy-trained evaluator" in p.stdout and "weighted@2 with the easy-trained" in p.stdout
     p = subprocess.run(job + ["--stages", "1", "--eval-start", "3"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "--eval-start" in p.stderr
+
+
+def math_like(tmp_path, name, rows):
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.skipif(not DEFAULT.exists(), reason="default model absent (make model)")
+def test_job_train_problems_math_schema(tmp_path):
+    """--train-problems: stage 2 takes levels 1-3 (and 4-5) of a MATH-schema file ("Level N", the
+    answer from the solution's \\boxed{} when there is no "answer" field, as MATH's train file);
+    the checker refuses it before sampling; evaluation problems among the training ids are refused."""
+    rows = [{"problem": f"What is {a} + {a}?", "solution": f"{a} + {a} = {2 * a}. So \\boxed{{{2 * a}}}.",
+             "level": f"Level {1 + a % 5}", "unique_id": f"m/{a}.json"} for a in range(1, 16)]
+    train = math_like(tmp_path, "train.jsonl", rows)
+    ev = math_like(tmp_path, "eval.jsonl", [dict(rows[0], unique_id="m/eval.json", level="Level 4")])
+    job = [sys.executable, str(REPO / "tools/e2h_job.py"), "--e2h", E2H, "-o", str(tmp_path / "o"), "-t", "2",
+           "--train-problems", str(train), "--label-per-level", "2", "--label-hard-per-level", "1",
+           "--label-solutions", "2", "--max-tokens", "48", "--system", "", "--fewshot", ""]
+    p = subprocess.run(job + ["--stages", "2,3", "--labels", "rollouts", "--label-rollouts", "2", "--problems",
+                              str(ev)], capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    ids = (tmp_path / "o" / "head_easy.ids.txt").read_text().split()
+    want = [r["unique_id"] for r in rows if r["level"] in ("Level 1", "Level 2", "Level 3")]
+    assert sorted(ids) == sorted(u for L in (1, 2, 3)
+                                 for u in [r["unique_id"] for r in rows if r["level"] == f"Level {L}"][:2])
+    assert len(ids) == 6 and set(ids) <= set(want)
+    lab = [json.loads(l) for l in open(tmp_path / "o" / "labels_easy.jsonl")][1:]
+    assert lab and all(r["rollouts"] >= 1 for r in lab)
+    p = subprocess.run(job + ["--stages", "2", "--labels", "checker"], capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and 'no field "answer"' in p.stderr and "e2h label" not in p.stderr
+    p = subprocess.run(job + ["--stages", "3", "--labels", "rollouts", "--problems", str(train)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and "are in" in p.stderr
+    bad = math_like(tmp_path, "bad.jsonl", [{"problem": "x?", "solution": "no answer here", "level": 1}])
+    p = e2h("label", "-m", DEFAULT, "--problems", bad, "-o", tmp_path / "b", *JOB)
+    assert p.returncode == 2 and "bad.jsonl:1" in p.stderr and "solution" in p.stderr

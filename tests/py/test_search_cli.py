@@ -105,6 +105,21 @@ def test_gsm8k_schema(tmp_path):
     assert len(r["samples"]) == 1
 
 
+def test_math_train_schema_answer_from_solution(tmp_path):
+    """MATH's train/test files have no "answer": the solution's final answer (\\boxed{}) is the
+    reference; a line with neither is reported with its line number and skipped (as any bad line)."""
+    probs, out = tmp_path / "p.jsonl", tmp_path / "r.jsonl"
+    write_jsonl(probs, [{"problem": "What is $2+3$?", "solution": "$2+3=\\boxed{5}$.", "level": "Level 1",
+                         "unique_id": "train/x/1.json"}])
+    p = run("--policy", DEFAULT, "--problems", str(probs), "--method", "greedy", "-o", str(out), *FAST)
+    assert p.returncode == 0, p.stderr
+    assert read(out)[1]["answer"] == "5"
+    write_jsonl(probs, [{"problem": "What is $2+3$?", "solution": "It is five.", "unique_id": "u"}])
+    p = run("--policy", DEFAULT, "--problems", str(probs), "--method", "greedy", "-o", str(tmp_path / "s.jsonl"), *FAST)
+    assert "p.jsonl:1" in p.stderr and "solution" in p.stderr and "skipped" in p.stderr, p.stderr
+    assert len(read(tmp_path / "s.jsonl")) == 1  # the config line only: the bad line is reported, skipped
+
+
 @pytest.mark.parametrize("args,msg", [
     (["--method", "beam", "-n", "6", "-M", "4", "--prm-head", "x"], "must divide"),
     (["--method", "dvts", "-n", "4", "-M", "8", "--prm-head", "x"], "must divide"),
