@@ -138,8 +138,7 @@ def n_problems(path, levels, any_level=False):
     n = 0
     for line in open(path):
         if line.strip():
-            L = json.loads(line).get("level")
-            L = int(str(L).replace("Level ", "")) if L not in (None, "") else None
+            L = level_of(json.loads(line))
             n += (L in lv) if L is not None else any_level
     return n
 
@@ -665,12 +664,14 @@ def main(argv=None):
                                  ("label_solutions", 16, 4), ("label_rollouts", 0, 4)):
         if getattr(a, k) is None:
             setattr(a, k, checker if a.labels == "checker" else rollouts)
-    if a.feature_layer is None:
-        a.feature_layer = 20 if (2 in {int(v) for v in a.stages.split(",") if v.strip().isdigit()}
-                                 and "layer" in a.head_features.split("+")) else 0
+    try:
+        stages = {int(s) for s in a.stages.split(",") if s}
+    except ValueError:
+        ap.error("--stages: 1..4")
+    if a.feature_layer is None:  # stage 2 records the layer its heads will read
+        a.feature_layer = 20 if 2 in stages and "layer" in a.head_features.split("+") else 0
     if a.labels == "checker" and a.label_rollouts:
         ap.error("--labels checker labels sampled solutions: --label-rollouts must be 0")
-    stages = {int(s) for s in a.stages.split(",") if s}
     if not stages <= {1, 2, 3, 4}:
         ap.error("--stages: 1..4")
     for p in (a.e2h, a.policy):
