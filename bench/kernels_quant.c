@@ -1,11 +1,13 @@
 // bench/kernels_quant.c — quantized matmul microbenchmark.
 // For each weight type and shape: validates the chosen implementation against the ref on a
 // few rows, then reports decode (n_tok = 1) time and GB/s of weights streamed, and prefill
-// (n_tok = 64, 512) GFLOP/s = 2*n_tok*n_in*n_out / t, with the pool at 1 and 2 threads.
+// (n_tok = 16, 64, 512) GFLOP/s = 2*n_tok*n_in*n_out / t, with the pool at 1 and 2 threads.
 //
 // usage: kernels_quant [-i avx512|avx2|ref|r16|r16ref] [-t q4_0,q8_0,...] [-s 7b|small|smol|dram|all] [-p]
-//                      [-r N] [-T 1,2] [-c] [-m]
+//                      [-r N] [-T 1,2] [-c] [-m|-m7b [-k TOKENS]]
 //   -p also runs n_tok = 512 (slow with the ref). -r N: best of N timings (default 3).
+//   -m / -m7b: the matmuls of one model step, every matrix distinct (they stream from DRAM);
+//   -k N: N tokens per call (the step of N parallel samples; default 1 = decode).
 //   -T: thread counts. -c: time with the calling thread's CPU clock (1 thread only: less
 //   sensitive to a loaded machine, but blind to memory stalls caused by others).
 //   -i r16: the AVX-512 kernel over weights repacked at load (kernels/quant_r16.h; q4_0,
@@ -51,11 +53,20 @@ static void fill_weights(int type, uint8_t *w, size_t bytes) {
 }
 
 static int g_cpu_clock = 0, g_repeats = 3, g_r16 = 0;
+static int g_model_tok = 1; // -k: tokens per call in -m / -m7b (K parallel samples)
 
 // The r16 copy of w (freed), or w itself.
+// -m / -m7b carve the repacked copies from one arena on huge pages, as the engine does
+// (engine/model_repack.c); NULL: each its own allocation.
+static uint8_t *g_arena;
+static size_t g_arena_used, g_arena_cap;
+
 static uint8_t *maybe_repack(uint8_t *w, int type, int64_t n_in, int64_t n_out) {
     if (!g_r16) return w;
-    uint8_t *wp = util_alloc_large(kern_r16_size(type, n_in, n_out)); // as the engine does
+    const size_t sz = (size_t)kern_r16_size(type, n_in, n_out);
+    uint8_t *wp;
+    if (g_arena && g_arena_used + sz <= g_arena_cap) wp = g_arena + g_arena_used, g_arena_used += (sz + 63) / 64 * 64;
+    else wp = util_alloc_large(sz); // as the engine does
     kern_r16_repack(NULL, type, w, n_in, n_out, wp);
     free(w);
     return wp;
@@ -109,7 +120,11 @@ static const decode_model llama7b_model = {
 static void bench_model_decode(const decode_model *md, int wtype, const char *tname, e2h_pool *pool, int nthr) {
     enum { MAX_LAYER = 32, MAX_MAT = 7 };
     uint8_t *w[MAX_LAYER][MAX_MAT];
-    size_t total = 0;
+    size_t total = 0, cap = 0;
+    for (int m = 0; m < md->n_mat && g_r16; m++)
+        cap += md->n_layer * (((size_t)kern_r16_size(wtype, md->shp[m][1], md->shp[m][0]) + 63) / 64 * 64);
+    if (g_r16) cap += ((size_t)kern_r16_size(md->out_type, md->out_in, md->out_rows) + 63) / 64 * 64;
+    g_arena = cap ? util_alloc_large(cap) : NULL, g_arena_cap = g_arena ? cap : 0, g_arena_used = 0;
     for (int l = 0; l < md->n_layer; l++)
         for (int m = 0; m < md->n_mat; m++) {
             const size_t bytes = kern_type_row_size(wtype, md->shp[m][1]) * (size_t)md->shp[m][0];
@@ -124,25 +139,33 @@ static void bench_model_decode(const decode_model *md, int wtype, const char *tn
     wo = maybe_repack(wo, md->out_type, md->out_in, md->out_rows);
     qmm_fn fn = g_r16 ? kern_r16_matmul_avx512 : kern_qmatmul_avx512;
     total += obytes;
-    float *x = malloc(11008 * 4), *y = malloc(49152 * 4);
-    for (int i = 0; i < 11008; i++) x[i] = ((int)(rnd() % 2001) - 1000) * 1e-3f;
-    void *scratch = aligned_alloc(64, 65536);
+    const int64_t nt = g_model_tok; // tokens per call: 1 = decode, K = K parallel samples' step
+    float *x = malloc((size_t)nt * 11008 * 4), *y = malloc((size_t)nt * 49152 * 4);
+    for (int64_t i = 0; i < nt * 11008; i++) x[i] = ((int)(rnd() % 2001) - 1000) * 1e-3f;
+    const int64_t ss = kern_r16_scratch_size(E2H_TYPE_Q8_0, nt, 11008) > 65536 ? kern_r16_scratch_size(E2H_TYPE_Q8_0, nt, 11008) : 65536;
+    void *scratch = aligned_alloc(64, (size_t)(ss + 63) / 64 * 64);
     double best = 1e30;
     for (int rep = 0; rep < 2 + g_repeats; rep++) {
         const double t0 = clock_s();
         for (int l = 0; l < md->n_layer; l++)
             for (int m = 0; m < md->n_mat; m++)
-                fn(pool, y, md->shp[m][0], x, w[l][m], wtype, 1, md->shp[m][1], md->shp[m][0], scratch);
-        fn(pool, y, md->out_rows, x, wo, md->out_type, 1, md->out_in, md->out_rows, scratch);
+                fn(pool, y, md->shp[m][0], x, w[l][m], wtype, nt, md->shp[m][1], md->shp[m][0], scratch);
+        fn(pool, y, md->out_rows, x, wo, md->out_type, nt, md->out_in, md->out_rows, scratch);
         const double t = clock_s() - t0;
         if (rep >= 2 && t < best) best = t;
     }
-    printf("%s %s decode matmuls (%d calls, %.1f MB), %d thr: %.3f ms/token = %.2f tok/s, %.2f GB/s\n",
-           md->name, tname, md->n_layer * md->n_mat + 1, total * 1e-6, nthr, best * 1e3,
-           1 / best, total / best * 1e-9);
-    for (int l = 0; l < md->n_layer; l++)
-        for (int m = 0; m < md->n_mat; m++) free(w[l][m]);
-    free(wo), free(x), free(y), free(scratch);
+    printf("%s %s decode matmuls (%d calls, %.1f MB), %d thr, %ld tokens: %.3f ms/step = %.2f tok/s, %.2f GB/s\n",
+           md->name, tname, md->n_layer * md->n_mat + 1, total * 1e-6, nthr, (long)nt, best * 1e3,
+           nt / best, total / best * 1e-9);
+    if (g_arena) {
+        free(g_arena);
+        g_arena = NULL, g_arena_cap = 0;
+    } else {
+        for (int l = 0; l < md->n_layer; l++)
+            for (int m = 0; m < md->n_mat; m++) free(w[l][m]);
+        free(wo);
+    }
+    free(x), free(y), free(scratch);
 }
 
 int main(int argc, char **argv) {
@@ -157,10 +180,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-c")) g_cpu_clock = 1;
         else if (!strcmp(argv[i], "-m")) smollm2 = 1;
         else if (!strcmp(argv[i], "-m7b")) llama7b = 1;
+        else if (!strcmp(argv[i], "-k") && i + 1 < argc) g_model_tok = atoi(argv[++i]) > 0 && atoi(argv[i]) <= 64 ? atoi(argv[i]) : 1;
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) g_repeats = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1;
         else if (!strcmp(argv[i], "-T") && i + 1 < argc) threads_arg = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [-i avx512|avx2|ref] [-t q4_0,...] [-s 7b|small|smol|dram|all] [-p] [-r N] [-T 1,2] [-c] [-m]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-i avx512|avx2|ref] [-t q4_0,...] [-s 7b|small|smol|dram|all] [-p] [-r N] [-T 1,2] [-c] [-m|-m7b [-k TOKENS]]\n", argv[0]);
             return 2;
         }
     }
@@ -207,8 +231,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     printf("impl %s; decode GB/s = weight bytes / time; prefill GFLOP/s = 2*n_tok*n_in*n_out / time\n", impl);
-    printf("%-5s %6s %6s %3s %10s %8s %10s %9s %10s %9s\n", "type", "n_out", "n_in", "thr", "dec_us", "GB/s",
-           "p64_ms", "GFLOP/s", "p512_ms", "GFLOP/s");
+    printf("%-5s %6s %6s %3s %10s %8s %9s %10s %9s %10s %9s\n", "type", "n_out", "n_in", "thr", "dec_us", "GB/s",
+           "p16 GF/s", "p64_ms", "GFLOP/s", "p512_ms", "GFLOP/s");
     for (size_t ti = 0; ti < sizeof all_types / sizeof all_types[0]; ti++) {
         if (!strstr(types_arg, all_types[ti].name)) continue;
         const int type = all_types[ti].type;
@@ -238,11 +262,13 @@ int main(int argc, char **argv) {
             for (int p = 0; p < 2; p++) {
                 if (!use_thr[p]) continue;
                 double td = time_call(fn, pools[p], y, x, w, type, 1, n_in, n_out, scratch, 0.2);
+                double t16 = time_call(fn, pools[p], y, x, w, type, 16, n_in, n_out, scratch, 0.2);
                 double t64 = time_call(fn, pools[p], y, x, w, type, 64, n_in, n_out, scratch, 0.3);
                 double t512 = prefill512 ? time_call(fn, pools[p], y, x, w, type, 512, n_in, n_out, scratch, 0.3) : 0;
                 const double fl = 2.0 * n_in * n_out;
-                printf("%-5s %6ld %6ld %3d %10.1f %8.2f %10.3f %9.1f %10.3f %9.1f\n", all_types[ti].name,
-                       (long)n_out, (long)n_in, p + 1, td * 1e6, wbytes / td * 1e-9, t64 * 1e3, 64 * fl / t64 * 1e-9,
+                printf("%-5s %6ld %6ld %3d %10.1f %8.2f %9.1f %10.3f %9.1f %10.3f %9.1f\n", all_types[ti].name,
+                       (long)n_out, (long)n_in, p + 1, td * 1e6, wbytes / td * 1e-9, 16 * fl / t16 * 1e-9,
+                       t64 * 1e3, 64 * fl / t64 * 1e-9,
                        t512 * 1e3, prefill512 ? 512 * fl / t512 * 1e-9 : 0.0);
                 fflush(stdout);
             }
