@@ -3,13 +3,12 @@
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "jsonl.h"
 
 char *job_read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -34,46 +33,6 @@ char *job_read_file(const char *path, size_t *len) {
 
 // ------------------------------------------------------------------ problems
 
-// "Level 4", 4, "4" -> 4; null/absent -> 0; anything else -> -1.
-static int job_level_of(const cJSON *v) {
-    if (!v || cJSON_IsNull(v)) return 0;
-    double d;
-    if (cJSON_IsNumber(v)) d = v->valuedouble;
-    else if (cJSON_IsString(v)) {
-        const char *s = v->valuestring;
-        if (!strncmp(s, "Level ", 6)) s += 6;
-        char *end;
-        errno = 0;
-        d = strtod(s, &end);
-        if (end == s || *end || errno) return -1;
-    } else return -1;
-    if (!(d >= 1 && d <= 5) || d != floor(d)) return -1;
-    return (int)d;
-}
-
-static char *job_json_text(const cJSON *v) {
-    if (cJSON_IsString(v)) return strdup(v->valuestring);
-    if (cJSON_IsNumber(v)) {
-        char b[64];
-        if (v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) < 1e15)
-            snprintf(b, sizeof b, "%.0f", v->valuedouble);
-        else snprintf(b, sizeof b, "%.17g", v->valuedouble);
-        return strdup(b);
-    }
-    return NULL;
-}
-
-// The reference answer: field "answer", else the final answer of field "solution" (MATH's train
-// and test files carry only the solution, with its \boxed{} answer); NULL if neither.
-static char *job_answer_of(const cJSON *j) {
-    const cJSON *an = cJSON_GetObjectItemCaseSensitive(j, "answer");
-    const cJSON *so = cJSON_GetObjectItemCaseSensitive(j, "solution");
-    if (an || !cJSON_IsString(so)) return job_json_text(an);
-    char buf[1024];
-    if (!e2h_answer_extract(so->valuestring, strlen(so->valuestring), buf, sizeof buf)) return NULL;
-    return strdup(buf);
-}
-
 int job_read_problems(const char *path, job_problems *out) {
     memset(out, 0, sizeof *out);
     size_t len;
@@ -89,50 +48,32 @@ int job_read_problems(const char *path, job_problems *out) {
         p = end + 1;
         while (isspace((unsigned char)*q)) q++;
         if (!*q) continue;
-        cJSON *j = cJSON_Parse(q);
-        if (!j || !cJSON_IsObject(j)) {
-            cJSON_Delete(j);
-            rc = cli_fail("%s:%d: not a JSON object", path, line);
-            break;
-        }
-        const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "problem");
-        const cJSON *lv = cJSON_GetObjectItemCaseSensitive(j, "level");
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "unique_id");
-        int level = job_level_of(lv);
-        char *ans = job_answer_of(j);
-        if (!cJSON_IsString(pr) || !ans || level < 0 || (id && !cJSON_IsString(id))) {
-            rc = cli_fail("%s:%d: %s", path, line,
-                          !cJSON_IsString(pr) ? "field \"problem\" missing or not a string"
-                          : !ans ? "field \"answer\" missing or not a string/number (and no "
-                                   "\"solution\" with a final answer)"
-                          : level < 0 ? "field \"level\" must be 1..5 or \"Level N\""
-                                      : "field \"unique_id\" is not a string");
-            free(ans);
-            cJSON_Delete(j);
+        jl_problem jp; // one parser of a problem line with e2h search (engine/cli/jsonl.c)
+        const char *err = jl_problem_parse(q, strlen(q), line, &jp);
+        if (err) {
+            rc = cli_fail("%s:%d: %s", path, line, err);
             break;
         }
         if (out->n == cap) {
             cap = cap ? cap * 2 : 256;
             job_problem *np = cap > (1 << 24) ? NULL : realloc(out->p, (size_t)cap * sizeof *np);
-            if (!np) { free(ans); cJSON_Delete(j); rc = cli_fail("%s: too many problems", path); break; }
+            if (!np) { jl_problem_free(&jp); rc = cli_fail("%s: too many problems", path); break; }
             out->p = np;
         }
-        job_problem *jp = &out->p[out->n++];
-        jp->problem = strdup(pr->valuestring);
-        jp->answer = ans;
-        if (id) jp->unique_id = strdup(id->valuestring);
-        else {
-            char b[64];
-            snprintf(b, sizeof b, ":%d", line);
-            size_t l = strlen(path) + strlen(b) + 1;
-            jp->unique_id = malloc(l);
-            if (jp->unique_id) snprintf(jp->unique_id, l, "%s%s", path, b);
+        job_problem *o = &out->p[out->n++];
+        o->problem = jp.problem;
+        o->answer = jp.answer;
+        o->unique_id = jp.uid;
+        if (jp.uid_default) { // no unique_id: "<file>:<line>" (jl_problem_parse's is "line:N")
+            free(jp.uid);
+            size_t l = strlen(path) + 24;
+            o->unique_id = malloc(l);
+            if (o->unique_id) snprintf(o->unique_id, l, "%s:%d", path, line);
         }
-        jp->level = level;
-        jp->line = line;
-        if (!level) out->n_without_level++;
-        cJSON_Delete(j);
-        if (!jp->problem || !jp->unique_id) rc = cli_fail("out of memory");
+        o->level = jp.level;
+        o->line = line;
+        if (!jp.level) out->n_without_level++;
+        if (!o->unique_id) rc = cli_fail("out of memory");
     }
     free(buf);
     if (!rc && out->n == 0) rc = cli_fail("%s: no problems in the file", path);
@@ -178,13 +119,12 @@ int job_prompt_load(job_prompt *jp, const char *system, const char *fewshot) {
         while (len && (jp->system[len - 1] == '\n' || jp->system[len - 1] == '\r')) jp->system[--len] = 0;
     } else if (system && *system) jp->system = strdup(system);
     if (!fewshot || !*fewshot) return 0;
-    job_problems fs;
-    // the few-shot file is {"problem","solution"} lines: reuse the reader with "solution" as answer
+    // the few-shot file is {"problem","solution"} lines whose solution is kept verbatim as the
+    // assistant turn: another format than a problem line (no answer, level or id), its own reader
     size_t len;
     char *buf = job_read_file(fewshot, &len);
     if (!buf) return cli_fail("%s: cannot read the few-shot file", fewshot);
     int line = 0, rc = 0;
-    memset(&fs, 0, sizeof fs);
     for (char *p = buf; p < buf + len && !rc;) {
         char *nl = memchr(p, '\n', (size_t)(buf + len - p));
         char *end = nl ? nl : buf + len;

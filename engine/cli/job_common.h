@@ -20,8 +20,10 @@ typedef struct {
     int n_without_level;
 } job_problems;
 
-// Reads a MATH-schema JSONL (problem, answer, level as 1..5 or "Level N", unique_id; a missing
-// unique_id becomes "<file>:<line>"). Returns 0, or 2 with "FILE:LINE: ..." printed.
+// Reads a problems JSONL, each line through jl_problem_parse (engine/cli/jsonl.h, as e2h search:
+// MATH schema problem, answer (else the solution's \boxed{} answer), level as 1..5 or "Level N",
+// unique_id; or GSM8K question/answer); a missing unique_id becomes "<file>:<line>". Returns 0,
+// or 2 with "FILE:LINE: message naming the field" printed.
 int job_read_problems(const char *path, job_problems *out);
 void job_problems_free(job_problems *ps);
 // Parses "1,2,3" into a level mask (bit L). Returns 0 or -1 (message printed).

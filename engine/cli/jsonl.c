@@ -2,6 +2,7 @@
 // becomes an integer is range-checked (finite, integral, in range) before the conversion.
 #include "jsonl.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,24 @@ void jl_problem_free(jl_problem *p) {
     free(p->answer);
     free(p->uid);
     memset(p, 0, sizeof *p);
+}
+
+// A problem's level (see jsonl.h): 1..5, 0 for none, -1 for anything else.
+static int jl_problem_level(const cJSON *lv) {
+    if (!lv || cJSON_IsNull(lv)) return 0;
+    double d;
+    if (cJSON_IsNumber(lv)) d = lv->valuedouble;
+    else if (cJSON_IsString(lv)) {
+        const char *s = lv->valuestring;
+        int tagged = !strncmp(s, "Level ", 6);
+        if (tagged) s += 6;
+        char *end;
+        errno = 0;
+        d = strtod(s, &end);
+        if (end == s || *end || errno) return tagged ? 0 : -1; // "Level ?" in MATH: unknown
+    } else return -1;
+    if (d == 0) return 0;
+    return d >= 1 && d <= 5 && d == floor(d) ? (int)d : -1;
 }
 
 const char *jl_problem_parse(const char *line, size_t len, long lineno, jl_problem *p) {
@@ -60,20 +79,8 @@ const char *jl_problem_parse(const char *line, size_t len, long lineno, jl_probl
             else p->answer = h ? jl_trim_dup(h + 4, strlen(h + 4)) : jl_strdup(s);
         }
     }
-    const cJSON *lv = cJSON_GetObjectItemCaseSensitive(j, "level");
-    if (!err && lv && !cJSON_IsNull(lv)) {
-        double d = -1;
-        if (cJSON_IsNumber(lv)) d = lv->valuedouble;
-        else if (cJSON_IsString(lv) && !strncmp(lv->valuestring, "Level ", 6)) {
-            char *end;
-            long x = strtol(lv->valuestring + 6, &end, 10);
-            if (end != lv->valuestring + 6 && !*end) d = (double)x;
-            else d = 0; // "Level ?" in MATH: unknown
-        }
-        if (d == 0) p->level = 0;
-        else if (d >= 1 && d <= 5 && d == floor(d)) p->level = (int)d;
-        else err = "field \"level\" is not 1..5 or \"Level N\"";
-    }
+    if (!err && (p->level = jl_problem_level(cJSON_GetObjectItemCaseSensitive(j, "level"))) < 0)
+        err = "field \"level\" is not 1..5 or \"Level N\"";
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "unique_id");
     if (!err) {
         if (cJSON_IsString(u)) p->uid = jl_strdup(u->valuestring);
@@ -82,6 +89,7 @@ const char *jl_problem_parse(const char *line, size_t len, long lineno, jl_probl
             char b[48];
             snprintf(b, sizeof b, "line:%ld", lineno);
             p->uid = jl_strdup(b);
+            p->uid_default = 1;
         }
     }
     cJSON_Delete(j);

@@ -12,11 +12,14 @@
 
 #include "../../include/e2h.h"
 
-// ---- e2h search --problems: MATH500 {problem, answer, level, unique_id} or GSM8K
-// {question, answer "... #### N"}.
+// ---- e2h search --problems and e2h label --problems: MATH500 {problem, answer, level,
+// unique_id} (no "answer": the \boxed{} final answer of "solution", as MATH's train/test files)
+// or GSM8K {question, answer "... #### N"}. level: a number or "N" / "Level N" (1..5); missing,
+// null, 0 or "Level " + anything else (MATH's "Level ?") is none.
 typedef struct {
     char *problem, *answer, *uid;
-    int level;  // 0: none
+    int level;       // 0: none
+    int uid_default; // 1: no "unique_id" (or null): uid is "line:LINENO"
 } jl_problem;
 // Returns NULL, or a static message (p is then empty). lineno names a problem without id.
 const char *jl_problem_parse(const char *line, size_t len, long lineno, jl_problem *p);
