@@ -6,6 +6,7 @@
 // problems whose index is i mod n), with a progress line on stderr.
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -74,6 +75,29 @@ typedef struct {
     char shard[32];
 } srch_args;
 
+// The aggregate flags: each sets one e2h_search_opts field and names it in the results config
+// when not the default.
+static const struct {
+    const char *flag, *config_key;
+    size_t off; // of the e2h_agg in e2h_search_opts
+} sa_aggs[] = {
+    {"--bon-agg", "bon_agg", offsetof(e2h_search_opts, agg_bon)},
+    {"--weighted-agg", "weighted_agg", offsetof(e2h_search_opts, agg_weighted)},
+    {"--search-agg", "search_agg", offsetof(e2h_search_opts, agg_search)},
+};
+#define SA_N_AGGS ((int)(sizeof sa_aggs / sizeof sa_aggs[0]))
+
+// The field flag f sets, or NULL if f is not an aggregate flag.
+static e2h_agg *sa_agg_flag(e2h_search_opts *so, const char *f) {
+    for (int k = 0; k < SA_N_AGGS; k++)
+        if (!strcmp(f, sa_aggs[k].flag)) return (e2h_agg *)((char *)so + sa_aggs[k].off);
+    return NULL;
+}
+
+static e2h_agg sa_agg_get(const e2h_search_opts *so, int k) {
+    return *(const e2h_agg *)((const char *)so + sa_aggs[k].off);
+}
+
 static int sa_parse(srch_args *a, int argc, char **argv) {
     memset(a, 0, sizeof *a);
     cli_model_opts_init(&a->mo);
@@ -90,6 +114,7 @@ static int sa_parse(srch_args *a, int argc, char **argv) {
         if (r) continue;
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long x;
+        e2h_agg *agg;
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
             printf("%s%s", search_usage, CLI_MODEL_OPTS_HELP);
             return 1;
@@ -115,9 +140,8 @@ static int sa_parse(srch_args *a, int argc, char **argv) {
         else if (!strcmp(f, "--top-p")) { if (cli_parse_float(f, v, 0, 1, &a->top_p)) return 2; }
         else if (!strcmp(f, "--max-tokens")) { if (cli_parse_int(f, v, 1, 1 << 24, &x)) return 2; a->so.max_tokens = (int32_t)x; }
         else if (!strcmp(f, "--max-rounds")) { if (cli_parse_int(f, v, 1, 100000, &x)) return 2; a->so.max_rounds = (int)x; }
-        else if (!strcmp(f, "--bon-agg") || !strcmp(f, "--weighted-agg") || !strcmp(f, "--search-agg")) {
-            e2h_agg *dst = f[2] == 'b' ? &a->so.agg_bon : f[2] == 'w' ? &a->so.agg_weighted : &a->so.agg_search;
-            if (e2h_agg_parse(v, dst)) return cli_fail("%s: '%s' is not one of min, prod, mean, last", f, v);
+        else if ((agg = sa_agg_flag(&a->so, f))) {
+            if (e2h_agg_parse(v, agg)) return cli_fail("%s: '%s' is not one of min, prod, mean, last", f, v);
         }
         else if (!strcmp(f, "--search-batch")) { if (cli_parse_int(f, v, 1, 256, &x)) return 2; a->batch = (int)x; }
         else if (!strcmp(f, "--limit")) { if (cli_parse_int(f, v, 0, 1L << 40, &x)) return 2; a->limit = x; }
@@ -180,10 +204,9 @@ static cJSON *sa_config(const srch_args *a, const char *protocol) {
     if (a->no_chat) cJSON_AddFalseToObject(c, "chat");
     // aggregates only when not the defaults (results files of earlier runs resume unchanged)
     e2h_search_opts d = e2h_search_opts_default();
-    if (a->so.agg_bon != d.agg_bon) cJSON_AddStringToObject(c, "bon_agg", e2h_agg_name(a->so.agg_bon));
-    if (a->so.agg_weighted != d.agg_weighted)
-        cJSON_AddStringToObject(c, "weighted_agg", e2h_agg_name(a->so.agg_weighted));
-    if (a->so.agg_search != d.agg_search) cJSON_AddStringToObject(c, "search_agg", e2h_agg_name(a->so.agg_search));
+    for (int k = 0; k < SA_N_AGGS; k++)
+        if (sa_agg_get(&a->so, k) != sa_agg_get(&d, k))
+            cJSON_AddStringToObject(c, sa_aggs[k].config_key, e2h_agg_name(sa_agg_get(&a->so, k)));
     return c;
 }
 
