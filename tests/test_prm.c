@@ -1,11 +1,13 @@
 // tests/test_prm.c — PRM protocols against the torch references of tests/fixtures/prm/
 // (tools/make_prm_fixtures.py: tiny random-weight models of each family): text layouts (token
 // ids and read positions), step scores within 1e-4, incremental vs from-scratch scoring
-// (1e-5, f32 KV), random fork / score / truncate trees that leave the pool empty, head files,
-// protocol detection and bad input.
+// (1e-5, f32 KV), random fork / score / truncate trees that leave the pool empty, head files
+// (also heads that read a policy layer, against a recomputation here), protocol detection and
+// bad input.
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include "../engine/prm/prm_internal.h"
 #include "../include/e2h.h"
@@ -960,6 +962,245 @@ TEST(split_and_aggregate) {
     CHECK(isnan(e2h_prm_aggregate(s, 0, E2H_AGG_MIN)));
 }
 
+// ---------------------------------------------------------------- heads that read a policy layer
+
+// A linear head file as tools/train_head.py writes it (w (1, n_in), b (1), e2h-head metadata)
+// with metadata features feat and feature_layer fl (NULL: no such field). 0, or -1.
+static int write_linear_head(const char *path, const e2h_model_info *mi, const char *feat,
+                             const char *fl, const float *w, int n_in, float b) {
+    cJSON *h = cJSON_CreateObject(), *md = cJSON_AddObjectToObject(h, "__metadata__");
+    char dim[16];
+    snprintf(dim, sizeof dim, "%d", mi->dim);
+    const char *kv[][2] = {{"format", "e2h-head"}, {"version", "1"}, {"kind", "linear"}, {"dim", dim},
+                           {"model_id", mi->model_id}, {"layer", "final"}, {"pooling", "last"},
+                           {"step_delimiter", "\n\n"}, {"features", feat}, {"activation", "relu"},
+                           {"feature_layer", fl}, {"command", "tests/test_prm.c"}};
+    for (size_t k = 0; k < sizeof kv / sizeof kv[0]; k++)
+        if (kv[k][1]) cJSON_AddStringToObject(md, kv[k][0], kv[k][1]);
+    int shape_w[2] = {1, n_in}, shape_b[1] = {1}, off_w[2] = {0, 4 * n_in}, off_b[2] = {4 * n_in, 4 * n_in + 4};
+    cJSON *tw = cJSON_AddObjectToObject(h, "w"), *tb = cJSON_AddObjectToObject(h, "b");
+    cJSON_AddStringToObject(tw, "dtype", "F32");
+    cJSON_AddItemToObject(tw, "shape", cJSON_CreateIntArray(shape_w, 2));
+    cJSON_AddItemToObject(tw, "data_offsets", cJSON_CreateIntArray(off_w, 2));
+    cJSON_AddStringToObject(tb, "dtype", "F32");
+    cJSON_AddItemToObject(tb, "shape", cJSON_CreateIntArray(shape_b, 1));
+    cJSON_AddItemToObject(tb, "data_offsets", cJSON_CreateIntArray(off_b, 2));
+    char *js = cJSON_PrintUnformatted(h);
+    cJSON_Delete(h);
+    FILE *f = js ? fopen(path, "wb") : NULL;
+    int ok = f != NULL;
+    if (f) {
+        size_t n = strlen(js);
+        uint64_t hl = (n + 7) / 8 * 8; // the header padded with spaces to 8 bytes (little-endian host)
+        ok = fwrite(&hl, 8, 1, f) == 1 && fwrite(js, 1, n, f) == n;
+        for (size_t i = n; ok && i < hl; i++) ok = fputc(' ', f) != EOF;
+        ok = ok && fwrite(w, 4, (size_t)n_in, f) == (size_t)n_in && fwrite(&b, 4, 1, f) == 1;
+        ok = !fclose(f) && ok;
+    }
+    free(js);
+    return ok ? 0 : -1;
+}
+
+// Loads the head at path on pol; checks the status and (on failure) that the message names
+// feature_layer (and need, if given). want -1: any error. Returns the PRM or NULL.
+static e2h_prm *load_head_expect(const char *path, const e2h_model *pol, int want, const char *need,
+                                 const char *what) {
+    char err[1024] = "";
+    e2h_prm *p = NULL;
+    e2h_status st = e2h_prm_load(path, pol, NULL, &p, err, sizeof err);
+    CHECKF(want < 0 ? st != E2H_OK : (int)st == want, "%s: %s (%s), want %s", what, e2h_status_name(st), err,
+           want < 0 ? "an error" : e2h_status_name((e2h_status)want));
+    CHECKF(want == E2H_OK || (!p && strstr(err, "feature_layer") && (!need || strstr(err, need))),
+           "%s: message '%s'", what, err);
+    if (st != E2H_OK && p) { e2h_prm_free(p); p = NULL; }
+    return p;
+}
+
+// Heads whose features read policy layer L (metadata feature_layer; "layer" and
+// "hidden+mean_logprob+layer"), as tests/py/test_head_layer.py through Python but from C alone:
+// the head loads and e2h_prm_feature_layer says L; an out-of-range, missing or stray
+// feature_layer is refused; e2h_prm_score_texts on an engine keeping layer L equals
+// sigmoid(w . x + b) recomputed here, x = [final hidden, the step's mean log-prob, layer-L row]
+// captured by teacher-forcing each fixture case in the head layout (expected.json ids and read
+// positions), within 1e-4; the same recomputation with the final hidden row in place of the
+// layer row must differ (the comparison can tell the layer apart).
+#define HL_L 1 // of the fixture policy's 2 layers: an intermediate one
+#define HL_ROWS 64
+TEST(head_reads_policy_layer) {
+    if (!fixtures_present()) return;
+    cJSON *x = load_expected("policy");
+    char err[512];
+    e2h_model *pol = NULL;
+    CHECK(x && e2h_model_load(FIX "/policy", NULL, &pol, err, sizeof err) == E2H_OK);
+    char dir[] = "/tmp/e2h_test_prm_XXXXXX";
+    int have_dir = mkdtemp(dir) != NULL;
+    CHECK(have_dir);
+    if (!x || !pol || !have_dir) { cJSON_Delete(x); e2h_model_free(pol); return; }
+    e2h_model_info mi;
+    e2h_model_get_info(pol, &mi);
+    const int dim = mi.dim, n_full = 2 * dim + 1;
+    CHECK(mi.n_layers >= 2 && dim <= 256);
+
+    // features at every step's read position: [h (dim), mean log-prob, layer L (dim)]
+    static double feat[HL_ROWS][2 * 256 + 1];
+    int rows = 0, case_rows[8] = {0}, n_cases = 0;
+    e2h_engine_opts eo = e2h_engine_opts_default();
+    eo.kv_mem_gib = 64 / 1024.0;
+    eo.n_threads = 1;
+    eo.feature_layer = HL_L;
+    e2h_engine *fe = NULL;
+    CHECKF(e2h_engine_init(pol, &eo, &fe, err, sizeof err) == E2H_OK, "%s", err);
+    const cJSON *c, *cases = cJSON_GetObjectItem(x, "cases"), *todo = fe ? cases : NULL;
+    cJSON_ArrayForEach(c, todo) {
+        const cJSON *jids = cJSON_GetObjectItem(c, "ids"), *rg = cJSON_GetObjectItem(c, "step_ranges");
+        const cJSON *pos = cJSON_GetObjectItem(c, "positions");
+        int n = cJSON_GetArraySize(jids), np = cJSON_GetObjectItem(c, "n_prompt")->valueint;
+        int ns = cJSON_GetArraySize(rg);
+        int32_t *ids = malloc((size_t)n * sizeof *ids);
+        for (int i = 0; ids && i < n; i++) ids[i] = json_int_at(jids, i);
+        e2h_seq *s = NULL;
+        e2h_status st = ids && n_cases < 8 && rows + ns <= HL_ROWS ? e2h_seq_create(fe, ids, np, NULL, &s)
+                                                                  : E2H_ERR_INVALID_ARG;
+        for (int k = 0; !st && k < ns; k++) {
+            const cJSON *r = cJSON_GetArrayItem(rg, k);
+            int a = json_int_at(r, 0), b = json_int_at(r, 1);
+            int32_t off = json_int_at(pos, k) - a;
+            e2h_append_opts ao = e2h_append_opts_default();
+            ao.capture = &off;
+            ao.n_capture = 1;
+            st = e2h_seq_append_ex(fe, s, ids + a, b - a, &ao);
+        }
+        if (!st) st = e2h_engine_sync(fe, &s, 1);
+        CHECKF(st == E2H_OK, "teacher-forcing: %s", e2h_engine_last_error(fe));
+        for (int k = 0; !st && k < ns; k++) {
+            const cJSON *r = cJSON_GetArrayItem(rg, k);
+            int a = json_int_at(r, 0), b = json_int_at(r, 1), p = json_int_at(pos, k);
+            const float *h = e2h_seq_hidden_at(s, p), *hl = e2h_seq_hidden_layer_at(s, p);
+            const float *lp = e2h_seq_logprobs(s);
+            CHECK(h && hl && lp);
+            if (!h || !hl || !lp) { st = E2H_ERR_INVALID_ARG; break; }
+            double m = 0;
+            for (int i = a; i < b; i++) m += lp[i];
+            double *xr = feat[rows + k];
+            for (int i = 0; i < dim; i++) xr[i] = h[i], xr[dim + 1 + i] = hl[i];
+            xr[dim] = m / (b - a);
+        }
+        if (s) e2h_seq_release(fe, s);
+        free(ids);
+        if (st) break;
+        case_rows[n_cases++] = ns;
+        rows += ns;
+    }
+    e2h_engine_free(fe);
+    double diff_hl = 0; // max |h - hl| over the rows: the layer is not the final state
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < dim; i++) diff_hl = fmax(diff_hl, fabs(feat[r][i] - feat[r][dim + 1 + i]));
+    CHECKF(rows >= 6 && diff_hl > 1e-2, "%d rows, max |hidden - layer| %g", rows, diff_hl);
+
+    static const char *feats[2] = {"layer", "hidden+mean_logprob+layer"};
+    for (int fk = 0; fk < 2 && rows >= 6; fk++) {
+        int col0 = fk ? 0 : dim + 1, n_in = fk ? n_full : dim; // x's columns the head reads
+        // random weights (an LCG), scaled so the logits spread around 0 with std ~2
+        float w[2 * 256 + 1];
+        uint64_t rng = 0x9e3779b97f4a7c15ull + (uint64_t)fk;
+        for (int i = 0; i < n_in; i++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            w[i] = (float)(((double)(rng >> 11) / 9007199254740992.0) * 2 - 1);
+        }
+        double z[HL_ROWS], mean = 0, var = 0;
+        for (int r = 0; r < rows; r++) {
+            z[r] = 0;
+            for (int i = 0; i < n_in; i++) z[r] += (double)w[i] * feat[r][col0 + i];
+            mean += z[r] / rows;
+        }
+        for (int r = 0; r < rows; r++) var += (z[r] - mean) * (z[r] - mean) / rows;
+        double scale = var > 0 ? 2 / sqrt(var) : 1;
+        for (int i = 0; i < n_in; i++) w[i] = (float)(w[i] * scale);
+        float bias = (float)(-mean * scale);
+        char path[512];
+        snprintf(path, sizeof path, "%s/head_%d.safetensors", dir, fk);
+        CHECK(write_linear_head(path, &mi, feats[fk], "1", w, n_in, bias) == 0);
+        e2h_prm *p = load_head_expect(path, pol, E2H_OK, NULL, feats[fk]);
+        CHECK(p && !strcmp(e2h_prm_protocol(p), "head") && e2h_prm_feature_layer(p) == HL_L);
+        // an engine keeping another layer (or none) is refused
+        eo.feature_layer = 0;
+        e2h_engine *e = NULL;
+        CHECK(p && e2h_engine_init(pol, &eo, &e, err, sizeof err) == E2H_OK);
+        CHECK(e && e2h_engine_attach_prm(e, p) == E2H_ERR_INVALID_ARG);
+        e2h_engine_free(e);
+        e = NULL;
+        eo.feature_layer = HL_L;
+        CHECK(p && e2h_engine_init(pol, &eo, &e, err, sizeof err) == E2H_OK);
+        CHECK(e && e2h_engine_attach_prm(e, p) == E2H_OK);
+        double dmax = 0, dswap = 0;
+        int r0 = 0, mid = 0, ci = 0;
+        todo = e ? cases : NULL;
+        cJSON_ArrayForEach(c, todo) {
+            if (ci >= n_cases) break;
+            const char *steps[32];
+            int n = case_steps(c, steps, NULL, 0);
+            float sc[32];
+            CHECK(n == case_rows[ci]);
+            e2h_status st = n == case_rows[ci]
+                ? e2h_prm_score_texts(e, cJSON_GetObjectItem(c, "problem")->valuestring, steps, n, sc)
+                : E2H_ERR_INVALID_ARG;
+            CHECKF(st == E2H_OK, "%s: %s", feats[fk], e2h_engine_last_error(e));
+            for (int k = 0; !st && k < n; k++) {
+                const double *xr = feat[r0 + k];
+                double zz = bias, zs = bias; // zs: the final hidden row where the layer row goes
+                for (int i = 0; i < n_in; i++) {
+                    int col = col0 + i;
+                    zz += (double)w[i] * xr[col];
+                    zs += (double)w[i] * (col > dim ? xr[col - dim - 1] : xr[col]);
+                }
+                double want = 1 / (1 + exp(-zz)), swapped = 1 / (1 + exp(-zs));
+                dmax = fmax(dmax, fabs(sc[k] - want));
+                dswap = fmax(dswap, fabs(sc[k] - swapped));
+                mid += want > 0.05 && want < 0.95;
+            }
+            r0 += n;
+            ci++;
+        }
+        CHECKF(r0 == rows && dmax < 1e-4, "%s: %d/%d rows scored, max |C score - recomputed| = %g", feats[fk],
+               r0, rows, dmax);
+        CHECKF(dswap > 1e-2 && 2 * mid >= rows, "%s: cannot tell the layer row apart (%g, %d of %d mid)",
+               feats[fk], dswap, mid, rows);
+        e2h_engine_free(e);
+        e2h_prm_free(p);
+        remove(path);
+    }
+
+    // refused: feature_layer out of range (0 or beyond the policy's layers), missing, not an
+    // integer, or set on a head that reads no layer; the last layer is accepted
+    static const struct {
+        const char *feat, *fl;
+        int want; // an e2h_status, -1: any error
+    } bad[] = {
+        {"layer", "3", E2H_ERR_INVALID_ARG}, {"layer", "0", E2H_ERR_INVALID_ARG},
+        {"hidden+mean_logprob+layer", "99", E2H_ERR_INVALID_ARG}, {"hidden+mean_logprob+layer", "-1", -1},
+        {"layer", NULL, E2H_ERR_FORMAT}, {"layer", "1x", E2H_ERR_FORMAT}, {"layer", "1.5", E2H_ERR_FORMAT},
+        {"hidden", "1", E2H_ERR_INVALID_ARG}, {"layer", "2", E2H_OK},
+    };
+    char range[32];
+    snprintf(range, sizeof range, "1..%d", mi.n_layers);
+    static float zw[2 * 256 + 1];
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        char path[512], what[128];
+        snprintf(path, sizeof path, "%s/bad_%d.safetensors", dir, (int)k);
+        snprintf(what, sizeof what, "features %s, feature_layer %s", bad[k].feat, bad[k].fl ? bad[k].fl : "missing");
+        int n_in = !strcmp(bad[k].feat, "hidden") || !strcmp(bad[k].feat, "layer") ? dim : n_full;
+        CHECK(write_linear_head(path, &mi, bad[k].feat, bad[k].fl, zw, n_in, 0) == 0);
+        int reads_layer = strcmp(bad[k].feat, "hidden") != 0;
+        e2h_prm *p = load_head_expect(path, pol, bad[k].want, reads_layer ? range : NULL, what);
+        CHECKF(bad[k].want || (p && e2h_prm_feature_layer(p) == mi.n_layers), "%s", what);
+        e2h_prm_free(p);
+        remove(path);
+    }
+    rmdir(dir);
+    e2h_model_free(pol);
+    cJSON_Delete(x);
+}
+
 int main(void) {
     RUN(layouts_match_reference);
     RUN(detection);
@@ -972,6 +1213,7 @@ int main(void) {
     RUN(incremental_matches_from_scratch);
     RUN(random_trees);
     RUN(head_incremental);
+    RUN(head_reads_policy_layer);
     RUN(kv_budget_split);
     RUN(attach_after_sequences);
     RUN(batch_and_threads_invariant);
