@@ -25,6 +25,9 @@
 #ifndef R16_PF_TILE
 #define R16_PF_TILE 32768 // tiles up to this size prefetch the next tile instead (SmolLM2 1 thread: 24 -> 30 GB/s)
 #endif
+#ifndef R16_PF_TILE_L2
+#define R16_PF_TILE_L2 65536 // the same for the q4_1 / q8_0 decode tiles, which prefetch into L2 (see r16_run)
+#endif
 #ifndef R16_PF_HINT
 #define R16_PF_HINT _MM_HINT_T0
 #endif
@@ -173,6 +176,9 @@ typedef void (*r16_tile_fn)(const uint8_t *const gq[], const r16_tok tk[], int64
 #define R16_DEC8_MAX_GS 32768 // longer q8_0 groups (n_in > 1920) decode with r16_tile (see r16_dec_q8)
 #endif
 #define G_DEC 2 // groups per r16_tile decode tile
+#ifndef R16_PF_DEC_SHORT_GS
+#define R16_PF_DEC_SHORT_GS 16384 // q4_1 / q8_0 decode groups up to this size prefetch (see r16_run)
+#endif
 #ifndef R16_PF_DEC41_8
 #define R16_PF_DEC41_8 0 // 1: q4_1 / q8_0 decode tiles prefetch as q4_0's (slower: see r16_dec_q8)
 #endif
@@ -219,8 +225,12 @@ AI void r16_dec_q4(int wt, int G, const uint8_t *const gq[], const r16_tok *tk, 
             const uint8_t *qd = gq[g] + b * qb, *sd = sd0[g] + b * sb;
             if (pf) {
 #pragma GCC unroll 4
-                for (int64_t o = 0; o < qb; o += 64) _mm_prefetch((const char *)(qd + pq + o), R16_PF_HINT);
-                _mm_prefetch((const char *)(sd + ps), R16_PF_HINT);
+                for (int64_t o = 0; o < qb; o += 64) {
+                    if (q40) _mm_prefetch((const char *)(qd + pq + o), R16_PF_HINT);
+                    else _mm_prefetch((const char *)(qd + pq + o), _MM_HINT_T1); // see r16_run
+                }
+                if (q40) _mm_prefetch((const char *)(sd + ps), R16_PF_HINT);
+                else _mm_prefetch((const char *)(sd + ps), _MM_HINT_T1);
             }
             __m512i il = q40 ? _mm512_set1_epi32(tk->init[b]) : _mm512_setzero_si512();
             __m512i ih = _mm512_setzero_si512();
@@ -246,7 +256,8 @@ AI void r16_dec_q4(int wt, int G, const uint8_t *const gq[], const r16_tok *tk, 
 // Decode (one token) over q8_0 groups: per block the 8 activation broadcasts are shared by the
 // G groups; per group two integer chains (even and odd vectors, as r16_tile's split), then the
 // same float ops in the same order as r16_tile and the ref: bit-identical. pf as r16_dec_q4.
-// q4_1 and q8_0 decode: 4 groups per tile and no software prefetch (R16_PF_DEC41_8), against
+// q4_1 and q8_0 decode: 4 groups per tile and, for long groups, no software prefetch (short
+// ones prefetch into L2 since session 13: see r16_run). Against
 // r16_tile's 2 groups with R16_PF_TILE / R16_PF_DIST_*: measured on the 2-core Zen 4, 1 thread
 // on a core shared with other jobs, DRAM shared with a decode on the other core (membw 20 GB/s,
 // CPU clock), the matmuls of one decode step with every matrix distinct (they stream from
@@ -281,8 +292,8 @@ AI void r16_dec_q8(int G, const uint8_t *const gq[], const r16_tok *tk, int64_t 
             const uint8_t *qd = gq[g] + b * qb, *sd = sd0[g] + b * sb;
             if (pf) {
 #pragma GCC unroll 8
-                for (int64_t o = 0; o < qb; o += 64) _mm_prefetch((const char *)(qd + pq + o), R16_PF_HINT);
-                _mm_prefetch((const char *)(sd + ps), R16_PF_HINT);
+                for (int64_t o = 0; o < qb; o += 64) _mm_prefetch((const char *)(qd + pq + o), _MM_HINT_T1);
+                _mm_prefetch((const char *)(sd + ps), _MM_HINT_T1); // see r16_run
             }
             __m512i i0 = init, i1 = _mm512_setzero_si512();
 #pragma GCC unroll 4
@@ -398,8 +409,16 @@ static void r16_run(const r16_ctx *c, int64_t g0, int64_t g1, int64_t t0, int64_
     // prefetcher keeps losing, so fetch the next tile (the same offset gmax groups on);
     // long groups stream well, so only R16_PF_DIST_* ahead in the group (coded negative).
     const int64_t dist = c->a.wtype == E2H_TYPE_Q8_0 ? R16_PF_DIST_Q8 : R16_PF_DIST_Q4;
-    int64_t pf = gmax * gs <= R16_PF_TILE ? gmax * gs : -dist;
-    if (ntmax == 1 && c->dec[0] && c->a.wtype != E2H_TYPE_Q4_0 && !R16_PF_DEC41_8) pf = 0;
+    // q4_1 / q8_0 decode tiles: short groups (SmolLM2's n_in 576, 1536) prefetch into L2 (q4_0's
+    // into L1), the next tile while it is at most R16_PF_TILE_L2; long ones (7B) stream best
+    // with the hardware prefetchers alone (see r16_dec_q8). Measured on the 2-core Zen 4 (1 thread
+    // pinned, alternating): SmolLM2 Q4_1 tg128 (`e2h bench -p 0 -n 128 -r 3`) 117-144 -> 173-206
+    // tok/s, bench/decode_roofline.py 69% -> 102% of membw at 1 thread, 54% -> 77% at 2; the
+    // step's matmuls (kernels_quant -i r16 -m) 12.6-16.3 -> 18.9-20.6 GB/s with R16_PF_TILE's
+    // limit, 13.5-13.8 GB/s prefetching into L1 (T0) instead.
+    const int dec41_8 = ntmax == 1 && c->dec[0] && c->a.wtype != E2H_TYPE_Q4_0;
+    int64_t pf = gmax * gs <= (dec41_8 ? R16_PF_TILE_L2 : R16_PF_TILE) ? gmax * gs : -dist;
+    if (dec41_8 && !R16_PF_DEC41_8 && gs > R16_PF_DEC_SHORT_GS) pf = 0;
     // Multi-token tiles (K samples' step, PRM steps, prefill): the first token tile over a tile
     // of groups fetches the next tile's weights into L2 while the other token tiles reuse these
     // from L1. Without it a step of few tokens waited for every group's weights from DRAM: the
