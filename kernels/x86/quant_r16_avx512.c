@@ -189,7 +189,8 @@ typedef void (*r16_tile_fn)(const uint8_t *const gq[], const r16_tok tk[], int64
 // stay far inside int32: 16 x 240 x 128). Per vector: two ANDs and two vpdpbusd instead of
 // an AND, a shift and an AND; the activation broadcasts are shared by the G groups.
 // Same integer sums, then the same float ops in the same order as r16_tile and the ref:
-// bit-identical. pf: the prefetch offset of r16_tile (< 0: -pf ahead within the group).
+// bit-identical. pf: the prefetch offset of r16_tile (< 0: -pf ahead within the group); l2:
+// into L2 instead of R16_PF_HINT (q4_0 only; q4_1 always prefetches into L2, see r16_run).
 // Measured on the 2-core Zen 4 (1 thread, CPU clock, core shared, DRAM shared with a decode
 // on the other core; bench/decode_roofline.py's conditions): 100 distinct 4096 x 4096 q4_0
 // matrices streamed from DRAM, G = 4 read 5-12% faster than r16_tile's 2 groups (4 rounds,
@@ -200,7 +201,7 @@ typedef void (*r16_tile_fn)(const uint8_t *const gq[], const r16_tok tk[], int64
 // may trade places (bench/decode_roofline.py --e2h OLD --e2h NEW shows it). q4_1 uses this
 // tile too, with 4 groups and no software prefetch (see r16_dec_q8).
 AI void r16_dec_q4(int wt, int G, const uint8_t *const gq[], const r16_tok *tk, int64_t nb, __m512 out[],
-                   int64_t pf) {
+                   int64_t pf, int l2) {
     const int64_t qb = 256, sb = kern_r16_sbytes(wt);
     const int q40 = wt == E2H_TYPE_Q4_0;
     const __m512i mlo = _mm512_set1_epi8(0x0F), mhi = _mm512_set1_epi8((char)0xF0);
@@ -226,11 +227,11 @@ AI void r16_dec_q4(int wt, int G, const uint8_t *const gq[], const r16_tok *tk, 
             if (pf) {
 #pragma GCC unroll 4
                 for (int64_t o = 0; o < qb; o += 64) {
-                    if (q40) _mm_prefetch((const char *)(qd + pq + o), R16_PF_HINT);
-                    else _mm_prefetch((const char *)(qd + pq + o), _MM_HINT_T1); // see r16_run
+                    if (l2) _mm_prefetch((const char *)(qd + pq + o), _MM_HINT_T1); // see r16_run
+                    else _mm_prefetch((const char *)(qd + pq + o), R16_PF_HINT);
                 }
-                if (q40) _mm_prefetch((const char *)(sd + ps), R16_PF_HINT);
-                else _mm_prefetch((const char *)(sd + ps), _MM_HINT_T1);
+                if (l2) _mm_prefetch((const char *)(sd + ps), _MM_HINT_T1);
+                else _mm_prefetch((const char *)(sd + ps), R16_PF_HINT);
             }
             __m512i il = q40 ? _mm512_set1_epi32(tk->init[b]) : _mm512_setzero_si512();
             __m512i ih = _mm512_setzero_si512();
@@ -309,14 +310,15 @@ AI void r16_dec_q8(int G, const uint8_t *const gq[], const r16_tok *tk, int64_t 
     for (int g = 0; g < G; g++) out[g] = acc[g];
 }
 
-typedef void (*r16_dec_fn)(const uint8_t *const gq[], const r16_tok *tk, int64_t nb, __m512 out[], int64_t pf);
+typedef void (*r16_dec_fn)(const uint8_t *const gq[], const r16_tok *tk, int64_t nb, __m512 out[], int64_t pf,
+                           int l2);
 #define R16_DEC(TYPE, G)                                                                             \
     static void r16_dec_##TYPE##_##G(const uint8_t *const gq[], const r16_tok *tk, int64_t nb, __m512 out[], \
-                                     int64_t pf) {                                                   \
+                                     int64_t pf, int l2) {                                           \
         if (E2H_TYPE_##TYPE == E2H_TYPE_Q8_0)                                                        \
             r16_dec_q8(G, gq, tk, nb, out, pf);                                                      \
         else                                                                                         \
-            r16_dec_q4(E2H_TYPE_##TYPE, G, gq, tk, nb, out, pf);                                     \
+            r16_dec_q4(E2H_TYPE_##TYPE, G, gq, tk, nb, out, pf, l2);                                 \
     }
 #define R16_DECS(TYPE) R16_DEC(TYPE, 1) R16_DEC(TYPE, 2) R16_DEC(TYPE, 3) R16_DEC(TYPE, 4)
 R16_DECS(Q4_0)
@@ -419,6 +421,9 @@ static void r16_run(const r16_ctx *c, int64_t g0, int64_t g1, int64_t t0, int64_
     const int dec41_8 = ntmax == 1 && c->dec[0] && c->a.wtype != E2H_TYPE_Q4_0;
     int64_t pf = gmax * gs <= (dec41_8 ? R16_PF_TILE_L2 : R16_PF_TILE) ? gmax * gs : -dist;
     if (dec41_8 && !R16_PF_DEC41_8 && gs > R16_PF_DEC_SHORT_GS) pf = 0;
+    // q4_0 decode tiles prefetch short groups into L2 too (long ones: R16_PF_HINT, tuned on the
+    // 7B): SmolLM2 quantized to q4_0 on load, tg128 1 thread 143-170 -> 230-240 tok/s.
+    const int dec_l2 = dec41_8 || gs <= R16_PF_DEC_SHORT_GS;
     // Multi-token tiles (K samples' step, PRM steps, prefill): the first token tile over a tile
     // of groups fetches the next tile's weights into L2 while the other token tiles reuse these
     // from L1. Without it a step of few tokens waited for every group's weights from DRAM: the
@@ -446,7 +451,7 @@ static void r16_run(const r16_ctx *c, int64_t g0, int64_t g1, int64_t t0, int64_
             __m512 out[G_ALL][NT_PRE];
             if (ntmax == 1 && c->dec[0]) {
                 __m512 o[G_ALL];
-                c->dec[G - 1](gq, tk, nb, o, pf);
+                c->dec[G - 1](gq, tk, nb, o, pf, dec_l2);
                 for (int i = 0; i < G; i++) out[i][0] = o[i];
             } else
                 c->tiles.f[G - 1][nt - 1](gq, tk, nb, out, t == t0 ? pf_pre : 0);
