@@ -25,10 +25,12 @@ if [ $need_apt = 1 ]; then
     [ -n "$v" ] && $SUDO apt-get install -y -qq --no-install-recommends "libclang-rt-$v-dev" >/dev/null 2>&1 || true
 fi
 # Python is for the oracle tests and tools only; torch is not needed (fixtures are committed).
-if ! python3 -c "import numpy, safetensors, gguf, pytest" 2>/dev/null; then
-    echo "deps: pip install numpy safetensors gguf pytest (pinned)"
+# tokenizers: the reference tokenizer of tests/py/test_prm_fixtures.py and test_tokenizer_strip.py
+# (without it both files skip, 29 tests, as they did in a clean CI until session 13).
+if ! python3 -c "import numpy, safetensors, gguf, pytest, tokenizers" 2>/dev/null; then
+    echo "deps: pip install numpy safetensors gguf pytest tokenizers (pinned)"
     python3 -m pip install -q --disable-pip-version-check numpy==2.2.6 safetensors==0.5.3 \
-        gguf==0.17.1 pytest==8.3.5 2>&1 | grep -v "as the 'root' user" || true
+        gguf==0.17.1 pytest==8.3.5 tokenizers==0.21.1 2>&1 | grep -v "as the 'root' user" || true
 fi
 # The answer checker's independent oracle (tools/eval, tests/py/test_answer_agreement.py) and the
 # report plot (tools/plot_report.py), pinned as in tools/requirements.txt.
