@@ -431,7 +431,7 @@ static void r16_run(const r16_ctx *c, int64_t g0, int64_t g1, int64_t t0, int64_
     // K, 1 thread) took 10.6-11.4 -> 4.8-5.1 ms at K = 4, 20.9-22.4 -> 15.9-16.0 at K = 16,
     // 67-74 -> 63 at K = 64; one 32000 x 4096 matrix (DRAM) at 512 tokens q4_0 310-323 -> 330-338
     // GFLOP/s, q8_0 unchanged; L2-resident shapes unchanged. Prefetching into L1 (T0) gained
-    // little, non-temporal (NTA) nothing: L1's miss buffers are the demand loads'.
+    // little and non-temporal (NTA) nothing (presumably they compete with the demand loads).
     const int64_t pf_pre = gmax * gs <= R16_PF_PRE_MAX ? gmax * gs : -R16_PF_DIST_Q4;
     for (int64_t g = g0; g < g1; g += gmax) {
         const int G = (int)(g1 - g < gmax ? g1 - g : gmax);
