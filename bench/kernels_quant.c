@@ -142,7 +142,14 @@ static void bench_model_decode(const decode_model *md, int wtype, const char *tn
     const int64_t nt = g_model_tok; // tokens per call: 1 = decode, K = K parallel samples' step
     float *x = malloc((size_t)nt * 11008 * 4), *y = malloc((size_t)nt * 49152 * 4);
     for (int64_t i = 0; i < nt * 11008; i++) x[i] = ((int)(rnd() % 2001) - 1000) * 1e-3f;
-    const int64_t ss = kern_r16_scratch_size(E2H_TYPE_Q8_0, nt, 11008) > 65536 ? kern_r16_scratch_size(E2H_TYPE_Q8_0, nt, 11008) : 65536;
+    // scratch for nt tokens of the widest input (11008) of either kernel family and type
+    int64_t ss = 65536;
+    const int types[2] = {wtype, md->out_type};
+    for (int i = 0; i < 2; i++) {
+        const int64_t a = kern_qmatmul_scratch_size(types[i], nt, 11008), r = kern_r16_scratch_size(types[i], nt, 11008);
+        ss = a > ss ? a : ss;
+        ss = r > ss ? r : ss;
+    }
     void *scratch = aligned_alloc(64, (size_t)(ss + 63) / 64 * 64);
     double best = 1e30;
     for (int rep = 0; rep < 2 + g_repeats; rep++) {
