@@ -689,6 +689,10 @@ static int sa_run(srch_args *a, e2h_model *m, e2h_engine *e) {
     if (!rc && !a->quiet)
         fprintf(stderr, "search: %ld new, %ld already done, %ld skipped (bad lines / too long) -> %s\n",
                 f.n_new, f.n_done_before, f.n_bad, a->out);
+    // bad lines are skipped so that one does not stop a long run; a file with nothing else is an
+    // error (a wrong file or schema), not an empty success
+    if (!rc && f.n_bad > 0 && f.n_new == 0 && f.n_done_before == 0)
+        rc = cli_fail("%s: no problem could be run (%ld skipped, each reported above)", a->problems, f.n_bad);
     free(f.line);
     if (pf) fclose(pf);
     if (of && fclose(of) && !rc) rc = cli_fail("%s: write failed", a->out);

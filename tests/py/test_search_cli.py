@@ -118,6 +118,8 @@ def test_math_train_schema_answer_from_solution(tmp_path):
     p = run("--policy", DEFAULT, "--problems", str(probs), "--method", "greedy", "-o", str(tmp_path / "s.jsonl"), *FAST)
     assert "p.jsonl:1" in p.stderr and "solution" in p.stderr and "skipped" in p.stderr, p.stderr
     assert len(read(tmp_path / "s.jsonl")) == 1  # the config line only: the bad line is reported, skipped
+    # a file whose every line is bad is an error, not an empty success
+    assert p.returncode == 2 and "no problem could be run" in p.stderr, p.stderr
 
 
 @pytest.mark.parametrize("args,msg", [
